@@ -1,0 +1,124 @@
+// Package store declares Herald's storage contract. Two implementations exist:
+// store/postgres (production) and store/memory (the embedded default). Both
+// must pass the conformance suite in store/storetest, which is the executable
+// form of the behaviour documented here.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations translate their own errors into these at
+// the edge; callers branch on them with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a write lost a race (the version it expected to create
+	// already exists). The caller may retry the whole transaction.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Method is how a version came to be; history entries echo it in request.method.
+type Method string
+
+const (
+	MethodCreate Method = "POST"
+	MethodUpdate Method = "PUT"
+	MethodDelete Method = "DELETE"
+)
+
+// Version is one stored version of a resource.
+type Version struct {
+	Type        string
+	ID          string
+	VersionID   int64 // 1, 2, 3, … per resource, gap-free
+	LastUpdated time.Time
+	Method      Method
+	Deleted     bool     // a delete marker; Body is nil
+	Body        []byte   // the exact resource JSON (with id and meta stamped)
+	Patients    []string // ids of the patients whose compartment holds this version
+}
+
+// Store is the whole storage contract.
+type Store interface {
+	Reader
+	// InTx runs fn in one transaction: every write made through the Tx
+	// commits together when fn returns nil, and none does when fn returns an
+	// error (which InTx returns). fn may be called again when the
+	// implementation retries a serialization failure, so it must not have
+	// side effects outside the Tx.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the store is reachable and its schema current.
+	Ping(ctx context.Context) error
+	// Close releases resources; the Store is unusable afterwards.
+	Close()
+}
+
+// Reader reads committed data. A Tx is also a Reader that sees its own writes.
+type Reader interface {
+	// Current returns the newest version of a resource, which may be a
+	// delete marker (Deleted true). ErrNotFound when no version exists.
+	Current(ctx context.Context, typ, id string) (Version, error)
+	// Version returns one specific version (vread). ErrNotFound when absent.
+	Version(ctx context.Context, typ, id string, versionID int64) (Version, error)
+	// History returns a resource's versions, newest first. ErrNotFound when
+	// the resource has no version at all.
+	History(ctx context.Context, q HistoryQuery) ([]Version, error)
+	// Search returns the current, non-deleted versions of one type that
+	// match q, ordered by id.
+	Search(ctx context.Context, q SearchQuery) ([]Version, error)
+}
+
+// Tx is a transaction. Reads through a Tx lock nothing except as stated.
+type Tx interface {
+	Reader
+	// Lock takes the write lock of one resource for the rest of the
+	// transaction and returns its current version like Current (ErrNotFound
+	// when none exists; the lock still serialises concurrent creators as far
+	// as the implementation can, otherwise Put reports ErrConflict).
+	Lock(ctx context.Context, typ, id string) (Version, error)
+	// Put appends v as the resource's newest version. v.VersionID must be
+	// exactly one more than the current version (1 for a new resource);
+	// otherwise Put returns ErrConflict and writes nothing.
+	Put(ctx context.Context, v Version) error
+}
+
+// HistoryQuery selects versions of one resource.
+type HistoryQuery struct {
+	Type, ID string
+	// Before, when > 0, returns only versions with VersionID < Before (paging).
+	Before int64
+	// Count caps the number of versions returned; 0 means no cap.
+	Count int
+}
+
+// SearchQuery selects current versions of one resource type. All conditions
+// are ANDed.
+type SearchQuery struct {
+	Type string
+	// IDs, when non-empty, keeps resources whose id is one of these.
+	IDs []string
+	// LastUpdated keeps resources whose lastUpdated lies in every range.
+	LastUpdated []TimeRange
+	// Patient, when set, keeps only resources in that patient's compartment
+	// (Version.Patients contains it).
+	Patient string
+	// AfterID, when set, keeps resources whose id sorts after it (paging).
+	AfterID string
+	// Count caps the number of results; 0 means no cap.
+	Count int
+}
+
+// TimeRange is a half-open interval [From, To); a zero bound is open. With
+// Exclude, the range keeps times outside the interval instead.
+type TimeRange struct {
+	From, To time.Time
+	Exclude  bool
+}
+
+// Contains reports whether t satisfies the range.
+func (r TimeRange) Contains(t time.Time) bool {
+	in := (r.From.IsZero() || !t.Before(r.From)) && (r.To.IsZero() || t.Before(r.To))
+	return in != r.Exclude
+}
