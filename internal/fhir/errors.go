@@ -11,20 +11,20 @@ import (
 type Kind int
 
 const (
-	KindInternal           Kind = iota // 500; details never reach the client
-	KindInvalid                        // 400 malformed request
-	KindUnauthorized                   // 401 missing or bad credentials
-	KindForbidden                      // 403 authenticated but not permitted
-	KindNotFound                       // 404
-	KindNotAllowed                     // 405 method not allowed on the path
-	KindNotAcceptable                  // 406 response media type not producible
-	KindConflict                       // 409
-	KindGone                           // 410 deleted
-	KindPrecondition                   // 412 If-Match failed
-	KindTooLarge                       // 413 body over the limit
-	KindUnsupportedMedia               // 415
-	KindUnprocessable                  // 422 well-formed but breaks a rule
-	KindUnavailable                    // 503
+	KindInternal         Kind = iota // 500; details never reach the client
+	KindInvalid                      // 400 malformed request
+	KindUnauthorized                 // 401 missing or bad credentials
+	KindForbidden                    // 403 authenticated but not permitted
+	KindNotFound                     // 404
+	KindNotAllowed                   // 405 method not allowed on the path
+	KindNotAcceptable                // 406 response media type not producible
+	KindConflict                     // 409
+	KindGone                         // 410 deleted
+	KindPrecondition                 // 412 If-Match failed
+	KindTooLarge                     // 413 body over the limit
+	KindUnsupportedMedia             // 415
+	KindUnprocessable                // 422 well-formed but breaks a rule
+	KindUnavailable                  // 503
 )
 
 var kindStatus = map[Kind]int{
