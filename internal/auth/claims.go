@@ -1,0 +1,42 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// claims is the JWT body Herald reads and mints.
+type claims struct {
+	jwt.RegisteredClaims
+	ClientID string     `json:"client_id,omitempty"`
+	Scope    scopeClaim `json:"scope,omitempty"`
+	Patient  string     `json:"patient,omitempty"`
+}
+
+// scopeClaim accepts the OAuth space-separated string and, as some issuers
+// emit, a JSON array of strings. It is written as a string.
+type scopeClaim []string
+
+func (s *scopeClaim) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = strings.Fields(one)
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("scope claim must be a string or an array of strings")
+	}
+	*s = nil
+	for _, m := range many {
+		*s = append(*s, strings.Fields(m)...)
+	}
+	return nil
+}
+
+func (s scopeClaim) MarshalJSON() ([]byte, error) {
+	return json.Marshal(strings.Join(s, " "))
+}
