@@ -28,16 +28,17 @@ const (
 	MethodDelete Method = "DELETE"
 )
 
-// Version is one stored version of a resource.
+// Version is one stored version of a resource. Versions returned by a store
+// may share memory with it: callers must not modify them.
 type Version struct {
 	Type        string
 	ID          string
 	VersionID   int64 // 1, 2, 3, … per resource, gap-free
 	LastUpdated time.Time
 	Method      Method
-	Deleted     bool     // a delete marker; Body is nil
+	Deleted     bool     // a delete marker; Body is nil exactly when Deleted
 	Body        []byte   // the exact resource JSON (with id and meta stamped)
-	Patients    []string // ids of the patients whose compartment holds this version
+	Patients    []string // ids of the patients whose compartment holds this version; nil and empty are the same
 }
 
 // Store is the whole storage contract.
@@ -47,7 +48,8 @@ type Store interface {
 	// commits together when fn returns nil, and none does when fn returns an
 	// error (which InTx returns). fn may be called again when the
 	// implementation retries a serialization failure, so it must not have
-	// side effects outside the Tx.
+	// side effects outside the Tx. When retries are exhausted the error
+	// matches ErrConflict. Readers outside the transaction never wait for it.
 	InTx(ctx context.Context, fn func(Tx) error) error
 	// Ping reports whether the store is reachable and its schema current.
 	Ping(ctx context.Context) error
@@ -80,7 +82,8 @@ type Tx interface {
 	Lock(ctx context.Context, typ, id string) (Version, error)
 	// Put appends v as the resource's newest version. v.VersionID must be
 	// exactly one more than the current version (1 for a new resource);
-	// otherwise Put returns ErrConflict and writes nothing.
+	// otherwise Put returns ErrConflict and writes nothing. LastUpdated is
+	// kept to the millisecond (compare with Equal; the zone is not kept).
 	Put(ctx context.Context, v Version) error
 }
 

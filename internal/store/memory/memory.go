@@ -1,0 +1,222 @@
+// Package memory is the embedded in-process store: Herald's default when no
+// DATABASE_URL is configured. It keeps everything in RAM, so data is lost when
+// the process exits. Write transactions are serialised by one lock, which
+// gives them the isolation the store contract promises at the cost of
+// write concurrency.
+package memory
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+type key struct{ typ, id string }
+
+// data is the whole database; a transaction works on a copy-on-write overlay.
+type data struct {
+	versions map[key][]store.Version // oldest first
+}
+
+// Store is an in-memory store.Store.
+type Store struct {
+	writeMu sync.Mutex   // held for the whole of a write transaction
+	mu      sync.RWMutex // guards db against concurrent readers
+	db      data
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{db: data{versions: make(map[key][]store.Version)}}
+}
+
+func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
+func (s *Store) Close()                         {}
+
+func (s *Store) Current(ctx context.Context, typ, id string) (store.Version, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return current(s.db.versions[key{typ, id}])
+}
+
+func (s *Store) Version(ctx context.Context, typ, id string, versionID int64) (store.Version, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return version(s.db.versions[key{typ, id}], versionID)
+}
+
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return history(s.db.versions[key{q.Type, q.ID}], q)
+}
+
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return search(s.db.versions, nil, q), nil
+}
+
+// InTx runs fn against an overlay of pending writes and applies the overlay
+// only when fn succeeds.
+func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	tx := &tx{s: s, pending: make(map[key][]store.Version)}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, vs := range tx.pending {
+		s.db.versions[k] = append(s.db.versions[k], vs...)
+	}
+	return nil
+}
+
+// tx sees committed data plus its own pending versions. Readers outside the
+// transaction never see pending versions. The write lock held by InTx means
+// committed data cannot change under a tx, so Lock needs no extra work.
+type tx struct {
+	s       *Store
+	pending map[key][]store.Version
+}
+
+func (t *tx) all(k key) []store.Version {
+	t.s.mu.RLock()
+	committed := t.s.db.versions[k]
+	t.s.mu.RUnlock()
+	if p := t.pending[k]; len(p) > 0 {
+		return append(slices.Clip(committed), p...)
+	}
+	return committed
+}
+
+func (t *tx) Current(ctx context.Context, typ, id string) (store.Version, error) {
+	return current(t.all(key{typ, id}))
+}
+
+func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
+	return t.Current(ctx, typ, id)
+}
+
+func (t *tx) Version(ctx context.Context, typ, id string, versionID int64) (store.Version, error) {
+	return version(t.all(key{typ, id}), versionID)
+}
+
+func (t *tx) History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error) {
+	return history(t.all(key{q.Type, q.ID}), q)
+}
+
+func (t *tx) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
+	t.s.mu.RLock()
+	defer t.s.mu.RUnlock()
+	return search(t.s.db.versions, t.pending, q), nil
+}
+
+func (t *tx) Put(ctx context.Context, v store.Version) error {
+	k := key{v.Type, v.ID}
+	if int64(len(t.all(k)))+1 != v.VersionID {
+		return store.ErrConflict
+	}
+	if v.Deleted != (v.Body == nil) {
+		return errors.New("memory: a version has a body exactly when it is not a delete marker")
+	}
+	v.LastUpdated = v.LastUpdated.UTC()
+	v.Body = slices.Clone(v.Body)
+	v.Patients = slices.Clone(v.Patients)
+	t.pending[k] = append(t.pending[k], v)
+	return nil
+}
+
+func current(vs []store.Version) (store.Version, error) {
+	if len(vs) == 0 {
+		return store.Version{}, store.ErrNotFound
+	}
+	return vs[len(vs)-1], nil
+}
+
+func version(vs []store.Version, versionID int64) (store.Version, error) {
+	// Versions are gap-free from 1, so the index is the version id minus one.
+	if versionID < 1 || versionID > int64(len(vs)) {
+		return store.Version{}, store.ErrNotFound
+	}
+	return vs[versionID-1], nil
+}
+
+func history(vs []store.Version, q store.HistoryQuery) ([]store.Version, error) {
+	if len(vs) == 0 {
+		return nil, store.ErrNotFound
+	}
+	out := make([]store.Version, 0, len(vs))
+	for i := len(vs) - 1; i >= 0; i-- {
+		v := vs[i]
+		if q.Before > 0 && v.VersionID >= q.Before {
+			continue
+		}
+		if q.Count > 0 && len(out) == q.Count {
+			break
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// search scans every resource of the type; the embedded store is for
+// development and tests, where a scan is fast enough.
+func search(committed, pending map[key][]store.Version, q store.SearchQuery) []store.Version {
+	heads := make(map[string]store.Version)
+	collect := func(m map[key][]store.Version) {
+		for k, vs := range m {
+			if k.typ == q.Type && len(vs) > 0 {
+				heads[k.id] = vs[len(vs)-1]
+			}
+		}
+	}
+	collect(committed)
+	collect(pending)
+	var out []store.Version
+	for _, v := range heads {
+		if matches(v, q) {
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if q.Count > 0 && len(out) > q.Count {
+		out = out[:q.Count]
+	}
+	return out
+}
+
+func matches(v store.Version, q store.SearchQuery) bool {
+	if v.Deleted {
+		return false
+	}
+	if q.AfterID != "" && v.ID <= q.AfterID {
+		return false
+	}
+	if len(q.IDs) > 0 && !slices.Contains(q.IDs, v.ID) {
+		return false
+	}
+	if q.Patient != "" && !slices.Contains(v.Patients, q.Patient) {
+		return false
+	}
+	for _, r := range q.LastUpdated {
+		if !r.Contains(v.LastUpdated) {
+			return false
+		}
+	}
+	return true
+}

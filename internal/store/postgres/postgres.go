@@ -1,0 +1,188 @@
+// Package postgres is the production store.Store, on PostgreSQL through pgx.
+// It is the only package that holds SQL.
+//
+// The schema lives in migrations/ and is applied by Migrate. Tables are never
+// schema-qualified, so the schema a Store uses is the first one on the
+// connection's search_path; set it with the search_path option of the
+// database URL (postgres://…/db?search_path=herald) to keep Herald, or a test,
+// in a schema of its own.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// DefaultMaxConns is the pool size used unless WithMaxConns or the URL's
+// pool_max_conns says otherwise. A few connections per core keep both cores
+// busy while others wait for the WAL flush of a commit.
+const DefaultMaxConns = 16
+
+// maxTxAttempts bounds how often InTx runs fn when PostgreSQL reports a
+// serialization failure or a deadlock.
+const maxTxAttempts = 4
+
+// Store is a store.Store backed by a pgxpool.Pool.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*pgxpool.Config)
+
+// WithMaxConns sets the most connections the pool opens (default
+// DefaultMaxConns).
+func WithMaxConns(n int32) Option {
+	return func(c *pgxpool.Config) { c.MaxConns = n }
+}
+
+// WithMinConns sets how many idle connections the pool keeps open (default 0).
+func WithMinConns(n int32) Option {
+	return func(c *pgxpool.Config) { c.MinConns = n }
+}
+
+// Open connects to databaseURL (a postgres:// URL or a key=value DSN; pgxpool
+// options such as pool_max_conns are honoured) and checks that the server
+// answers. It does not check the schema: call Migrate first, and Ping to
+// verify.
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
+	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "herald"
+	}
+	for _, o := range opts {
+		o(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection. It is safe to call more than once.
+func (s *Store) Close() { s.pool.Close() }
+
+// pingSQL reads the schema version goose recorded; goose_db_version lives in
+// the same schema as the tables it describes.
+const pingSQL = `SELECT coalesce(max(version_id), 0) FROM goose_db_version`
+
+// Ping reports whether the database answers and every embedded migration has
+// been applied to the schema this Store uses.
+func (s *Store) Ping(ctx context.Context) error {
+	var version int64
+	if err := s.pool.QueryRow(ctx, pingSQL).Scan(&version); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return errors.New("postgres: schema not migrated (no goose_db_version table)")
+		}
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	if version < latestVersion {
+		return fmt.Errorf("postgres: schema at version %d, want %d: run migrations", version, latestVersion)
+	}
+	return nil
+}
+
+// InTx runs fn in a READ COMMITTED transaction and commits when fn returns
+// nil. When the transaction fails with a serialization failure or deadlock,
+// it is rolled back and fn runs again after a short backoff, up to
+// maxTxAttempts times in all; if it still fails, InTx returns an error that
+// matches store.ErrConflict.
+func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, func(ptx pgx.Tx) error {
+			return fn(&tx{q: ptx})
+		})
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if attempt == maxTxAttempts || !backoff(ctx, attempt) {
+			return fmt.Errorf("%w: transaction failed %d times: %w", store.ErrConflict, attempt, err)
+		}
+	}
+}
+
+// backoff waits a few milliseconds, more after each attempt and jittered, so
+// that the transaction that won the race finishes before the loser runs
+// again (a loser retried at once can grab a row lock first and deadlock
+// anew). It reports false if ctx ended first.
+func backoff(ctx context.Context, attempt int) bool {
+	d := time.Duration(attempt) * (2*time.Millisecond + rand.N(3*time.Millisecond))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// tx is a store.Tx on one pgx transaction.
+type tx struct {
+	q pgx.Tx
+}
+
+var _ store.Tx = (*tx)(nil)
+
+// retryable reports whether err means the transaction lost a race that
+// running it again may win: serialization_failure or deadlock_detected.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "40001" || pgErr.Code == "40P01"
+}
+
+// interpretError translates pgx errors into the store's sentinels at the
+// edge: no rows is store.ErrNotFound, a unique violation is store.ErrConflict
+// (two writers created the same version). Other errors, including the
+// retryable ones InTx looks for, keep their cause so errors.As still finds
+// the *pgconn.PgError.
+func interpretError(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		return fmt.Errorf("%w: %w", store.ErrConflict, err)
+	}
+	return err
+}
+
+// wrap interprets err and names the operation that failed. Not-found is
+// returned bare: it is an answer, not a failure.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = interpretError(err)
+	if err == store.ErrNotFound {
+		return err
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}

@@ -1,0 +1,323 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// querier is what the readers need: the pool outside a transaction, the
+// pgx.Tx inside one.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// versionRow is a row of resources or resource_versions, in versionColumns
+// order.
+type versionRow struct {
+	Type        string    `db:"type"`
+	ID          string    `db:"id"`
+	VersionID   int64     `db:"version_id"`
+	LastUpdated time.Time `db:"last_updated"`
+	Method      string    `db:"method"`
+	Deleted     bool      `db:"deleted"`
+	Body        []byte    `db:"body"`
+	Patients    []string  `db:"patients"`
+}
+
+func (r versionRow) version() store.Version {
+	v := store.Version{
+		Type:        r.Type,
+		ID:          r.ID,
+		VersionID:   r.VersionID,
+		LastUpdated: r.LastUpdated.UTC(),
+		Method:      store.Method(r.Method),
+		Deleted:     r.Deleted,
+		Body:        r.Body,
+		Patients:    r.Patients,
+	}
+	if len(v.Patients) == 0 {
+		v.Patients = nil
+	}
+	return v
+}
+
+const versionColumns = `type, id, version_id, last_updated, method, deleted, body, patients`
+
+// queryOne runs a query that returns at most one version row.
+func queryOne(ctx context.Context, q querier, sql string, args ...any) (store.Version, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return store.Version{}, err
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[versionRow])
+	if err != nil {
+		return store.Version{}, err
+	}
+	return r.version(), nil
+}
+
+// queryMany runs a query that returns version rows.
+func queryMany(ctx context.Context, q querier, sql string, args ...any) ([]store.Version, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[versionRow])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Version, len(rs))
+	for i, r := range rs {
+		out[i] = r.version()
+	}
+	return out, nil
+}
+
+// Readers: the Store reads committed data through the pool, a tx reads
+// through its transaction. Both share the functions below.
+
+func (s *Store) Current(ctx context.Context, typ, id string) (store.Version, error) {
+	return current(ctx, s.pool, typ, id)
+}
+
+func (s *Store) Version(ctx context.Context, typ, id string, versionID int64) (store.Version, error) {
+	return version(ctx, s.pool, typ, id, versionID)
+}
+
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error) {
+	return history(ctx, s.pool, q)
+}
+
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
+	return search(ctx, s.pool, q)
+}
+
+func (t *tx) Current(ctx context.Context, typ, id string) (store.Version, error) {
+	return current(ctx, t.q, typ, id)
+}
+
+func (t *tx) Version(ctx context.Context, typ, id string, versionID int64) (store.Version, error) {
+	return version(ctx, t.q, typ, id, versionID)
+}
+
+func (t *tx) History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error) {
+	return history(ctx, t.q, q)
+}
+
+func (t *tx) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
+	return search(ctx, t.q, q)
+}
+
+const currentSQL = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND id = $2`
+
+func current(ctx context.Context, q querier, typ, id string) (store.Version, error) {
+	v, err := queryOne(ctx, q, currentSQL, typ, id)
+	return v, wrap("current "+typ+"/"+id, err)
+}
+
+const versionSQL = `SELECT ` + versionColumns + ` FROM resource_versions WHERE type = $1 AND id = $2 AND version_id = $3`
+
+func version(ctx context.Context, q querier, typ, id string, versionID int64) (store.Version, error) {
+	v, err := queryOne(ctx, q, versionSQL, typ, id, versionID)
+	return v, wrap(fmt.Sprintf("version %s/%s/_history/%d", typ, id, versionID), err)
+}
+
+const (
+	// historySQL: $3 is the exclusive upper bound on version_id, $4 the
+	// limit (NULL for none).
+	historySQL = `SELECT ` + versionColumns + ` FROM resource_versions
+		WHERE type = $1 AND id = $2 AND version_id < $3
+		ORDER BY version_id DESC
+		LIMIT $4`
+	existsSQL = `SELECT EXISTS (SELECT 1 FROM resources WHERE type = $1 AND id = $2)`
+)
+
+func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Version, error) {
+	op := "history " + hq.Type + "/" + hq.ID
+	before := int64(math.MaxInt64)
+	if hq.Before > 0 {
+		before = hq.Before
+	}
+	var limit *int
+	if hq.Count > 0 {
+		limit = &hq.Count
+	}
+	vs, err := queryMany(ctx, q, historySQL, hq.Type, hq.ID, before, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(vs) > 0 {
+		return vs, nil
+	}
+	if hq.Before <= 0 {
+		return nil, store.ErrNotFound
+	}
+	// An empty page: is the resource there at all?
+	rows, err := q.Query(ctx, existsSQL, hq.Type, hq.ID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	exists, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if !exists {
+		return nil, store.ErrNotFound
+	}
+	return vs, nil
+}
+
+// Search builds its WHERE clause from these fragments; every value is a
+// parameter. Time bounds are half-open: [from, to).
+const (
+	searchSQL        = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND NOT deleted`
+	searchIDsSQL     = ` AND id = ANY($%d::text[])`
+	searchPatientSQL = ` AND patients @> ARRAY[$%d::text]` // uses the GIN index
+	searchAfterIDSQL = ` AND id > $%d`
+	searchFromSQL    = ` AND last_updated >= $%d`
+	searchToSQL      = ` AND last_updated < $%d`
+	searchOutsideSQL = ` AND (last_updated < $%d OR last_updated >= $%d)`
+	searchNothingSQL = ` AND false`
+	searchOrderSQL   = ` ORDER BY id`
+	searchLimitSQL   = ` LIMIT $%d`
+)
+
+func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	var b strings.Builder
+	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
+	args[0] = sq.Type
+	b.WriteString(searchSQL)
+	// add appends a fragment whose %d verbs are the parameters vals.
+	add := func(fragment string, vals ...any) {
+		nums := make([]any, len(vals))
+		for i, v := range vals {
+			args = append(args, v)
+			nums[i] = len(args)
+		}
+		fmt.Fprintf(&b, fragment, nums...)
+	}
+	if len(sq.IDs) > 0 {
+		add(searchIDsSQL, sq.IDs)
+	}
+	if sq.Patient != "" {
+		add(searchPatientSQL, sq.Patient)
+	}
+	if sq.AfterID != "" {
+		add(searchAfterIDSQL, sq.AfterID)
+	}
+	for _, r := range sq.LastUpdated {
+		switch {
+		case !r.Exclude:
+			if !r.From.IsZero() {
+				add(searchFromSQL, r.From)
+			}
+			if !r.To.IsZero() {
+				add(searchToSQL, r.To)
+			}
+		case r.From.IsZero() && r.To.IsZero():
+			b.WriteString(searchNothingSQL) // outside (-∞, ∞)
+		case r.From.IsZero():
+			add(searchFromSQL, r.To) // outside (-∞, to): at or after to
+		case r.To.IsZero():
+			add(searchToSQL, r.From) // outside [from, ∞): before from
+		default:
+			add(searchOutsideSQL, r.From, r.To)
+		}
+	}
+	b.WriteString(searchOrderSQL)
+	if sq.Count > 0 {
+		add(searchLimitSQL, sq.Count)
+	}
+	vs, err := queryMany(ctx, q, b.String(), args...)
+	if err != nil {
+		return nil, wrap("search "+sq.Type, err)
+	}
+	return vs, nil
+}
+
+// Lock: a FOR UPDATE of the head row. When there is no row yet, creators are
+// serialised by a transaction-scoped advisory lock on the resource's key
+// (hashed with the schema, so parallel test schemas do not collide), and the
+// head is read again in a new statement, so that a creator that waited sees
+// the version the first one committed.
+const (
+	lockSQL         = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`
+	lockAdvisorySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1::text || '/' || $2::text, 0))`
+)
+
+func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
+	op := "lock " + typ + "/" + id
+	v, err := queryOne(ctx, t.q, lockSQL, typ, id)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return v, wrap(op, err)
+	}
+	if _, err := t.q.Exec(ctx, lockAdvisorySQL, typ, id); err != nil {
+		return store.Version{}, wrap(op, err)
+	}
+	v, err = queryOne(ctx, t.q, lockSQL, typ, id)
+	return v, wrap(op, err)
+}
+
+// Put is one statement: a data-modifying CTE moves the head forward (insert
+// for version 1, update guarded by version_id = v-1 otherwise) and the outer
+// INSERT copies the new head into resource_versions only when that
+// succeeded. Zero rows means another version got there first: ErrConflict,
+// nothing written, and the transaction still usable. A concurrent creator
+// waits on ON CONFLICT until the first commits, then does nothing; a
+// concurrent updater waits on the row lock, then fails the guard.
+const (
+	putCreateSQL = `WITH head AS (
+		INSERT INTO resources (` + versionColumns + `)
+		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'))
+		ON CONFLICT (type, id) DO NOTHING
+		RETURNING ` + versionColumns + `
+	)
+	INSERT INTO resource_versions (` + versionColumns + `)
+	SELECT ` + versionColumns + ` FROM head`
+
+	putUpdateSQL = `WITH head AS (
+		UPDATE resources
+		SET version_id = $3, last_updated = $4, method = $5, deleted = $6, body = $7,
+			patients = coalesce($8::text[], '{}')
+		WHERE type = $1 AND id = $2 AND version_id = $3 - 1
+		RETURNING ` + versionColumns + `
+	)
+	INSERT INTO resource_versions (` + versionColumns + `)
+	SELECT ` + versionColumns + ` FROM head`
+)
+
+func (t *tx) Put(ctx context.Context, v store.Version) error {
+	op := "put " + v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.VersionID, 10)
+	if v.Deleted != (v.Body == nil) {
+		return fmt.Errorf("postgres: %s: a version has a body exactly when it is not a delete marker", op)
+	}
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	switch {
+	case v.VersionID < 1:
+		return store.ErrConflict
+	case v.VersionID == 1:
+		tag, err = t.q.Exec(ctx, putCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients)
+	default:
+		tag, err = t.q.Exec(ctx, putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients)
+	}
+	if err != nil {
+		return wrap(op, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return store.ErrConflict
+	}
+	return nil
+}
