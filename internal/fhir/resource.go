@@ -101,36 +101,29 @@ func (r *Resource) Stamp(id string, versionID int64, lastUpdated time.Time) []by
 		b.WriteByte(':')
 		b.Write(value)
 	}
-	wroteID, wroteMeta := false, false
 	meta := r.stampMeta(versionID, lastUpdated)
+	hasID, hasMeta := r.Has("id"), r.Has("meta")
 	for _, m := range r.members {
 		switch m.name {
+		case "resourceType":
+			write(m.name, m.value)
+			// A new id and meta go right after resourceType, where readers expect them.
+			if !hasID {
+				write("id", quote(id))
+				if !hasMeta {
+					write("meta", meta)
+				}
+			}
 		case "id":
 			write("id", quote(id))
-			wroteID = true
+			if !hasMeta {
+				write("meta", meta)
+			}
 		case "meta":
 			write("meta", meta)
-			wroteMeta = true
 		default:
 			write(m.name, m.value)
 		}
-		if m.name == "resourceType" && !wroteID {
-			// New ids and meta go right after resourceType, where readers expect them.
-			if !r.Has("id") {
-				write("id", quote(id))
-				wroteID = true
-			}
-			if !r.Has("meta") {
-				write("meta", meta)
-				wroteMeta = true
-			}
-		}
-	}
-	if !wroteID {
-		write("id", quote(id))
-	}
-	if !wroteMeta {
-		write("meta", meta)
 	}
 	b.WriteByte('}')
 	return b.Bytes()

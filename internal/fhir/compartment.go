@@ -1,0 +1,64 @@
+package fhir
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// compartmentMembers are the elements whose reference puts a resource into a
+// patient's compartment. Herald uses this deliberately small rule (the Patient
+// itself, and resources whose subject or patient is that patient) so that
+// patient-scoped tokens see only what unambiguously belongs to the patient.
+var compartmentMembers = []string{"subject", "patient"}
+
+// CompartmentPatients returns the ids of the patients whose compartment holds
+// the resource. baseURL lets absolute references to this server count too.
+func CompartmentPatients(r *Resource, id, baseURL string) []string {
+	if r.Type == "Patient" {
+		return []string{id}
+	}
+	var out []string
+	for _, name := range compartmentMembers {
+		raw := r.Member(name)
+		if raw == nil {
+			continue
+		}
+		var ref struct {
+			Reference string `json:"reference"`
+		}
+		if json.Unmarshal(raw, &ref) != nil {
+			continue
+		}
+		if pid, ok := PatientID(ref.Reference, baseURL); ok && !contains(out, pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// PatientID returns the id in a reference to a Patient on this server:
+// "Patient/123", "Patient/123/_history/2" or "<baseURL>/Patient/123".
+func PatientID(reference, baseURL string) (string, bool) {
+	ref := reference
+	if baseURL != "" {
+		ref = strings.TrimPrefix(ref, strings.TrimSuffix(baseURL, "/")+"/")
+	}
+	rest, ok := strings.CutPrefix(ref, "Patient/")
+	if !ok {
+		return "", false
+	}
+	id, _, _ := strings.Cut(rest, "/_history/")
+	if !ValidID(id) {
+		return "", false
+	}
+	return id, true
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
