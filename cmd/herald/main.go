@@ -1,0 +1,214 @@
+// Command herald is the Herald FHIR Subscriptions server.
+//
+//	herald [serve] [flags]               run the server (the default)
+//	herald migrate [up|status]           apply or list database migrations
+//	herald token --client ID --scope S   mint an HS256 token for local use
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/api"
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/config"
+	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/memory"
+	"github.com/herald-fhir/herald/internal/store/postgres"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; tests call it exactly as main does.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "token") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "migrate":
+		return migrate(ctx, getenv, args, stdout, stderr)
+	case "token":
+		return token(getenv, args, stdout, stderr)
+	default:
+		return serve(ctx, getenv, args, stdout, stderr)
+	}
+}
+
+func serve(ctx context.Context, getenv func(string) string, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv, args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	verifier, err := newVerifier(ctx, cfg, log, stdout)
+	if err != nil {
+		return err
+	}
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL})
+	handler := api.New(api.Options{
+		Resources:    svc,
+		Auth:         verifier,
+		Ready:        st,
+		Logger:       log,
+		BaseURL:      cfg.BaseURL,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Version:      version,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("HERALD_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("herald listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "version", version)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	// Drain: stop accepting, let in-flight requests finish, then the deferred
+	// st.Close releases the database pool.
+	log.Info("herald shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("herald stopped")
+	return nil
+}
+
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.DatabaseURL == "" {
+		log.Warn("DATABASE_URL is not set: using the embedded in-memory store. ALL DATA IS LOST WHEN HERALD EXITS. Set DATABASE_URL to a PostgreSQL database for anything but a trial.")
+		return memory.New(), nil
+	}
+	if !cfg.NoMigrate {
+		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	return postgres.Open(ctx, cfg.DatabaseURL)
+}
+
+// newVerifier builds token verification. In dev mode without configured
+// auth it invents a secret for this run and prints tokens ready to paste.
+func newVerifier(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) (*auth.Verifier, error) {
+	vc := auth.VerifierConfig{
+		HS256Secret: []byte(cfg.AuthHS256Secret),
+		JWKSURL:     cfg.AuthJWKSURL,
+		Issuer:      cfg.AuthIssuer,
+		Audience:    cfg.AuthAudience,
+		Logger:      log,
+	}
+	if !cfg.AuthConfigured() && cfg.Dev {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		vc.HS256Secret = []byte(base64.RawURLEncoding.EncodeToString(b[:]))
+		if err := printDevTokens(stdout, vc); err != nil {
+			return nil, err
+		}
+		log.Warn("development mode: tokens are signed with an ephemeral secret that dies with this process")
+	}
+	return auth.NewVerifier(ctx, vc)
+}
+
+func printDevTokens(w io.Writer, vc auth.VerifierConfig) error {
+	tokens := []struct{ name, client, scope string }{
+		{"admin", "herald-admin", "herald.admin system/*.cruds"},
+		{"client", "dev-client", "system/*.cruds"},
+	}
+	fmt.Fprintln(w, "Development mode. Tokens valid for 24h with this process (export one and pass it as `Authorization: Bearer $TOKEN`):")
+	for _, t := range tokens {
+		tok, err := auth.MintHS256(vc.HS256Secret, auth.MintClaims{ClientID: t.client, Scope: t.scope, TTL: 24 * time.Hour, Issuer: vc.Issuer, Audience: vc.Audience})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\n  %s (%s: %s)\n  export HERALD_%s_TOKEN=%s\n", t.name, t.client, t.scope, strings.ToUpper(t.name), tok)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+func token(getenv func(string) string, args []string, stdout, stderr io.Writer) error {
+	t, err := config.LoadToken(getenv, args, stderr)
+	if err != nil {
+		return err
+	}
+	tok, err := auth.MintHS256([]byte(t.Secret), auth.MintClaims{
+		ClientID: t.ClientID, Scope: t.Scope, Patient: t.Patient, TTL: t.TTL,
+		Issuer: t.Issuer, Audience: t.Audience,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+func migrate(ctx context.Context, getenv func(string) string, args []string, stdout, stderr io.Writer) error {
+	m, err := config.LoadMigrate(getenv, args, stderr)
+	if err != nil {
+		return err
+	}
+	if m.Action == "up" {
+		if err := postgres.Migrate(ctx, m.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	states, err := postgres.MigrationStatus(ctx, m.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	for _, s := range states {
+		state := "pending"
+		if s.Applied {
+			state = "applied " + s.AppliedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%05d  %-40s %s\n", s.Version, s.Source, state)
+	}
+	return nil
+}

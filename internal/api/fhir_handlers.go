@@ -1,0 +1,191 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+func (s *Server) create(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Resources.Create(c.Request.Context(), principal(c), c.Param("type"), body)
+	s.respondWrite(c, res, err)
+}
+
+func (s *Server) update(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Resources.Update(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"), body, c.GetHeader("If-Match"))
+	s.respondWrite(c, res, err)
+}
+
+func (s *Server) delete(c *gin.Context) {
+	_, err := s.opts.Resources.Delete(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"), c.GetHeader("If-Match"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) read(c *gin.Context) {
+	v, err := s.opts.Resources.Read(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"))
+	s.respondVersion(c, v, err)
+}
+
+func (s *Server) vread(c *gin.Context) {
+	v, err := s.opts.Resources.VRead(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"), c.Param("vid"))
+	s.respondVersion(c, v, err)
+}
+
+func (s *Server) history(c *gin.Context) {
+	b, err := s.opts.Resources.History(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"), c.Request.URL.Query())
+	s.respondBundle(c, b, err)
+}
+
+func (s *Server) search(c *gin.Context) {
+	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), strictHandling(c))
+	s.respondBundle(c, b, err)
+}
+
+// searchPost is search with the parameters in a form body, as FHIR allows.
+func (s *Server) searchPost(c *gin.Context) {
+	if mt := c.ContentType(); mt != "application/x-www-form-urlencoded" && mt != "" {
+		writeError(c, fhir.Errorf(fhir.KindUnsupportedMedia, "POST _search takes application/x-www-form-urlencoded parameters"))
+		return
+	}
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	params, err := url.ParseQuery(string(body))
+	if err != nil {
+		writeError(c, fhir.Errorf(fhir.KindInvalid, "the search parameters are not valid form data"))
+		return
+	}
+	for k, vs := range c.Request.URL.Query() {
+		params[k] = append(params[k], vs...)
+	}
+	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), params, strictHandling(c))
+	s.respondBundle(c, b, err)
+}
+
+func (s *Server) bundle(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	b, err := s.opts.Resources.Bundle(c.Request.Context(), principal(c), body, preferMinimal(c))
+	s.respondBundle(c, b, err)
+}
+
+// readBody reads the request body up to the configured limit; over it, the
+// request fails with 413 before anything is parsed or stored.
+func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
+	limit := s.opts.MaxBodyBytes
+	if c.Request.ContentLength > limit {
+		writeError(c, tooLarge(limit))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(c, tooLarge(limit))
+		} else {
+			writeError(c, &fhir.Error{Kind: fhir.KindInvalid, Message: "the request body could not be read", Err: err})
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func tooLarge(limit int64) error {
+	return fhir.Errorf(fhir.KindTooLarge, "the request body exceeds the limit of %d bytes", limit)
+}
+
+func (s *Server) respondWrite(c *gin.Context, res resources.Result, err error) {
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	v := res.Version
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	c.Header("Location", fmt.Sprintf("%s/%s/%s/_history/%d", s.opts.BaseURL, v.Type, v.ID, v.VersionID))
+	versionHeaders(c, v)
+	switch preferReturn(c) {
+	case "minimal":
+		c.Status(status)
+	case "OperationOutcome":
+		oo := fhir.OperationOutcome{ResourceType: "OperationOutcome", Issue: []fhir.Issue{{
+			Severity: "information", Code: "informational",
+			Diagnostics: fmt.Sprintf("%s/%s version %d stored", v.Type, v.ID, v.VersionID),
+		}}}
+		c.JSON(status, oo)
+		c.Header("Content-Type", fhirJSONType)
+	default:
+		c.Data(status, fhirJSONType, v.Body)
+	}
+}
+
+func (s *Server) respondVersion(c *gin.Context, v store.Version, err error) {
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	versionHeaders(c, v)
+	c.Data(http.StatusOK, fhirJSONType, v.Body)
+}
+
+func (s *Server) respondBundle(c *gin.Context, b *fhir.Bundle, err error) {
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Data(http.StatusOK, fhirJSONType, b.JSON())
+}
+
+func versionHeaders(c *gin.Context, v store.Version) {
+	c.Header("ETag", fhir.ETag(v.VersionID))
+	c.Header("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+// preferReturn is the return preference of the Prefer header: minimal,
+// representation or OperationOutcome ("" when absent).
+func preferReturn(c *gin.Context) string { return preference(c, "return") }
+
+func preferMinimal(c *gin.Context) bool { return preferReturn(c) == "minimal" }
+
+// strictHandling is Prefer: handling=strict, which makes unknown search
+// parameters an error instead of being ignored.
+func strictHandling(c *gin.Context) bool {
+	return strings.EqualFold(preference(c, "handling"), "strict")
+}
+
+// preference is the value of one token of the Prefer header.
+func preference(c *gin.Context, name string) string {
+	for _, part := range strings.Split(c.GetHeader("Prefer"), ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		if strings.EqualFold(k, name) {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}

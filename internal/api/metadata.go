@@ -1,0 +1,100 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+)
+
+// commonSearchParams are the search parameters every resource type supports.
+var commonSearchParams = []struct{ name, typ, definition string }{
+	{"_id", "token", "http://hl7.org/fhir/SearchParameter/Resource-id"},
+	{"_lastUpdated", "date", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+}
+
+func (s *Server) metadata(c *gin.Context) {
+	c.Data(http.StatusOK, fhirJSONType, s.capabilityStatement())
+}
+
+// capabilityStatement describes what the route table serves: every
+// interaction listed here has a route, and every FHIR route is listed.
+func (s *Server) capabilityStatement() []byte {
+	var typeInteractions, systemInteractions []string
+	for _, r := range s.routes {
+		if r.system {
+			systemInteractions = append(systemInteractions, r.interactions...)
+		} else {
+			typeInteractions = append(typeInteractions, r.interactions...)
+		}
+	}
+	var searchParams []models.CapabilityStatementRestResourceSearchParam
+	for _, p := range commonSearchParams {
+		searchParams = append(searchParams, models.CapabilityStatementRestResourceSearchParam{
+			Name: p.name, Type: enum[models.SearchParamType](p.typ), Definition: ptr(p.definition),
+		})
+	}
+	rest := models.CapabilityStatementRest{
+		Mode: models.RestfulCapabilityModeServer,
+		Security: &models.CapabilityStatementRestSecurity{
+			Service: []models.CodeableConcept{{Coding: []models.Coding{{
+				System: ptr("http://terminology.hl7.org/CodeSystem/restful-security-service"),
+				Code:   ptr("SMART-on-FHIR"),
+			}}}},
+			Description: ptr("Bearer JWT (SMART on FHIR v1/v2 scopes) on every request except this CapabilityStatement."),
+		},
+	}
+	for _, code := range systemInteractions {
+		rest.Interaction = append(rest.Interaction, models.CapabilityStatementRestInteraction{Code: enum[models.SystemRestfulInteraction](code)})
+	}
+	for _, typ := range fhir.ResourceTypes() {
+		res := models.CapabilityStatementRestResource{
+			Type:         enum[models.ResourceType](typ),
+			Versioning:   ptr(models.ResourceVersionPolicyVersionedUpdate),
+			ReadHistory:  ptr(true),
+			UpdateCreate: ptr(slices.Contains(typeInteractions, "update")),
+			SearchParam:  searchParams,
+		}
+		for _, code := range typeInteractions {
+			res.Interaction = append(res.Interaction, models.CapabilityStatementRestResourceInteraction{Code: enum[models.TypeRestfulInteraction](code)})
+		}
+		rest.Resource = append(rest.Resource, res)
+	}
+	cs := models.CapabilityStatement{
+		Status:    models.PublicationStatusActive,
+		Date:      time.Now().UTC().Format(time.RFC3339),
+		Publisher: ptr("Herald"),
+		Kind:      models.CapabilityStatementKindInstance,
+		Software:  &models.CapabilityStatementSoftware{Name: "Herald", Version: ptr(s.opts.Version)},
+		Implementation: &models.CapabilityStatementImplementation{
+			Description: "Herald FHIR Subscriptions server",
+			Url:         ptr(s.opts.BaseURL),
+		},
+		FhirVersion: models.FHIRVersion4_0_1,
+		Format:      []string{"application/fhir+json", "json"},
+		Rest:        []models.CapabilityStatementRest{rest},
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		panic("api: CapabilityStatement does not marshal: " + err.Error())
+	}
+	return b
+}
+
+// enum converts a FHIR code into a samply enum through its JSON form; the
+// codes come from Herald's own route table, so a failure is a programming error.
+func enum[T any](code string) T {
+	var v T
+	b, _ := json.Marshal(code)
+	if err := json.Unmarshal(b, &v); err != nil {
+		panic("api: unknown FHIR code " + code)
+	}
+	return v
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,39 @@
+package api
+
+import "github.com/gin-gonic/gin"
+
+// route is one entry of the HTTP surface. FHIR routes carry the interaction
+// they implement so the CapabilityStatement is generated from this table and
+// cannot claim what the router does not serve.
+type route struct {
+	method, path string
+	// interactions are CapabilityStatement codes: TypeRestfulInteraction
+	// (read, vread, update, delete, history-instance, create, search-type)
+	// or, with system, SystemRestfulInteraction (transaction, batch).
+	interactions []string
+	system       bool
+	handlers     []gin.HandlerFunc
+}
+
+// routeTable is Herald's whole HTTP surface.
+func (s *Server) routeTable() []route {
+	fhir := []gin.HandlerFunc{s.fhirJSON, s.authenticate}
+	with := func(h gin.HandlerFunc) []gin.HandlerFunc { return append(append([]gin.HandlerFunc(nil), fhir...), h) }
+	return []route{
+		{method: "GET", path: "/healthz", handlers: []gin.HandlerFunc{s.healthz}},
+		{method: "GET", path: "/readyz", handlers: []gin.HandlerFunc{s.readyz}},
+
+		// The CapabilityStatement is public, as FHIR and SMART clients expect.
+		{method: "GET", path: "/fhir/metadata", handlers: []gin.HandlerFunc{s.fhirJSON, s.metadata}},
+		{method: "POST", path: "/fhir", interactions: []string{"transaction", "batch"}, system: true, handlers: with(s.bundle)},
+
+		{method: "GET", path: "/fhir/:type", interactions: []string{"search-type"}, handlers: with(s.search)},
+		{method: "POST", path: "/fhir/:type/_search", handlers: with(s.searchPost)},
+		{method: "POST", path: "/fhir/:type", interactions: []string{"create"}, handlers: with(s.create)},
+		{method: "GET", path: "/fhir/:type/:id", interactions: []string{"read"}, handlers: with(s.read)},
+		{method: "PUT", path: "/fhir/:type/:id", interactions: []string{"update"}, handlers: with(s.update)},
+		{method: "DELETE", path: "/fhir/:type/:id", interactions: []string{"delete"}, handlers: with(s.delete)},
+		{method: "GET", path: "/fhir/:type/:id/_history", interactions: []string{"history-instance"}, handlers: with(s.history)},
+		{method: "GET", path: "/fhir/:type/:id/_history/:vid", interactions: []string{"vread"}, handlers: with(s.vread)},
+	}
+}

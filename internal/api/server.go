@@ -1,0 +1,69 @@
+// Package api is Herald's HTTP surface: gin routing and thin handlers that
+// translate between HTTP and the domain packages. No *gin.Context leaves
+// this package. routes.go lists every route.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/resources"
+)
+
+// Authenticator verifies a bearer token.
+type Authenticator interface {
+	Verify(ctx context.Context, token string) (*auth.Principal, error)
+}
+
+// Pinger reports whether the backing store is ready.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options are the Server's dependencies.
+type Options struct {
+	Resources    *resources.Service
+	Auth         Authenticator
+	Ready        Pinger
+	Logger       *slog.Logger
+	BaseURL      string
+	MaxBodyBytes int64
+	Version      string // Herald's version, shown in the CapabilityStatement
+}
+
+// Server is the HTTP handler of Herald.
+type Server struct {
+	opts   Options
+	engine *gin.Engine
+	routes []route
+}
+
+// New builds the Server and its routes.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{opts: opts, engine: gin.New()}
+	s.engine.HandleMethodNotAllowed = true
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
+	s.engine.ContextWithFallback = true
+	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics)
+	s.engine.NoRoute(func(c *gin.Context) { writeError(c, notFoundRoute(c)) })
+	s.engine.NoMethod(func(c *gin.Context) { writeError(c, notAllowed(c)) })
+	s.routes = s.routeTable()
+	for _, r := range s.routes {
+		s.engine.Handle(r.method, r.path, r.handlers...)
+	}
+	return s
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engine.ServeHTTP(w, r)
+}

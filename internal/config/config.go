@@ -1,0 +1,181 @@
+// Package config turns the environment and command-line flags into one typed
+// Config. It is the only package that reads configuration; flags override
+// environment variables, and every error names the variable to fix.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is Herald's whole configuration.
+type Config struct {
+	Addr                 string
+	BaseURL              string // no trailing slash
+	DatabaseURL          string // empty: embedded in-memory store
+	AuthJWKSURL          string
+	AuthIssuer           string
+	AuthAudience         string
+	AuthHS256Secret      Secret
+	Dev                  bool
+	SecretKey            []byte // 32 bytes, or nil
+	RequireSigningSecret bool
+	DefaultMaxPayload    string
+	MaxLease             time.Duration
+	MaxBodyBytes         int64
+	LogLevel             slog.Level
+	NoMigrate            bool
+}
+
+// Secret is a string that never prints.
+type Secret string
+
+func (Secret) String() string                 { return "[redacted]" }
+func (Secret) LogValue() slog.Value           { return slog.StringValue("[redacted]") }
+func (s Secret) GoString() string             { return s.String() }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// setting is one variable: its environment name, flag name, default and help.
+type setting struct {
+	env, flag, def, help string
+}
+
+var settings = []setting{
+	{"HERALD_ADDR", "addr", ":8080", "listen address"},
+	{"HERALD_BASE_URL", "base-url", "http://localhost:8080/fhir", "public FHIR base URL (fullUrl, Location, CapabilityStatement)"},
+	{"DATABASE_URL", "database-url", "", "PostgreSQL URL; empty uses the embedded in-memory store (data is lost on exit)"},
+	{"HERALD_AUTH_JWKS_URL", "auth-jwks-url", "", "JWKS URL for RS256/ES256 bearer tokens"},
+	{"HERALD_AUTH_ISSUER", "auth-issuer", "", "required token iss, when set"},
+	{"HERALD_AUTH_AUDIENCE", "auth-audience", "", "required token aud, when set"},
+	{"HERALD_AUTH_HS256_SECRET", "auth-hs256-secret", "", "shared secret for HS256 tokens (development and tests)"},
+	{"HERALD_DEV", "dev", "false", "development mode: with no auth configured, mint an ephemeral secret and print tokens"},
+	{"HERALD_SECRET_KEY", "secret-key", "", "base64 32-byte key encrypting signing secrets and channel headers at rest"},
+	{"HERALD_REQUIRE_SIGNING_SECRET", "require-signing-secret", "false", "reject Subscriptions without a signing secret"},
+	{"HERALD_DEFAULT_MAX_PAYLOAD", "default-max-payload", "id-only", "payload ceiling for unregistered clients: empty, id-only or full-resource"},
+	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
+	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
+	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+}
+
+// Load reads the configuration of `herald serve` from getenv and args (the
+// arguments after the subcommand). stderr receives flag usage on -h.
+func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		values[s.env] = fs.String(s.flag, def, s.help+" ($"+s.env+")")
+	}
+	noMigrate := fs.Bool("no-migrate", false, "do not apply pending database migrations at start")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(env string) string { return strings.TrimSpace(*values[env]) }
+
+	var errs []error
+	fail := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+	}
+	c := Config{
+		Addr:              get("HERALD_ADDR"),
+		BaseURL:           strings.TrimRight(get("HERALD_BASE_URL"), "/"),
+		DatabaseURL:       get("DATABASE_URL"),
+		AuthJWKSURL:       get("HERALD_AUTH_JWKS_URL"),
+		AuthIssuer:        get("HERALD_AUTH_ISSUER"),
+		AuthAudience:      get("HERALD_AUTH_AUDIENCE"),
+		AuthHS256Secret:   Secret(*values["HERALD_AUTH_HS256_SECRET"]),
+		DefaultMaxPayload: get("HERALD_DEFAULT_MAX_PAYLOAD"),
+		NoMigrate:         *noMigrate,
+	}
+	boolean := func(env string) bool {
+		b, err := strconv.ParseBool(get(env))
+		if err != nil {
+			fail(env, "must be true or false, not %q", get(env))
+		}
+		return b
+	}
+	c.Dev = boolean("HERALD_DEV")
+	c.RequireSigningSecret = boolean("HERALD_REQUIRE_SIGNING_SECRET")
+
+	if c.Addr == "" {
+		fail("HERALD_ADDR", "must not be empty")
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		fail("HERALD_BASE_URL", "must be an absolute http(s) URL without query, such as https://herald.example.org/fhir")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		fail("DATABASE_URL", "must be a postgres:// URL")
+	}
+	if c.AuthJWKSURL != "" {
+		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			fail("HERALD_AUTH_JWKS_URL", "must be an absolute https URL")
+		}
+	}
+	if s := string(c.AuthHS256Secret); s != "" && len(s) < 32 {
+		fail("HERALD_AUTH_HS256_SECRET", "must be at least 32 characters")
+	}
+	if k := get("HERALD_SECRET_KEY"); k != "" {
+		key, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(key) != 32 {
+			fail("HERALD_SECRET_KEY", "must be 32 bytes in standard base64 (e.g. from `openssl rand -base64 32`)")
+		}
+		c.SecretKey = key
+	}
+	switch c.DefaultMaxPayload {
+	case "empty", "id-only", "full-resource":
+	default:
+		fail("HERALD_DEFAULT_MAX_PAYLOAD", "must be empty, id-only or full-resource, not %q", c.DefaultMaxPayload)
+	}
+	if d, err := time.ParseDuration(get("HERALD_MAX_LEASE")); err != nil || d <= 0 {
+		fail("HERALD_MAX_LEASE", "must be a positive duration such as 720h")
+	} else {
+		c.MaxLease = d
+	}
+	if n, err := strconv.ParseInt(get("HERALD_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
+		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
+	} else {
+		c.MaxBodyBytes = n
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("HERALD_LOG_LEVEL"))); err != nil {
+		fail("HERALD_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if len(errs) == 0 {
+		if !c.AuthConfigured() && !c.Dev {
+			errs = append(errs, errors.New("no authentication configured: set HERALD_AUTH_JWKS_URL or HERALD_AUTH_HS256_SECRET, or HERALD_DEV=true for local development (Herald is secure by default and will not serve without it)"))
+		}
+		if c.DatabaseURL != "" && c.SecretKey == nil && !c.Dev {
+			errs = append(errs, errors.New("HERALD_SECRET_KEY: required with a PostgreSQL store outside development mode (it encrypts signing secrets and channel headers at rest)"))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// AuthConfigured reports whether any token verification is configured.
+func (c Config) AuthConfigured() bool {
+	return c.AuthJWKSURL != "" || c.AuthHS256Secret != ""
+}
+
+// Env lists every environment variable Load reads with its default and
+// meaning, for documentation and --help.
+func Env() [][3]string {
+	out := make([][3]string, 0, len(settings))
+	for _, s := range settings {
+		out = append(out, [3]string{s.env, s.def, s.help})
+	}
+	return out
+}

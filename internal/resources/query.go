@@ -1,0 +1,211 @@
+package resources
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+const (
+	defaultCount = 50
+	maxCount     = 1000
+	cursorParam  = "_cursor" // opaque paging position in next links
+)
+
+// resultParams are accepted by every search and history without filtering.
+var resultParams = map[string]bool{"_count": true, cursorParam: true, "_format": true, "_pretty": true}
+
+// Search returns a searchset Bundle of the current resources of typ matching
+// params. Unknown parameters are ignored (and left out of the self link, as
+// FHIR asks) unless strict, when they are an error.
+func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	return s.search(ctx, s.store, p, typ, params, strict)
+}
+
+func (s *Service) search(ctx context.Context, r store.Reader, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	if !fhir.IsResourceType(typ) {
+		return nil, unknownType(typ)
+	}
+	patient, err := authorize(p, auth.Search, typ)
+	if err != nil {
+		return nil, err
+	}
+	q, applied, err := parseSearch(typ, params, strict)
+	if err != nil {
+		return nil, err
+	}
+	q.Patient = patient
+	limit := q.Count
+	q.Count = limit + 1 // one more tells whether a next page exists
+	found, err := r.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	b := fhir.NewBundle("searchset", s.now())
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, q.AfterID)})
+	if len(found) > limit {
+		found = found[:limit]
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(typ, applied, limit, found[limit-1].ID)})
+	}
+	b.Entry = make([]fhir.BundleEntry, 0, len(found))
+	for _, v := range found {
+		b.Entry = append(b.Entry, fhir.BundleEntry{
+			FullURL:  s.fullURL(v.Type, v.ID),
+			Resource: v.Body,
+			Search:   &fhir.EntrySearch{Mode: "match"},
+		})
+	}
+	return b, nil
+}
+
+// History returns the history Bundle of one resource, newest version first.
+func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string, params url.Values) (*fhir.Bundle, error) {
+	if err := checkTypeID(typ, id); err != nil {
+		return nil, err
+	}
+	patient, err := authorize(p, auth.Read, typ)
+	if err != nil {
+		return nil, err
+	}
+	count, err := parseCount(params.Get("_count"))
+	if err != nil {
+		return nil, err
+	}
+	var before int64
+	if c := params.Get(cursorParam); c != "" {
+		if before, err = strconv.ParseInt(c, 10, 64); err != nil || before < 1 {
+			return nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
+		}
+	}
+	versions, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Before: before, Count: count + 1})
+	if err != nil {
+		return nil, notFound(err, typ, id)
+	}
+	base := s.baseURL + "/" + typ + "/" + id + "/_history"
+	b := fhir.NewBundle("history", s.now())
+	self := url.Values{"_count": {strconv.Itoa(count)}}
+	if before > 0 {
+		self.Set(cursorParam, strconv.FormatInt(before, 10))
+	}
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: base + "?" + self.Encode()})
+	if len(versions) > count {
+		versions = versions[:count]
+		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
+	}
+	for _, v := range versions {
+		if !visible(v, patient) {
+			continue
+		}
+		b.Entry = append(b.Entry, s.historyEntry(v))
+	}
+	if len(b.Entry) == 0 && len(versions) > 0 && patient != "" {
+		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
+	}
+	return b, nil
+}
+
+func (s *Service) historyEntry(v store.Version) fhir.BundleEntry {
+	e := fhir.BundleEntry{
+		FullURL:  s.fullURL(v.Type, v.ID),
+		Resource: v.Body,
+		Request:  &fhir.EntryRequest{Method: string(v.Method), URL: v.Type + "/" + v.ID},
+		Response: &fhir.EntryResponse{
+			Etag:         fhir.ETag(v.VersionID),
+			LastModified: fhir.FormatInstant(v.LastUpdated),
+		},
+	}
+	if v.Method == store.MethodCreate {
+		e.Request.URL = v.Type
+	}
+	switch {
+	case v.Method == store.MethodCreate || v.VersionID == 1:
+		e.Response.Status = fhir.StatusText(201)
+	case v.Deleted:
+		e.Response.Status = fhir.StatusText(204)
+	default:
+		e.Response.Status = fhir.StatusText(200)
+	}
+	return e
+}
+
+// FullURL is the absolute URL of a resource on this server.
+func (s *Service) fullURL(typ, id string) string { return s.baseURL + "/" + typ + "/" + id }
+
+func (s *Service) link(typ string, applied url.Values, count int, after string) string {
+	v := url.Values{}
+	for k, vs := range applied {
+		v[k] = vs
+	}
+	v.Set("_count", strconv.Itoa(count))
+	if after != "" {
+		v.Set(cursorParam, after)
+	}
+	return s.baseURL + "/" + typ + "?" + v.Encode()
+}
+
+// parseSearch turns query parameters into a store query and the parameters
+// that were applied (for the self link).
+func parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+	q := store.SearchQuery{Type: typ}
+	applied := url.Values{}
+	for name, values := range params {
+		switch name {
+		case "_id":
+			for _, v := range values {
+				for _, id := range strings.Split(v, ",") {
+					if !fhir.ValidID(id) {
+						return q, nil, fhir.Errorf(fhir.KindInvalid, "_id: %q is not a valid FHIR id", clip(id))
+					}
+					q.IDs = append(q.IDs, id)
+				}
+			}
+			applied[name] = values
+		case "_lastUpdated":
+			for _, v := range values {
+				r, err := search.ParseDateRange(v)
+				if err != nil {
+					return q, nil, fhir.Errorf(fhir.KindInvalid, "_lastUpdated: %s", err)
+				}
+				q.LastUpdated = append(q.LastUpdated, r)
+			}
+			applied[name] = values
+		case "_count":
+			n, err := parseCount(values[0])
+			if err != nil {
+				return q, nil, err
+			}
+			q.Count = n
+		case cursorParam:
+			if !fhir.ValidID(values[0]) {
+				return q, nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
+			}
+			q.AfterID = values[0]
+		default:
+			if strict && !resultParams[name] {
+				return q, nil, fhir.Errorf(fhir.KindInvalid, "search parameter %q is not supported on %s", clip(name), typ)
+			}
+		}
+	}
+	if q.Count == 0 && params.Get("_count") == "" {
+		q.Count = defaultCount
+	}
+	return q, applied, nil
+}
+
+func parseCount(v string) (int, error) {
+	if v == "" {
+		return defaultCount, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(fhir.KindInvalid, "_count must be a positive integer")
+	}
+	return min(n, maxCount), nil
+}

@@ -1,0 +1,364 @@
+// Package resources implements the FHIR REST interactions (create, read,
+// vread, update, delete, history, search, batch and transaction) over the
+// store, deciding for each one whether the caller may do it. It knows
+// nothing of HTTP: handlers in internal/api translate to and from it.
+package resources
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// WriteHook runs inside the transaction of every resource write, after the
+// new version is stored; an error aborts the whole write. prev is nil when the
+// resource did not exist before.
+type WriteHook func(ctx context.Context, tx store.Tx, prev *store.Version, cur store.Version) error
+
+// Config holds a Service's dependencies.
+type Config struct {
+	Store   store.Store
+	BaseURL string           // public FHIR base, e.g. http://localhost:8080/fhir
+	Now     func() time.Time // defaults to time.Now
+	NewID   func() string    // defaults to random UUIDs
+	OnWrite []WriteHook
+}
+
+// Service performs FHIR interactions on behalf of an authenticated caller.
+type Service struct {
+	store   store.Store
+	baseURL string
+	now     func() time.Time
+	newID   func() string
+	onWrite []WriteHook
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = func() string { return uuid.NewString() }
+	}
+	return s
+}
+
+// BaseURL is the public FHIR base the service writes into links.
+func (s *Service) BaseURL() string { return s.baseURL }
+
+// Result is the outcome of a write.
+type Result struct {
+	Version store.Version
+	Created bool // a new resource (201) rather than a new version (200)
+	NoOp    bool // a delete of something already absent: nothing was written
+}
+
+// Create stores body as a new resource of type typ with a server-assigned id.
+func (s *Service) Create(ctx context.Context, p *auth.Principal, typ string, body []byte) (Result, error) {
+	r, err := parseFor(typ, "", body)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	err = s.inTx(ctx, func(tx store.Tx) error {
+		var err error
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r})
+		return err
+	})
+	return res, err
+}
+
+// Update stores body as the new version of typ/id, creating the resource
+// when it does not exist. ifMatch, when non-empty, is the If-Match header.
+func (s *Service) Update(ctx context.Context, p *auth.Principal, typ, id string, body []byte, ifMatch string) (Result, error) {
+	if err := checkTypeID(typ, id); err != nil {
+		return Result{}, err
+	}
+	r, err := parseFor(typ, id, body)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.ID == "" {
+		return Result{}, fhir.Errorf(fhir.KindInvalid, "the resource must carry id %q to be updated at %s/%s", id, typ, id)
+	}
+	want, err := parseIfMatch(ifMatch)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	err = s.inTx(ctx, func(tx store.Tx) error {
+		var err error
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, ifMatch: want})
+		return err
+	})
+	return res, err
+}
+
+// Delete marks typ/id deleted. Deleting what does not exist succeeds and writes nothing.
+func (s *Service) Delete(ctx context.Context, p *auth.Principal, typ, id, ifMatch string) (Result, error) {
+	if err := checkTypeID(typ, id); err != nil {
+		return Result{}, err
+	}
+	want, err := parseIfMatch(ifMatch)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	err = s.inTx(ctx, func(tx store.Tx) error {
+		var err error
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, id: id, ifMatch: want})
+		return err
+	})
+	return res, err
+}
+
+// Read returns the current version of typ/id.
+func (s *Service) Read(ctx context.Context, p *auth.Principal, typ, id string) (store.Version, error) {
+	return s.read(ctx, s.store, p, typ, id)
+}
+
+func (s *Service) read(ctx context.Context, r store.Reader, p *auth.Principal, typ, id string) (store.Version, error) {
+	if err := checkTypeID(typ, id); err != nil {
+		return store.Version{}, err
+	}
+	patient, err := authorize(p, auth.Read, typ)
+	if err != nil {
+		return store.Version{}, err
+	}
+	v, err := r.Current(ctx, typ, id)
+	if err != nil {
+		return store.Version{}, notFound(err, typ, id)
+	}
+	if !visible(v, patient) {
+		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
+	}
+	if v.Deleted {
+		return store.Version{}, gone(typ, id)
+	}
+	return v, nil
+}
+
+// VRead returns one version of typ/id.
+func (s *Service) VRead(ctx context.Context, p *auth.Principal, typ, id, vid string) (store.Version, error) {
+	return s.vread(ctx, s.store, p, typ, id, vid)
+}
+
+func (s *Service) vread(ctx context.Context, r store.Reader, p *auth.Principal, typ, id, vid string) (store.Version, error) {
+	if err := checkTypeID(typ, id); err != nil {
+		return store.Version{}, err
+	}
+	n, err := strconv.ParseInt(vid, 10, 64)
+	if err != nil || n < 1 {
+		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s has no version %q", typ, id, clip(vid))
+	}
+	patient, err := authorize(p, auth.Read, typ)
+	if err != nil {
+		return store.Version{}, err
+	}
+	v, err := r.Version(ctx, typ, id, n)
+	if err != nil {
+		return store.Version{}, notFound(err, typ, id+"/_history/"+vid)
+	}
+	if !visible(v, patient) {
+		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s/_history/%d is not known", typ, id, n)
+	}
+	if v.Deleted {
+		return store.Version{}, gone(typ, id)
+	}
+	return v, nil
+}
+
+// writeOp is one resource write, single or inside a Bundle.
+type writeOp struct {
+	method   store.Method
+	typ, id  string
+	resource *fhir.Resource // nil for deletes
+	ifMatch  int64          // 0: no precondition
+}
+
+// write performs one write inside tx: it checks the caller's permission and
+// the precondition, stamps the new version and runs the write hooks.
+func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op writeOp) (Result, error) {
+	var prev *store.Version
+	if op.method != store.MethodCreate {
+		v, err := tx.Lock(ctx, op.typ, op.id)
+		switch {
+		case err == nil:
+			prev = &v
+		case !errors.Is(err, store.ErrNotFound):
+			return Result{}, err
+		}
+	}
+	exists := prev != nil && !prev.Deleted
+	if op.ifMatch > 0 && (prev == nil || prev.VersionID != op.ifMatch) {
+		return Result{}, fhir.Errorf(fhir.KindPrecondition, "If-Match %s does not match the current version of %s/%s", fhir.ETag(op.ifMatch), op.typ, op.id)
+	}
+	interaction := auth.Create
+	switch {
+	case op.method == store.MethodDelete:
+		interaction = auth.Delete
+	case exists:
+		interaction = auth.Update
+	}
+	patient, err := authorize(p, interaction, op.typ)
+	if err != nil {
+		return Result{}, err
+	}
+	if exists && !visible(*prev, patient) {
+		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
+	}
+	if op.method == store.MethodDelete && !exists {
+		return Result{NoOp: true}, nil
+	}
+
+	next := store.Version{Type: op.typ, ID: op.id, VersionID: 1, Method: op.method, LastUpdated: s.stamp(prev)}
+	if prev != nil {
+		next.VersionID = prev.VersionID + 1
+	}
+	if op.method == store.MethodDelete {
+		next.Deleted = true
+		next.Patients = prev.Patients // a delete marker stays in its compartment
+	} else {
+		next.Body = op.resource.Stamp(op.id, next.VersionID, next.LastUpdated)
+		next.Patients = fhir.CompartmentPatients(op.resource, op.id, s.baseURL)
+		if !visible(next, patient) {
+			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token (its subject or patient must be Patient/%s)", op.typ, patient)
+		}
+	}
+	if err := tx.Put(ctx, next); err != nil {
+		return Result{}, err
+	}
+	for _, hook := range s.onWrite {
+		if err := hook(ctx, tx, prev, next); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Version: next, Created: !exists && op.method != store.MethodDelete}, nil
+}
+
+// stamp is the lastUpdated of a new version: now at millisecond precision,
+// and always after the previous version so history stays ordered.
+func (s *Service) stamp(prev *store.Version) time.Time {
+	t := s.now().UTC().Truncate(time.Millisecond)
+	if prev != nil && !t.After(prev.LastUpdated) {
+		t = prev.LastUpdated.Add(time.Millisecond)
+	}
+	return t
+}
+
+// inTx runs fn in a transaction, retrying when a concurrent writer created
+// the same resource first (the retry then sees it and updates instead).
+func (s *Service) inTx(ctx context.Context, fn func(store.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = s.store.InTx(ctx, fn)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fhir.Errorf(fhir.KindConflict, "the resource was changed concurrently; retry the request")
+}
+
+// authorize checks a non-granular grant for the interaction and returns the
+// patient whose compartment bounds it ("" when unbounded).
+func authorize(p *auth.Principal, i auth.Interaction, typ string) (string, error) {
+	if p == nil || !p.Can(i, typ) {
+		return "", fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", i, typ)
+	}
+	if p.PatientScoped(i, typ) {
+		return p.Patient, nil
+	}
+	return "", nil
+}
+
+// visible reports whether v lies in the patient's compartment (or no patient bounds it).
+func visible(v store.Version, patient string) bool {
+	if patient == "" {
+		return true
+	}
+	for _, id := range v.Patients {
+		if id == patient {
+			return true
+		}
+	}
+	return false
+}
+
+func parseFor(typ, id string, body []byte) (*fhir.Resource, error) {
+	if !fhir.IsResourceType(typ) {
+		return nil, unknownType(typ)
+	}
+	r, err := fhir.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if r.Type != typ {
+		return nil, fhir.Errorf(fhir.KindInvalid, "resourceType %q does not match the URL's type %q", r.Type, typ)
+	}
+	if id != "" && r.ID != "" && r.ID != id {
+		return nil, fhir.Errorf(fhir.KindInvalid, "resource id %q does not match the URL's id %q", r.ID, id)
+	}
+	if err := fhir.Validate(r, body); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func checkTypeID(typ, id string) error {
+	if !fhir.IsResourceType(typ) {
+		return unknownType(typ)
+	}
+	if !fhir.ValidID(id) {
+		return fhir.Errorf(fhir.KindInvalid, "%q is not a valid FHIR id", clip(id))
+	}
+	return nil
+}
+
+func parseIfMatch(h string) (int64, error) {
+	if h == "" {
+		return 0, nil
+	}
+	v := h
+	if len(v) > 2 && (v[:2] == "W/" || v[:2] == "w/") {
+		v = v[2:]
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(fhir.KindInvalid, "If-Match must be a version ETag such as W/\"3\"")
+	}
+	return n, nil
+}
+
+func unknownType(typ string) error {
+	return fhir.Errorf(fhir.KindNotFound, "%q is not a FHIR R4 resource type", clip(typ))
+}
+
+func notFound(err error, typ, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, clip(id))
+	}
+	return err
+}
+
+func gone(typ, id string) error {
+	return fhir.Errorf(fhir.KindGone, "%s/%s has been deleted", typ, id)
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
