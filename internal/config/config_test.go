@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -94,4 +95,18 @@ func TestSecretNeverPrints(t *testing.T) {
 	require.Equal(t, "[redacted]", fmt.Sprint(s))
 	require.Equal(t, "[redacted]", fmt.Sprintf("%v %+v", s, struct{ S Secret }{s})[:10])
 	require.NotContains(t, fmt.Sprintf("%#v", s), secret32)
+}
+
+// TestREADMEDocumentsEverySetting keeps the README's configuration table true.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, s := range Env() {
+		row := fmt.Sprintf("| `%s` | ", s[0])
+		require.Contains(t, string(readme), row, "README configuration table lacks %s", s[0])
+		if s[1] != "" {
+			require.Contains(t, string(readme), row+"`"+s[1]+"`", "README shows the wrong default for %s", s[0])
+		}
+	}
 }

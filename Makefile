@@ -1,0 +1,41 @@
+# Herald — run `make help` for the targets.
+SHELL := /bin/bash
+GO    ?= go
+
+# The Postgres test suites use DATABASE_URL, or a local PostgreSQL when one
+# answers; without either they skip (and fail under CI).
+LOCAL_PG := postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+TEST_DATABASE_URL = $(or $(DATABASE_URL),$(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo '$(LOCAL_PG)'))
+
+FUZZTIME ?= 10s
+# package:FuzzTarget pairs; `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope
+
+.PHONY: help run build test lint fuzz bench generate
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## run the server in development mode (embedded store unless DATABASE_URL is exported)
+	HERALD_DEV=true $(GO) run ./cmd/herald serve
+
+build: ## build bin/herald
+	$(GO) build -trimpath -o bin/herald ./cmd/herald
+
+test: ## run every test with the race detector (Postgres suites need DATABASE_URL or a local PostgreSQL)
+	@if [ -z "$(TEST_DATABASE_URL)" ]; then echo "note: no PostgreSQL found (set DATABASE_URL); Postgres suites will skip"; fi
+	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -race -count=1 -timeout 20m ./...
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; done
+
+bench: ## load-test the server against PostgreSQL and print throughput and latency
+	bash scripts/bench.sh
+
+generate: ## regenerate tables from the FHIR R4 package (needs npm)
+	$(GO) run ./scripts/genr4 -pkg "$$(bash scripts/fetch-r4-package.sh)"
