@@ -97,7 +97,7 @@ func (r *Resource) Stamp(id string, versionID int64, lastUpdated time.Time) []by
 			b.WriteByte(',')
 		}
 		n++
-		b.WriteString(strconv.Quote(name))
+		writeName(&b, name)
 		b.WriteByte(':')
 		b.Write(value)
 	}
@@ -140,7 +140,7 @@ func (r *Resource) stampMeta(versionID int64, lastUpdated time.Time) []byte {
 			continue
 		}
 		b.WriteByte(',')
-		b.WriteString(strconv.Quote(m.name))
+		writeName(&b, m.name)
 		b.WriteByte(':')
 		b.Write(m.value)
 	}
@@ -210,9 +210,34 @@ func sizeOf(ms []member) int {
 	return n
 }
 
+// quote renders s as a JSON string without HTML escaping.
 func quote(s string) []byte {
-	b, _ := json.Marshal(s)
-	return b
+	var b bytes.Buffer
+	writeName(&b, s)
+	return b.Bytes()
+}
+
+// writeName writes s as a JSON string: plain ASCII directly (the common
+// case, no allocation), anything else through encoding/json without HTML
+// escaping so "<" and "&" stay as sent.
+func writeName(b *bytes.Buffer, s string) {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)   // cannot fail for a string
+	b.Truncate(b.Len() - 1) // Encode appends a newline
 }
 
 // clip shortens client-supplied text before it is echoed in an error.

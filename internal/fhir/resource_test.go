@@ -161,3 +161,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStampEscapesOddMemberNames(t *testing.T) {
+	t.Parallel()
+	in := `{"resourceType":"Patient","\u0001ctl":1,"quote\"d":2,"<html>&":3,"ünï":4}`
+	r, err := Parse([]byte(in))
+	require.NoError(t, err)
+	out := r.Stamp("a", 1, when)
+	require.True(t, json.Valid(out), string(out))
+	again, err := Parse(out)
+	require.NoError(t, err)
+	require.Equal(t, string(out), string(again.Stamp("a", 1, when)))
+	require.Contains(t, string(out), `"<html>&":3`)
+}
