@@ -236,7 +236,7 @@ func writeName(b *bytes.Buffer, s string) {
 	}
 	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)   // cannot fail for a string
+	_ = enc.Encode(s)       // cannot fail for a string
 	b.Truncate(b.Len() - 1) // Encode appends a newline
 }
 
