@@ -77,7 +77,9 @@ func startServer(t *testing.T, env map[string]string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{stdout: newLogBuffer(), stderr: newLogBuffer()}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
+	go func() {
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, s.stdout, s.stderr)
+	}()
 	var once sync.Once
 	var runErr error
 	s.stop = func() error {

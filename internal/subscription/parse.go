@@ -436,4 +436,3 @@ func clipSecret(s string) string {
 	}
 	return s
 }
-
