@@ -12,9 +12,9 @@ import (
 // Library is the set of topics the server evaluates, keyed by canonical URL
 // and version. It is safe for concurrent use; readers get immutable Topics.
 type Library struct {
-	mu     sync.RWMutex
-	byURL  map[string][]*Topic // versions of one URL, in Put order
-	byID   map[string]*Topic   // by resource id
+	mu    sync.RWMutex
+	byURL map[string][]*Topic // versions of one URL, in Put order
+	byID  map[string]*Topic   // by resource id
 }
 
 // NewLibrary returns an empty library.
