@@ -9,7 +9,9 @@ import (
 func TestMayReceive(t *testing.T) {
 	t.Parallel()
 	enc := []string{"Encounter"}
-	pin := func(v string) []FilterClause { return []FilterClause{{ResourceType: "Encounter", Param: "patient", Value: v}} }
+	pin := func(v string) []FilterClause {
+		return []FilterClause{{ResourceType: "Encounter", Param: "patient", Value: v}}
+	}
 	cases := []struct {
 		name    string
 		scopes  string
