@@ -13,6 +13,10 @@ func writeError(c *gin.Context, err error) {
 	if fe.Err != nil || fe.Kind == fhir.KindInternal {
 		_ = c.Error(err) // logged by logRequests
 	}
+	if fe.Kind == fhir.KindForbidden {
+		// RFC 6750 §3.1: the token is valid but its scopes are not enough.
+		c.Header("WWW-Authenticate", `Bearer realm="herald", error="insufficient_scope"`)
+	}
 	c.Data(fe.Status(), fhirJSONType, fhir.OutcomeJSON(fe))
 }
 

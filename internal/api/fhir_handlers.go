@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,8 +139,8 @@ func (s *Server) respondWrite(c *gin.Context, res resources.Result, err error) {
 			Severity: "information", Code: "informational",
 			Diagnostics: fmt.Sprintf("%s/%s version %d stored", v.Type, v.ID, v.VersionID),
 		}}}
-		c.JSON(status, oo)
-		c.Header("Content-Type", fhirJSONType)
+		body, _ := json.Marshal(oo)
+		c.Data(status, fhirJSONType, body)
 	default:
 		c.Data(status, fhirJSONType, v.Body)
 	}

@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -65,10 +66,14 @@ func NewBundle(typ string, now time.Time) *Bundle {
 	return &Bundle{ResourceType: "Bundle", Type: typ, Timestamp: FormatInstant(now)}
 }
 
-// JSON marshals the bundle.
+// JSON marshals the bundle. HTML characters are not escaped, so stored
+// resources inside it keep their bytes (json.Compact aside).
 func (b *Bundle) JSON() []byte {
-	out, _ := json.Marshal(b) // only strings and raw, already-valid JSON
-	return out
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(b) // only strings and raw, already-valid JSON
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
 // StatusText renders an HTTP status as Bundle.entry.response.status wants it: "201 Created".

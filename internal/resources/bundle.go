@@ -90,6 +90,9 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 			targets[target] = i
 		}
 		if isURN(e.fullURL) && e.method != "GET" && e.method != "DELETE" {
+			if _, dup := refs[e.fullURL]; dup {
+				return nil, fhir.Errorf(fhir.KindInvalid, "entry %d repeats fullUrl %s; each entry's fullUrl must be unique", i, clip(e.fullURL))
+			}
 			refs[e.fullURL] = e.typ + "/" + e.id
 		}
 		entries[i] = e
@@ -134,7 +137,10 @@ func (s *Service) batch(ctx context.Context, p *auth.Principal, req bundleReques
 		if err == nil && e.body != nil {
 			e.resource, err = parseEntryResource(e, e.body)
 		}
-		if err == nil {
+		switch {
+		case err == nil && e.method == "GET":
+			out.Entry[i], err = s.getEntry(ctx, s.store, p, e)
+		case err == nil:
 			err = s.inTx(ctx, func(tx store.Tx) error {
 				var err error
 				out.Entry[i], err = s.runEntry(ctx, tx, p, e, minimal)
@@ -332,6 +338,13 @@ func resolveRefs(body []byte, refs map[string]string) []byte {
 			end++
 		}
 		content := string(body[i+1 : min(end, len(body))])
+		if strings.IndexByte(content, '\\') >= 0 {
+			// An escaped string (e.g. "urn:uuid:\u0061bc") is compared by its value.
+			var decoded string
+			if json.Unmarshal(body[i:min(end+1, len(body))], &decoded) == nil {
+				content = decoded
+			}
+		}
 		if to, ok := refs[content]; ok {
 			out.WriteString(`"` + to + `"`)
 		} else {

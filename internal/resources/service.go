@@ -19,7 +19,9 @@ import (
 
 // WriteHook runs inside the transaction of every resource write, after the
 // new version is stored; an error aborts the whole write. prev is nil when the
-// resource did not exist before.
+// resource never existed, and a delete marker (Deleted) when it is re-created
+// after a delete. A hook may run more than once for one write (the store
+// retries serialization failures), so it must change nothing outside tx.
 type WriteHook func(ctx context.Context, tx store.Tx, prev *store.Version, cur store.Version) error
 
 // Config holds a Service's dependencies.
@@ -188,6 +190,11 @@ type writeOp struct {
 // write performs one write inside tx: it checks the caller's permission and
 // the precondition, stamps the new version and runs the write hooks.
 func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op writeOp) (Result, error) {
+	// Refuse a caller without any right to this kind of write before taking
+	// a lock or revealing anything about the resource.
+	if !mayAttempt(p, op) {
+		return Result{}, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", verbs[op.method], op.typ)
+	}
 	var prev *store.Version
 	if op.method != store.MethodCreate {
 		v, err := tx.Lock(ctx, op.typ, op.id)
@@ -199,9 +206,6 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		}
 	}
 	exists := prev != nil && !prev.Deleted
-	if op.ifMatch > 0 && (prev == nil || prev.VersionID != op.ifMatch) {
-		return Result{}, fhir.Errorf(fhir.KindPrecondition, "If-Match %s does not match the current version of %s/%s", fhir.ETag(op.ifMatch), op.typ, op.id)
-	}
 	interaction := auth.Create
 	switch {
 	case op.method == store.MethodDelete:
@@ -213,8 +217,13 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if err != nil {
 		return Result{}, err
 	}
-	if exists && !visible(*prev, patient) {
+	if exists && !ownedBy(*prev, patient) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
+	}
+	// Preconditions are checked only for a request that would otherwise be
+	// allowed (RFC 9110 §13.2.1), so a 412 never answers an unauthorised caller.
+	if op.ifMatch > 0 && (prev == nil || prev.VersionID != op.ifMatch) {
+		return Result{}, fhir.Errorf(fhir.KindPrecondition, "If-Match %s does not match the current version of %s/%s", fhir.ETag(op.ifMatch), op.typ, op.id)
 	}
 	if op.method == store.MethodDelete && !exists {
 		return Result{NoOp: true}, nil
@@ -230,7 +239,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	} else {
 		next.Body = op.resource.Stamp(op.id, next.VersionID, next.LastUpdated)
 		next.Patients = fhir.CompartmentPatients(op.resource, op.id, s.baseURL)
-		if !visible(next, patient) {
+		if !ownedBy(next, patient) {
 			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token (its subject or patient must be Patient/%s)", op.typ, patient)
 		}
 	}
@@ -278,6 +287,43 @@ func authorize(p *auth.Principal, i auth.Interaction, typ string) (string, error
 		return p.Patient, nil
 	}
 	return "", nil
+}
+
+var verbs = map[store.Method]string{store.MethodCreate: "create", store.MethodUpdate: "update", store.MethodDelete: "delete"}
+
+// mayAttempt reports whether the caller holds any grant that could permit
+// op; the exact interaction (create or update) is known only under the lock.
+func mayAttempt(p *auth.Principal, op writeOp) bool {
+	if p == nil {
+		return false
+	}
+	switch op.method {
+	case store.MethodCreate:
+		return p.Can(auth.Create, op.typ)
+	case store.MethodDelete:
+		return p.Can(auth.Delete, op.typ)
+	default:
+		return p.Can(auth.Create, op.typ) || p.Can(auth.Update, op.typ)
+	}
+}
+
+// ownedBy reports whether v belongs to the patient's compartment alone (or
+// no patient bounds the caller). Writes need this stronger test than reads:
+// a patient-scoped token must not create or change a resource that also
+// places itself in another patient's compartment.
+func ownedBy(v store.Version, patient string) bool {
+	if patient == "" {
+		return true
+	}
+	if len(v.Patients) == 0 {
+		return false
+	}
+	for _, id := range v.Patients {
+		if id != patient {
+			return false
+		}
+	}
+	return true
 }
 
 // visible reports whether v lies in the patient's compartment (or no patient bounds it).

@@ -1,0 +1,192 @@
+package api_test
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/fhirtest"
+)
+
+type capabilityStatement struct {
+	ResourceType string   `json:"resourceType"`
+	Status       string   `json:"status"`
+	Kind         string   `json:"kind"`
+	FhirVersion  string   `json:"fhirVersion"`
+	Format       []string `json:"format"`
+	Rest         []struct {
+		Mode     string `json:"mode"`
+		Security struct {
+			Service []struct {
+				Coding []struct{ System, Code string } `json:"coding"`
+			} `json:"service"`
+		} `json:"security"`
+		Interaction []struct{ Code string } `json:"interaction"`
+		Resource    []struct {
+			Type         string                  `json:"type"`
+			Versioning   string                  `json:"versioning"`
+			ReadHistory  bool                    `json:"readHistory"`
+			UpdateCreate bool                    `json:"updateCreate"`
+			Interaction  []struct{ Code string } `json:"interaction"`
+			SearchParam  []struct {
+				Name, Type, Definition string
+			} `json:"searchParam"`
+		} `json:"resource"`
+	} `json:"rest"`
+}
+
+func (h *harness) capabilities(t *testing.T) capabilityStatement {
+	t.Helper()
+	r := h.request("GET", "/fhir/metadata", "", "")
+	require.Equal(t, 200, r.status, string(r.body))
+	require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"))
+	fhirtest.RequireValidR4(t, r.body)
+	var cs capabilityStatement
+	require.NoError(t, json.Unmarshal(r.body, &cs))
+	return cs
+}
+
+func codes(is []struct{ Code string }) []string {
+	var out []string
+	for _, i := range is {
+		out = append(out, i.Code)
+	}
+	return out
+}
+
+// TestCapabilityStatement: public, valid R4, and says exactly what Herald
+// serves for every R4 resource type.
+func TestCapabilityStatement(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	cs := h.capabilities(t)
+	require.Equal(t, "CapabilityStatement", cs.ResourceType)
+	require.Equal(t, "active", cs.Status)
+	require.Equal(t, "instance", cs.Kind)
+	require.Equal(t, "4.0.1", cs.FhirVersion)
+	require.Contains(t, cs.Format, "application/fhir+json")
+	require.NotContains(t, strings.Join(cs.Format, " "), "xml", "Herald speaks JSON only")
+	require.Len(t, cs.Rest, 1)
+	rest := cs.Rest[0]
+	require.Equal(t, "server", rest.Mode)
+	require.ElementsMatch(t, []string{"transaction", "batch"}, codes(rest.Interaction))
+	require.Len(t, rest.Security.Service, 1)
+	require.Equal(t, "SMART-on-FHIR", rest.Security.Service[0].Coding[0].Code)
+
+	var types []string
+	for _, res := range rest.Resource {
+		types = append(types, res.Type)
+		require.ElementsMatch(t,
+			[]string{"read", "vread", "update", "delete", "history-instance", "create", "search-type"},
+			codes(res.Interaction), res.Type)
+		require.Equal(t, "versioned-update", res.Versioning, res.Type)
+		require.True(t, res.ReadHistory, res.Type)
+		require.True(t, res.UpdateCreate, res.Type)
+		params := map[string]string{}
+		for _, p := range res.SearchParam {
+			params[p.Name] = p.Type
+		}
+		require.Equal(t, "token", params["_id"], res.Type)
+		require.Equal(t, "date", params["_lastUpdated"], res.Type)
+	}
+	require.Equal(t, fhir.ResourceTypes(), types, "every R4 resource type, each once, sorted")
+	require.Len(t, types, 146, "R4 has 146 concrete resource types")
+	require.Contains(t, types, "Subscription")
+	require.NotContains(t, types, "DomainResource")
+	require.NotContains(t, types, "Resource")
+}
+
+// TestCapabilityStatementMatchesRoutes: every interaction the statement
+// claims for Patient, and every system interaction, works against the
+// server (2xx, FHIR JSON); no claim leads to a missing route or a 405.
+func TestCapabilityStatementMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok := h.token(allScopes)
+		r := h.request("POST", "/fhir/Patient", tok, `{"resourceType":"Patient"}`)
+		require.Equal(t, 201, r.status)
+		id := r.json(t)["id"].(string)
+		p := "/fhir/Patient/" + id
+		body := func(active string) string {
+			return `{"resourceType":"Patient","id":"` + id + `","active":` + active + `}`
+		}
+
+		// One request per interaction code; "delete" runs last.
+		calls := map[string]struct {
+			method, path, body string
+			status             int
+		}{
+			"create":           {"POST", "/fhir/Patient", `{"resourceType":"Patient"}`, 201},
+			"read":             {"GET", p, "", 200},
+			"vread":            {"GET", p + "/_history/1", "", 200},
+			"update":           {"PUT", p, body("true"), 200},
+			"history-instance": {"GET", p + "/_history", "", 200},
+			"search-type":      {"GET", "/fhir/Patient?_id=" + id, "", 200},
+			"delete":           {"DELETE", p, "", 204},
+			"transaction":      {"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/` + id + `"},"resource":` + body("false") + `}]}`, 200},
+			"batch":            {"POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + id + `"}}]}`, 200},
+		}
+		cs := h.capabilities(t)
+		claimed := codes(cs.Rest[0].Interaction)
+		for _, res := range cs.Rest[0].Resource {
+			if res.Type == "Patient" {
+				claimed = append(claimed, codes(res.Interaction)...)
+			}
+		}
+		slices.SortStableFunc(claimed, func(a, b string) int {
+			if a == "delete" {
+				return 1
+			}
+			if b == "delete" {
+				return -1
+			}
+			return 0
+		})
+		require.Len(t, claimed, len(calls))
+		for _, code := range claimed {
+			c, ok := calls[code]
+			require.True(t, ok, "the statement claims %q, which this test does not know how to call", code)
+			r := h.request(c.method, c.path, tok, c.body)
+			require.Equal(t, c.status, r.status, "%s: %s %s: %s", code, c.method, c.path, r.body)
+			if c.status != 204 {
+				require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"), code)
+				fhirtest.RequireValidR4(t, r.body)
+			}
+		}
+
+		// search-type is claimed for every type: each one answers
+		for _, typ := range fhir.ResourceTypes() {
+			r := h.request("GET", "/fhir/"+typ+"?_count=1", tok, "")
+			require.Equal(t, 200, r.status, "%s: %s", typ, r.body)
+		}
+
+		// and what is not claimed is not served
+		for _, c := range []struct{ name, method, path string }{
+			{"history-type", "GET", "/fhir/Patient/_history"},
+			{"history-system", "GET", "/fhir/_history"},
+			{"search-system", "GET", "/fhir?_id=" + id},
+			{"patch", "PATCH", p},
+			{"conditional update", "PUT", "/fhir/Patient?_id=" + id},
+			{"conditional delete", "DELETE", "/fhir/Patient?_id=" + id},
+		} {
+			r := h.request(c.method, c.path, tok, "")
+			require.GreaterOrEqual(t, r.status, 400, "%s is not claimed but answered %d", c.name, r.status)
+			requireOutcome(t, r, r.status, "")
+		}
+	})
+}
+
+// TestPreferOperationOutcomeIsFHIRJSON: the OperationOutcome a write
+// returns under Prefer: return=OperationOutcome is FHIR JSON like every
+// other response.
+func TestPreferOperationOutcomeIsFHIRJSON(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	r := h.request("POST", "/fhir/Patient", h.token(allScopes), `{"resourceType":"Patient"}`, "Prefer: return=OperationOutcome")
+	require.Equal(t, 201, r.status)
+	require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"))
+}
