@@ -44,6 +44,8 @@ type Version struct {
 // Store is the whole storage contract.
 type Store interface {
 	Reader
+	SubscriptionReader
+	AdminStore
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
 	// error (which InTx returns). fn may be called again when the
@@ -75,6 +77,8 @@ type Reader interface {
 // Tx is a transaction. Reads through a Tx lock nothing except as stated.
 type Tx interface {
 	Reader
+	SubscriptionReader
+	SubscriptionWriter
 	// Lock takes the write lock of one resource for the rest of the
 	// transaction and returns its current version like Current (ErrNotFound
 	// when none exists; the lock still serialises concurrent creators as far

@@ -20,6 +20,7 @@ type key struct{ typ, id string }
 // data is the whole database; a transaction works on a copy-on-write overlay.
 type data struct {
 	versions map[key][]store.Version // oldest first
+	subs     map[string]store.SubscriptionState
 }
 
 // Store is an in-memory store.Store.
@@ -27,13 +28,23 @@ type Store struct {
 	writeMu sync.Mutex   // held for the whole of a write transaction
 	mu      sync.RWMutex // guards db against concurrent readers
 	db      data
+	admin   admin // not transactional; guarded by its own lock
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{db: data{versions: make(map[key][]store.Version)}}
+	return &Store{
+		db: data{
+			versions: make(map[key][]store.Version),
+			subs:     make(map[string]store.SubscriptionState),
+		},
+		admin: admin{
+			endpoints: make(map[string]store.AllowedEndpoint),
+			clients:   make(map[string]store.Client),
+		},
+	}
 }
 
 func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
@@ -71,7 +82,7 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	tx := &tx{s: s, pending: make(map[key][]store.Version)}
+	tx := &tx{s: s, pending: make(map[key][]store.Version), pendingSubs: make(map[string]pendingSub)}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -83,6 +94,13 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	for k, vs := range tx.pending {
 		s.db.versions[k] = append(s.db.versions[k], vs...)
 	}
+	for id, p := range tx.pendingSubs {
+		if p.deleted {
+			delete(s.db.subs, id)
+		} else {
+			s.db.subs[id] = p.state
+		}
+	}
 	return nil
 }
 
@@ -90,8 +108,9 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 // transaction never see pending versions. The write lock held by InTx means
 // committed data cannot change under a tx, so Lock needs no extra work.
 type tx struct {
-	s       *Store
-	pending map[key][]store.Version
+	s           *Store
+	pending     map[key][]store.Version
+	pendingSubs map[string]pendingSub // the last write of each state
 }
 
 func (t *tx) all(k key) []store.Version {

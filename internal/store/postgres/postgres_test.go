@@ -38,6 +38,7 @@ func TestMigrations(t *testing.T) {
 	}
 	require.Equal(t, postgres.LatestVersion, status[len(status)-1].Version)
 	require.Equal(t, "00001_resources.sql", status[0].Source)
+	require.Equal(t, "00002_subscriptions.sql", status[1].Source)
 
 	// Two instances starting at once: the migration lock makes one wait.
 	errs := make(chan error, 2)
@@ -64,12 +65,16 @@ func TestMigrations(t *testing.T) {
 	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.Put(ctx, v) }))
 
 	// Down removes everything Up made; Up works again after it.
+	require.NoError(t, s.AddEndpoint(ctx, store.AllowedEndpoint{ID: "e1", URLPrefix: "https://example.org/", CreatedAt: v.LastUpdated}))
 	require.NoError(t, postgres.MigrateDownForTest(ctx, url))
 	require.Error(t, s.Ping(ctx), "Ping fails once migrations are rolled back")
 	require.NoError(t, postgres.Migrate(ctx, url))
 	require.NoError(t, s.Ping(ctx))
 	_, err = s.Current(ctx, "Patient", "p1")
 	require.ErrorIs(t, err, store.ErrNotFound, "tables were dropped and re-created")
+	endpoints, err := s.Endpoints(ctx)
+	require.NoError(t, err)
+	require.Empty(t, endpoints, "the allow-list was dropped and re-created")
 }
 
 // TestInTxRetriesDeadlock: two transactions lock two resources in opposite

@@ -54,6 +54,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchCombined", testSearchCombined},
 		{"BodyBytesExact", testBodyBytesExact},
 		{"LastUpdatedMilliseconds", testLastUpdatedMilliseconds},
+		// subscriptions.go
+		{"SubscriptionRoundTrip", testSubscriptionRoundTrip},
+		{"SubscriptionReplace", testSubscriptionReplace},
+		{"SubscriptionDelete", testSubscriptionDelete},
+		{"SubscriptionRollback", testSubscriptionRollback},
+		{"SubscriptionTxSeesOwnWritesOthersDoNot", testSubscriptionTxSeesOwnWrites},
+		{"SubscriptionsFilter", testSubscriptionsFilter},
+		{"SubscriptionInvalid", testSubscriptionInvalid},
+		{"Endpoints", testEndpoints},
+		{"ConcurrentAddEndpointOneWins", testConcurrentAddEndpoint},
+		{"Clients", testClients},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,102 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+var _ store.AdminStore = (*Store)(nil)
+
+// admin holds the allow-list and the client registry. They are not
+// transactional: every method works on them directly under mu.
+type admin struct {
+	mu        sync.Mutex
+	endpoints map[string]store.AllowedEndpoint // by ID
+	clients   map[string]store.Client          // by ClientID
+}
+
+func (s *Store) Endpoints(ctx context.Context) ([]store.AllowedEndpoint, error) {
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	out := make([]store.AllowedEndpoint, 0, len(s.admin.endpoints))
+	for _, e := range s.admin.endpoints {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b store.AllowedEndpoint) int {
+		if c := strings.Compare(a.URLPrefix, b.URLPrefix); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// AddEndpoint: like the Postgres store's unique constraints, a duplicate
+// URLPrefix or ID is a conflict.
+func (s *Store) AddEndpoint(ctx context.Context, e store.AllowedEndpoint) error {
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	if _, ok := s.admin.endpoints[e.ID]; ok {
+		return fmt.Errorf("%w: endpoint id %q exists", store.ErrConflict, e.ID)
+	}
+	for _, old := range s.admin.endpoints {
+		if old.URLPrefix == e.URLPrefix {
+			return fmt.Errorf("%w: endpoint prefix %q exists", store.ErrConflict, e.URLPrefix)
+		}
+	}
+	e.CreatedAt = e.CreatedAt.UTC()
+	s.admin.endpoints[e.ID] = e
+	return nil
+}
+
+func (s *Store) RemoveEndpoint(ctx context.Context, id string) error {
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	if _, ok := s.admin.endpoints[id]; !ok {
+		return store.ErrNotFound
+	}
+	delete(s.admin.endpoints, id)
+	return nil
+}
+
+func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	out := make([]store.Client, 0, len(s.admin.clients))
+	for _, c := range s.admin.clients {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b store.Client) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out, nil
+}
+
+func (s *Store) Client(ctx context.Context, clientID string) (store.Client, error) {
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	c, ok := s.admin.clients[clientID]
+	if !ok {
+		return store.Client{}, store.ErrNotFound
+	}
+	return c, nil
+}
+
+// PutClient enforces what the Postgres schema's CHECK constraints do.
+func (s *Store) PutClient(ctx context.Context, c store.Client) (created bool, err error) {
+	if !slices.Contains([]string{"active", "suspended"}, c.Status) {
+		return false, fmt.Errorf("memory: put client %s: invalid status %q", c.ClientID, c.Status)
+	}
+	if !slices.Contains([]string{"empty", "id-only", "full-resource"}, c.MaxPayload) {
+		return false, fmt.Errorf("memory: put client %s: invalid max payload %q", c.ClientID, c.MaxPayload)
+	}
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	_, exists := s.admin.clients[c.ClientID]
+	c.UpdatedAt = c.UpdatedAt.UTC()
+	s.admin.clients[c.ClientID] = c
+	return !exists, nil
+}

@@ -1,0 +1,136 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+var (
+	_ store.SubscriptionReader = (*Store)(nil)
+	_ store.SubscriptionReader = (*tx)(nil)
+	_ store.SubscriptionWriter = (*tx)(nil)
+)
+
+// pendingSub is a transaction's last write of one subscription state: a put,
+// or a delete.
+type pendingSub struct {
+	state   store.SubscriptionState
+	deleted bool
+}
+
+func (s *Store) Subscription(ctx context.Context, id string) (store.SubscriptionState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.db.subs[id]
+	if !ok {
+		return store.SubscriptionState{}, store.ErrNotFound
+	}
+	return cloneSub(st), nil
+}
+
+func (s *Store) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return filterSubs(s.db.subs, nil, f), nil
+}
+
+func (t *tx) Subscription(ctx context.Context, id string) (store.SubscriptionState, error) {
+	if p, ok := t.pendingSubs[id]; ok {
+		if p.deleted {
+			return store.SubscriptionState{}, store.ErrNotFound
+		}
+		return cloneSub(p.state), nil
+	}
+	return t.s.Subscription(ctx, id)
+}
+
+func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	t.s.mu.RLock()
+	defer t.s.mu.RUnlock()
+	return filterSubs(t.s.db.subs, t.pendingSubs, f), nil
+}
+
+func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
+	s = cloneSub(s)
+	s.TokenExp = s.TokenExp.UTC()
+	s.End = s.End.UTC()
+	s.CreatedAt = s.CreatedAt.UTC()
+	s.UpdatedAt = s.UpdatedAt.UTC()
+	// Durations are kept to the millisecond, as in the Postgres store.
+	s.HeartbeatPeriod = s.HeartbeatPeriod.Truncate(time.Millisecond)
+	s.Timeout = s.Timeout.Truncate(time.Millisecond)
+	if err := checkSub(s); err != nil {
+		return fmt.Errorf("memory: put subscription %s: %w", s.ID, err)
+	}
+	t.pendingSubs[s.ID] = pendingSub{state: s}
+	return nil
+}
+
+func (t *tx) DeleteSubscription(ctx context.Context, id string) error {
+	t.pendingSubs[id] = pendingSub{deleted: true}
+	return nil
+}
+
+// checkSub enforces what the Postgres schema's CHECK constraints do, so that
+// code developed against the memory store does not fail only in production.
+func checkSub(s store.SubscriptionState) error {
+	switch {
+	case !slices.Contains([]string{"requested", "active", "error", "off"}, s.Status):
+		return fmt.Errorf("invalid status %q", s.Status)
+	case !slices.Contains([]string{"empty", "id-only", "full-resource"}, s.Content):
+		return fmt.Errorf("invalid content %q", s.Content)
+	case s.HeartbeatPeriod < 0 || s.Timeout < 0:
+		return fmt.Errorf("negative duration")
+	case s.MaxCount < 0 || s.MaxCount > math.MaxInt32:
+		return fmt.Errorf("max count %d out of range", s.MaxCount)
+	}
+	return nil
+}
+
+// cloneSub copies s so that neither the caller nor the store sees the
+// other's Filters; an empty Filters becomes nil.
+func cloneSub(s store.SubscriptionState) store.SubscriptionState {
+	if len(s.Filters) == 0 {
+		s.Filters = nil
+	} else {
+		s.Filters = slices.Clone(s.Filters)
+	}
+	return s
+}
+
+// filterSubs returns copies of the committed states, overlaid with pending
+// writes, that match f, ordered by id. A scan is fast enough for the
+// embedded store.
+func filterSubs(committed map[string]store.SubscriptionState, pending map[string]pendingSub, f store.SubscriptionFilter) []store.SubscriptionState {
+	all := maps.Clone(committed)
+	for id, p := range pending {
+		if p.deleted {
+			delete(all, id)
+		} else {
+			all[id] = p.state
+		}
+	}
+	var out []store.SubscriptionState
+	for _, s := range all {
+		if subMatches(s, f) {
+			out = append(out, cloneSub(s))
+		}
+	}
+	slices.SortFunc(out, func(a, b store.SubscriptionState) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func subMatches(s store.SubscriptionState, f store.SubscriptionFilter) bool {
+	return (f.Owner == "" || s.Owner == f.Owner) &&
+		(len(f.Status) == 0 || slices.Contains(f.Status, s.Status)) &&
+		(f.Topic == "" || s.Topic == f.Topic) &&
+		(f.Endpoint == "" || s.Endpoint == f.Endpoint) &&
+		(len(f.IDs) == 0 || slices.Contains(f.IDs, s.ID))
+}

@@ -1,0 +1,214 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+var (
+	_ store.SubscriptionReader = (*Store)(nil)
+	_ store.SubscriptionReader = (*tx)(nil)
+	_ store.SubscriptionWriter = (*tx)(nil)
+)
+
+// subscriptionRow is a row of subscriptions, in subscriptionColumns order.
+// The delivery columns (last_event_number and the rest) are not read.
+type subscriptionRow struct {
+	ID                string     `db:"id"`
+	Owner             string     `db:"owner"`
+	Scopes            string     `db:"scopes"`
+	Patient           string     `db:"patient"`
+	TokenExp          *time.Time `db:"token_exp"`
+	Status            string     `db:"status"`
+	Error             string     `db:"error"`
+	Topic             string     `db:"topic"`
+	Filters           []string   `db:"filters"`
+	Endpoint          string     `db:"endpoint"`
+	Content           string     `db:"content"`
+	End               *time.Time `db:"end_at"`
+	HeartbeatPeriodMS int64      `db:"heartbeat_period_ms"`
+	TimeoutMS         int64      `db:"timeout_ms"`
+	MaxCount          int        `db:"max_count"`
+	SealedSecret      string     `db:"sealed_secret"`
+	SealedHeaders     string     `db:"sealed_headers"`
+	CreatedAt         time.Time  `db:"created_at"`
+	UpdatedAt         time.Time  `db:"updated_at"`
+}
+
+func (r subscriptionRow) state() store.SubscriptionState {
+	s := store.SubscriptionState{
+		ID:              r.ID,
+		Owner:           r.Owner,
+		Scopes:          r.Scopes,
+		Patient:         r.Patient,
+		TokenExp:        fromNullTime(r.TokenExp),
+		Status:          r.Status,
+		Error:           r.Error,
+		Topic:           r.Topic,
+		Filters:         r.Filters,
+		Endpoint:        r.Endpoint,
+		Content:         r.Content,
+		End:             fromNullTime(r.End),
+		HeartbeatPeriod: time.Duration(r.HeartbeatPeriodMS) * time.Millisecond,
+		Timeout:         time.Duration(r.TimeoutMS) * time.Millisecond,
+		MaxCount:        r.MaxCount,
+		SealedSecret:    r.SealedSecret,
+		SealedHeaders:   r.SealedHeaders,
+		CreatedAt:       r.CreatedAt.UTC(),
+		UpdatedAt:       r.UpdatedAt.UTC(),
+	}
+	if len(s.Filters) == 0 {
+		s.Filters = nil
+	}
+	return s
+}
+
+// toNullTime maps the zero time to NULL.
+func toNullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// fromNullTime maps NULL to the zero time.
+func fromNullTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+const subscriptionColumns = `id, owner, scopes, patient, token_exp, status, error, topic, filters, endpoint,
+	content, end_at, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers,
+	created_at, updated_at`
+
+// querySubscriptions runs a query that returns subscription rows.
+func querySubscriptions(ctx context.Context, q querier, sql string, args ...any) ([]store.SubscriptionState, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[subscriptionRow])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.SubscriptionState, len(rs))
+	for i, r := range rs {
+		out[i] = r.state()
+	}
+	return out, nil
+}
+
+// Readers: the Store reads committed states through the pool, a tx reads
+// through its transaction (and so sees its own writes).
+
+func (s *Store) Subscription(ctx context.Context, id string) (store.SubscriptionState, error) {
+	return subscription(ctx, s.pool, id)
+}
+
+func (s *Store) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	return subscriptions(ctx, s.pool, f)
+}
+
+func (t *tx) Subscription(ctx context.Context, id string) (store.SubscriptionState, error) {
+	return subscription(ctx, t.q, id)
+}
+
+func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	return subscriptions(ctx, t.q, f)
+}
+
+const subscriptionSQL = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE id = $1`
+
+func subscription(ctx context.Context, q querier, id string) (store.SubscriptionState, error) {
+	op := "subscription " + id
+	rows, err := q.Query(ctx, subscriptionSQL, id)
+	if err != nil {
+		return store.SubscriptionState{}, wrap(op, err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[subscriptionRow])
+	if err != nil {
+		return store.SubscriptionState{}, wrap(op, err)
+	}
+	return r.state(), nil
+}
+
+// Subscriptions builds its WHERE clause from these fragments; every value is
+// a parameter.
+const (
+	subscriptionsSQL         = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE true`
+	subscriptionsOwnerSQL    = ` AND owner = $%d`
+	subscriptionsStatusSQL   = ` AND status = ANY($%d::text[])`
+	subscriptionsTopicSQL    = ` AND topic = $%d`
+	subscriptionsEndpointSQL = ` AND endpoint = $%d`
+	subscriptionsIDsSQL      = ` AND id = ANY($%d::text[])`
+	subscriptionsOrderSQL    = ` ORDER BY id`
+)
+
+func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	var b strings.Builder
+	var args []any
+	b.WriteString(subscriptionsSQL)
+	add := func(fragment string, val any) {
+		args = append(args, val)
+		fmt.Fprintf(&b, fragment, len(args))
+	}
+	if f.Owner != "" {
+		add(subscriptionsOwnerSQL, f.Owner)
+	}
+	if len(f.Status) > 0 {
+		add(subscriptionsStatusSQL, f.Status)
+	}
+	if f.Topic != "" {
+		add(subscriptionsTopicSQL, f.Topic)
+	}
+	if f.Endpoint != "" {
+		add(subscriptionsEndpointSQL, f.Endpoint)
+	}
+	if len(f.IDs) > 0 {
+		add(subscriptionsIDsSQL, f.IDs)
+	}
+	b.WriteString(subscriptionsOrderSQL)
+	out, err := querySubscriptions(ctx, q, b.String(), args...)
+	if err != nil {
+		return nil, wrap("subscriptions", err)
+	}
+	return out, nil
+}
+
+// PutSubscription upserts the state columns only: replacing a state keeps
+// the delivery columns (cursor, failures, schedule) the row already has.
+const putSubscriptionSQL = `INSERT INTO subscriptions (` + subscriptionColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19)
+	ON CONFLICT (id) DO UPDATE SET
+		owner = excluded.owner, scopes = excluded.scopes, patient = excluded.patient,
+		token_exp = excluded.token_exp, status = excluded.status, error = excluded.error,
+		topic = excluded.topic, filters = excluded.filters, endpoint = excluded.endpoint,
+		content = excluded.content, end_at = excluded.end_at,
+		heartbeat_period_ms = excluded.heartbeat_period_ms, timeout_ms = excluded.timeout_ms,
+		max_count = excluded.max_count, sealed_secret = excluded.sealed_secret,
+		sealed_headers = excluded.sealed_headers, created_at = excluded.created_at,
+		updated_at = excluded.updated_at`
+
+func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
+	_, err := t.q.Exec(ctx, putSubscriptionSQL,
+		s.ID, s.Owner, s.Scopes, s.Patient, toNullTime(s.TokenExp), s.Status, s.Error, s.Topic, s.Filters, s.Endpoint,
+		s.Content, toNullTime(s.End), s.HeartbeatPeriod.Milliseconds(), s.Timeout.Milliseconds(), s.MaxCount,
+		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt)
+	return wrap("put subscription "+s.ID, err)
+}
+
+const deleteSubscriptionSQL = `DELETE FROM subscriptions WHERE id = $1`
+
+func (t *tx) DeleteSubscription(ctx context.Context, id string) error {
+	_, err := t.q.Exec(ctx, deleteSubscriptionSQL, id)
+	return wrap("delete subscription "+id, err)
+}

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// SubscriptionState is the server's own record of a Subscription, kept
+// beside its resource versions and written in the same transaction. It holds
+// what later authorization and delivery need and what the resource must not
+// show: the owner and its grants, and the encrypted secrets.
+type SubscriptionState struct {
+	ID       string
+	Owner    string    // client id of the creator
+	Scopes   string    // the creating token's scopes, space-separated, as granted
+	Patient  string    // the creating token's patient claim, if any
+	TokenExp time.Time // the creating token's exp
+
+	Status   string // requested, active, error, off
+	Error    string // why the status is error or off; empty otherwise
+	Topic    string // canonical, as in criteria
+	Filters  []string
+	Endpoint string
+	Content  string // empty, id-only, full-resource
+	End      time.Time
+
+	HeartbeatPeriod time.Duration
+	Timeout         time.Duration
+	MaxCount        int
+
+	// SealedSecret and SealedHeaders are ciphertexts (internal/secrets);
+	// the store never sees plaintext. SealedHeaders seals the JSON array of
+	// "Name: value" lines.
+	SealedSecret  string
+	SealedHeaders string
+
+	CreatedAt, UpdatedAt time.Time
+}
+
+// SubscriptionFilter selects subscription states; empty fields match all.
+type SubscriptionFilter struct {
+	Owner    string
+	Status   []string // any of
+	Topic    string
+	Endpoint string
+	IDs      []string // any of
+}
+
+// SubscriptionReader reads subscription states.
+type SubscriptionReader interface {
+	// Subscription returns one state; ErrNotFound when absent.
+	Subscription(ctx context.Context, id string) (SubscriptionState, error)
+	// Subscriptions returns the states matching f, ordered by id.
+	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]SubscriptionState, error)
+}
+
+// SubscriptionWriter changes subscription states inside a transaction.
+type SubscriptionWriter interface {
+	// PutSubscription inserts or replaces the state with s.ID.
+	PutSubscription(ctx context.Context, s SubscriptionState) error
+	// DeleteSubscription removes the state; deleting an absent one is not an error.
+	DeleteSubscription(ctx context.Context, id string) error
+}
+
+// AllowedEndpoint is one entry of the endpoint allow-list.
+type AllowedEndpoint struct {
+	ID                  string
+	URLPrefix           string // normalised by internal/allowlist before storing
+	AllowPrivateNetwork bool
+	Note                string
+	CreatedAt           time.Time
+}
+
+// Client is one entry of the client registry. Clients without an entry get
+// the configured defaults.
+type Client struct {
+	ClientID     string
+	Status       string // active or suspended
+	MaxPayload   string // empty, id-only or full-resource
+	ScopeCeiling string // space-separated scopes; empty means no ceiling
+	UpdatedAt    time.Time
+}
+
+// AdminStore holds the allow-list and the client registry.
+type AdminStore interface {
+	// Endpoints returns the allow-list ordered by URLPrefix then ID.
+	Endpoints(ctx context.Context) ([]AllowedEndpoint, error)
+	// AddEndpoint stores e (ID set by the caller); ErrConflict when an
+	// entry with the same URLPrefix exists.
+	AddEndpoint(ctx context.Context, e AllowedEndpoint) error
+	// RemoveEndpoint deletes by ID; ErrNotFound when absent.
+	RemoveEndpoint(ctx context.Context, id string) error
+
+	// Clients returns the registry ordered by ClientID.
+	Clients(ctx context.Context) ([]Client, error)
+	// Client returns one entry; ErrNotFound when absent.
+	Client(ctx context.Context, clientID string) (Client, error)
+	// PutClient inserts or replaces the entry; created reports an insert.
+	PutClient(ctx context.Context, c Client) (created bool, err error)
+}
