@@ -9,7 +9,9 @@ TEST_DATABASE_URL = $(or $(DATABASE_URL),$(shell pg_isready -q -h 127.0.0.1 -p 5
 
 FUZZTIME ?= 10s
 # package:FuzzTarget pairs; `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope
+FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./internal/search:FuzzParseCriteria \
+  ./internal/subscription:FuzzParse ./internal/allowlist:FuzzParseEndpoint ./internal/allowlist:FuzzMatch \
+  ./internal/secrets:FuzzOpen ./internal/secrets:FuzzSealOpen ./internal/resources:FuzzResolveRefs
 
 .PHONY: help run build test lint fuzz bench generate
 help: ## list the targets
@@ -38,4 +40,7 @@ bench: ## load-test the server against PostgreSQL and print throughput and laten
 	bash scripts/bench.sh
 
 generate: ## regenerate tables from the FHIR R4 package (needs npm)
-	$(GO) run ./scripts/genr4 -pkg "$$(bash scripts/fetch-r4-package.sh)"
+	pkg="$$(bash scripts/fetch-r4-package.sh)" && \
+	$(GO) run ./scripts/genr4 -pkg "$$pkg" && \
+	$(GO) run ./scripts/gensearch -pkg "$$pkg" && \
+	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/

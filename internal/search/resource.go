@@ -1,0 +1,114 @@
+package search
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Resource is a FHIR resource decoded once for matching against any number of
+// criteria. It is read-only and safe for concurrent use.
+type Resource struct {
+	typ  string
+	root map[string]any
+}
+
+// NewResource decodes a FHIR JSON resource.
+func NewResource(raw []byte) (*Resource, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("search: resource is not a JSON object: %w", err)
+	}
+	return ResourceFromMap(m)
+}
+
+// ResourceFromMap wraps an already decoded resource (as produced by
+// encoding/json into map[string]any; numbers as float64 or json.Number). The
+// map must not be modified while the Resource is in use.
+func ResourceFromMap(m map[string]any) (*Resource, error) {
+	if m == nil {
+		return nil, errors.New("search: resource is null")
+	}
+	t, _ := m["resourceType"].(string)
+	if t == "" {
+		return nil, errors.New("search: resource has no resourceType")
+	}
+	return &Resource{typ: t, root: m}, nil
+}
+
+// Type is the resource's resourceType.
+func (r *Resource) Type() string { return r.typ }
+
+// walk calls fn for each leaf element that steps select below v (arrays are
+// flattened), until fn returns true; it reports whether fn did.
+func walk(v any, steps []genStep, fn func(any) bool) bool {
+	if len(steps) == 0 {
+		if arr, ok := v.([]any); ok {
+			for _, e := range arr {
+				if e != nil && fn(e) {
+					return true
+				}
+			}
+			return false
+		}
+		return v != nil && fn(v)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		st := &steps[0]
+		child, ok := x[st.name]
+		if !ok {
+			return false
+		}
+		if st.whereField == "" {
+			return walk(child, steps[1:], fn)
+		}
+		if arr, ok := child.([]any); ok {
+			for _, e := range arr {
+				if whereOK(e, st) && walk(e, steps[1:], fn) {
+					return true
+				}
+			}
+			return false
+		}
+		return whereOK(child, st) && walk(child, steps[1:], fn)
+	case []any:
+		for _, e := range x {
+			if walk(e, steps, fn) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func whereOK(e any, st *genStep) bool {
+	m, ok := e.(map[string]any)
+	if !ok {
+		return false
+	}
+	s, _ := m[st.whereField].(string)
+	return s == st.whereValue
+}
+
+// str returns m[key] when it is a string.
+func str(m map[string]any, key string) string {
+	s, _ := m[key].(string)
+	return s
+}
+
+// num reads a JSON number.
+func num(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
