@@ -181,7 +181,7 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, p *auth.Principal, 
 	if err != nil {
 		return fhir.BundleEntry{}, err
 	}
-	res, err := s.write(ctx, tx, p, writeOp{method: method, typ: e.typ, id: e.id, resource: e.resource, ifMatch: want})
+	res, err := s.write(ctx, tx, p, writeOp{method: method, typ: e.typ, id: e.id, resource: e.resource, body: e.body, ifMatch: want})
 	if err != nil {
 		return fhir.BundleEntry{}, err
 	}
@@ -200,7 +200,7 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, p *auth.Principal, 
 		},
 	}
 	if !minimal {
-		out.Resource = v.Body
+		out.Resource = res.Echo
 	}
 	return out, nil
 }

@@ -36,9 +36,29 @@ func (s *Service) search(ctx context.Context, r store.Reader, p *auth.Principal,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.allowedBy(p, auth.Search, typ, nil); err != nil {
+		return nil, err
+	}
+	rules := s.rulesFor(typ)
+	var own url.Values
+	if rules != nil {
+		// The type's own parameters are its rules' business; the rest are generic.
+		ids, applied, err := rules.Search(ctx, r, p, params)
+		if err != nil {
+			return nil, err
+		}
+		own = applied
+		params = without(params, applied)
+		if ids != nil {
+			params = withIDs(params, ids)
+		}
+	}
 	q, applied, err := parseSearch(typ, params, strict)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range own {
+		applied[k] = vs
 	}
 	q.Patient = patient
 	limit := q.Count
@@ -98,6 +118,9 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		versions = versions[:count]
 		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
+	}
+	if len(versions) > 0 && s.allowedBy(p, auth.Read, typ, &versions[0]) != nil {
+		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	for _, v := range versions {
 		if !visible(v, patient) {
@@ -208,4 +231,43 @@ func parseCount(v string) (int, error) {
 		return 0, fhir.Errorf(fhir.KindInvalid, "_count must be a positive integer")
 	}
 	return min(n, maxCount), nil
+}
+
+// without returns params minus the names in drop.
+func without(params, drop url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range params {
+		if _, ok := drop[k]; !ok {
+			out[k] = vs
+		}
+	}
+	return out
+}
+
+// withIDs narrows params to ids, intersected with any _id already given. An
+// empty ids matches nothing, so it becomes an _id no resource can have.
+func withIDs(params url.Values, ids []string) url.Values {
+	if len(ids) == 0 {
+		ids = []string{"-"} // not a valid id: matches nothing
+	}
+	if given := params["_id"]; len(given) > 0 {
+		allowed := map[string]bool{}
+		for _, id := range ids {
+			allowed[id] = true
+		}
+		var keep []string
+		for _, v := range given {
+			for _, id := range strings.Split(v, ",") {
+				if allowed[id] {
+					keep = append(keep, id)
+				}
+			}
+		}
+		ids = keep
+		if len(ids) == 0 {
+			ids = []string{"-"}
+		}
+	}
+	params.Set("_id", strings.Join(ids, ","))
+	return params
 }

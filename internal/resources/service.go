@@ -31,6 +31,8 @@ type Config struct {
 	Now     func() time.Time // defaults to time.Now
 	NewID   func() string    // defaults to random UUIDs
 	OnWrite []WriteHook
+	// Rules customise resource types, keyed by type name.
+	Rules map[string]TypeRules
 }
 
 // Service performs FHIR interactions on behalf of an authenticated caller.
@@ -40,11 +42,12 @@ type Service struct {
 	now     func() time.Time
 	newID   func() string
 	onWrite []WriteHook
+	rules   map[string]TypeRules
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite}
+	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -60,8 +63,9 @@ func (s *Service) BaseURL() string { return s.baseURL }
 // Result is the outcome of a write.
 type Result struct {
 	Version store.Version
-	Created bool // a new resource (201) rather than a new version (200)
-	NoOp    bool // a delete of something already absent: nothing was written
+	Echo    []byte // the body to answer the writer with (Version.Body unless rules differ)
+	Created bool   // a new resource (201) rather than a new version (200)
+	NoOp    bool   // a delete of something already absent: nothing was written
 }
 
 // Create stores body as a new resource of type typ with a server-assigned id.
@@ -73,7 +77,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, typ string, bod
 	var res Result
 	err = s.inTx(ctx, func(tx store.Tx) error {
 		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r})
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body})
 		return err
 	})
 	return res, err
@@ -99,7 +103,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, typ, id string,
 	var res Result
 	err = s.inTx(ctx, func(tx store.Tx) error {
 		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, ifMatch: want})
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, body: body, ifMatch: want})
 		return err
 	})
 	return res, err
@@ -140,7 +144,7 @@ func (s *Service) read(ctx context.Context, r store.Reader, p *auth.Principal, t
 	if err != nil {
 		return store.Version{}, notFound(err, typ, id)
 	}
-	if !visible(v, patient) {
+	if !visible(v, patient) || s.allowedBy(p, auth.Read, typ, &v) != nil {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	if v.Deleted {
@@ -170,7 +174,7 @@ func (s *Service) vread(ctx context.Context, r store.Reader, p *auth.Principal, 
 	if err != nil {
 		return store.Version{}, notFound(err, typ, id+"/_history/"+vid)
 	}
-	if !visible(v, patient) {
+	if !visible(v, patient) || s.allowedBy(p, auth.Read, typ, &v) != nil {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s/_history/%d is not known", typ, id, n)
 	}
 	if v.Deleted {
@@ -184,6 +188,7 @@ type writeOp struct {
 	method   store.Method
 	typ, id  string
 	resource *fhir.Resource // nil for deletes
+	body     []byte         // the resource as sent; nil for deletes
 	ifMatch  int64          // 0: no precondition
 }
 
@@ -220,6 +225,13 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if exists && !ownedBy(*prev, patient) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
 	}
+	var current *store.Version
+	if exists {
+		current = prev
+	}
+	if err := s.allowedBy(p, interaction, op.typ, current); err != nil {
+		return Result{}, err
+	}
 	// Preconditions are checked only for a request that would otherwise be
 	// allowed (RFC 9110 §13.2.1), so a 412 never answers an unauthorised caller.
 	if op.ifMatch > 0 && (prev == nil || prev.VersionID != op.ifMatch) {
@@ -230,6 +242,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	}
 
 	next := store.Version{Type: op.typ, ID: op.id, VersionID: 1, Method: op.method, LastUpdated: s.stamp(prev)}
+	var echoBody []byte
 	if prev != nil {
 		next.VersionID = prev.VersionID + 1
 	}
@@ -237,8 +250,22 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		next.Deleted = true
 		next.Patients = prev.Patients // a delete marker stays in its compartment
 	} else {
-		next.Body = op.resource.Stamp(op.id, next.VersionID, next.LastUpdated)
-		next.Patients = fhir.CompartmentPatients(op.resource, op.id, s.baseURL)
+		toStore, echo := op.resource, op.resource
+		if rules := s.rulesFor(op.typ); rules != nil {
+			prep, err := rules.Prepare(ctx, tx, p, Write{Method: op.method, ID: op.id, Prev: prev, Resource: op.resource, Body: op.body})
+			if err != nil {
+				return Result{}, err
+			}
+			toStore, echo = prep.Store, prep.Echo
+			if echo == nil {
+				echo = toStore
+			}
+		}
+		next.Body = toStore.Stamp(op.id, next.VersionID, next.LastUpdated)
+		next.Patients = fhir.CompartmentPatients(toStore, op.id, s.baseURL)
+		if echo != toStore {
+			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)
+		}
 		if !ownedBy(next, patient) {
 			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token (its subject or patient must be Patient/%s)", op.typ, patient)
 		}
@@ -246,12 +273,20 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if err := tx.Put(ctx, next); err != nil {
 		return Result{}, err
 	}
+	if rules := s.rulesFor(op.typ); rules != nil {
+		if err := rules.AfterWrite(ctx, tx, p, prev, next); err != nil {
+			return Result{}, err
+		}
+	}
 	for _, hook := range s.onWrite {
 		if err := hook(ctx, tx, prev, next); err != nil {
 			return Result{}, err
 		}
 	}
-	return Result{Version: next, Created: !exists && op.method != store.MethodDelete}, nil
+	if echoBody == nil {
+		echoBody = next.Body
+	}
+	return Result{Version: next, Echo: echoBody, Created: !exists && op.method != store.MethodDelete}, nil
 }
 
 // stamp is the lastUpdated of a new version: now at millisecond precision,
