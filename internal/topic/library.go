@@ -86,7 +86,7 @@ func (l *Library) Active() []*Topic {
 
 // Builtin reads the built-in topic definitions from fsys (topics.FS). Each
 // must parse; a broken built-in is a programming error the tests catch.
-func Builtin(fsys fs.FS, check CriteriaChecker) ([]*Topic, [][]byte, error) {
+func Builtin(fsys fs.FS) ([]*Topic, [][]byte, error) {
 	names, err := fs.Glob(fsys, "*.json")
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +99,7 @@ func Builtin(fsys fs.FS, check CriteriaChecker) ([]*Topic, [][]byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		t, err := Parse(raw, check)
+		t, err := Parse(raw)
 		if err != nil {
 			return nil, nil, &builtinError{name: path.Base(name), err: err}
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
 )
 
 // Topic is a SubscriptionTopic Herald can evaluate.
@@ -101,13 +102,9 @@ type wire struct {
 	} `json:"notificationShape"`
 }
 
-// CriteriaChecker reports whether Herald can evaluate a search query on a
-// resource type, naming the unsupported part when it cannot.
-type CriteriaChecker func(resourceType, query string) error
-
 // Parse reads a topic and checks that Herald can evaluate it. 400 for JSON
 // of the wrong shape; 422 naming the part Herald does not support.
-func Parse(body []byte, check CriteriaChecker) (*Topic, error) {
+func Parse(body []byte) (*Topic, error) {
 	var w wire
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the SubscriptionTopic is malformed: %s", err)
@@ -166,7 +163,7 @@ func Parse(body []byte, check CriteriaChecker) (*Topic, error) {
 				if query == "" {
 					continue
 				}
-				if err := check(typ, query); err != nil {
+				if _, err := search.ParseCriteria(typ, query); err != nil {
 					return nil, unsupported(at+".queryCriteria."+name, "%s", err)
 				}
 			}
@@ -190,7 +187,7 @@ func Parse(body []byte, check CriteriaChecker) (*Topic, error) {
 			return nil, unsupported(at+".filterParameter", "filterParameter is required")
 		}
 		for _, typ := range t.filterTypes(fd) {
-			if err := check(typ, fd.Param+"=x"); err != nil && !isHeraldParam(typ, fd) {
+			if err := filterParamSupported(typ, fd.Param); err != nil && !isHeraldParam(typ, fd) {
 				return nil, unsupported(at+".filterParameter", "%s", err)
 			}
 		}
@@ -310,4 +307,17 @@ func clip(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// filterParamSupported reports whether Herald can evaluate the search
+// parameter on the type.
+func filterParamSupported(typ, param string) error {
+	p, ok := search.Lookup(typ, param)
+	if !ok {
+		return fmt.Errorf("unknown search parameter %q for %s", param, typ)
+	}
+	if !p.Supported() {
+		return fmt.Errorf("search parameter %q on %s is not supported", param, typ)
+	}
+	return nil
 }
