@@ -10,8 +10,19 @@ var resourceTypeSet = func() map[string]struct{} {
 	return m
 }()
 
-// IsResourceType reports whether name is a concrete FHIR R4 resource type.
+// heraldTypes are resource types Herald serves beyond R4: SubscriptionTopic
+// in its R4B/R5 JSON shape, as the backport IG suggests for R4 servers.
+var heraldTypes = map[string]bool{"SubscriptionTopic": true}
+
+// IsResourceType reports whether name is a resource type Herald serves: a
+// concrete FHIR R4 type or one of Herald's documented additions.
 func IsResourceType(name string) bool {
+	_, ok := resourceTypeSet[name]
+	return ok || heraldTypes[name]
+}
+
+// IsR4ResourceType reports whether name is a concrete FHIR R4 resource type.
+func IsR4ResourceType(name string) bool {
 	_, ok := resourceTypeSet[name]
 	return ok
 }

@@ -113,9 +113,9 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 
 	out := fhir.NewBundle("transaction-response", s.now())
 	out.Entry = make([]fhir.BundleEntry, len(entries))
-	err := s.inTx(ctx, func(tx store.Tx) error {
+	err := s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
 		for _, e := range order {
-			res, err := s.runEntry(ctx, tx, p, e, minimal)
+			res, err := s.runEntry(ctx, tx, log, p, e, minimal)
 			if err != nil {
 				return entryError(e, err)
 			}
@@ -141,9 +141,9 @@ func (s *Service) batch(ctx context.Context, p *auth.Principal, req bundleReques
 		case err == nil && e.method == "GET":
 			out.Entry[i], err = s.getEntry(ctx, s.store, p, e)
 		case err == nil:
-			err = s.inTx(ctx, func(tx store.Tx) error {
+			err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
 				var err error
-				out.Entry[i], err = s.runEntry(ctx, tx, p, e, minimal)
+				out.Entry[i], err = s.runEntry(ctx, tx, log, p, e, minimal)
 				return err
 			})
 		}
@@ -159,7 +159,7 @@ func (s *Service) batch(ctx context.Context, p *auth.Principal, req bundleReques
 }
 
 // runEntry performs one entry inside tx and builds its response entry.
-func (s *Service) runEntry(ctx context.Context, tx store.Tx, p *auth.Principal, e *entry, minimal bool) (fhir.BundleEntry, error) {
+func (s *Service) runEntry(ctx context.Context, tx store.Tx, log *commitLog, p *auth.Principal, e *entry, minimal bool) (fhir.BundleEntry, error) {
 	switch e.method {
 	case "GET":
 		return s.getEntry(ctx, tx, p, e)
@@ -168,7 +168,7 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, p *auth.Principal, 
 		if err != nil {
 			return fhir.BundleEntry{}, err
 		}
-		if _, err := s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: e.typ, id: e.id, ifMatch: want}); err != nil {
+		if _, err := s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: e.typ, id: e.id, ifMatch: want, log: log}); err != nil {
 			return fhir.BundleEntry{}, err
 		}
 		return fhir.BundleEntry{Response: &fhir.EntryResponse{Status: fhir.StatusText(204)}}, nil
@@ -181,7 +181,7 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, p *auth.Principal, 
 	if err != nil {
 		return fhir.BundleEntry{}, err
 	}
-	res, err := s.write(ctx, tx, p, writeOp{method: method, typ: e.typ, id: e.id, resource: e.resource, body: e.body, ifMatch: want})
+	res, err := s.write(ctx, tx, p, writeOp{method: method, typ: e.typ, id: e.id, resource: e.resource, body: e.body, ifMatch: want, log: log})
 	if err != nil {
 		return fhir.BundleEntry{}, err
 	}
@@ -205,7 +205,7 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, p *auth.Principal, 
 	return out, nil
 }
 
-func (s *Service) getEntry(ctx context.Context, r store.Reader, p *auth.Principal, e *entry) (fhir.BundleEntry, error) {
+func (s *Service) getEntry(ctx context.Context, r store.View, p *auth.Principal, e *entry) (fhir.BundleEntry, error) {
 	if e.query != nil {
 		b, err := s.search(ctx, r, p, e.typ, e.query, false)
 		if err != nil {

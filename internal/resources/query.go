@@ -28,19 +28,20 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, par
 	return s.search(ctx, s.store, p, typ, params, strict)
 }
 
-func (s *Service) search(ctx context.Context, r store.Reader, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
 	if !fhir.IsResourceType(typ) {
 		return nil, unknownType(typ)
 	}
-	patient, err := authorize(p, auth.Search, typ)
+	patient, err := s.authorize(p, auth.Search, typ)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.allowedBy(p, auth.Search, typ, nil); err != nil {
+	if err := s.allowedBy(ctx, r, p, auth.Search, typ, nil); err != nil {
 		return nil, err
 	}
 	rules := s.rulesFor(typ)
 	var own url.Values
+	userIDs, hadIDs := params["_id"]
 	if rules != nil {
 		// The type's own parameters are its rules' business; the rest are generic.
 		ids, applied, err := rules.Search(ctx, r, p, params)
@@ -59,6 +60,11 @@ func (s *Service) search(ctx context.Context, r store.Reader, p *auth.Principal,
 	}
 	for k, vs := range own {
 		applied[k] = vs
+	}
+	// The self link shows the caller's _id, not the narrowing the rules added.
+	delete(applied, "_id")
+	if hadIDs {
+		applied["_id"] = userIDs
 	}
 	q.Patient = patient
 	limit := q.Count
@@ -89,7 +95,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 	if err := checkTypeID(typ, id); err != nil {
 		return nil, err
 	}
-	patient, err := authorize(p, auth.Read, typ)
+	patient, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +125,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
 	}
-	if len(versions) > 0 && s.allowedBy(p, auth.Read, typ, &versions[0]) != nil {
+	if len(versions) > 0 && s.allowedBy(ctx, s.store, p, auth.Read, typ, &versions[0]) != nil {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	for _, v := range versions {

@@ -14,9 +14,10 @@ import (
 // after the caller's scopes allowed the interaction.
 type TypeRules interface {
 	// Authorize may refuse more than scopes do: admin-only writes, owner
-	// isolation. v is the version concerned, nil for creates. Returning a
+	// isolation. v is the version concerned, nil for creates and searches;
+	// r reads in the request's transaction when there is one. Returning a
 	// KindNotFound error hides the resource from the caller.
-	Authorize(p *auth.Principal, i auth.Interaction, v *store.Version) error
+	Authorize(ctx context.Context, r store.View, p *auth.Principal, i auth.Interaction, v *store.Version) error
 	// Prepare checks a resource about to be written, inside the write's
 	// transaction, and returns what to store and what to show the writer.
 	Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w Write) (Prepared, error)
@@ -26,7 +27,13 @@ type TypeRules interface {
 	// Search narrows a search with the type's own parameters and isolation:
 	// it returns the ids that may match (nil: no narrowing) and the
 	// parameters it applied, for the self link.
-	Search(ctx context.Context, r store.Reader, p *auth.Principal, params url.Values) (ids []string, applied url.Values, err error)
+	Search(ctx context.Context, r store.View, p *auth.Principal, params url.Values) (ids []string, applied url.Values, err error)
+	// ScopeExempt reports whether interaction i on this type is decided by
+	// Authorize alone rather than SMART scopes (e.g. any client may read
+	// topics; only admins may write them).
+	ScopeExempt(i auth.Interaction) bool
+	// Committed runs after the transaction that stored v has committed.
+	Committed(v store.Version)
 }
 
 // Write is a create or update handed to TypeRules.Prepare.
@@ -47,9 +54,39 @@ type Prepared struct {
 func (s *Service) rulesFor(typ string) TypeRules { return s.rules[typ] }
 
 // allowedBy applies the type's rules to one interaction; nil rules allow.
-func (s *Service) allowedBy(p *auth.Principal, i auth.Interaction, typ string, v *store.Version) error {
-	if r := s.rulesFor(typ); r != nil {
-		return r.Authorize(p, i, v)
+func (s *Service) allowedBy(ctx context.Context, r store.View, p *auth.Principal, i auth.Interaction, typ string, v *store.Version) error {
+	if rules := s.rulesFor(typ); rules != nil {
+		return rules.Authorize(ctx, r, p, i, v)
 	}
 	return nil
+}
+
+// authorize checks the caller's scopes for the interaction (unless the
+// type's rules decide it alone) and returns the patient whose compartment
+// bounds it ("" when unbounded). Types with rules are outside any patient
+// compartment: their rules isolate callers (e.g. by owner) instead.
+func (s *Service) authorize(p *auth.Principal, i auth.Interaction, typ string) (string, error) {
+	rules := s.rulesFor(typ)
+	if rules == nil {
+		return authorize(p, i, typ)
+	}
+	if p == nil {
+		return "", fhir.Errorf(fhir.KindForbidden, "authentication is required")
+	}
+	if !rules.ScopeExempt(i) && !p.Can(i, typ) {
+		return "", fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", i, typ)
+	}
+	return "", nil
+}
+
+// commitLog collects the versions a transaction stored, so rules can react
+// once it has committed.
+type commitLog struct{ versions []store.Version }
+
+func (s *Service) committed(log *commitLog) {
+	for _, v := range log.versions {
+		if rules := s.rulesFor(v.Type); rules != nil {
+			rules.Committed(v)
+		}
+	}
 }

@@ -75,9 +75,9 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, typ string, bod
 		return Result{}, err
 	}
 	var res Result
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
 		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body})
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body, log: log})
 		return err
 	})
 	return res, err
@@ -101,9 +101,9 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, typ, id string,
 		return Result{}, err
 	}
 	var res Result
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
 		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, body: body, ifMatch: want})
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, body: body, ifMatch: want, log: log})
 		return err
 	})
 	return res, err
@@ -119,9 +119,9 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, typ, id, ifMatc
 		return Result{}, err
 	}
 	var res Result
-	err = s.inTx(ctx, func(tx store.Tx) error {
+	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
 		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, id: id, ifMatch: want})
+		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, id: id, ifMatch: want, log: log})
 		return err
 	})
 	return res, err
@@ -132,11 +132,11 @@ func (s *Service) Read(ctx context.Context, p *auth.Principal, typ, id string) (
 	return s.read(ctx, s.store, p, typ, id)
 }
 
-func (s *Service) read(ctx context.Context, r store.Reader, p *auth.Principal, typ, id string) (store.Version, error) {
+func (s *Service) read(ctx context.Context, r store.View, p *auth.Principal, typ, id string) (store.Version, error) {
 	if err := checkTypeID(typ, id); err != nil {
 		return store.Version{}, err
 	}
-	patient, err := authorize(p, auth.Read, typ)
+	patient, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return store.Version{}, err
 	}
@@ -144,7 +144,7 @@ func (s *Service) read(ctx context.Context, r store.Reader, p *auth.Principal, t
 	if err != nil {
 		return store.Version{}, notFound(err, typ, id)
 	}
-	if !visible(v, patient) || s.allowedBy(p, auth.Read, typ, &v) != nil {
+	if !visible(v, patient) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	if v.Deleted {
@@ -158,7 +158,7 @@ func (s *Service) VRead(ctx context.Context, p *auth.Principal, typ, id, vid str
 	return s.vread(ctx, s.store, p, typ, id, vid)
 }
 
-func (s *Service) vread(ctx context.Context, r store.Reader, p *auth.Principal, typ, id, vid string) (store.Version, error) {
+func (s *Service) vread(ctx context.Context, r store.View, p *auth.Principal, typ, id, vid string) (store.Version, error) {
 	if err := checkTypeID(typ, id); err != nil {
 		return store.Version{}, err
 	}
@@ -166,7 +166,7 @@ func (s *Service) vread(ctx context.Context, r store.Reader, p *auth.Principal, 
 	if err != nil || n < 1 {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s has no version %q", typ, id, clip(vid))
 	}
-	patient, err := authorize(p, auth.Read, typ)
+	patient, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return store.Version{}, err
 	}
@@ -174,7 +174,7 @@ func (s *Service) vread(ctx context.Context, r store.Reader, p *auth.Principal, 
 	if err != nil {
 		return store.Version{}, notFound(err, typ, id+"/_history/"+vid)
 	}
-	if !visible(v, patient) || s.allowedBy(p, auth.Read, typ, &v) != nil {
+	if !visible(v, patient) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s/_history/%d is not known", typ, id, n)
 	}
 	if v.Deleted {
@@ -189,6 +189,7 @@ type writeOp struct {
 	typ, id  string
 	resource *fhir.Resource // nil for deletes
 	body     []byte         // the resource as sent; nil for deletes
+	log      *commitLog     // collects what the transaction stored
 	ifMatch  int64          // 0: no precondition
 }
 
@@ -197,7 +198,7 @@ type writeOp struct {
 func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op writeOp) (Result, error) {
 	// Refuse a caller without any right to this kind of write before taking
 	// a lock or revealing anything about the resource.
-	if !mayAttempt(p, op) {
+	if rules := s.rulesFor(op.typ); (rules == nil || !rules.ScopeExempt(auth.Update)) && !mayAttempt(p, op) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", verbs[op.method], op.typ)
 	}
 	var prev *store.Version
@@ -218,7 +219,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	case exists:
 		interaction = auth.Update
 	}
-	patient, err := authorize(p, interaction, op.typ)
+	patient, err := s.authorize(p, interaction, op.typ)
 	if err != nil {
 		return Result{}, err
 	}
@@ -229,7 +230,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if exists {
 		current = prev
 	}
-	if err := s.allowedBy(p, interaction, op.typ, current); err != nil {
+	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, current); err != nil {
 		return Result{}, err
 	}
 	// Preconditions are checked only for a request that would otherwise be
@@ -273,6 +274,9 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if err := tx.Put(ctx, next); err != nil {
 		return Result{}, err
 	}
+	if op.log != nil {
+		op.log.versions = append(op.log.versions, next)
+	}
 	if rules := s.rulesFor(op.typ); rules != nil {
 		if err := rules.AfterWrite(ctx, tx, p, prev, next); err != nil {
 			return Result{}, err
@@ -301,10 +305,18 @@ func (s *Service) stamp(prev *store.Version) time.Time {
 
 // inTx runs fn in a transaction, retrying when a concurrent writer created
 // the same resource first (the retry then sees it and updates instead).
-func (s *Service) inTx(ctx context.Context, fn func(store.Tx) error) error {
+// After a commit, the type rules hear of every version stored.
+func (s *Service) inTx(ctx context.Context, fn func(store.Tx, *commitLog) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = s.store.InTx(ctx, fn)
+		log := &commitLog{}
+		err = s.store.InTx(ctx, func(tx store.Tx) error {
+			log.versions = log.versions[:0]
+			return fn(tx, log)
+		})
+		if err == nil {
+			s.committed(log)
+		}
 		if !errors.Is(err, store.ErrConflict) {
 			return err
 		}

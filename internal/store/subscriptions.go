@@ -98,3 +98,10 @@ type AdminStore interface {
 	// PutClient inserts or replaces the entry; created reports an insert.
 	PutClient(ctx context.Context, c Client) (created bool, err error)
 }
+
+// View reads everything a request may need to see: resources and
+// subscription states. Both Store and Tx are Views.
+type View interface {
+	Reader
+	SubscriptionReader
+}

@@ -284,7 +284,7 @@ func ParseFilter(raw string) (Filter, error) {
 	f := Filter{Raw: raw}
 	query := raw
 	if typ, rest, ok := strings.Cut(raw, "?"); ok {
-		if !fhir.IsResourceType(typ) {
+		if !fhir.IsR4ResourceType(typ) {
 			return f, fmt.Errorf("filter %q: %q is not a FHIR R4 resource type", clip(raw), clip(typ))
 		}
 		f.ResourceType, query = typ, rest
@@ -298,7 +298,7 @@ func ParseFilter(raw string) (Filter, error) {
 			return f, fmt.Errorf("filter %q: %q is not param=value", clip(raw), clip(part))
 		}
 		if f.ResourceType == "" {
-			if typ, param, ok := strings.Cut(name, "."); ok && fhir.IsResourceType(typ) {
+			if typ, param, ok := strings.Cut(name, "."); ok && fhir.IsR4ResourceType(typ) {
 				f.ResourceType, name = typ, param
 			}
 		}

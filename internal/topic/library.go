@@ -116,3 +116,15 @@ type builtinError struct {
 
 func (e *builtinError) Error() string { return "built-in topic " + e.name + ": " + e.err.Error() }
 func (e *builtinError) Unwrap() error { return e.err }
+
+// All lists every topic (any status) ordered by canonical.
+func (l *Library) All() []*Topic {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]*Topic, 0, len(l.byID))
+	for _, t := range l.byID {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Canonical() < out[j].Canonical() })
+	return out
+}

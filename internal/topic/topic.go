@@ -283,7 +283,7 @@ func (t *Topic) filterTypes(fd FilterDef) []string {
 // ResourceTypeOf accepts "Encounter" or its StructureDefinition URL.
 func ResourceTypeOf(resource string) (string, bool) {
 	typ := strings.TrimPrefix(resource, "http://hl7.org/fhir/StructureDefinition/")
-	return typ, fhir.IsResourceType(typ)
+	return typ, fhir.IsR4ResourceType(typ)
 }
 
 func testResult(code, at string) (bool, error) {

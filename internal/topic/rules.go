@@ -1,0 +1,103 @@
+package topic
+
+import (
+	"context"
+	"net/url"
+	"strings"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// Rules make /fhir/SubscriptionTopic a topic library: any authenticated
+// client may read and search topics, only admins may write them, and what is
+// written must be a topic Herald can evaluate.
+type Rules struct {
+	Library *Library
+}
+
+var _ resources.TypeRules = (*Rules)(nil)
+
+// ScopeExempt: topics are catalogue data, not PHI; access is decided here.
+func (r *Rules) ScopeExempt(auth.Interaction) bool { return true }
+
+// Authorize lets every authenticated client read and search, admins write.
+func (r *Rules) Authorize(_ context.Context, _ store.View, p *auth.Principal, i auth.Interaction, _ *store.Version) error {
+	switch i {
+	case auth.Read, auth.Search:
+		return nil
+	}
+	if p == nil || !p.Admin {
+		return fhir.Errorf(fhir.KindForbidden, "only admins (scope %s) may change SubscriptionTopics", auth.AdminScope)
+	}
+	return nil
+}
+
+// Prepare rejects a topic Herald cannot evaluate; a valid one is stored as sent.
+func (r *Rules) Prepare(_ context.Context, _ store.Tx, _ *auth.Principal, w resources.Write) (resources.Prepared, error) {
+	t, err := Parse(w.Body)
+	if err != nil {
+		return resources.Prepared{}, err
+	}
+	if t.ID != "" && t.ID != w.ID {
+		return resources.Prepared{}, fhir.Errorf(fhir.KindInvalid, "id %q does not match %q", t.ID, w.ID)
+	}
+	return resources.Prepared{Store: w.Resource}, nil
+}
+
+// AfterWrite has nothing to add inside the transaction.
+func (r *Rules) AfterWrite(context.Context, store.Tx, *auth.Principal, *store.Version, store.Version) error {
+	return nil
+}
+
+// Committed keeps the library in step with what was stored.
+func (r *Rules) Committed(v store.Version) {
+	if v.Deleted {
+		r.Library.Remove(v.ID)
+		return
+	}
+	if t, err := Parse(v.Body); err == nil {
+		t.ID = v.ID
+		r.Library.Put(t)
+	}
+}
+
+// Search applies url and status from the library.
+func (r *Rules) Search(_ context.Context, _ store.View, _ *auth.Principal, params url.Values) ([]string, url.Values, error) {
+	applied := url.Values{}
+	urls, statuses := params["url"], params["status"]
+	if len(urls) == 0 && len(statuses) == 0 {
+		return nil, applied, nil
+	}
+	ids := []string{}
+	for _, t := range r.Library.All() {
+		if matchesAll(urls, t.URL) && matchesAll(statuses, t.Status) {
+			ids = append(ids, t.ID)
+		}
+	}
+	if len(urls) > 0 {
+		applied["url"] = urls
+	}
+	if len(statuses) > 0 {
+		applied["status"] = statuses
+	}
+	return ids, applied, nil
+}
+
+// matchesAll: every repetition of a parameter must match (AND); commas OR.
+func matchesAll(values []string, have string) bool {
+	for _, v := range values {
+		ok := false
+		for _, alt := range strings.Split(v, ",") {
+			if alt == have {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
