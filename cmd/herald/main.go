@@ -24,9 +24,13 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/config"
 	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
 	"github.com/herald-fhir/herald/internal/store/postgres"
+	"github.com/herald-fhir/herald/internal/subscription"
+	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/topics"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -74,9 +78,25 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return err
 	}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL})
+	keys, err := newKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	library, err := topic.Load(ctx, st, topics.FS, time.Now())
+	if err != nil {
+		return fmt.Errorf("topic library: %w", err)
+	}
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, Rules: map[string]resources.TypeRules{
+		"SubscriptionTopic": &topic.Rules{Library: library},
+		"Subscription": &subscription.Rules{
+			Topics: library, Keys: keys, Admin: st, Now: time.Now,
+			Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
+		},
+	}})
 	handler := api.New(api.Options{
 		Resources:    svc,
+		Admin:        st,
+		Topics:       library,
 		Auth:         verifier,
 		Ready:        st,
 		Logger:       log,
@@ -130,6 +150,19 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		}
 	}
 	return postgres.Open(ctx, cfg.DatabaseURL)
+}
+
+// newKeyring builds the key that seals signing secrets and channel headers.
+// Without HERALD_SECRET_KEY (allowed in dev mode and with the embedded
+// store) an ephemeral key is used: sealed values die with the process.
+func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
+	key := secrets.GenerateKey("")
+	if cfg.SecretKey != nil {
+		key = secrets.Key{ID: secrets.DeriveKeyID(cfg.SecretKey), Bytes: cfg.SecretKey}
+	} else {
+		log.Warn("HERALD_SECRET_KEY is not set: Subscription secrets are sealed with an ephemeral key and cannot be read after a restart")
+	}
+	return secrets.NewKeyring(key)
 }
 
 // newVerifier builds token verification. In dev mode without configured

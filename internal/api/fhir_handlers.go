@@ -142,7 +142,7 @@ func (s *Server) respondWrite(c *gin.Context, res resources.Result, err error) {
 		body, _ := json.Marshal(oo)
 		c.Data(status, fhirJSONType, body)
 	default:
-		c.Data(status, fhirJSONType, v.Body)
+		c.Data(status, fhirJSONType, res.Echo)
 	}
 }
 

@@ -52,7 +52,8 @@ type harness struct {
 	maxBody int64
 }
 
-type option func(*api.Options)
+// option adjusts the server a test gets.
+type option func(*api.Options, *resources.Config)
 
 func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	t.Helper()
@@ -62,18 +63,21 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	o := api.Options{
 		Auth:         v,
 		Ready:        st,
+		Admin:        st,
 		MaxBodyBytes: 64 << 10,
 		Version:      "test",
 	}
+	rc := resources.Config{Store: st}
 	for _, fn := range opts {
-		fn(&o)
+		fn(&o, &rc)
 	}
 	h.srv = httptest.NewUnstartedServer(nil)
 	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	h.base = h.srv.URL + "/fhir"
 	o.BaseURL = h.base
-	o.Resources = resources.New(resources.Config{Store: st, BaseURL: h.base})
+	rc.BaseURL = h.base
+	o.Resources = resources.New(rc)
 	h.srv.Config.Handler = api.New(o)
 	h.maxBody = o.MaxBodyBytes
 	return h

@@ -60,17 +60,22 @@ func (s *Server) capabilityStatement() []byte {
 			UpdateCreate: ptr(slices.Contains(typeInteractions, "update")),
 			SearchParam:  searchParams,
 		}
+		if typ == "Subscription" {
+			s.describeSubscriptions(&res)
+		}
 		for _, code := range typeInteractions {
 			res.Interaction = append(res.Interaction, models.CapabilityStatementRestResourceInteraction{Code: enum[models.TypeRestfulInteraction](code)})
 		}
 		rest.Resource = append(rest.Resource, res)
 	}
+	rest.Documentation = ptr("SubscriptionTopic resources (R4B/R5 JSON shape, a Herald addition to R4) are served at /SubscriptionTopic: read and search (url, status, _id) for any authenticated client, writes for admins.")
 	cs := models.CapabilityStatement{
-		Status:    models.PublicationStatusActive,
-		Date:      time.Now().UTC().Format(time.RFC3339),
-		Publisher: ptr("Herald"),
-		Kind:      models.CapabilityStatementKindInstance,
-		Software:  &models.CapabilityStatementSoftware{Name: "Herald", Version: ptr(s.opts.Version)},
+		Instantiates: []string{fhir.CapabilityServerR4},
+		Status:       models.PublicationStatusActive,
+		Date:         time.Now().UTC().Format(time.RFC3339),
+		Publisher:    ptr("Herald"),
+		Kind:         models.CapabilityStatementKindInstance,
+		Software:     &models.CapabilityStatementSoftware{Name: "Herald", Version: ptr(s.opts.Version)},
 		Implementation: &models.CapabilityStatementImplementation{
 			Description: "Herald FHIR Subscriptions server",
 			Url:         ptr(s.opts.BaseURL),
@@ -98,3 +103,30 @@ func enum[T any](code string) T {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// subscriptionSearchParams are the Subscription search parameters Herald
+// supports beyond the common ones.
+var subscriptionSearchParams = []struct{ name, typ, definition string }{
+	{"status", "token", "http://hl7.org/fhir/SearchParameter/Subscription-status"},
+	{"url", "uri", "http://hl7.org/fhir/SearchParameter/Subscription-url"},
+	{"topic", "uri", "http://hl7.org/fhir/uv/subscriptions-backport/SearchParameter/Subscription-topic"},
+}
+
+// describeSubscriptions adds the backport profile, the searchable
+// parameters and every active topic canonical to the Subscription entry.
+func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResource) {
+	res.SupportedProfile = []string{fhir.ProfileSubscription}
+	params := append([]models.CapabilityStatementRestResourceSearchParam(nil), res.SearchParam...)
+	for _, p := range subscriptionSearchParams {
+		params = append(params, models.CapabilityStatementRestResourceSearchParam{
+			Name: p.name, Type: enum[models.SearchParamType](p.typ), Definition: ptr(p.definition),
+		})
+	}
+	res.SearchParam = params
+	if s.opts.Topics == nil {
+		return
+	}
+	for _, t := range s.opts.Topics.Active() {
+		res.Extension = append(res.Extension, models.Extension{Url: fhir.ExtTopicCanonical, ValueCanonical: ptr(t.Canonical())})
+	}
+}

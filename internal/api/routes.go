@@ -19,6 +19,9 @@ type route struct {
 func (s *Server) routeTable() []route {
 	fhir := []gin.HandlerFunc{s.fhirJSON, s.authenticate}
 	with := func(h gin.HandlerFunc) []gin.HandlerFunc { return append(append([]gin.HandlerFunc(nil), fhir...), h) }
+	admin := func(h gin.HandlerFunc) []gin.HandlerFunc {
+		return []gin.HandlerFunc{s.authenticate, s.requireAdmin, s.adminJSON, h}
+	}
 	return []route{
 		{method: "GET", path: "/healthz", handlers: []gin.HandlerFunc{s.healthz}},
 		{method: "GET", path: "/readyz", handlers: []gin.HandlerFunc{s.readyz}},
@@ -35,5 +38,14 @@ func (s *Server) routeTable() []route {
 		{method: "DELETE", path: "/fhir/:type/:id", interactions: []string{"delete"}, handlers: with(s.delete)},
 		{method: "GET", path: "/fhir/:type/:id/_history", interactions: []string{"history-instance"}, handlers: with(s.history)},
 		{method: "GET", path: "/fhir/:type/:id/_history/:vid", interactions: []string{"vread"}, handlers: with(s.vread)},
+
+		// The admin API (JSON, api/openapi.yaml); herald.admin scope required.
+		// client_id is a catch-all: client ids may contain "/".
+		{method: "GET", path: "/admin/endpoints", handlers: admin(s.listEndpoints)},
+		{method: "POST", path: "/admin/endpoints", handlers: admin(s.addEndpoint)},
+		{method: "DELETE", path: "/admin/endpoints/:id", handlers: admin(s.removeEndpoint)},
+		{method: "GET", path: "/admin/clients", handlers: admin(s.listClients)},
+		{method: "GET", path: "/admin/clients/*client_id", handlers: admin(s.getClient)},
+		{method: "PUT", path: "/admin/clients/*client_id", handlers: admin(s.putClient)},
 	}
 }

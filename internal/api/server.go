@@ -12,6 +12,8 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/topic"
 )
 
 // Authenticator verifies a bearer token.
@@ -33,6 +35,10 @@ type Options struct {
 	BaseURL      string
 	MaxBodyBytes int64
 	Version      string // Herald's version, shown in the CapabilityStatement
+	// Admin holds the allow-list and the client registry behind /admin.
+	Admin store.AdminStore
+	// Topics, when set, are advertised in the CapabilityStatement.
+	Topics *topic.Library
 }
 
 // Server is the HTTP handler of Herald.

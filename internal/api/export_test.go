@@ -1,0 +1,15 @@
+package api
+
+// RouteInfo is one registered route, for tests in package api_test.
+type RouteInfo struct {
+	Method, Path string // Path in gin syntax: :param and *catchall
+}
+
+// Routes lists the routes the Server registered, in table order.
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = RouteInfo{Method: r.method, Path: r.path}
+	}
+	return out
+}
