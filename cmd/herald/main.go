@@ -86,7 +86,9 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, Rules: map[string]resources.TypeRules{
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, Virtual: map[string]resources.Virtual{
+		"Basic": &topic.BasicView{Library: library},
+	}, Rules: map[string]resources.TypeRules{
 		"SubscriptionTopic": &topic.Rules{Library: library},
 		"Subscription": &subscription.Rules{
 			Topics: library, Keys: keys, Admin: st, Now: time.Now,

@@ -50,6 +50,7 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib
 		rc.Rules = rules
+		rc.Virtual = map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}}
 	})
 	return &subHarness{harness: h, keys: keys}
 }
@@ -358,6 +359,14 @@ func TestTopicLibraryThroughREST(t *testing.T) {
 		sub := newSubscription(func(m map[string]any) { m["criteria"] = "https://example.org/topics/flu-shot" }, withFilter("Immunization?patient=Patient/p1"))
 		r = h.request("POST", "/fhir/Subscription", h.token("system/Subscription.c system/Immunization.rs"), sub)
 		require.Equal(t, 201, r.status, string(r.body))
+
+		// Topics are discoverable the 1.2.0-ballot way, as Basic.
+		basic := h.request("GET", "/fhir/Basic?code=http://hl7.org/fhir/fhir-types|SubscriptionTopic", reader, "")
+		require.Equal(t, 200, basic.status, string(basic.body))
+		fhirtest.RequireValidR4(t, basic.body)
+		require.Contains(t, entryIDs(t, basic), "subscriptiontopic-flu-shot")
+		require.Len(t, entryIDs(t, basic), 8)
+		require.Equal(t, 200, h.request("GET", "/fhir/Basic/subscriptiontopic-flu-shot", reader, "").status)
 
 		// Deleting it withdraws it.
 		require.Equal(t, 204, h.request("DELETE", "/fhir/SubscriptionTopic/flu-shot", admin, "").status)

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -31,6 +32,18 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, par
 func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
 	if !fhir.IsResourceType(typ) {
 		return nil, unknownType(typ)
+	}
+	if v := s.virtual[typ]; v != nil && p != nil {
+		if bodies, ok := v.Search(params); ok {
+			b := fhir.NewBundle("searchset", s.now())
+			b.Link = []fhir.BundleLink{{Relation: "self", URL: s.baseURL + "/" + typ + "?" + url.Values{"code": params["code"]}.Encode()}}
+			for _, body := range bodies {
+				var head struct{ ID string }
+				_ = json.Unmarshal(body, &head)
+				b.Entry = append(b.Entry, fhir.BundleEntry{FullURL: s.fullURL(typ, head.ID), Resource: body, Search: &fhir.EntrySearch{Mode: "match"}})
+			}
+			return b, nil
+		}
 	}
 	patient, err := s.authorize(p, auth.Search, typ)
 	if err != nil {

@@ -90,3 +90,11 @@ func (s *Service) committed(log *commitLog) {
 		}
 	}
 }
+
+// Virtual serves read-only resources computed rather than stored, such as
+// topics discoverable as Basic. Search reports handled=false for searches
+// that are not its own, which then run against the store.
+type Virtual interface {
+	Search(params url.Values) (bodies [][]byte, handled bool)
+	Read(id string) (body []byte, ok bool)
+}

@@ -33,6 +33,8 @@ type Config struct {
 	OnWrite []WriteHook
 	// Rules customise resource types, keyed by type name.
 	Rules map[string]TypeRules
+	// Virtual adds computed, read-only resources to a type, keyed by type name.
+	Virtual map[string]Virtual
 }
 
 // Service performs FHIR interactions on behalf of an authenticated caller.
@@ -43,14 +45,17 @@ type Service struct {
 	newID   func() string
 	onWrite []WriteHook
 	rules   map[string]TypeRules
+	virtual map[string]Virtual
+	started time.Time // lastUpdated of virtual resources
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules}
+	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.started = s.now().UTC().Truncate(time.Millisecond)
 	if s.newID == nil {
 		s.newID = func() string { return uuid.NewString() }
 	}
@@ -135,6 +140,9 @@ func (s *Service) Read(ctx context.Context, p *auth.Principal, typ, id string) (
 func (s *Service) read(ctx context.Context, r store.View, p *auth.Principal, typ, id string) (store.Version, error) {
 	if err := checkTypeID(typ, id); err != nil {
 		return store.Version{}, err
+	}
+	if v, ok := s.virtualRead(p, typ, id); ok {
+		return v, nil
 	}
 	patient, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
@@ -454,4 +462,18 @@ func clip(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// virtualRead serves a computed resource to any authenticated caller: the
+// virtual views hold catalogue data (topics), not PHI.
+func (s *Service) virtualRead(p *auth.Principal, typ, id string) (store.Version, bool) {
+	v := s.virtual[typ]
+	if v == nil || p == nil {
+		return store.Version{}, false
+	}
+	body, ok := v.Read(id)
+	if !ok {
+		return store.Version{}, false
+	}
+	return store.Version{Type: typ, ID: id, VersionID: 1, Method: store.MethodUpdate, LastUpdated: s.started, Body: body}, true
 }
