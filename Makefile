@@ -36,8 +36,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	  echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; done
 
-bench: ## load-test the server against PostgreSQL and print throughput and latency
-	bash scripts/bench.sh
+bench: ## create/read throughput and latency against PostgreSQL, 32 clients (prints figures, asserts nothing)
+	bash scripts/bench.sh $(BENCH_FLAGS)
 
 generate: ## regenerate tables from the FHIR R4 package (needs npm)
 	pkg="$$(bash scripts/fetch-r4-package.sh)" && \

@@ -53,6 +53,13 @@ func saneRequestID(id string) bool {
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	level := slog.LevelInfo
+	if c.Writer.Status() >= 500 {
+		level = slog.LevelError
+	}
+	if !s.opts.Logger.Enabled(c.Request.Context(), level) {
+		return // building the line costs more than the rest of a cached read
+	}
 	route := c.FullPath()
 	if route == "" {
 		route = "(no route)"
@@ -66,10 +73,6 @@ func (s *Server) logRequests(c *gin.Context) {
 	}
 	if p := principal(c); p != nil {
 		attrs = append(attrs, slog.String("client_id", p.ClientID))
-	}
-	level := slog.LevelInfo
-	if c.Writer.Status() >= 500 {
-		level = slog.LevelError
 	}
 	for _, e := range c.Errors {
 		attrs = append(attrs, slog.String("error", e.Error()))

@@ -1,0 +1,274 @@
+// Command herald-load is Herald's load generator: it drives a running
+// server over loopback with concurrent FHIR creates and reads and prints
+// throughput and latency percentiles. It measures; it never asserts timing.
+//
+//	herald-load -secret "$HERALD_AUTH_HS256_SECRET" -c 32 -duration 10s
+//
+// Each phase runs a warm-up (not recorded) and then a measured window, then
+// stops by itself. Phase create POSTs small Patient resources with varied
+// names and remembers their ids; phase read GETs random ids among them
+// (seeding some first when no create phase ran). Every request's latency is
+// kept; non-2xx answers and transport failures are errors, and the exit
+// status is 1 when a phase's error rate exceeds -max-error-rate.
+//
+// Output per phase is a table and one machine-readable line:
+//
+//	BENCH phase=create c=32 requests=… errors=… rps=… p50_ms=… p90_ms=… p99_ms=… max_ms=…
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/auth"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "herald-load:", err)
+	}
+	os.Exit(code)
+}
+
+// options are the parsed flags.
+type options struct {
+	base         *url.URL
+	token        string
+	concurrency  int
+	duration     time.Duration
+	warmup       time.Duration
+	phases       []string
+	seed         int
+	timeout      time.Duration
+	readyTimeout time.Duration
+	maxErrorRate float64
+	cpu          []cpuTarget
+	// printRunSeconds: print the run's length and exit (for profilers).
+	printRunSeconds bool
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("herald-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rawURL := fs.String("url", "http://127.0.0.1:8080/fhir", "FHIR base URL of the server (loopback only)")
+	token := fs.String("token", getenv("HERALD_LOAD_TOKEN"), "bearer token ($HERALD_LOAD_TOKEN)")
+	secret := fs.String("secret", getenv("HERALD_LOAD_SECRET"), "HS256 secret to mint a system/*.cruds token with ($HERALD_LOAD_SECRET); ignored when -token is set")
+	c := fs.Int("c", 32, "concurrent clients")
+	duration := fs.Duration("duration", 10*time.Second, "measured time per phase")
+	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded warm-up per phase")
+	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read")
+	seed := fs.Int("seed", 1000, "Patients to create before a read phase when no create phase ran")
+	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
+	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
+	maxErr := fs.Float64("max-error-rate", 0.01, "exit 1 when a phase's error fraction exceeds this")
+	printRun := fs.Bool("print-run-seconds", false, "print how many whole seconds the phases will take, and exit (for scripts that profile the server meanwhile)")
+	cpu := fs.String("cpu", "", "report CPU use per phase of processes: label=pid:N, label=comm:NAME or label=cmdline:WORD, comma-separated (Linux /proc)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o := options{
+		token: *token, concurrency: *c, duration: *duration, warmup: *warmup,
+		seed: *seed, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
+	}
+	u, err := url.Parse(strings.TrimRight(*rawURL, "/"))
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return o, fmt.Errorf("-url %q: want an absolute http(s) URL", *rawURL)
+	}
+	if !loopback(u.Hostname()) {
+		return o, fmt.Errorf("-url %q: herald-load only drives loopback servers (127.0.0.0/8, ::1, localhost)", *rawURL)
+	}
+	o.base = u
+	switch {
+	case o.concurrency < 1:
+		return o, errors.New("-c must be at least 1")
+	case o.duration <= 0:
+		return o, errors.New("-duration must be positive")
+	case o.warmup < 0:
+		return o, errors.New("-warmup must not be negative")
+	case o.timeout <= 0:
+		return o, errors.New("-timeout must be positive")
+	}
+	for _, p := range strings.Split(*phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "create", "read":
+			o.phases = append(o.phases, p)
+		case "":
+		default:
+			return o, fmt.Errorf("-phases: unknown phase %q (want create, read)", p)
+		}
+	}
+	if len(o.phases) == 0 {
+		return o, errors.New("-phases: no phase to run")
+	}
+	if o.cpu, err = parseCPUTargets(*cpu); err != nil {
+		return o, fmt.Errorf("-cpu: %w", err)
+	}
+	if o.printRunSeconds = *printRun; o.printRunSeconds {
+		return o, nil
+	}
+	if o.token == "" {
+		if *secret == "" {
+			return o, errors.New("a token is needed: pass -token, or -secret to mint one")
+		}
+		// Long enough for every phase, short enough not to matter if it leaks.
+		ttl := time.Duration(len(o.phases))*(o.warmup+o.duration+o.timeout) + 10*time.Minute
+		o.token, err = auth.MintHS256([]byte(*secret), auth.MintClaims{ClientID: "herald-load", Scope: "system/*.cruds", TTL: ttl})
+		if err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (int, error) {
+	o, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return 2, err
+	}
+	if o.printRunSeconds {
+		d := time.Duration(len(o.phases)) * (o.warmup + o.duration)
+		fmt.Fprintln(stdout, int((d+time.Second-1)/time.Second))
+		return 0, nil
+	}
+	// The generator shares the machine with the server and PostgreSQL;
+	// collecting garbage less often keeps its own CPU share small.
+	debug.SetGCPercent(400)
+
+	client := newClient(o.concurrency, o.timeout)
+	defer client.CloseIdleConnections()
+	if o.readyTimeout > 0 {
+		if err := waitReady(ctx, client, o.base, o.readyTimeout); err != nil {
+			return 1, err
+		}
+	}
+	g := &generator{client: client, base: o.base.String(), auth: "Bearer " + o.token}
+	fmt.Fprintf(stdout, "herald-load: %s, %d clients, warm-up %s + %s per phase, phases %s\n",
+		o.base, o.concurrency, o.warmup, o.duration, strings.Join(o.phases, ","))
+
+	var results []*result
+	created := false
+	for _, phase := range o.phases {
+		if ctx.Err() != nil {
+			return 1, ctx.Err()
+		}
+		var w workFunc
+		switch phase {
+		case "create":
+			w = g.create
+			created = true
+		case "read":
+			if !created && len(g.ids.list()) == 0 {
+				fmt.Fprintf(stdout, "seeding %d Patients for the read phase…\n", o.seed)
+				if err := g.seed(ctx, o.concurrency, o.seed); err != nil {
+					return 1, fmt.Errorf("seed: %w", err)
+				}
+			}
+			ids := g.ids.list()
+			if len(ids) == 0 {
+				return 1, errors.New("read: no Patient was created, nothing to read")
+			}
+			w = g.reader(ids)
+		}
+		r := runPhase(ctx, phase, o.concurrency, o.warmup, o.duration, w, o.cpu)
+		if ctx.Err() != nil {
+			return 1, ctx.Err() // interrupted: the figures would be meaningless
+		}
+		r.print(stdout)
+		results = append(results, r)
+	}
+	fmt.Fprintln(stdout)
+	code := 0
+	for _, r := range results {
+		fmt.Fprintln(stdout, r.benchLine(o.concurrency))
+		if r.errorRate() > o.maxErrorRate {
+			fmt.Fprintf(stderr, "herald-load: phase %s: error rate %.2f%% exceeds %.2f%%\n", r.phase, 100*r.errorRate(), 100*o.maxErrorRate)
+			code = 1
+		}
+	}
+	if ctx.Err() != nil {
+		return 1, ctx.Err()
+	}
+	return code, nil
+}
+
+// newClient is an HTTP/1.1 keep-alive client that holds one idle connection
+// per worker, so no request pays for a new TCP connection after warm-up.
+func newClient(concurrency int, timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 nil, // loopback: never through a proxy
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          2 * concurrency,
+		MaxIdleConnsPerHost:   2 * concurrency,
+		MaxConnsPerHost:       0,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		ResponseHeaderTimeout: timeout,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		// A redirect would mean the URL is wrong; report it rather than follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// waitReady polls GET <origin>/readyz until it answers 200 or limit passes.
+func waitReady(ctx context.Context, client *http.Client, base *url.URL, limit time.Duration) error {
+	ready := (&url.URL{Scheme: base.Scheme, Host: base.Host, Path: "/readyz"}).String()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ready, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s (last: %s)", ready, limit, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

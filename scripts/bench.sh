@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Benchmarks Herald against PostgreSQL: builds the server and herald-load,
+# starts the server on a free loopback port over a fresh database of its own,
+# and prints create and read throughput and latency (32 clients by default).
+# It prints figures and never asserts timing: a slow run still exits 0; only a
+# failure to run, or an error rate over 1%, does not.
+#
+#   scripts/bench.sh [herald-load flags…]     e.g. -c 64 -duration 20s
+#
+# Environment:
+#   DATABASE_URL      PostgreSQL to use (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable).
+#                     Only to create, and drop at exit, a database herald_bench_<pid>:
+#                     nothing else in it is touched.
+#   BENCH_PROFILE=1   also capture a CPU profile of the server during the run, into
+#                     bench/herald-cpu-<time>.prof, when the server offers pprof on
+#                     HERALD_PPROF_ADDR (a loopback debug listener).
+#   BENCH_HERALD_BIN  a prebuilt herald binary to benchmark instead of building ./cmd/herald.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+admin_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+db=herald_bench_$$
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench.XXXXXX")
+server_pid=
+load_pid=
+profile_pid=
+db_created=
+
+# shellcheck disable=SC2317 # cleanup runs from the traps
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	for pid in $load_pid $profile_pid; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do # up to 10 s to drain
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	if [[ -n $db_created ]]; then
+		psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null ||
+			echo "bench: could not drop database $db; drop it by hand" >&2
+	fi
+	rm -rf "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+# with_db URL NAME replaces the database name of a postgres:// URL.
+with_db() {
+	local re='^(postgres(ql)?://[^/?]*)(/[^?]*)?(\?.*)?$'
+	[[ $1 =~ $re ]] || die "DATABASE_URL must be a postgres:// URL"
+	printf '%s/%s%s' "${BASH_REMATCH[1]}" "$2" "${BASH_REMATCH[4]}"
+}
+
+# free_port prints a loopback TCP port nobody listens on, below Linux's
+# ephemeral range so that no outgoing connection is about to take it.
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 12000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free loopback port found"
+}
+
+# http_status PORT PATH prints the status of GET http://127.0.0.1:PORT/PATH
+# (empty when nothing answers within 2 s), with nothing but bash.
+http_status() {
+	local line
+	# shellcheck disable=SC2016 # $1 and $2 expand in the inner shell
+	line=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3 && head -n 1 <&3' _ "$1" "$2" 2>/dev/null) || true
+	line=${line#HTTP/* }
+	echo "${line%% *}"
+}
+
+command -v psql >/dev/null || die "psql is required (apt-get install postgresql-client)"
+
+# --- the machine -------------------------------------------------------------
+echo "== machine"
+echo "cpus:     $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
+echo "memory:   $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "kernel:   $(uname -sr)"
+echo "go:       $(go version | cut -d' ' -f3-)"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine skews the figures)"
+
+# --- build -------------------------------------------------------------------
+herald=${BENCH_HERALD_BIN:-}
+if [[ -z $herald ]]; then
+	herald=$tmp/herald
+	go build -o "$herald" ./cmd/herald
+fi
+go build -o "$tmp/herald-load" ./cmd/herald-load
+
+# --- PostgreSQL --------------------------------------------------------------
+if ! pg_isready -q -d "$admin_url" 2>/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
+	log "PostgreSQL is not answering; trying to start it"
+	version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
+	pg_ctlcluster --skip-systemctl-redirect "${version:-15}" main start >&2 || true
+	for _ in $(seq 1 100); do # up to 20 s
+		pg_isready -q -d "$admin_url" 2>/dev/null && break
+		sleep 0.2
+	done
+	pg_isready -q -d "$admin_url" || die "PostgreSQL at $admin_url is not ready"
+fi
+echo "postgres: $(psql "$admin_url" -qAtc 'SHOW server_version')"
+echo "          $(psql "$admin_url" -qAtc "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings
+	WHERE name IN ('synchronous_commit', 'fsync', 'wal_sync_method', 'commit_delay', 'shared_buffers', 'max_connections', 'full_page_writes')")"
+
+psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "CREATE DATABASE $db" >/dev/null
+db_created=1
+bench_url=$(with_db "$admin_url" "$db")
+
+# --- the server --------------------------------------------------------------
+port=$(free_port)
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') # 64 hex characters
+pprof_port=
+if [[ ${BENCH_PROFILE:-} == 1 ]]; then
+	command -v curl >/dev/null || die "BENCH_PROFILE=1 needs curl"
+	pprof_port=$(free_port)
+fi
+env DATABASE_URL="$bench_url" \
+	HERALD_ADDR="127.0.0.1:$port" \
+	HERALD_BASE_URL="http://127.0.0.1:$port/fhir" \
+	HERALD_AUTH_HS256_SECRET="$secret" \
+	HERALD_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
+	HERALD_LOG_LEVEL=warn \
+	${pprof_port:+HERALD_PPROF_ADDR=127.0.0.1:$pprof_port} \
+	"$herald" serve >"$tmp/herald.log" 2>&1 &
+server_pid=$!
+
+deadline=$((SECONDS + 30))
+until [[ $(http_status "$port" /readyz) == 200 ]]; do
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		cat "$tmp/herald.log" >&2
+		die "herald exited before it was ready"
+	fi
+	if ((SECONDS >= deadline)); then
+		cat "$tmp/herald.log" >&2
+		die "herald not ready after 30 s"
+	fi
+	sleep 0.1
+done
+echo "server:   herald pid $server_pid on 127.0.0.1:$port, database $db"
+
+# --- the run -----------------------------------------------------------------
+# herald-load reports, per phase, the CPU share and CPU µs per request of:
+# herald; postgres (every PostgreSQL process, including the WAL writer and
+# any other database's backends); pg-bench (only the backends of the bench
+# database, a part of postgres); herald-load itself; and other (the rest of
+# the machine: if it is large, someone else was using the cores and the
+# figures understate what Herald can do).
+# The profile spans every phase: the phase count times (warm-up + duration),
+# read from the herald-load flags when given, else their defaults.
+profile_file=
+if [[ -n $pprof_port ]]; then
+	if [[ $(http_status "$pprof_port" /debug/pprof/) == 200 ]]; then
+		secs=$("$tmp/herald-load" -print-run-seconds "$@")
+		mkdir -p bench
+		profile_file=$root/bench/herald-cpu-$(date +%Y%m%d-%H%M%S).prof
+		# curl starts at once (go tool pprof may first spend seconds building
+		# itself, and would then profile an idle server).
+		curl -sSf -m $((secs + 30)) -o "$profile_file" \
+			"http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=$secs" &
+		profile_pid=$!
+	else
+		log "BENCH_PROFILE=1: this herald has no pprof endpoint (it ignores HERALD_PPROF_ADDR); running without a profile"
+	fi
+fi
+
+# In the background, so that a signal to this script is handled at once
+# rather than when the run ends.
+HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
+	-url "http://127.0.0.1:$port/fhir" \
+	-cpu "herald=pid:$server_pid,postgres=comm:postgres,pg-bench=cmdline:$db" \
+	"$@" &
+load_pid=$!
+status=0
+wait "$load_pid" || status=$?
+load_pid=
+
+if [[ -n $profile_pid ]]; then
+	if wait "$profile_pid" && [[ -s $profile_file ]]; then
+		echo
+		echo "== server CPU profile: $profile_file (explore with: go tool pprof -http=: $profile_file)"
+		go tool pprof -top -nodecount=25 "$profile_file" 2>/dev/null | sed -n '1,32p'
+	else
+		log "the CPU profile could not be fetched"
+	fi
+fi
+if [[ -s $tmp/herald.log ]]; then
+	echo
+	echo "== server log (warnings and errors)"
+	tail -n 20 "$tmp/herald.log"
+fi
+exit "$status"
