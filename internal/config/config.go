@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type Config struct {
 	MaxLease             time.Duration
 	MaxBodyBytes         int64
 	LogLevel             slog.Level
+	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
 }
 
@@ -63,6 +65,7 @@ var settings = []setting{
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"HERALD_PPROF_ADDR", "pprof-addr", "", "loopback address for a Go pprof listener (profiling); empty: off"},
 }
 
 // Load reads the configuration of `herald serve` from getenv and args (the
@@ -150,6 +153,12 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
 	} else {
 		c.MaxBodyBytes = n
+	}
+	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			fail("HERALD_PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060 (profiles reveal internals)")
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("HERALD_LOG_LEVEL"))); err != nil {
 		fail("HERALD_LOG_LEVEL", "must be debug, info, warn or error")

@@ -57,6 +57,8 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"HERALD_AUTH_JWKS_URL", "jwks"},
 		{"DATABASE_URL", "mysql://x"},
 		{"HERALD_LOG_LEVEL", "loud"},
+		{"HERALD_PPROF_ADDR", "0.0.0.0:6060"},
+		{"HERALD_PPROF_ADDR", "example.org:6060"},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s=%s", c.variable, c.value), func(t *testing.T) {
