@@ -113,9 +113,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // matches store.ErrConflict.
 func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, func(ptx pgx.Tx) error {
-			return fn(&tx{q: ptx})
-		})
+		err := s.runTx(ctx, fn)
 		if err == nil || !retryable(err) {
 			return err
 		}
@@ -143,7 +141,30 @@ func backoff(ctx context.Context, attempt int) bool {
 
 // tx is a store.Tx on one pgx transaction.
 type tx struct {
-	q pgx.Tx
+	q *lazyTx
+}
+
+// runTx runs fn in one transaction on one pooled connection.
+func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	lt := &lazyTx{conn: conn}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = lt.finish(context.Background(), false)
+			panic(p)
+		}
+	}()
+	if err := fn(&tx{q: lt}); err != nil {
+		if rbErr := lt.finish(context.WithoutCancel(ctx), false); rbErr != nil {
+			return errors.Join(err, rbErr)
+		}
+		return err
+	}
+	return lt.finish(ctx, true)
 }
 
 var _ store.Tx = (*tx)(nil)
