@@ -11,18 +11,15 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 )
 
-// Load stores the built-in topics that are not stored yet (so it is
-// idempotent across restarts and never overwrites an admin's change), then
-// fills a Library from every stored SubscriptionTopic.
+// Load fills a Library from every stored SubscriptionTopic, then stores the
+// built-in topics whose url|version is not stored yet. So seeding is
+// idempotent by url and version across restarts, and never overwrites or
+// revives what an admin changed or deleted (a deleted built-in keeps its
+// delete marker under its id).
 func Load(ctx context.Context, st store.Store, builtins fs.FS, now time.Time) (*Library, error) {
 	topics, raws, err := Builtin(builtins)
 	if err != nil {
 		return nil, err
-	}
-	for i, t := range topics {
-		if err := seed(ctx, st, t, raws[i], now); err != nil {
-			return nil, err
-		}
 	}
 	lib := NewLibrary()
 	after := ""
@@ -40,17 +37,33 @@ func Load(ctx context.Context, st store.Store, builtins fs.FS, now time.Time) (*
 			lib.Put(t)
 		}
 		if len(page) < 500 {
-			return lib, nil
+			break
 		}
 		after = page[len(page)-1].ID
 	}
+	for i, t := range topics {
+		if _, stored := lib.Lookup(t.URL + "|" + t.Version); stored {
+			continue
+		}
+		created, err := seed(ctx, st, t, raws[i], now)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			lib.Put(t)
+		}
+	}
+	return lib, nil
 }
 
-func seed(ctx context.Context, st store.Store, t *Topic, raw []byte, now time.Time) error {
-	return st.InTx(ctx, func(tx store.Tx) error {
+// seed stores a built-in topic under its id unless that id was ever used.
+func seed(ctx context.Context, st store.Store, t *Topic, raw []byte, now time.Time) (created bool, err error) {
+	err = st.InTx(ctx, func(tx store.Tx) error {
+		created = false
 		if _, err := tx.Lock(ctx, "SubscriptionTopic", t.ID); !errors.Is(err, store.ErrNotFound) {
-			return err // present (nil error), or a real failure
+			return err // present or deleted (nil error), or a real failure
 		}
+		created = true
 		r, err := fhir.Parse(raw)
 		if err != nil {
 			return err
@@ -61,4 +74,5 @@ func seed(ctx context.Context, st store.Store, t *Topic, raw []byte, now time.Ti
 			LastUpdated: ts, Body: r.Stamp(t.ID, 1, ts),
 		})
 	})
+	return created, err
 }
