@@ -24,6 +24,7 @@ import (
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/config"
+	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
@@ -87,7 +88,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, Virtual: map[string]resources.Virtual{
+	publisher := &publish.Publisher{Topics: library}
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: map[string]resources.TypeRules{
 		"SubscriptionTopic": &topic.Rules{Library: library},

@@ -45,6 +45,7 @@ type Version struct {
 type Store interface {
 	Reader
 	SubscriptionReader
+	EventReader
 	AdminStore
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
@@ -79,6 +80,8 @@ type Tx interface {
 	Reader
 	SubscriptionReader
 	SubscriptionWriter
+	EventReader
+	EventWriter
 	// Lock takes the write lock of one resource for the rest of the
 	// transaction and returns its current version like Current (ErrNotFound
 	// when none exists; the lock still serialises concurrent creators as far

@@ -99,9 +99,10 @@ type AdminStore interface {
 	PutClient(ctx context.Context, c Client) (created bool, err error)
 }
 
-// View reads everything a request may need to see: resources and
-// subscription states. Both Store and Tx are Views.
+// View reads everything a request may need to see: resources, subscription
+// states and their events. Both Store and Tx are Views.
 type View interface {
 	Reader
 	SubscriptionReader
+	EventReader
 }

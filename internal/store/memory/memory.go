@@ -21,6 +21,11 @@ type key struct{ typ, id string }
 type data struct {
 	versions map[key][]store.Version // oldest first
 	subs     map[string]store.SubscriptionState
+	// events and lastEvent are keyed by subscription id and exist only
+	// beside a state in subs; lastEvent is the counter (absent: 0), events
+	// are ascending by Number.
+	events    map[string][]store.Event
+	lastEvent map[string]int64
 }
 
 // Store is an in-memory store.Store.
@@ -37,8 +42,10 @@ var _ store.Store = (*Store)(nil)
 func New() *Store {
 	return &Store{
 		db: data{
-			versions: make(map[key][]store.Version),
-			subs:     make(map[string]store.SubscriptionState),
+			versions:  make(map[key][]store.Version),
+			subs:      make(map[string]store.SubscriptionState),
+			events:    make(map[string][]store.Event),
+			lastEvent: make(map[string]int64),
 		},
 		admin: admin{
 			endpoints: make(map[string]store.AllowedEndpoint),
@@ -82,7 +89,12 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	tx := &tx{s: s, pending: make(map[key][]store.Version), pendingSubs: make(map[string]pendingSub)}
+	tx := &tx{
+		s:             s,
+		pending:       make(map[key][]store.Version),
+		pendingSubs:   make(map[string]pendingSub),
+		pendingEvents: make(map[string]*pendingEvents),
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -101,6 +113,7 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 			s.db.subs[id] = p.state
 		}
 	}
+	tx.commitEvents(&s.db)
 	return nil
 }
 
@@ -111,6 +124,9 @@ type tx struct {
 	s           *Store
 	pending     map[key][]store.Version
 	pendingSubs map[string]pendingSub // the last write of each state
+	// pendingEvents: the counter and appended events of each subscription
+	// this tx appended to or deleted.
+	pendingEvents map[string]*pendingEvents
 }
 
 func (t *tx) all(k key) []store.Version {

@@ -73,9 +73,24 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	return nil
 }
 
+// DeleteSubscription drops the state's events and counter with it, as the
+// Postgres store's ON DELETE CASCADE does; a state put again starts from 0.
+// PutSubscription leaves both alone, so replacing a state keeps them.
 func (t *tx) DeleteSubscription(ctx context.Context, id string) error {
 	t.pendingSubs[id] = pendingSub{deleted: true}
+	t.pendingEvents[id] = &pendingEvents{dropped: true}
 	return nil
+}
+
+// subExists reports whether the tx sees a state with id.
+func (t *tx) subExists(id string) bool {
+	if p, ok := t.pendingSubs[id]; ok {
+		return !p.deleted
+	}
+	t.s.mu.RLock()
+	defer t.s.mu.RUnlock()
+	_, ok := t.s.db.subs[id]
+	return ok
 }
 
 // checkSub enforces what the Postgres schema's CHECK constraints do, so that

@@ -39,6 +39,7 @@ func TestMigrations(t *testing.T) {
 	require.Equal(t, postgres.LatestVersion, status[len(status)-1].Version)
 	require.Equal(t, "00001_resources.sql", status[0].Source)
 	require.Equal(t, "00002_subscriptions.sql", status[1].Source)
+	require.Equal(t, "00003_events.sql", status[2].Source)
 
 	// Two instances starting at once: the migration lock makes one wait.
 	errs := make(chan error, 2)

@@ -65,6 +65,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Endpoints", testEndpoints},
 		{"ConcurrentAddEndpointOneWins", testConcurrentAddEndpoint},
 		{"Clients", testClients},
+		// events.go
+		{"EventNumbering", testEventNumbering},
+		{"EventRollback", testEventRollback},
+		{"EventRollbackWhileOthersWait", testEventRollbackWhileOthersWait},
+		{"EventConcurrentAppends", testEventConcurrentAppends},
+		{"EventSubscriptionsIndependent", testEventSubscriptionsIndependent},
+		{"EventsRange", testEventsRange},
+		{"EventNotFound", testEventNotFound},
+		{"EventSubscriptionReplace", testEventSubscriptionReplace},
+		{"EventSubscriptionDelete", testEventSubscriptionDelete},
+		{"EventInvalid", testEventInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

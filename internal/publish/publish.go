@@ -1,0 +1,141 @@
+// Package publish turns committed resource writes into Subscription events.
+// Its Hook runs inside every write's transaction (a resources.WriteHook):
+// it evaluates each active topic against the previous and new versions,
+// applies each Subscription's filters, and appends one numbered event per
+// matching Subscription, so a write and its events commit or vanish together.
+package publish
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/subscription"
+	"github.com/herald-fhir/herald/internal/topic"
+)
+
+// Publisher evaluates topics for writes.
+type Publisher struct {
+	Topics *topic.Library
+	Now    func() time.Time
+}
+
+// receiving are the statuses whose Subscriptions still get events: events
+// keep their numbers while a Subscription waits for its handshake or is in
+// error (the backport IG's counting rule); an off Subscription gets none.
+var receiving = []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}
+
+// Hook is the resources.WriteHook that appends events for a write.
+func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, cur store.Version) error {
+	if cur.Type == "Subscription" || cur.Type == "SubscriptionTopic" {
+		return nil // Herald's own configuration is not a clinical event
+	}
+	var watching []*topic.Topic
+	for _, t := range p.Topics.Active() {
+		if t.TriggersOn(cur.Type) {
+			watching = append(watching, t)
+		}
+	}
+	if len(watching) == 0 {
+		return nil // most writes: no topic watches the type, nothing to decode
+	}
+	change, focus, err := describe(prev, cur)
+	if err != nil {
+		return err
+	}
+	now := p.now()
+	var events []store.Event
+	for _, t := range watching {
+		fires, err := t.Fires(change)
+		if err != nil {
+			return fmt.Errorf("topic %s: %w", t.Canonical(), err)
+		}
+		if !fires {
+			continue
+		}
+		subs, err := p.subscribers(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		for _, s := range subs {
+			if !s.End.IsZero() && !now.Before(s.End) {
+				continue // the lease is over; delivery switches it off
+			}
+			if !subscription.MatchFilters(s.Filters, cur.Type, focus) {
+				continue
+			}
+			events = append(events, store.Event{
+				SubscriptionID: s.ID, Timestamp: cur.LastUpdated, Topic: t.Canonical(),
+				FocusType: cur.Type, FocusID: cur.ID, FocusVersion: cur.VersionID, Method: cur.Method,
+			})
+		}
+	}
+	// Appending locks each Subscription's counter until commit; one global
+	// order keeps concurrent writes from deadlocking on them.
+	slices.SortStableFunc(events, func(a, b store.Event) int { return strings.Compare(a.SubscriptionID, b.SubscriptionID) })
+	for _, e := range events {
+		if _, err := tx.AppendEvent(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subscribers are the receiving Subscriptions of a topic: those naming its
+// url|version, and those naming its bare url while it is the version that
+// url resolves to.
+func (p *Publisher) subscribers(ctx context.Context, tx store.Tx, t *topic.Topic) ([]store.SubscriptionState, error) {
+	subs, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Topic: t.Canonical(), Status: receiving})
+	if err != nil {
+		return nil, err
+	}
+	if t.Version == "" {
+		return subs, nil
+	}
+	if current, ok := p.Topics.Lookup(t.URL); ok && current == t {
+		bare, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Topic: t.URL, Status: receiving})
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, bare...)
+	}
+	return subs, nil
+}
+
+// describe decodes the versions once for every topic and filter. The focus
+// of a delete is the last version before it.
+func describe(prev *store.Version, cur store.Version) (topic.Change, *search.Resource, error) {
+	c := topic.Change{Type: cur.Type}
+	existed := prev != nil && !prev.Deleted
+	var err error
+	if existed {
+		if c.Prev, err = search.NewResource(prev.Body); err != nil {
+			return c, nil, err
+		}
+	}
+	switch {
+	case cur.Deleted:
+		c.Interaction = topic.Delete
+		return c, c.Prev, nil
+	case existed:
+		c.Interaction = topic.Update
+	default:
+		c.Interaction = topic.Create
+	}
+	if c.Cur, err = search.NewResource(cur.Body); err != nil {
+		return c, nil, err
+	}
+	return c, c.Cur, nil
+}
+
+func (p *Publisher) now() time.Time {
+	if p.Now == nil {
+		return time.Now()
+	}
+	return p.Now()
+}
