@@ -44,6 +44,10 @@ func (s *Server) delete(c *gin.Context) {
 }
 
 func (s *Server) read(c *gin.Context) {
+	if strings.HasPrefix(c.Param("id"), "$") {
+		s.typeOperation(c)
+		return
+	}
 	v, err := s.opts.Resources.Read(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"))
 	s.respondVersion(c, v, err)
 }

@@ -123,6 +123,11 @@ func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResour
 		})
 	}
 	res.SearchParam = params
+	if s.opts.Operations != nil {
+		for _, op := range subscriptionOperations {
+			res.Operation = append(res.Operation, models.CapabilityStatementRestResourceOperation{Name: op.name, Definition: op.definition})
+		}
+	}
 	if s.opts.Topics == nil {
 		return
 	}

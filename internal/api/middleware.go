@@ -108,6 +108,10 @@ func (s *Server) fhirJSON(c *gin.Context) {
 			c.Next()
 			return
 		}
+		if c.Request.ContentLength == 0 && c.GetHeader("Content-Type") == "" {
+			c.Next() // no body (e.g. POST of an operation without parameters)
+			return
+		}
 		if err := checkContentType(c.GetHeader("Content-Type")); err != nil {
 			abort(c, err)
 			return

@@ -37,6 +37,11 @@ func (s *Server) routeTable() []route {
 		{method: "PUT", path: "/fhir/:type/:id", interactions: []string{"update"}, handlers: with(s.update)},
 		{method: "DELETE", path: "/fhir/:type/:id", interactions: []string{"delete"}, handlers: with(s.delete)},
 		{method: "GET", path: "/fhir/:type/:id/_history", interactions: []string{"history-instance"}, handlers: with(s.history)},
+		// Operations: /Subscription/$status (type level; gin sees "$status" as the id) and
+		// /Subscription/{id}/$status|$events. Reads of ids starting with "$" are operations.
+		{method: "POST", path: "/fhir/:type/:id", handlers: with(s.typeOperation)},
+		{method: "GET", path: "/fhir/:type/:id/:op", handlers: with(s.instanceOperation)},
+		{method: "POST", path: "/fhir/:type/:id/:op", handlers: with(s.instanceOperation)},
 		{method: "GET", path: "/fhir/:type/:id/_history/:vid", interactions: []string{"vread"}, handlers: with(s.vread)},
 
 		// The admin API (JSON, api/openapi.yaml); herald.admin scope required.

@@ -13,6 +13,7 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
 )
 
@@ -39,6 +40,8 @@ type Options struct {
 	Admin store.AdminStore
 	// Topics, when set, are advertised in the CapabilityStatement.
 	Topics *topic.Library
+	// Operations answers $status and $events.
+	Operations *subscription.Operations
 }
 
 // Server is the HTTP handler of Herald.

@@ -12,6 +12,7 @@ import (
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhirtest"
+	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
@@ -47,11 +48,15 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 		"Subscription": &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
 			Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}},
 	}
+	ops := &subscription.Operations{Store: st}
 	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib
+		o.Operations = ops
 		rc.Rules = rules
+		rc.OnWrite = []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook}
 		rc.Virtual = map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}}
 	})
+	ops.BaseURL = h.base
 	return &subHarness{harness: h, keys: keys}
 }
 

@@ -1,0 +1,161 @@
+package subscription
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// MaxEventsPerQuery caps one $events answer; ask again from the last number.
+const MaxEventsPerQuery = 100
+
+// Operations answers $status and $events.
+type Operations struct {
+	Store   store.Store
+	BaseURL string
+	Now     func() time.Time
+}
+
+// mayQuery allows the owner (with a read scope on Subscription) and admins.
+func mayQuery(p *auth.Principal, st store.SubscriptionState) bool {
+	return p != nil && (p.Admin || st.Owner == p.ClientID && p.Can(auth.Read, "Subscription"))
+}
+
+func (o *Operations) state(ctx context.Context, p *auth.Principal, id string) (store.SubscriptionState, error) {
+	if !fhir.ValidID(id) {
+		return store.SubscriptionState{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", clip(id))
+	}
+	st, err := o.Store.Subscription(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !mayQuery(p, st) {
+		return store.SubscriptionState{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", id)
+	}
+	return st, err
+}
+
+func (o *Operations) describe(ctx context.Context, st store.SubscriptionState) (notify.Subscription, error) {
+	n, err := o.Store.EventCount(ctx, st.ID)
+	if err != nil {
+		return notify.Subscription{}, err
+	}
+	s := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content, EventsSinceStart: n}
+	if st.Error != "" {
+		s.Errors = []notify.Error{{Text: st.Error}}
+	}
+	return s, nil
+}
+
+// Status answers $status: a searchset Bundle of status Parameters, one per
+// Subscription the caller may see. With id set (the instance operation) it is
+// that Subscription; otherwise ids and statuses narrow the caller's own.
+func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, ids, statuses []string) ([]byte, error) {
+	var states []store.SubscriptionState
+	if id != "" {
+		st, err := o.state(ctx, p, id)
+		if err != nil {
+			return nil, err
+		}
+		states = []store.SubscriptionState{st}
+	} else {
+		if p == nil || !p.Admin && !p.Can(auth.Read, "Subscription") {
+			return nil, fhir.Errorf(fhir.KindForbidden, "$status needs a read scope on Subscription")
+		}
+		f := store.SubscriptionFilter{IDs: ids, Status: statuses}
+		if !p.Admin {
+			f.Owner = p.ClientID
+		}
+		var err error
+		if states, err = o.Store.Subscriptions(ctx, f); err != nil {
+			return nil, err
+		}
+	}
+	subs := make([]notify.Subscription, 0, len(states))
+	for _, st := range states {
+		s, err := o.describe(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, s)
+	}
+	return notify.StatusBundle(o.BaseURL, subs, o.now(), uuid.NewString)
+}
+
+// Events answers $events: the stored events from since to until (inclusive;
+// at most MaxEventsPerQuery) as a query-event notification Bundle. content
+// may lower the Subscription's payload content, never raise it; full
+// resources are included only when the caller may read their type.
+func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, until, content string) ([]byte, error) {
+	st, err := o.state(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	from, err := eventNumber("eventsSinceNumber", since, 1)
+	if err != nil {
+		return nil, err
+	}
+	to, err := eventNumber("eventsUntilNumber", until, 0)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := o.describe(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if content != "" {
+		if !auth.ContentWithin(content, fhir.ContentFullResource) {
+			return nil, fhir.Errorf(fhir.KindInvalid, "content must be empty, id-only or full-resource")
+		}
+		if auth.ContentWithin(content, sub.Content) {
+			sub.Content = content
+		}
+	}
+	stored, err := o.Store.Events(ctx, id, from, to, MaxEventsPerQuery)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]notify.Event, 0, len(stored))
+	for _, e := range stored {
+		ev := notify.Event{Number: e.Number, Timestamp: e.Timestamp, Method: notify.Method(e.Method),
+			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
+		if sub.Content == fhir.ContentFullResource && e.Method != store.MethodDelete && p.Can(auth.Read, e.FocusType) && !p.PatientScoped(auth.Read, e.FocusType) {
+			if v, err := o.Store.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion); err == nil && !v.Deleted {
+				ev.Resource = v.Body
+			}
+		}
+		events = append(events, ev)
+	}
+	if sub.Content == fhir.ContentFullResource {
+		for _, ev := range events {
+			if ev.Resource == nil && ev.Method != notify.Delete {
+				sub.Content = fhir.ContentIDOnly // this caller may not read them: ids only
+				break
+			}
+		}
+	}
+	return notify.Build(o.BaseURL, sub, notify.QueryEvent, events, o.now(), uuid.NewString)
+}
+
+func eventNumber(name, v string, def int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(fhir.KindInvalid, "%s must be a positive integer", name)
+	}
+	return n, nil
+}
+
+func (o *Operations) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
+}
