@@ -175,7 +175,11 @@ func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
 	} else {
 		log.Warn("HERALD_SECRET_KEY is not set: Subscription secrets are sealed with an ephemeral key and cannot be read after a restart")
 	}
-	return secrets.NewKeyring(key)
+	var old []secrets.Key
+	for _, k := range cfg.SecretKeysPrevious {
+		old = append(old, secrets.Key{ID: secrets.DeriveKeyID(k), Bytes: k})
+	}
+	return secrets.NewKeyring(key, old...)
 }
 
 // newVerifier builds token verification. In dev mode without configured

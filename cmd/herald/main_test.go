@@ -214,3 +214,61 @@ func TestMigrateCommand(t *testing.T) {
 	err := run(context.Background(), []string{"migrate"}, func(string) string { return "" }, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "DATABASE_URL")
 }
+
+// TestSecretKeyRotation: values sealed with an old key still open after the
+// key is rotated (HERALD_SECRET_KEYS_PREVIOUS), so a client can update its
+// Subscription by sending the redacted header back.
+func TestSecretKeyRotation(t *testing.T) {
+	t.Parallel()
+	const keyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	const keyB = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+	env := map[string]string{"DATABASE_URL": pgtest.URL(t), "HERALD_AUTH_HS256_SECRET": secret, "HERALD_SECRET_KEY": keyA}
+	mint := func(scope string) string {
+		tok, err := auth.MintHS256([]byte(secret), auth.MintClaims{ClientID: "c1", Scope: scope, TTL: time.Hour})
+		require.NoError(t, err)
+		return tok
+	}
+	admin, client := mint("herald.admin"), mint("system/Subscription.cruds system/Encounter.rs")
+	sub := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"https://herald.dev/fhir/SubscriptionTopic/encounter-start",
+	 "channel":{"type":"rest-hook","endpoint":"https://hooks.example.org/a","payload":"application/fhir+json",
+	 "_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"id-only"}]},
+	 "header":["Authorization: Bearer rotate-me"]}}`
+
+	first := startServer(t, env)
+	req, err := http.NewRequest("POST", first.url+"/admin/endpoints", strings.NewReader(`{"url_prefix":"https://hooks.example.org/"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+admin)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, 201, res.StatusCode)
+	status, body := do(t, "POST", first.url+"/fhir/Subscription", client, sub)
+	require.Equal(t, 201, status, string(body))
+	var created struct{ ID string }
+	require.NoError(t, json.Unmarshal(body, &created))
+	status, stored := do(t, "GET", first.url+"/fhir/Subscription/"+created.ID, client, "")
+	require.Equal(t, 200, status)
+	require.NoError(t, first.stop())
+
+	// Rotate: B is the key now, A only decrypts.
+	env["HERALD_SECRET_KEY"], env["HERALD_SECRET_KEYS_PREVIOUS"] = keyB, keyA
+	second := startServer(t, env)
+	status, body = do(t, "PUT", second.url+"/fhir/Subscription/"+created.ID, client, string(stored))
+	require.Equal(t, 200, status, "the redacted header is kept by opening it with the previous key: %s", body)
+	require.NoError(t, second.stop())
+
+	// Without the previous key the stored value cannot be opened, and the
+	// answer says nothing about it.
+	delete(env, "HERALD_SECRET_KEYS_PREVIOUS")
+	env["HERALD_SECRET_KEY"] = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="
+	third := startServer(t, env)
+	status, body = do(t, "PUT", third.url+"/fhir/Subscription/"+created.ID, client, string(stored))
+	require.Equal(t, 500, status)
+	require.NotContains(t, string(body), "rotate-me")
+	require.NotContains(t, string(body), "decrypt")
+	for _, s := range []*server{first, second, third} {
+		require.NotContains(t, s.stderr.String(), "rotate-me", "secrets never reach the log")
+		require.NotContains(t, s.stderr.String(), client, "tokens never reach the log")
+	}
+}

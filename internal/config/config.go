@@ -27,7 +27,8 @@ type Config struct {
 	AuthAudience         string
 	AuthHS256Secret      Secret
 	Dev                  bool
-	SecretKey            []byte // 32 bytes, or nil
+	SecretKey            []byte   // 32 bytes, or nil
+	SecretKeysPrevious   [][]byte // older keys, for rotation
 	RequireSigningSecret bool
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
@@ -60,6 +61,7 @@ var settings = []setting{
 	{"HERALD_AUTH_HS256_SECRET", "auth-hs256-secret", "", "shared secret for HS256 tokens (development and tests)"},
 	{"HERALD_DEV", "dev", "false", "development mode: with no auth configured, mint an ephemeral secret and print tokens"},
 	{"HERALD_SECRET_KEY", "secret-key", "", "base64 32-byte key encrypting signing secrets and channel headers at rest"},
+	{"HERALD_SECRET_KEYS_PREVIOUS", "secret-keys-previous", "", "comma-separated base64 keys that used to be HERALD_SECRET_KEY: still decrypt, never encrypt (key rotation)"},
 	{"HERALD_REQUIRE_SIGNING_SECRET", "require-signing-secret", "false", "reject Subscriptions without a signing secret"},
 	{"HERALD_DEFAULT_MAX_PAYLOAD", "default-max-payload", "id-only", "payload ceiling for unregistered clients: empty, id-only or full-resource"},
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
@@ -138,6 +140,19 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 			fail("HERALD_SECRET_KEY", "must be 32 bytes in standard base64 (e.g. from `openssl rand -base64 32`)")
 		}
 		c.SecretKey = key
+	}
+	if prev := get("HERALD_SECRET_KEYS_PREVIOUS"); prev != "" {
+		if c.SecretKey == nil {
+			fail("HERALD_SECRET_KEYS_PREVIOUS", "needs HERALD_SECRET_KEY (the new key) as well")
+		}
+		for i, k := range strings.Split(prev, ",") {
+			key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+			if err != nil || len(key) != 32 {
+				fail("HERALD_SECRET_KEYS_PREVIOUS", "key %d must be 32 bytes in standard base64", i+1)
+				continue
+			}
+			c.SecretKeysPrevious = append(c.SecretKeysPrevious, key)
+		}
 	}
 	switch c.DefaultMaxPayload {
 	case "empty", "id-only", "full-resource":

@@ -58,6 +58,7 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"DATABASE_URL", "mysql://x"},
 		{"HERALD_LOG_LEVEL", "loud"},
 		{"HERALD_PPROF_ADDR", "0.0.0.0:6060"},
+		{"HERALD_SECRET_KEYS_PREVIOUS", "c2hvcnQ="},
 		{"HERALD_PPROF_ADDR", "example.org:6060"},
 	}
 	for _, c := range cases {
