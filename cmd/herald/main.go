@@ -26,6 +26,7 @@ import (
 	"github.com/herald-fhir/herald/internal/config"
 	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/retention"
 	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
@@ -75,6 +76,13 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		return err
 	}
 	defer st.Close()
+
+	// Retention: acknowledged events older than HERALD_EVENT_RETENTION go.
+	janitorCtx, stopJanitor := context.WithCancel(ctx)
+	janitor := &retention.Janitor{Store: st, Retention: cfg.EventRetention, Interval: time.Hour, Logger: log.With("component", "retention")}
+	janitorDone := make(chan struct{})
+	go func() { defer close(janitorDone); janitor.Run(janitorCtx) }()
+	defer func() { stopJanitor(); <-janitorDone }() // before st.Close (deferred earlier, runs later)
 
 	verifier, err := newVerifier(ctx, cfg, log, stdout)
 	if err != nil {

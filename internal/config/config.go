@@ -33,6 +33,7 @@ type Config struct {
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
 	MaxBodyBytes         int64
+	EventRetention       time.Duration // 0: keep forever
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
@@ -66,6 +67,7 @@ var settings = []setting{
 	{"HERALD_DEFAULT_MAX_PAYLOAD", "default-max-payload", "id-only", "payload ceiling for unregistered clients: empty, id-only or full-resource"},
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
+	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HERALD_PPROF_ADDR", "pprof-addr", "", "loopback address for a Go pprof listener (profiling); empty: off"},
 }
@@ -163,6 +165,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_MAX_LEASE", "must be a positive duration such as 720h")
 	} else {
 		c.MaxLease = d
+	}
+	if d, err := time.ParseDuration(get("HERALD_EVENT_RETENTION")); err != nil || d < 0 {
+		fail("HERALD_EVENT_RETENTION", "must be a duration such as 720h, or 0 to keep events forever")
+	} else {
+		c.EventRetention = d
 	}
 	if n, err := strconv.ParseInt(get("HERALD_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")

@@ -51,6 +51,7 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"HERALD_MAX_LEASE", "forever"},
 		{"HERALD_MAX_LEASE", "-1h"},
 		{"HERALD_MAX_BODY_BYTES", "12"},
+		{"HERALD_EVENT_RETENTION", "a while"},
 		{"HERALD_MAX_BODY_BYTES", "lots"},
 		{"HERALD_SECRET_KEY", "c2hvcnQ="},
 		{"HERALD_AUTH_HS256_SECRET", "short"},

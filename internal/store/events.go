@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrCursorRange: Acknowledge was asked to move a delivery cursor backwards
+// or past the Subscription's last assigned event number.
+var ErrCursorRange = errors.New("store: delivery cursor out of range")
 
 // Event is one numbered notification event of one Subscription: the write
 // that made a topic fire for it. Numbers start at 1 per Subscription and
@@ -37,4 +42,33 @@ type EventReader interface {
 	// EventCount is the Subscription's last assigned event number (0 when
 	// none; ErrNotFound when the Subscription has no state).
 	EventCount(ctx context.Context, subscriptionID string) (int64, error)
+}
+
+// DeliveryCursor is the acknowledgement cursor of each Subscription: the
+// newest event number its subscriber has acknowledged (delivered_through).
+// It starts at 0, survives PutSubscription and goes with DeleteSubscription.
+// Call these on the Store, not from inside an InTx fn.
+type DeliveryCursor interface {
+	// Acknowledge moves the cursor to through. through must lie between
+	// the current cursor and EventCount, both inclusive (acknowledging the
+	// current position again is a no-op); otherwise nothing changes and
+	// the error matches ErrCursorRange. ErrNotFound when the Subscription
+	// has no state.
+	Acknowledge(ctx context.Context, subscriptionID string, through int64) error
+	// Acknowledged returns the cursor (0 when nothing was acknowledged).
+	// ErrNotFound when the Subscription has no state.
+	Acknowledged(ctx context.Context, subscriptionID string) (int64, error)
+}
+
+// EventPruner removes old, acknowledged events (retention).
+type EventPruner interface {
+	// PruneEvents deletes events with Timestamp < before and Number <= the
+	// delivery cursor of their Subscription: an event its subscriber has
+	// not acknowledged is never deleted, whatever its age. It deletes at
+	// most limit events (<= 0: no limit), in no particular order, and
+	// returns how many it deleted. Counters are untouched: EventCount stays
+	// the last assigned number, and numbering continues from it. Safe to
+	// run concurrently with writers and with other pruners (which may make
+	// it delete fewer than limit while deletable events remain).
+	PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error)
 }

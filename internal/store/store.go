@@ -46,6 +46,8 @@ type Store interface {
 	Reader
 	SubscriptionReader
 	EventReader
+	DeliveryCursor
+	EventPruner
 	AdminStore
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an

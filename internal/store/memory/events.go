@@ -112,6 +112,7 @@ func (t *tx) commitEvents(db *data) {
 		if p.dropped {
 			delete(db.events, id)
 			delete(db.lastEvent, id)
+			delete(db.delivered, id)
 		}
 		if _, ok := db.subs[id]; !ok {
 			continue

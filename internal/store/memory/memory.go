@@ -26,6 +26,9 @@ type data struct {
 	// are ascending by Number.
 	events    map[string][]store.Event
 	lastEvent map[string]int64
+	// delivered is the delivery cursor of each subscription (absent: 0);
+	// it too exists only beside a state, and never exceeds lastEvent.
+	delivered map[string]int64
 }
 
 // Store is an in-memory store.Store.
@@ -46,6 +49,7 @@ func New() *Store {
 			subs:      make(map[string]store.SubscriptionState),
 			events:    make(map[string][]store.Event),
 			lastEvent: make(map[string]int64),
+			delivered: make(map[string]int64),
 		},
 		admin: admin{
 			endpoints: make(map[string]store.AllowedEndpoint),

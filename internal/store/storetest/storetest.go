@@ -76,6 +76,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventSubscriptionReplace", testEventSubscriptionReplace},
 		{"EventSubscriptionDelete", testEventSubscriptionDelete},
 		{"EventInvalid", testEventInvalid},
+		// retention.go
+		{"Acknowledge", testAcknowledge},
+		{"EventPrune", testEventPrune},
+		{"EventPruneLimit", testEventPruneLimit},
+		{"EventPruneTx", testEventPruneTx},
+		{"EventPruneConcurrent", testEventPruneConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
