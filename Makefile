@@ -36,8 +36,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	  echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; done
 
-bench: ## create/read throughput and latency against PostgreSQL, 32 clients (prints figures, asserts nothing)
+bench: ## create/read throughput and latency, and publish cost with 0/1,000/100,000 Subscriptions, on PostgreSQL (prints figures, asserts nothing)
 	bash scripts/bench.sh $(BENCH_FLAGS)
+	@echo "== publish: an Encounter write firing encounter-start, with others Subscriptions pinned to other patients"
+	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkPublish' -benchtime=2s ./internal/publish
 
 generate: ## regenerate tables from the FHIR R4 package (needs npm)
 	pkg="$$(bash scripts/fetch-r4-package.sh)" && \

@@ -158,6 +158,7 @@ func TestSubscriptionCreateAsANewUser(t *testing.T) {
 		require.NotContains(t, st.SealedSecret+st.SealedHeaders, "s3cr3t")
 		require.NotContains(t, st.SealedSecret, subSecret)
 		require.Equal(t, hookBase+"hook-1", st.Endpoint)
+		require.Equal(t, "Patient/p1", st.PatientKey, "pinned by its Encounter?patient=Patient/p1 filter")
 
 		// Search by url (the endpoint) and topic.
 		for _, q := range []string{"url=" + hookBase + "hook-1", "topic=" + encounterStart, "status=requested,active"} {

@@ -48,6 +48,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	if err != nil {
 		return err
 	}
+	keys := patients(cur.Type, change)
 	now := p.now()
 	var events []store.Event
 	for _, t := range watching {
@@ -58,7 +59,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 		if !fires {
 			continue
 		}
-		subs, err := p.subscribers(ctx, tx, t)
+		subs, err := p.subscribers(ctx, tx, t, keys)
 		if err != nil {
 			return err
 		}
@@ -86,11 +87,41 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	return nil
 }
 
+// patients selects, when the written type can have patient-pinned
+// Subscriptions, those that are not pinned or pinned to a patient of the
+// write (store.SubscriptionState.PatientKey): a write then costs in
+// proportion to the Subscriptions it can match, not to all of a topic's.
+// MatchFilters still decides; the key only skips Subscriptions whose filters
+// cannot pass. Only the focus is filtered, so its patients would do; the
+// union with the other version's patients (the patient an update moved the
+// resource from or to) is a superset that stays correct should filters ever
+// look at both versions, for at most one more key.
+func patients(typ string, c topic.Change) store.SubscriptionFilter {
+	f := store.SubscriptionFilter{ByPatient: true, PatientKeys: []string{}}
+	for _, r := range []*search.Resource{c.Prev, c.Cur} {
+		if r == nil {
+			continue
+		}
+		keys, ok := subscription.PatientKeys(typ, r)
+		if !ok {
+			return store.SubscriptionFilter{} // no pinning on this type: load all
+		}
+		for _, k := range keys {
+			if !slices.Contains(f.PatientKeys, k) {
+				f.PatientKeys = append(f.PatientKeys, k)
+			}
+		}
+	}
+	return f
+}
+
 // subscribers are the receiving Subscriptions of a topic: those naming its
 // url|version, and those naming its bare url while it is the version that
-// url resolves to.
-func (p *Publisher) subscribers(ctx context.Context, tx store.Tx, t *topic.Topic) ([]store.SubscriptionState, error) {
-	subs, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Topic: t.Canonical(), Status: receiving})
+// url resolves to; of those, only the ones keys (see patients) select.
+func (p *Publisher) subscribers(ctx context.Context, tx store.Tx, t *topic.Topic, keys store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	f := keys
+	f.Topic, f.Status = t.Canonical(), receiving
+	subs, err := tx.Subscriptions(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +129,8 @@ func (p *Publisher) subscribers(ctx context.Context, tx store.Tx, t *topic.Topic
 		return subs, nil
 	}
 	if current, ok := p.Topics.Lookup(t.URL); ok && current == t {
-		bare, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Topic: t.URL, Status: receiving})
+		f.Topic = t.URL
+		bare, err := tx.Subscriptions(ctx, f)
 		if err != nil {
 			return nil, err
 		}

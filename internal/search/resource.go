@@ -39,6 +39,14 @@ func ResourceFromMap(m map[string]any) (*Resource, error) {
 // Type is the resource's resourceType.
 func (r *Resource) Type() string { return r.typ }
 
+// ID is the resource's id element ("" when absent), what _id matches.
+func (r *Resource) ID() string {
+	if r == nil || r.root == nil {
+		return ""
+	}
+	return str(r.root, "id")
+}
+
 // walk calls fn for each leaf element that steps select below v (arrays are
 // flattened), until fn returns true; it reports whether fn did.
 func walk(v any, steps []genStep, fn func(any) bool) bool {

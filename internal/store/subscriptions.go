@@ -28,6 +28,14 @@ type SubscriptionState struct {
 	Timeout         time.Duration
 	MaxCount        int
 
+	// PatientKey pins the Subscription to one patient: "Patient/<id>" when
+	// its filters can only match resources that reference that patient (or,
+	// for Patient resources, are that patient), "" when it is not pinned.
+	// It is derived from Filters (subscription.Rules.Prepare) and lets the
+	// publisher skip Subscriptions pinned to other patients without loading
+	// them (SubscriptionFilter.ByPatient). "" is always safe.
+	PatientKey string
+
 	// SealedSecret and SealedHeaders are ciphertexts (internal/secrets);
 	// the store never sees plaintext. SealedHeaders seals the JSON array of
 	// "Name: value" lines.
@@ -44,6 +52,13 @@ type SubscriptionFilter struct {
 	Topic    string
 	Endpoint string
 	IDs      []string // any of
+
+	// ByPatient, when set, keeps only the states that are not pinned to a
+	// patient (PatientKey "") and those pinned to one of PatientKeys
+	// ("Patient/<id>"). With ByPatient and no PatientKeys, only unpinned
+	// states match.
+	ByPatient   bool
+	PatientKeys []string
 }
 
 // SubscriptionReader reads subscription states.
@@ -60,6 +75,11 @@ type SubscriptionWriter interface {
 	PutSubscription(ctx context.Context, s SubscriptionState) error
 	// DeleteSubscription removes the state; deleting an absent one is not an error.
 	DeleteSubscription(ctx context.Context, id string) error
+	// UnpinSubscriptions clears the PatientKey of every state whose Topic is
+	// topicURL, bare or with any |version, and returns how many it changed.
+	// A key is derived from the topic's resource types; when a topic's types
+	// change, the keys computed from the old ones are no longer safe.
+	UnpinSubscriptions(ctx context.Context, topicURL string) (int, error)
 }
 
 // AllowedEndpoint is one entry of the endpoint allow-list.

@@ -164,7 +164,8 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 		ID: w.ID, Owner: p.ClientID, Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
 		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content, End: end,
 		HeartbeatPeriod: sub.HeartbeatPeriod, Timeout: sub.Timeout, MaxCount: sub.MaxCount,
-		CreatedAt: now, UpdatedAt: now,
+		PatientKey: PatientKey(t, sub.Filters),
+		CreatedAt:  now, UpdatedAt: now,
 	}
 	if prev != nil {
 		state.CreatedAt = prev.CreatedAt

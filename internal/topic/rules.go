@@ -3,6 +3,7 @@ package topic
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/herald-fhir/herald/internal/auth"
@@ -47,9 +48,56 @@ func (r *Rules) Prepare(_ context.Context, _ store.Tx, _ *auth.Principal, w reso
 	return resources.Prepared{Store: w.Resource}, nil
 }
 
-// AfterWrite has nothing to add inside the transaction.
-func (r *Rules) AfterWrite(context.Context, store.Tx, *auth.Principal, *store.Version, store.Version) error {
+// AfterWrite unpins the Subscriptions of the topic's URL when the write may
+// change the resource types a Subscription on it resolves to: their patient
+// keys (store.SubscriptionState.PatientKey) were derived from the types of
+// the version they named and would no longer be safe. Unpinned
+// Subscriptions are evaluated on every write of the topic, as before
+// pinning, until they are written again.
+func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, _ *auth.Principal, prev *store.Version, cur store.Version) error {
+	var written []*Topic
+	for _, v := range []*store.Version{prev, &cur} {
+		if v == nil || v.Deleted {
+			continue
+		}
+		if t, err := Parse(v.Body); err == nil {
+			written = append(written, t)
+		}
+	}
+	checked := map[string]bool{}
+	for _, w := range written {
+		if checked[w.URL] {
+			continue
+		}
+		checked[w.URL] = true
+		if r.sameTypes(w.URL, written) {
+			continue
+		}
+		if _, err := tx.UnpinSubscriptions(ctx, w.URL); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// sameTypes reports whether every version of url, in the library and among
+// the written ones, triggers on the same resource types.
+func (r *Rules) sameTypes(url string, written []*Topic) bool {
+	var first []string
+	same := true
+	for _, t := range append(r.Library.All(), written...) {
+		if t.URL != url {
+			continue
+		}
+		types := t.ResourceTypes()
+		slices.Sort(types)
+		if first == nil {
+			first = types
+		} else if !slices.Equal(first, types) {
+			same = false
+		}
+	}
+	return same
 }
 
 // Committed keeps the library in step with what was stored.

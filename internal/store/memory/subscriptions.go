@@ -82,6 +82,22 @@ func (t *tx) DeleteSubscription(ctx context.Context, id string) error {
 	return nil
 }
 
+func (t *tx) UnpinSubscriptions(ctx context.Context, topicURL string) (int, error) {
+	t.s.mu.RLock()
+	all := filterSubs(t.s.db.subs, t.pendingSubs, store.SubscriptionFilter{})
+	t.s.mu.RUnlock()
+	n := 0
+	for _, s := range all {
+		if s.PatientKey == "" || (s.Topic != topicURL && !strings.HasPrefix(s.Topic, topicURL+"|")) {
+			continue
+		}
+		s.PatientKey = ""
+		t.pendingSubs[s.ID] = pendingSub{state: s}
+		n++
+	}
+	return n, nil
+}
+
 // subExists reports whether the tx sees a state with id.
 func (t *tx) subExists(id string) bool {
 	if p, ok := t.pendingSubs[id]; ok {
@@ -147,5 +163,6 @@ func subMatches(s store.SubscriptionState, f store.SubscriptionFilter) bool {
 		(len(f.Status) == 0 || slices.Contains(f.Status, s.Status)) &&
 		(f.Topic == "" || s.Topic == f.Topic) &&
 		(f.Endpoint == "" || s.Endpoint == f.Endpoint) &&
-		(len(f.IDs) == 0 || slices.Contains(f.IDs, s.ID))
+		(len(f.IDs) == 0 || slices.Contains(f.IDs, s.ID)) &&
+		(!f.ByPatient || s.PatientKey == "" || slices.Contains(f.PatientKeys, s.PatientKey))
 }

@@ -47,6 +47,12 @@ func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 // begin sends BEGIN and the first statement together and consumes BEGIN's
 // result, leaving the statement's result to read.
 func (t *lazyTx) begin(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	if len(args) > 0 {
+		if _, ok := args[0].(pgx.QueryExecMode); ok {
+			// A batch runs in the connection's mode; a mode is no argument.
+			args = args[1:]
+		}
+	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(sql, args...)

@@ -35,6 +35,7 @@ type subscriptionRow struct {
 	HeartbeatPeriodMS int64      `db:"heartbeat_period_ms"`
 	TimeoutMS         int64      `db:"timeout_ms"`
 	MaxCount          int        `db:"max_count"`
+	PatientKey        string     `db:"patient_key"`
 	SealedSecret      string     `db:"sealed_secret"`
 	SealedHeaders     string     `db:"sealed_headers"`
 	CreatedAt         time.Time  `db:"created_at"`
@@ -58,6 +59,7 @@ func (r subscriptionRow) state() store.SubscriptionState {
 		HeartbeatPeriod: time.Duration(r.HeartbeatPeriodMS) * time.Millisecond,
 		Timeout:         time.Duration(r.TimeoutMS) * time.Millisecond,
 		MaxCount:        r.MaxCount,
+		PatientKey:      r.PatientKey,
 		SealedSecret:    r.SealedSecret,
 		SealedHeaders:   r.SealedHeaders,
 		CreatedAt:       r.CreatedAt.UTC(),
@@ -87,7 +89,7 @@ func fromNullTime(t *time.Time) time.Time {
 
 const subscriptionColumns = `id, owner, scopes, patient, token_exp, status, error, topic, filters, endpoint,
 	content, end_at, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers,
-	created_at, updated_at`
+	created_at, updated_at, patient_key`
 
 // querySubscriptions runs a query that returns subscription rows.
 func querySubscriptions(ctx context.Context, q querier, sql string, args ...any) ([]store.SubscriptionState, error) {
@@ -149,7 +151,10 @@ const (
 	subscriptionsTopicSQL    = ` AND topic = $%d`
 	subscriptionsEndpointSQL = ` AND endpoint = $%d`
 	subscriptionsIDsSQL      = ` AND id = ANY($%d::text[])`
-	subscriptionsOrderSQL    = ` ORDER BY id`
+	// With topic and status, one range of subscriptions_topic_patient
+	// (00005) per key; '' (not pinned) is always among the keys.
+	subscriptionsPatientSQL = ` AND patient_key = ANY($%d::text[])`
+	subscriptionsOrderSQL   = ` ORDER BY id`
 )
 
 func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
@@ -175,7 +180,16 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 	if len(f.IDs) > 0 {
 		add(subscriptionsIDsSQL, f.IDs)
 	}
+	if f.ByPatient {
+		add(subscriptionsPatientSQL, append([]string{""}, f.PatientKeys...))
+	}
 	b.WriteString(subscriptionsOrderSQL)
+	if f.ByPatient {
+		// Planned for its values every time: a cached generic plan cannot
+		// see that one topic's keys are selective and may scan every
+		// Subscription of the topic, the cost patient keys exist to avoid.
+		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+	}
 	out, err := querySubscriptions(ctx, q, b.String(), args...)
 	if err != nil {
 		return nil, wrap("subscriptions", err)
@@ -187,7 +201,7 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 // the delivery columns (cursor, failures, schedule) the row already has.
 const putSubscriptionSQL = `INSERT INTO subscriptions (` + subscriptionColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
-		$11, $12, $13, $14, $15, $16, $17, $18, $19)
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 	ON CONFLICT (id) DO UPDATE SET
 		owner = excluded.owner, scopes = excluded.scopes, patient = excluded.patient,
 		token_exp = excluded.token_exp, status = excluded.status, error = excluded.error,
@@ -196,13 +210,13 @@ const putSubscriptionSQL = `INSERT INTO subscriptions (` + subscriptionColumns +
 		heartbeat_period_ms = excluded.heartbeat_period_ms, timeout_ms = excluded.timeout_ms,
 		max_count = excluded.max_count, sealed_secret = excluded.sealed_secret,
 		sealed_headers = excluded.sealed_headers, created_at = excluded.created_at,
-		updated_at = excluded.updated_at`
+		updated_at = excluded.updated_at, patient_key = excluded.patient_key`
 
 func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
 	_, err := t.q.Exec(ctx, putSubscriptionSQL,
 		s.ID, s.Owner, s.Scopes, s.Patient, toNullTime(s.TokenExp), s.Status, s.Error, s.Topic, s.Filters, s.Endpoint,
 		s.Content, toNullTime(s.End), s.HeartbeatPeriod.Milliseconds(), s.Timeout.Milliseconds(), s.MaxCount,
-		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt)
+		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey)
 	return wrap("put subscription "+s.ID, err)
 }
 
@@ -211,4 +225,15 @@ const deleteSubscriptionSQL = `DELETE FROM subscriptions WHERE id = $1`
 func (t *tx) DeleteSubscription(ctx context.Context, id string) error {
 	_, err := t.q.Exec(ctx, deleteSubscriptionSQL, id)
 	return wrap("delete subscription "+id, err)
+}
+
+const unpinSubscriptionsSQL = `UPDATE subscriptions SET patient_key = ''
+	WHERE patient_key <> '' AND (topic = $1 OR left(topic, length($1) + 1) = $1 || '|')`
+
+func (t *tx) UnpinSubscriptions(ctx context.Context, topicURL string) (int, error) {
+	tag, err := t.q.Exec(ctx, unpinSubscriptionsSQL, topicURL)
+	if err != nil {
+		return 0, wrap("unpin subscriptions of "+topicURL, err)
+	}
+	return int(tag.RowsAffected()), nil
 }

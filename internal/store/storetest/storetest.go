@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SubscriptionRollback", testSubscriptionRollback},
 		{"SubscriptionTxSeesOwnWritesOthersDoNot", testSubscriptionTxSeesOwnWrites},
 		{"SubscriptionsFilter", testSubscriptionsFilter},
+		{"UnpinSubscriptions", testUnpinSubscriptions},
 		{"SubscriptionInvalid", testSubscriptionInvalid},
 		{"Endpoints", testEndpoints},
 		{"ConcurrentAddEndpointOneWins", testConcurrentAddEndpoint},

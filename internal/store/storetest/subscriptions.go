@@ -43,6 +43,7 @@ func sub(id string) store.SubscriptionState {
 		HeartbeatPeriod: 24 * time.Hour,
 		Timeout:         1500 * time.Millisecond,
 		MaxCount:        100,
+		PatientKey:      "Patient/pat-1",
 		SealedSecret:    "v1.c2VjcmV0.bm9uY2U",
 		SealedHeaders:   "v1.aGVhZGVycw.bm9uY2U",
 		CreatedAt:       at(0, 1),
@@ -87,6 +88,7 @@ func requireSub(t *testing.T, want, got store.SubscriptionState, msgAndArgs ...a
 	require.Equal(t, want.HeartbeatPeriod, got.HeartbeatPeriod, "HeartbeatPeriod %s", msg)
 	require.Equal(t, want.Timeout, got.Timeout, "Timeout %s", msg)
 	require.Equal(t, want.MaxCount, got.MaxCount, "MaxCount %s", msg)
+	require.Equal(t, want.PatientKey, got.PatientKey, "PatientKey %s", msg)
 	require.Equal(t, want.SealedSecret, got.SealedSecret, "SealedSecret %s", msg)
 	require.Equal(t, want.SealedHeaders, got.SealedHeaders, "SealedHeaders %s", msg)
 	requireTime("CreatedAt", want.CreatedAt, got.CreatedAt)
@@ -199,6 +201,7 @@ func testSubscriptionReplace(t *testing.T, s store.Store) {
 	repl.End = time.Time{}
 	repl.HeartbeatPeriod, repl.Timeout, repl.MaxCount = 0, 20*time.Second, 0
 	repl.SealedSecret, repl.SealedHeaders = "", ""
+	repl.PatientKey = "" // a replace can unpin
 	repl.UpdatedAt = at(9, 999)
 	putSubs(t, s, repl)
 	requireSubStored(t, s, repl, "replaced")
@@ -385,6 +388,10 @@ func subscriptionsFixture(t *testing.T, s store.Store) map[string]store.Subscrip
 		st := sub(id)
 		st.Owner, st.Status, st.Topic, st.Endpoint = owner, status, topic, endpoint
 		st.Filters = []string{"Encounter?patient=Patient/" + id}
+		st.PatientKey = "Patient/" + id
+		if id == "1" || id == "B" {
+			st.Filters, st.PatientKey = nil, "" // not pinned
+		}
 		return st
 	}
 	states := []store.SubscriptionState{
@@ -438,10 +445,23 @@ func testSubscriptionsFilter(t *testing.T, s store.Store) {
 		{"topic, endpoint and statuses", store.SubscriptionFilter{Topic: topicA, Endpoint: endpointA, Status: []string{"active", "off"}}, []string{"-s", "B"}},
 		{"owner and topic, disjoint", store.SubscriptionFilter{Owner: "c2", Topic: topicB}, nil},
 		{"everything", store.SubscriptionFilter{Owner: "c1", Status: []string{"active", "error"}, Topic: topicB, Endpoint: endpointA, IDs: []string{"A", "a", "-s"}}, []string{"A"}},
+		{"patient keys unset: no patient filtering", store.SubscriptionFilter{PatientKeys: []string{"Patient/a"}}, []string{"-s", "1", "A", "B", "a", "x.y"}},
+		{"by patient without keys: unpinned only", store.SubscriptionFilter{ByPatient: true}, []string{"1", "B"}},
+		{"by patient, empty keys: unpinned only", store.SubscriptionFilter{ByPatient: true, PatientKeys: []string{}}, []string{"1", "B"}},
+		{"by patient: unpinned and pinned to the keys", store.SubscriptionFilter{ByPatient: true, PatientKeys: []string{"Patient/a", "Patient/x.y", "Patient/nobody"}}, []string{"1", "B", "a", "x.y"}},
+		{"patient keys are exact", store.SubscriptionFilter{ByPatient: true, PatientKeys: []string{"patient/a", "a", "Patient/A "}}, []string{"1", "B"}},
+		{"by patient with topic and status", store.SubscriptionFilter{ByPatient: true, PatientKeys: []string{"Patient/-s", "Patient/A"}, Topic: topicA, Status: []string{"active", "requested", "error"}}, []string{"-s", "1"}},
 	} {
 		got, err := s.Subscriptions(t.Context(), tc.f)
 		require.NoError(t, err, tc.name)
 		requireSubs(t, pickSubs(tc.want...), got, tc.name)
+		// The same through a transaction, where it is the first statement.
+		require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error {
+			got, err := tx.Subscriptions(t.Context(), tc.f)
+			require.NoError(t, err, tc.name)
+			requireSubs(t, pickSubs(tc.want...), got, tc.name, " in a tx")
+			return nil
+		}), tc.name)
 	}
 }
 
@@ -608,4 +628,43 @@ func testClients(t *testing.T, s store.Store) {
 	requireClient(b2, got, "invalid puts change nothing")
 	_, err = s.Client(ctx, "client-new")
 	require.ErrorIs(t, err, store.ErrNotFound, "an invalid put creates nothing")
+}
+
+func testUnpinSubscriptions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const url = "http://example.org/fhir/SubscriptionTopic/encounter-start"
+	mk := func(id, topic, key string) store.SubscriptionState {
+		st := sub(id)
+		st.Topic, st.PatientKey = topic, key
+		return st
+	}
+	states := []store.SubscriptionState{
+		mk("bare", url, "Patient/1"),
+		mk("versioned", url+"|2.0", "Patient/2"),
+		mk("unpinned", url, ""),
+		mk("longer-url", url+"-x", "Patient/3"), // another topic
+		mk("other", "http://example.org/t|1", "Patient/4"),
+	}
+	putSubs(t, s, states...)
+	var n int
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.UnpinSubscriptions(ctx, url)
+		if err != nil {
+			return err
+		}
+		got, err := tx.Subscription(ctx, "versioned")
+		require.NoError(t, err)
+		require.Empty(t, got.PatientKey, "the tx sees its own unpinning")
+		return nil
+	}))
+	require.Equal(t, 2, n)
+	want := map[string]string{"bare": "", "versioned": "", "unpinned": "", "longer-url": "Patient/3", "other": "Patient/4"}
+	for _, st := range states {
+		got, err := s.Subscription(ctx, st.ID)
+		require.NoError(t, err)
+		require.Equal(t, want[st.ID], got.PatientKey, st.ID)
+		st.PatientKey = want[st.ID]
+		requireSub(t, st, got, "only the key changes: ", st.ID)
+	}
 }
