@@ -110,7 +110,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Resources:    svc,
 		Admin:        st,
 		Topics:       library,
-		Operations:   &subscription.Operations{Store: st, BaseURL: cfg.BaseURL},
+		Operations:   &subscription.Operations{Store: st, Topics: library, BaseURL: cfg.BaseURL},
 		Auth:         verifier,
 		Ready:        st,
 		Logger:       log,

@@ -112,3 +112,41 @@ func TestStatusAndEventsOperations(t *testing.T) {
 		require.Contains(t, string(md.body), `"name":"events"`)
 	})
 }
+
+// TestEventsIncludeNotificationShape: full-resource $events carries the focus
+// as stored at the version that fired, and the topic's includes the caller
+// may read.
+func TestEventsIncludeNotificationShape(t *testing.T) {
+	t.Parallel()
+	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
+		ctx := h.t.Context()
+		_, err := h.store.PutClient(ctx, storeClient("full", "full-resource"))
+		require.NoError(t, err)
+		tok := h.token("system/Subscription.cruds system/Encounter.rs system/Patient.rs system/Practitioner.rs system/Location.rs system/Organization.rs system/Group.rs",
+			func(c *auth.MintClaims) { c.ClientID = "full" })
+		r := h.request("POST", "/fhir/Subscription", tok, newSubscription(withContent("full-resource")))
+		require.Equal(t, 201, r.status, string(r.body))
+		id := r.json(t)["id"].(string)
+
+		publisher := h.token("system/Encounter.cru system/Patient.cru")
+		require.Equal(t, 201, h.request("PUT", "/fhir/Patient/p1", publisher, `{"resourceType":"Patient","id":"p1","birthDate":"1970-01-01"}`).status)
+		enc := `{"resourceType":"Encounter","id":"e1","status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"},"length":{"value":1.50}}`
+		require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/e1", publisher, enc).status)
+		// A later version must not leak into the event of version 1.
+		require.Equal(t, 200, h.request("PUT", "/fhir/Encounter/e1", publisher, strings.Replace(enc, `1.50`, `2.50`, 1)).status)
+
+		ev := h.request("GET", "/fhir/Subscription/"+id+"/$events", tok, "")
+		require.Equal(t, 200, ev.status, string(ev.body))
+		fhirtest.RequireValidR4(t, ev.body)
+		require.Contains(t, string(ev.body), `"length":{"value":1.50}`, "the focus as stored at the version that fired")
+		require.NotContains(t, string(ev.body), `2.50`)
+		require.Contains(t, string(ev.body), `"birthDate":"1970-01-01"`, "the notificationShape include Encounter:patient")
+		require.Contains(t, string(ev.body), `"name":"additional-context"`)
+
+		// Asked for id-only, the same events carry references only.
+		ev = h.request("GET", "/fhir/Subscription/"+id+"/$events?content=id-only", tok, "")
+		require.Equal(t, 200, ev.status)
+		require.NotContains(t, string(ev.body), `"birthDate"`)
+		require.Contains(t, string(ev.body), `Patient/p1`)
+	})
+}

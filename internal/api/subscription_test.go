@@ -48,7 +48,7 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 		"Subscription": &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
 			Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}},
 	}
-	ops := &subscription.Operations{Store: st}
+	ops := &subscription.Operations{Store: st, Topics: lib}
 	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib
 		o.Operations = ops
@@ -422,4 +422,8 @@ func TestCapabilityStatementAdvertisesSubscriptions(t *testing.T) {
 		require.Subset(t, params, []string{"status", "url", "topic", "_id"})
 	}
 	require.True(t, found)
+}
+
+func storeClient(id, maxPayload string) store.Client {
+	return store.Client{ClientID: id, Status: "active", MaxPayload: maxPayload}
 }

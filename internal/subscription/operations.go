@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,7 +12,9 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/topic"
 )
 
 // MaxEventsPerQuery caps one $events answer; ask again from the last number.
@@ -20,6 +23,7 @@ const MaxEventsPerQuery = 100
 // Operations answers $status and $events.
 type Operations struct {
 	Store   store.Store
+	Topics  *topic.Library // for notificationShape includes; nil: none
 	BaseURL string
 	Now     func() time.Time
 }
@@ -124,9 +128,12 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	for _, e := range stored {
 		ev := notify.Event{Number: e.Number, Timestamp: e.Timestamp, Method: notify.Method(e.Method),
 			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
-		if sub.Content == fhir.ContentFullResource && e.Method != store.MethodDelete && p.Can(auth.Read, e.FocusType) && !p.PatientScoped(auth.Read, e.FocusType) {
+		if sub.Content != fhir.ContentEmpty && e.Method != store.MethodDelete {
 			if v, err := o.Store.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion); err == nil && !v.Deleted {
-				ev.Resource = v.Body
+				if sub.Content == fhir.ContentFullResource && mayRead(p, e.FocusType) {
+					ev.Resource = v.Body
+				}
+				ev.Additional = o.includes(ctx, p, e, v.Body, sub.Content == fhir.ContentFullResource)
 			}
 		}
 		events = append(events, ev)
@@ -158,4 +165,60 @@ func (o *Operations) now() time.Time {
 		return time.Now()
 	}
 	return o.Now()
+}
+
+// mayRead reports whether the caller may read any resource of the type
+// (patient-scoped grants would need a compartment check per resource; such
+// callers get ids only).
+func mayRead(p *auth.Principal, typ string) bool {
+	return p.Can(auth.Read, typ) && !p.PatientScoped(auth.Read, typ)
+}
+
+// includes resolves the topic's notificationShape includes for one event
+// ("Encounter:patient" → the Patient the focus references), as additional
+// context. With full, each included resource the caller may read carries
+// its current stored JSON.
+func (o *Operations) includes(ctx context.Context, p *auth.Principal, e store.Event, focus []byte, full bool) []notify.Included {
+	if o.Topics == nil {
+		return nil
+	}
+	t, ok := o.Topics.Lookup(e.Topic)
+	if !ok {
+		return nil
+	}
+	r, err := search.NewResource(focus)
+	if err != nil {
+		return nil
+	}
+	var out []notify.Included
+	seen := map[string]bool{}
+	for _, shape := range t.Shapes {
+		if shape.ResourceType != e.FocusType {
+			continue
+		}
+		for _, inc := range shape.Include {
+			spec, _, _ := strings.Cut(inc, "&") // iterate is not followed
+			parts := strings.Split(spec, ":")
+			if len(parts) < 2 || parts[0] != e.FocusType {
+				continue
+			}
+			for _, ref := range r.References(parts[1]) {
+				typ, id, ok := strings.Cut(ref, "/")
+				if !ok || seen[ref] || len(parts) == 3 && parts[2] != typ {
+					continue
+				}
+				seen[ref] = true
+				v, err := o.Store.Current(ctx, typ, id)
+				if err != nil || v.Deleted {
+					continue
+				}
+				in := notify.Included{Ref: notify.Ref{Type: typ, ID: id, VersionID: v.VersionID}}
+				if full && mayRead(p, typ) {
+					in.Resource = v.Body
+				}
+				out = append(out, in)
+			}
+		}
+	}
+	return out
 }
