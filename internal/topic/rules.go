@@ -53,7 +53,9 @@ func (r *Rules) Prepare(_ context.Context, _ store.Tx, _ *auth.Principal, w reso
 // keys (store.SubscriptionState.PatientKey) were derived from the types of
 // the version they named and would no longer be safe. Unpinned
 // Subscriptions are evaluated on every write of the topic, as before
-// pinning, until they are written again.
+// pinning, until they are written again. Known gap: a Subscription whose
+// write commits concurrently with the topic change may keep a key derived
+// from the old types until it is written again.
 func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, _ *auth.Principal, prev *store.Version, cur store.Version) error {
 	var written []*Topic
 	for _, v := range []*store.Version{prev, &cur} {
