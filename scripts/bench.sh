@@ -198,6 +198,46 @@ status=0
 wait "$load_pid" || status=$?
 load_pid=
 
+# --- reads driven by wrk ------------------------------------------------------
+# The Go load generator spends ~60 µs of CPU per request on the same two
+# cores as the server; wrk (C, epoll) spends far less, so this phase shows
+# more of what the server itself can do. wrk comes from Debian's packages;
+# installed here when missing and we are root, skipped otherwise.
+if ! command -v wrk >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+	apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1; } || true
+fi
+if [[ $status == 0 ]] && command -v wrk >/dev/null; then
+	token=$(HERALD_AUTH_HS256_SECRET=$secret "$herald" token --client bench-wrk --scope "system/Patient.cru" --ttl 10m)
+	for i in $(seq 1 200); do
+		curl -sf -o /dev/null -X PUT "http://127.0.0.1:$port/fhir/Patient/wrk$i" -H "Authorization: Bearer $token" \
+			-H 'Content-Type: application/fhir+json' \
+			-d "{\"resourceType\":\"Patient\",\"id\":\"wrk$i\",\"active\":true,\"name\":[{\"family\":\"Bench\",\"given\":[\"W$i\"]}]}" ||
+			die "seeding Patient/wrk$i for the wrk phase failed"
+	done
+	cat >"$tmp/read.lua" <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/fhir/Patient/wrk" .. ((n % 200) + 1))
+end
+LUA
+	wrk -t2 -c32 -d2s -s "$tmp/read.lua" -H "Authorization: Bearer $token" "http://127.0.0.1:$port" >/dev/null # warm-up
+	echo
+	echo "== phase read (wrk, 2 threads, 32 connections, 10 s after a 2 s warm-up, 200 Patients)"
+	wrk -t2 -c32 -d10s --latency -s "$tmp/read.lua" -H "Authorization: Bearer $token" "http://127.0.0.1:$port" | tee "$tmp/wrk.out" |
+		grep -E 'Latency Distribution|^ +(50|90|99)%|Requests/sec|requests in|Non-2xx|Socket errors'
+	rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
+	p50=$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")
+	p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")
+	echo "BENCH phase=read-wrk c=32 rps=$rps p50=$p50 p99=$p99"
+	if grep -q 'Non-2xx' "$tmp/wrk.out"; then
+		log "wrk saw non-2xx responses"
+		status=1
+	fi
+else
+	log "wrk not available: the wrk read phase is skipped"
+fi
+
 if [[ -n $profile_pid ]]; then
 	if wait "$profile_pid" && [[ -s $profile_file ]]; then
 		echo
