@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/herald-fhir/herald/internal/fhir"
 )
 
 // ParamType is the type of a search parameter (SearchParameter.type).
@@ -131,7 +133,7 @@ type registry struct {
 
 var table = sync.OnceValue(func() *registry {
 	r := &registry{params: make(map[paramKey]*Param, len(genParams)), byBase: map[string][]*Param{}, types: map[string]bool{}}
-	for _, t := range r4ResourceTypes {
+	for _, t := range fhir.ResourceTypes() {
 		r.types[t] = true
 	}
 	r.nonDom = map[string]bool{"Bundle": true, "Binary": true, "Parameters": true}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/fhir"
 )
 
 // listedTypes must be covered by the generated table (and by the example
@@ -113,7 +115,7 @@ func TestEveryParameterParses(t *testing.T) {
 	r, err := NewResource([]byte(`{"resourceType":"Basic"}`))
 	require.NoError(t, err)
 	n := 0
-	for _, typ := range r4ResourceTypes {
+	for _, typ := range fhir.ResourceTypes() {
 		for _, p := range Params(typ) {
 			if !p.Supported() {
 				continue
