@@ -52,6 +52,18 @@ type extension struct {
 // the caller). Errors are *fhir.Error: 400 for JSON that does not have the
 // shape of a Subscription, 422 for rules it breaks, naming the element.
 func Parse(body []byte, now time.Time) (*Subscription, error) {
+	// Duplicate member names would let encoding/json (last wins) and the
+	// exact-JSON rewrite disagree about what was sent: refuse them in the
+	// objects Herald interprets.
+	top, err := fhir.ParseObject(body)
+	if err != nil {
+		return nil, err
+	}
+	if ch := top.Get("channel"); len(ch) > 0 && ch[0] == '{' {
+		if _, err := fhir.ParseObject(ch); err != nil {
+			return nil, fhir.Errorf(fhir.KindInvalid, "Subscription.channel: %s", fhir.AsError(err).Message)
+		}
+	}
 	var w wire
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the Subscription is malformed: %s", typeError(err))

@@ -123,6 +123,7 @@ func TestParseRejects(t *testing.T) {
 		{"modifier extension", `"reason":`, `"modifierExtension": [{"url": "http://x", "valueBoolean": true}], "reason":`, 422, "modifier"},
 		{"channel wrong type", `"channel": {`, `"channel": "rest-hook", "x": {`, 400, "channel"},
 		{"header not a string", `"X-Trace: abc"`, `{"X-Trace": "abc"}`, 400, "header"},
+		{"duplicate channel member", `"type": "rest-hook",`, `"type": "rest-hook", "type": "rest-hook",`, 400, "duplicate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
