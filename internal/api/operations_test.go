@@ -32,15 +32,8 @@ func statusParams(t *testing.T, entry map[string]any) map[string]string {
 func TestStatusAndEventsOperations(t *testing.T) {
 	t.Parallel()
 	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
-		alice := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "alice" })
-		bob := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "bob" })
+		alice, bob, id, bobID := twoOwners(t, h)
 		publisher := h.token("system/Encounter.cru")
-		r := h.request("POST", "/fhir/Subscription", alice, newSubscription())
-		require.Equal(t, 201, r.status, string(r.body))
-		id := r.json(t)["id"].(string)
-		r = h.request("POST", "/fhir/Subscription", bob, newSubscription())
-		require.Equal(t, 201, r.status)
-		bobID := r.json(t)["id"].(string)
 
 		// Three writes fire encounter-start for Patient/p1.
 		for i := 1; i <= 3; i++ {

@@ -289,15 +289,8 @@ func TestSubscriptionAuthorization(t *testing.T) {
 func TestSubscriptionOwnerIsolation(t *testing.T) {
 	t.Parallel()
 	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
-		alice := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "alice" })
-		bob := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "bob" })
+		alice, bob, id, bobID := twoOwners(t, h)
 		admin := h.token("herald.admin system/Subscription.cruds")
-		r := h.request("POST", "/fhir/Subscription", alice, newSubscription())
-		require.Equal(t, 201, r.status, string(r.body))
-		id := r.json(t)["id"].(string)
-		r = h.request("POST", "/fhir/Subscription", bob, newSubscription())
-		require.Equal(t, 201, r.status)
-		bobID := r.json(t)["id"].(string)
 
 		requireOutcome(t, h.request("GET", "/fhir/Subscription/"+id, bob, ""), 404, "")
 		requireOutcome(t, h.request("GET", "/fhir/Subscription/"+id+"/_history", bob, ""), 404, "")
@@ -426,4 +419,21 @@ func TestCapabilityStatementAdvertisesSubscriptions(t *testing.T) {
 
 func storeClient(id, maxPayload string) store.Client {
 	return store.Client{ClientID: id, Status: "active", MaxPayload: maxPayload}
+}
+
+// twoOwners creates one Subscription for client alice and one for bob and
+// returns their tokens and the Subscriptions' ids.
+func twoOwners(t *testing.T, h *subHarness) (alice, bob, aliceSub, bobSub string) {
+	t.Helper()
+	alice = h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "alice" })
+	bob = h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "bob" })
+	for _, owner := range []struct {
+		tok string
+		id  *string
+	}{{alice, &aliceSub}, {bob, &bobSub}} {
+		r := h.request("POST", "/fhir/Subscription", owner.tok, newSubscription())
+		require.Equal(t, 201, r.status, string(r.body))
+		*owner.id = r.json(t)["id"].(string)
+	}
+	return alice, bob, aliceSub, bobSub
 }
