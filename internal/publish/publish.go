@@ -35,12 +35,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	if cur.Type == "Subscription" || cur.Type == "SubscriptionTopic" {
 		return nil // Herald's own configuration is not a clinical event
 	}
-	var watching []*topic.Topic
-	for _, t := range p.Topics.Active() {
-		if t.TriggersOn(cur.Type) {
-			watching = append(watching, t)
-		}
-	}
+	watching := p.Topics.Watching(cur.Type)
 	if len(watching) == 0 {
 		return nil // most writes: no topic watches the type, nothing to decode
 	}

@@ -68,6 +68,23 @@ func (l *Library) Lookup(canonical string) (*Topic, bool) {
 	return nil, false
 }
 
+// Watching lists the active topics with a trigger on the resource type, in
+// no particular order. It is on every write's path, so it neither sorts nor
+// allocates when no topic watches the type.
+func (l *Library) Watching(typ string) []*Topic {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []*Topic
+	for _, vs := range l.byURL {
+		for _, t := range vs {
+			if t.Status == "active" && t.TriggersOn(typ) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
 // Active lists the active topics ordered by canonical.
 func (l *Library) Active() []*Topic {
 	l.mu.RLock()

@@ -23,6 +23,9 @@ func TestLoadSeedsBuiltinsOnceAndRespectsAdmins(t *testing.T) {
 	lib, err := Load(ctx, st, topics.FS, now)
 	require.NoError(t, err)
 	require.Len(t, lib.Active(), 7)
+	require.Len(t, lib.Watching("Encounter"), 2, "encounter-start and encounter-end")
+	require.Len(t, lib.Watching("Observation"), 1)
+	require.Empty(t, lib.Watching("Basic"))
 
 	// Idempotent: a second start stores nothing new.
 	_, err = Load(ctx, st, topics.FS, now)

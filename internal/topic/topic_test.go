@@ -103,6 +103,7 @@ func TestLibrary(t *testing.T) {
 	_, ok = l.Lookup("http://x/d")
 	require.False(t, ok, "drafts are not subscribable")
 	require.Len(t, l.Active(), 2)
+	require.Empty(t, l.Watching("Encounter"), "these topics have no triggers")
 
 	l.Put(&Topic{ID: "a2", URL: "http://x/t", Version: "2", Status: "retired"})
 	got, _ = l.Lookup("http://x/t")
