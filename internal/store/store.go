@@ -47,6 +47,7 @@ type Store interface {
 	SubscriptionReader
 	EventReader
 	DeliveryCursor
+	DeliveryQueue
 	EventPruner
 	AdminStore
 	// InTx runs fn in one transaction: every write made through the Tx
@@ -84,6 +85,7 @@ type Tx interface {
 	SubscriptionWriter
 	EventReader
 	EventWriter
+	DeliveryWriter
 	// Lock takes the write lock of one resource for the rest of the
 	// transaction and returns its current version like Current (ErrNotFound
 	// when none exists; the lock still serialises concurrent creators as far

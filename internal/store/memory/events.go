@@ -90,6 +90,7 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	// Kept to the microsecond, as a timestamptz is.
 	e.Timestamp = e.Timestamp.Truncate(time.Microsecond).UTC()
 	p.added = append(p.added, e)
+	t.eventAppended(e.SubscriptionID, e.Timestamp)
 	return e.Number, nil
 }
 

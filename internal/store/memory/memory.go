@@ -29,6 +29,9 @@ type data struct {
 	// delivered is the delivery cursor of each subscription (absent: 0);
 	// it too exists only beside a state, and never exceeds lastEvent.
 	delivered map[string]int64
+	// sched is the delivery schedule of each subscription (absent: nothing
+	// due); it too exists only beside a state.
+	sched map[string]schedule
 }
 
 // Store is an in-memory store.Store.
@@ -37,6 +40,7 @@ type Store struct {
 	mu      sync.RWMutex // guards db against concurrent readers
 	db      data
 	admin   admin // not transactional; guarded by its own lock
+	wake    chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -50,7 +54,9 @@ func New() *Store {
 			events:    make(map[string][]store.Event),
 			lastEvent: make(map[string]int64),
 			delivered: make(map[string]int64),
+			sched:     make(map[string]schedule),
 		},
+		wake: make(chan struct{}, 1),
 		admin: admin{
 			endpoints: make(map[string]store.AllowedEndpoint),
 			clients:   make(map[string]store.Client),
@@ -94,10 +100,12 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx := &tx{
-		s:             s,
-		pending:       make(map[key][]store.Version),
-		pendingSubs:   make(map[string]pendingSub),
-		pendingEvents: make(map[string]*pendingEvents),
+		s:                s,
+		pending:          make(map[key][]store.Version),
+		pendingSubs:      make(map[string]pendingSub),
+		pendingEvents:    make(map[string]*pendingEvents),
+		pendingSched:     make(map[string]schedule),
+		pendingDelivered: make(map[string]int64),
 	}
 	if err := fn(tx); err != nil {
 		return err
@@ -118,6 +126,10 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 		}
 	}
 	tx.commitEvents(&s.db)
+	tx.commitSchedules(&s.db)
+	if tx.woken {
+		s.signalWake()
+	}
 	return nil
 }
 
@@ -131,6 +143,11 @@ type tx struct {
 	// pendingEvents: the counter and appended events of each subscription
 	// this tx appended to or deleted.
 	pendingEvents map[string]*pendingEvents
+	// pendingSched and pendingDelivered: the delivery schedules and cursors
+	// this tx changed; woken: the commit may make delivery work due.
+	pendingSched     map[string]schedule
+	pendingDelivered map[string]int64
+	woken            bool
 }
 
 func (t *tx) all(k key) []store.Version {

@@ -69,6 +69,7 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	if err := checkSub(s); err != nil {
 		return fmt.Errorf("memory: put subscription %s: %w", s.ID, err)
 	}
+	t.reschedule(s, t.subExists(s.ID))
 	t.pendingSubs[s.ID] = pendingSub{state: s}
 	return nil
 }

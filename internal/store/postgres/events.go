@@ -58,16 +58,24 @@ func scanEventRow(row pgx.CollectableRow) (eventRow, error) {
 // concurrent appender to the same Subscription waits for it and then (READ
 // COMMITTED re-reads the updated row) continues from the committed counter,
 // or from the old one if this transaction rolled back: numbers neither
-// repeat nor skip. No row to update means no state: zero rows, ErrNotFound,
-// and the transaction is still usable. The parameters are cast because
-// their types cannot be inferred through INSERT … SELECT.
+// repeat nor skip. The same UPDATE makes the Subscription due (unless it is
+// due earlier or backing off), and pg_notify wakes the delivery workers when
+// the transaction commits (PostgreSQL folds repeats within a transaction).
+// No row to update means no state: zero rows, ErrNotFound, and the
+// transaction is still usable. The parameters are cast because their types
+// cannot be inferred through INSERT … SELECT.
 const appendEventSQL = `WITH sub AS (
-		UPDATE subscriptions SET last_event_number = last_event_number + 1
+		UPDATE subscriptions SET last_event_number = last_event_number + 1,
+			due_at = CASE WHEN due_at IS NULL OR failure_count = 0 AND due_at > $2::timestamptz
+				THEN $2::timestamptz ELSE due_at END
 		WHERE id = $1
 		RETURNING id, last_event_number
+	), wake AS (
+		SELECT pg_notify('` + wakeChannel + `', '') AS woken FROM sub
 	)
 	INSERT INTO events (` + eventColumns + `)
-	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text FROM sub
+	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text
+	FROM sub, wake
 	RETURNING number`
 
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {

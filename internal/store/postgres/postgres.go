@@ -35,6 +35,7 @@ const maxTxAttempts = 4
 // Store is a store.Store backed by a pgxpool.Pool.
 type Store struct {
 	pool *pgxpool.Pool
+	listener
 }
 
 var _ store.Store = (*Store)(nil)
@@ -83,7 +84,10 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 }
 
 // Close closes every connection. It is safe to call more than once.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.listener.stop()
+	s.pool.Close()
+}
 
 // pingSQL reads the schema version goose recorded; goose_db_version lives in
 // the same schema as the tables it describes.

@@ -197,11 +197,17 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 	return out, nil
 }
 
-// PutSubscription upserts the state columns only: replacing a state keeps
-// the delivery columns (cursor, failures, schedule) the row already has.
-const putSubscriptionSQL = `INSERT INTO subscriptions (` + subscriptionColumns + `)
+// PutSubscription upserts the state columns and adjusts the delivery
+// schedule (store.DeliveryQueue): requested owes a handshake now and
+// cancels any lease, off clears the schedule and cancels any lease, other
+// statuses keep it; error_since follows the status. Every SET expression
+// reads the row as it was. A handshake owed wakes the workers at commit.
+const putSubscriptionSQL = `WITH put AS (
+	INSERT INTO subscriptions (` + subscriptionColumns + `, handshake_pending, due_at, error_since)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
-		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+		$6::text = 'requested', CASE WHEN $6::text = 'requested' THEN $19::timestamptz END,
+		CASE WHEN $6::text = 'error' THEN $19::timestamptz END)
 	ON CONFLICT (id) DO UPDATE SET
 		owner = excluded.owner, scopes = excluded.scopes, patient = excluded.patient,
 		token_exp = excluded.token_exp, status = excluded.status, error = excluded.error,
@@ -210,7 +216,22 @@ const putSubscriptionSQL = `INSERT INTO subscriptions (` + subscriptionColumns +
 		heartbeat_period_ms = excluded.heartbeat_period_ms, timeout_ms = excluded.timeout_ms,
 		max_count = excluded.max_count, sealed_secret = excluded.sealed_secret,
 		sealed_headers = excluded.sealed_headers, created_at = excluded.created_at,
-		updated_at = excluded.updated_at, patient_key = excluded.patient_key`
+		updated_at = excluded.updated_at, patient_key = excluded.patient_key,
+		handshake_pending = CASE excluded.status WHEN 'requested' THEN true WHEN 'off' THEN false
+			ELSE subscriptions.handshake_pending END,
+		due_at = CASE excluded.status WHEN 'requested' THEN excluded.updated_at WHEN 'off' THEN NULL
+			ELSE subscriptions.due_at END,
+		failure_count = CASE WHEN excluded.status IN ('requested', 'off') THEN 0
+			ELSE subscriptions.failure_count END,
+		lease_token = CASE WHEN excluded.status IN ('requested', 'off') THEN NULL
+			ELSE subscriptions.lease_token END,
+		lease_until = CASE WHEN excluded.status IN ('requested', 'off') THEN NULL
+			ELSE subscriptions.lease_until END,
+		error_since = CASE WHEN excluded.status <> 'error' THEN NULL
+			ELSE coalesce(subscriptions.error_since, excluded.updated_at) END
+	RETURNING status
+)
+SELECT pg_notify('` + wakeChannel + `', '') FROM put WHERE status = 'requested'`
 
 func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
 	_, err := t.q.Exec(ctx, putSubscriptionSQL,

@@ -14,7 +14,8 @@ import (
 
 // TestPutSubscriptionKeepsDeliveryColumns: the delivery columns are not part
 // of SubscriptionState, so replacing a state must not reset them; deleting
-// the state drops them with the row.
+// the state drops them with the row. (Status requested and off do reset the
+// schedule; the conformance suite covers that.)
 func TestPutSubscriptionKeepsDeliveryColumns(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -39,20 +40,20 @@ func TestPutSubscriptionKeepsDeliveryColumns(t *testing.T) {
 		LastEventNumber  int64      `db:"last_event_number"`
 		DeliveredThrough int64      `db:"delivered_through"`
 		FailureCount     int        `db:"failure_count"`
-		NextAttemptAt    *time.Time `db:"next_attempt_at"`
+		DueAt            *time.Time `db:"due_at"`
 		LastSentAt       *time.Time `db:"last_sent_at"`
 	}
 	read := func() delivery {
 		t.Helper()
 		rows, err := conn.Query(ctx, `SELECT last_event_number, delivered_through, failure_count,
-			next_attempt_at, last_sent_at FROM subscriptions WHERE id = 's1'`)
+			due_at, last_sent_at FROM subscriptions WHERE id = 's1'`)
 		require.NoError(t, err)
 		d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[delivery])
 		require.NoError(t, err)
 		return d
 	}
 	_, err = conn.Exec(ctx, `UPDATE subscriptions SET last_event_number = 7, delivered_through = 5,
-		failure_count = 2, next_attempt_at = $1, last_sent_at = $2 WHERE id = 's1'`, now.Add(time.Minute), now)
+		failure_count = 2, due_at = $1, last_sent_at = $2 WHERE id = 's1'`, now.Add(time.Minute), now)
 	require.NoError(t, err)
 	before := read()
 
@@ -62,8 +63,8 @@ func TestPutSubscriptionKeepsDeliveryColumns(t *testing.T) {
 	require.Equal(t, before.LastEventNumber, after.LastEventNumber)
 	require.Equal(t, before.DeliveredThrough, after.DeliveredThrough)
 	require.Equal(t, before.FailureCount, after.FailureCount)
-	require.NotNil(t, after.NextAttemptAt)
-	require.True(t, before.NextAttemptAt.Equal(*after.NextAttemptAt))
+	require.NotNil(t, after.DueAt)
+	require.True(t, before.DueAt.Equal(*after.DueAt))
 	require.NotNil(t, after.LastSentAt)
 	require.True(t, before.LastSentAt.Equal(*after.LastSentAt))
 	got, err := s.Subscription(ctx, "s1")

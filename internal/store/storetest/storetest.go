@@ -83,6 +83,18 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventPruneLimit", testEventPruneLimit},
 		{"EventPruneTx", testEventPruneTx},
 		{"EventPruneConcurrent", testEventPruneConcurrent},
+		// delivery.go
+		{"QueueHandshake", testQueueHandshake},
+		{"QueueEvents", testQueueEvents},
+		{"QueueFailureBackoff", testQueueFailureBackoff},
+		{"QueueStateChanges", testQueueStateChanges},
+		{"QueueErrorSince", testQueueErrorSince},
+		{"QueueKeepAndRelease", testQueueKeepAndRelease},
+		{"QueueOrderAndLimit", testQueueOrderAndLimit},
+		{"QueueConcurrentClaims", testQueueConcurrentClaims},
+		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
+		{"QueueWake", testQueueWake},
+		{"QueueStats", testQueueStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

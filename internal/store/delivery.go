@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrLeaseLost: a delivery worker's lease on a Subscription expired, was
+// taken by another worker, or was cancelled by a change to the Subscription
+// (a client's update, a delete). The worker's result is discarded; what it
+// sent is sent again by the next holder (at least once).
+var ErrLeaseLost = errors.New("store: delivery lease lost")
+
+// The delivery queue. Each Subscription state carries its delivery schedule
+// beside the acknowledgement cursor: when work is next due (DueAt; none when
+// zero), whether a handshake is owed, consecutive failures, when a
+// notification last went out and since when it has been in error. The store
+// keeps the schedule honest against concurrent writers:
+//
+//   - PutSubscription with status requested owes a handshake due at the
+//     state's UpdatedAt, resets the failures and cancels any lease (the
+//     Subscription was created or changed: start again). Status off clears
+//     the schedule and cancels any lease. Other statuses keep the schedule.
+//     ErrorSince is set when the status becomes error and cleared when it
+//     leaves error.
+//   - AppendEvent makes the Subscription due at the event's Timestamp unless
+//     it is already due earlier or is backing off after a failure.
+//   - ClaimDue leases due Subscriptions to one worker; while the lease runs
+//     no other worker can claim the Subscription, and writers never wait for
+//     it (the lease is a value, not a lock held across the send).
+//   - FinishDelivery records the outcome and either releases the lease or
+//     extends it.
+//
+// Several processes may share one store: ClaimDue never hands one
+// Subscription to two live leases, so events of one Subscription go out in
+// order, and a worker that dies loses only its lease, which expires.
+
+// DeliveryTask is a leased Subscription: its state and its schedule as they
+// were when claimed.
+type DeliveryTask struct {
+	State SubscriptionState
+	// Lease identifies this claim; FinishDelivery must present it.
+	Lease      string
+	LeaseUntil time.Time
+
+	LastEventNumber  int64 // the newest event number assigned
+	DeliveredThrough int64 // the acknowledgement cursor
+	HandshakePending bool
+	FailureCount     int
+	DueAt            time.Time
+	LastSentAt       time.Time // zero: never
+	ErrorSince       time.Time // zero: not in error
+}
+
+// Backlog reports whether events wait for delivery.
+func (t DeliveryTask) Backlog() bool { return t.DeliveredThrough < t.LastEventNumber }
+
+// DeliveryResult is what a worker did with a leased Subscription.
+type DeliveryResult struct {
+	SubscriptionID string
+	Lease          string
+	Now            time.Time
+
+	// Sent: a notification was acknowledged (2xx): failures reset and
+	// LastSentAt becomes Now.
+	Sent bool
+	// Handshaken: the handshake was acknowledged; none is owed any more.
+	Handshaken bool
+	// DeliveredThrough moves the acknowledgement cursor forward (values at
+	// or below the cursor leave it). It must not pass the last event number.
+	DeliveredThrough int64
+	// Failed: the attempt failed; failures count up by one.
+	Failed bool
+
+	// Next is when work is next due if nothing else is: the retry time
+	// after a failure, the next heartbeat, the end of the lease, or zero
+	// for none. After a success, events still waiting make the
+	// Subscription due at Now instead (the store checks this under the
+	// same lock as AppendEvent, so an event appended meanwhile is never
+	// left waiting).
+	Next time.Time
+
+	// KeepFor, when > 0, keeps the lease until Now+KeepFor (the worker
+	// goes on with the same Subscription); otherwise the lease ends.
+	KeepFor time.Duration
+}
+
+// DeliveryQueue is how delivery workers find work. Call it on the Store.
+type DeliveryQueue interface {
+	// ClaimDue leases up to limit Subscriptions that are due at now (DueAt
+	// <= now) and not leased (or whose lease expired), for leaseFor,
+	// earliest due first. Subscriptions locked by an uncommitted write are
+	// skipped, not waited for (the embedded store, which serialises
+	// transactions, waits instead and says so with ClaimsWaitForWriters).
+	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration) ([]DeliveryTask, error)
+	// ReleaseLease ends a lease without recording anything (graceful
+	// shutdown): the Subscription can be claimed again at once. A lease
+	// that is no longer held is not an error.
+	ReleaseLease(ctx context.Context, subscriptionID, lease string) error
+	// DeliveryWake returns a channel that receives (coalesced, never
+	// blocking the sender) when delivery work may have become due: after a
+	// commit that appended events or owed a handshake, in this process or,
+	// for a shared store, in any process. It is a hint; workers also poll.
+	DeliveryWake() <-chan struct{}
+	// DeliveryStats summarises the queue for monitoring.
+	DeliveryStats(ctx context.Context) (DeliveryStats, error)
+}
+
+// DeliveryWriter records outcomes inside a transaction, so a status change
+// (a new Subscription version) commits with them.
+type DeliveryWriter interface {
+	// FinishDelivery applies r if r.Lease is still the Subscription's
+	// lease; otherwise it changes nothing and returns ErrLeaseLost.
+	FinishDelivery(ctx context.Context, r DeliveryResult) error
+}
+
+// DeliveryStats is a snapshot of the queue.
+type DeliveryStats struct {
+	ByStatus map[string]int // Subscriptions per status
+	// OldestUndelivered is the timestamp of the oldest event not yet
+	// acknowledged by a Subscription that is not off; zero when none.
+	OldestUndelivered time.Time
+}

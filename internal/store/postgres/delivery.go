@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+var (
+	_ store.DeliveryQueue  = (*Store)(nil)
+	_ store.DeliveryWriter = (*tx)(nil)
+)
+
+// wakeChannel is the LISTEN/NOTIFY channel that tells delivery workers new
+// work may be due. It is database-wide: stores in other schemas of the same
+// database (tests) cause spurious wake-ups, which are harmless.
+const wakeChannel = "herald_delivery"
+
+// deliveryColumns follow subscriptionColumns in claimSQL's RETURNING.
+const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_through,
+	handshake_pending, failure_count, due_at, last_sent_at, error_since`
+
+// claimSQL leases the earliest due, unleased rows. The subquery locks them
+// with SKIP LOCKED, so concurrent claimers split the work and a row whose
+// write transaction is still open is left for the wake-up its commit sends.
+// The lock lasts only for this statement; the lease is what keeps others off
+// while the worker sends.
+var claimSQL = `UPDATE subscriptions s SET lease_token = $1, lease_until = $2::timestamptz + $4::interval
+	FROM (
+		SELECT id FROM subscriptions
+		WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+		ORDER BY due_at
+		LIMIT $3
+		FOR UPDATE SKIP LOCKED
+	) due
+	WHERE s.id = due.id
+	RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s")
+
+func subscriptionColumnsOf(alias string) string { return qualify(alias, subscriptionColumns) }
+func deliveryColumnsOf(alias string) string     { return qualify(alias, deliveryColumns) }
+
+// qualify prefixes each column of a comma-separated list with alias.
+func qualify(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// claimRow is a row of claimSQL.
+type claimRow struct {
+	subscriptionRow
+	LeaseToken       string     `db:"lease_token"`
+	LeaseUntil       time.Time  `db:"lease_until"`
+	LastEventNumber  int64      `db:"last_event_number"`
+	DeliveredThrough int64      `db:"delivered_through"`
+	HandshakePending bool       `db:"handshake_pending"`
+	FailureCount     int        `db:"failure_count"`
+	DueAt            *time.Time `db:"due_at"`
+	LastSentAt       *time.Time `db:"last_sent_at"`
+	ErrorSince       *time.Time `db:"error_since"`
+}
+
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration) ([]store.DeliveryTask, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor)
+	if err != nil {
+		return nil, wrap("claim due subscriptions", err)
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimRow])
+	if err != nil {
+		return nil, wrap("claim due subscriptions", err)
+	}
+	out := make([]store.DeliveryTask, len(rs))
+	for i, r := range rs {
+		out[i] = store.DeliveryTask{
+			State: r.state(), Lease: r.LeaseToken, LeaseUntil: r.LeaseUntil.UTC(),
+			LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
+			HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
+			DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
+		}
+	}
+	return out, nil
+}
+
+const releaseLeaseSQL = `UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
+	WHERE id = $1 AND lease_token = $2`
+
+func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) error {
+	_, err := s.pool.Exec(ctx, releaseLeaseSQL, subscriptionID, lease)
+	return wrap("release lease of subscription "+subscriptionID, err)
+}
+
+// finishSQL applies a DeliveryResult under the row lock, which orders it
+// against AppendEvent: the backlog test reads the committed counter.
+// $2 lease, $3 now, $4 sent, $5 handshaken, $6 delivered_through, $7 failed,
+// $8 next (NULL: none), $9 keep (NULL: release).
+const finishSQL = `UPDATE subscriptions SET
+		delivered_through = greatest(delivered_through, least($6::bigint, last_event_number)),
+		failure_count = CASE WHEN $4 THEN 0 WHEN $7 THEN failure_count + 1 ELSE failure_count END,
+		last_sent_at = CASE WHEN $4 THEN $3::timestamptz ELSE last_sent_at END,
+		handshake_pending = handshake_pending AND NOT $5,
+		due_at = CASE WHEN NOT $7 AND status <> 'off'
+				AND greatest(delivered_through, least($6::bigint, last_event_number)) < last_event_number
+			THEN $3::timestamptz ELSE $8::timestamptz END,
+		lease_token = CASE WHEN $9::interval IS NULL THEN NULL ELSE lease_token END,
+		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE $3::timestamptz + $9::interval END
+	WHERE id = $1 AND lease_token = $2`
+
+func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
+	var keep *time.Duration
+	if r.KeepFor > 0 {
+		keep = &r.KeepFor
+	}
+	tag, err := t.q.Exec(ctx, finishSQL, r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken,
+		r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep)
+	if err != nil {
+		return wrap("finish delivery of subscription "+r.SubscriptionID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrLeaseLost
+	}
+	return nil
+}
+
+const (
+	statusCountsSQL = `SELECT status, count(*) FROM subscriptions GROUP BY status`
+	// The oldest unacknowledged event of each live Subscription is the one
+	// after its cursor: one primary-key probe per Subscription with a backlog.
+	oldestUndeliveredSQL = `SELECT min(e.timestamp) FROM subscriptions s
+		JOIN events e ON e.subscription_id = s.id AND e.number = s.delivered_through + 1
+		WHERE s.status <> 'off' AND s.delivered_through < s.last_event_number`
+)
+
+func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) {
+	st := store.DeliveryStats{ByStatus: map[string]int{}}
+	rows, err := s.pool.Query(ctx, statusCountsSQL)
+	if err != nil {
+		return st, wrap("delivery stats", err)
+	}
+	var status string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&status, &n}, func() error {
+		st.ByStatus[status] = n
+		return nil
+	}); err != nil {
+		return st, wrap("delivery stats", err)
+	}
+	var oldest *time.Time
+	if err := s.pool.QueryRow(ctx, oldestUndeliveredSQL).Scan(&oldest); err != nil {
+		return st, wrap("delivery stats", err)
+	}
+	st.OldestUndelivered = fromNullTime(oldest)
+	return st, nil
+}
+
+// DeliveryWake starts, on first use, one listener connection that turns
+// notifications on wakeChannel into wake-ups. When the connection breaks it
+// reconnects with a growing pause and sends one wake-up after reconnecting,
+// since notifications sent meanwhile are lost.
+func (s *Store) DeliveryWake() <-chan struct{} {
+	s.wakeOnce.Do(func() {
+		s.wake = make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopListen = cancel
+		s.listening.Add(1)
+		go func() {
+			defer s.listening.Done()
+			s.listen(ctx)
+		}()
+	})
+	return s.wake
+}
+
+func (s *Store) signalWake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) listen(ctx context.Context) {
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		slog.Warn("delivery wake-up listener lost its connection; workers poll until it is back", "err", err)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context) error {
+	pooled, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The session holds a LISTEN: it never goes back to the pool.
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel); err != nil {
+		return err
+	}
+	s.signalWake() // anything sent while no one listened
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		s.signalWake()
+	}
+}
+
+// listener is the part of Store that DeliveryWake starts and Close stops.
+type listener struct {
+	wakeOnce   sync.Once
+	wake       chan struct{}
+	stopListen context.CancelFunc
+	listening  sync.WaitGroup
+}
+
+func (l *listener) stop() {
+	if l.stopListen != nil {
+		l.stopListen()
+	}
+	l.listening.Wait()
+}

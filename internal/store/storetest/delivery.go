@@ -1,0 +1,333 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// The delivery queue (store.DeliveryQueue and store.DeliveryWriter). Run
+// lists these tests beside the others.
+
+const lease = time.Minute
+
+// claim claims at now and returns the ids claimed, in order, with the tasks.
+func claim(t *testing.T, s store.Store, now time.Time, limit int) (ids []string, tasks []store.DeliveryTask) {
+	t.Helper()
+	tasks, err := s.ClaimDue(t.Context(), now, limit, lease)
+	require.NoError(t, err)
+	for _, tk := range tasks {
+		ids = append(ids, tk.State.ID)
+	}
+	return ids, tasks
+}
+
+func finish(s store.Store, t *testing.T, r store.DeliveryResult) error {
+	t.Helper()
+	return s.InTx(t.Context(), func(tx store.Tx) error { return tx.FinishDelivery(t.Context(), r) })
+}
+
+// requested is sub(id) as a client's create or update leaves it.
+func requested(id string) store.SubscriptionState {
+	st := sub(id)
+	st.Status = "requested"
+	return st
+}
+
+func testQueueHandshake(t *testing.T, s store.Store) {
+	putSubs(t, s, requested("s1"), sub("active-idle"))
+	ids, _ := claim(t, s, at(3, 455), 10)
+	require.Empty(t, ids, "the handshake is due at the state's UpdatedAt, not before")
+
+	ids, tasks := claim(t, s, at(3, 456), 10)
+	require.Equal(t, []string{"s1"}, ids, "a requested state owes a handshake; an active one with nothing to send is not due")
+	tk := tasks[0]
+	require.True(t, tk.HandshakePending)
+	require.NotEmpty(t, tk.Lease)
+	require.True(t, tk.LeaseUntil.Equal(at(3, 456).Add(lease)), "lease until %s", tk.LeaseUntil)
+	require.True(t, tk.DueAt.Equal(at(3, 456)))
+	require.Equal(t, sub("s1").Topic, tk.State.Topic, "the task carries the state")
+
+	ids, _ = claim(t, s, at(4, 0), 10)
+	require.Empty(t, ids, "a leased Subscription is not claimed again")
+
+	ids, again := claim(t, s, at(3, 456).Add(lease), 10)
+	require.Equal(t, []string{"s1"}, ids, "an expired lease can be claimed")
+	require.NotEqual(t, tk.Lease, again[0].Lease)
+
+	err := finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tk.Lease, Now: at(5, 0), Sent: true, Handshaken: true})
+	require.ErrorIs(t, err, store.ErrLeaseLost, "the first worker's lease was taken over")
+
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: again[0].Lease, Now: at(5, 0), Sent: true, Handshaken: true}))
+	ids, _ = claim(t, s, at(500, 0), 10)
+	require.Empty(t, ids, "handshake done, nothing else due")
+}
+
+func testQueueEvents(t *testing.T, s store.Store) {
+	putSubs(t, s, sub("s1"))
+	appendEvents(t, s, event("s1", "e1", 1), event("s1", "e1", 2))
+	ids, _ := claim(t, s, at(0, 999), 10)
+	require.Empty(t, ids, "due at the first event's timestamp")
+	ids, tasks := claim(t, s, at(1, 321), 10)
+	require.Equal(t, []string{"s1"}, ids)
+	tk := tasks[0]
+	require.Equal(t, int64(2), tk.LastEventNumber)
+	require.Equal(t, int64(0), tk.DeliveredThrough)
+	require.True(t, tk.Backlog())
+	require.False(t, tk.HandshakePending)
+
+	// A third event arrives while the worker sends the first two.
+	appendEvents(t, s, event("s1", "e1", 3))
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tk.Lease, Now: at(10, 0),
+		Sent: true, DeliveredThrough: 2, Next: at(60, 0)}))
+	requireAcknowledged(t, s, "s1", 2)
+	ids, tasks = claim(t, s, at(10, 0), 10)
+	require.Equal(t, []string{"s1"}, ids, "the event that arrived meanwhile makes it due at once")
+	require.True(t, tasks[0].LastSentAt.Equal(at(10, 0)), "last sent %s", tasks[0].LastSentAt)
+	require.Equal(t, int64(2), tasks[0].DeliveredThrough)
+
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(11, 0),
+		Sent: true, DeliveredThrough: 3, Next: at(60, 0)}))
+	requireAcknowledged(t, s, "s1", 3)
+	ids, _ = claim(t, s, at(59, 999), 10)
+	require.Empty(t, ids, "nothing waits: due at Next (the heartbeat)")
+	ids, _ = claim(t, s, at(60, 0), 10)
+	require.Equal(t, []string{"s1"}, ids)
+}
+
+func testQueueFailureBackoff(t *testing.T, s store.Store) {
+	putSubs(t, s, sub("s1"))
+	appendEvents(t, s, event("s1", "e1", 1))
+	_, tasks := claim(t, s, at(1, 321), 10)
+	require.Len(t, tasks, 1)
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(2, 0),
+		Failed: true, Next: at(7, 0)}))
+	requireAcknowledged(t, s, "s1", 0)
+
+	appendEvents(t, s, event("s1", "e1", 2)) // at(2, 321): before the retry
+	ids, _ := claim(t, s, at(6, 999), 10)
+	require.Empty(t, ids, "a new event does not cut the backoff short")
+	_, tasks = claim(t, s, at(7, 0), 10)
+	require.Len(t, tasks, 1)
+	require.Equal(t, 1, tasks[0].FailureCount)
+
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(8, 0),
+		Failed: true, Next: at(9, 0)}))
+	_, tasks = claim(t, s, at(9, 0), 10)
+	require.Len(t, tasks, 1)
+	require.Equal(t, 2, tasks[0].FailureCount, "failures count up")
+	require.True(t, tasks[0].LastSentAt.IsZero(), "nothing was ever acknowledged")
+
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(10, 0),
+		Sent: true, DeliveredThrough: 2}))
+	requireAcknowledged(t, s, "s1", 2)
+	putSubs(t, s, sub("s1")) // any later claim reports the reset count
+	appendEvents(t, s, event("s1", "e1", 11))
+	_, tasks = claim(t, s, at(11, 321), 10)
+	require.Len(t, tasks, 1)
+	require.Zero(t, tasks[0].FailureCount, "a success resets the failures")
+}
+
+func testQueueStateChanges(t *testing.T, s store.Store) {
+	putSubs(t, s, sub("s1"), sub("s2"))
+	appendEvents(t, s, event("s1", "e1", 1), event("s2", "e1", 1))
+	_, tasks := claim(t, s, at(1, 321), 10)
+	require.Len(t, tasks, 2)
+	leases := map[string]string{}
+	for _, tk := range tasks {
+		leases[tk.State.ID] = tk.Lease
+	}
+
+	// The client updates s1 (requested again) and switches s2 off while
+	// the workers send.
+	up := requested("s1")
+	up.UpdatedAt = at(2, 0)
+	off := sub("s2")
+	off.Status = "off"
+	putSubs(t, s, up, off)
+	for id, l := range leases {
+		err := finish(s, t, store.DeliveryResult{SubscriptionID: id, Lease: l, Now: at(3, 0), Sent: true, DeliveredThrough: 1})
+		require.ErrorIs(t, err, store.ErrLeaseLost, "%s: a change to the Subscription cancels the lease", id)
+	}
+	requireAcknowledged(t, s, "s1", 0)
+	ids, tasks := claim(t, s, at(2, 0), 10)
+	require.Equal(t, []string{"s1"}, ids, "the updated one owes a handshake; the one switched off owes nothing")
+	require.True(t, tasks[0].HandshakePending)
+	require.True(t, tasks[0].Backlog(), "its events still wait")
+
+	// Deleting a leased Subscription loses the lease too.
+	require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error { return tx.DeleteSubscription(t.Context(), "s1") }))
+	err := finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(3, 0), Sent: true})
+	require.ErrorIs(t, err, store.ErrLeaseLost)
+}
+
+func testQueueErrorSince(t *testing.T, s store.Store) {
+	st := sub("s1")
+	putSubs(t, s, st)
+	st.Status, st.Error, st.UpdatedAt = "error", "no response", at(5, 0)
+	putSubs(t, s, st)
+	st.UpdatedAt = at(9, 0)
+	putSubs(t, s, st) // still in error: the start is kept
+	appendEvents(t, s, event("s1", "e1", 10))
+	_, tasks := claim(t, s, at(10, 321), 10)
+	require.Len(t, tasks, 1)
+	require.True(t, tasks[0].ErrorSince.Equal(at(5, 0)), "error since %s", tasks[0].ErrorSince)
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(11, 0), Next: at(12, 0)}))
+
+	st.Status, st.Error, st.UpdatedAt = "active", "", at(11, 30)
+	putSubs(t, s, st)
+	_, tasks = claim(t, s, at(12, 0), 10)
+	require.Len(t, tasks, 1)
+	require.True(t, tasks[0].ErrorSince.IsZero(), "leaving error clears it")
+}
+
+func testQueueKeepAndRelease(t *testing.T, s store.Store) {
+	putSubs(t, s, sub("s1"))
+	appendEvents(t, s, event("s1", "e1", 1), event("s1", "e1", 2))
+	_, tasks := claim(t, s, at(2, 321), 10)
+	require.Len(t, tasks, 1)
+	l := tasks[0].Lease
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: l, Now: at(3, 0),
+		Sent: true, DeliveredThrough: 1, KeepFor: 2 * lease}))
+	ids, _ := claim(t, s, at(3, 0).Add(lease), 10)
+	require.Empty(t, ids, "the kept lease runs from Now for KeepFor")
+	require.NoError(t, s.ReleaseLease(t.Context(), "s1", "not-the-lease"))
+	ids, _ = claim(t, s, at(4, 0), 10)
+	require.Empty(t, ids, "releasing someone else's lease does nothing")
+	require.NoError(t, s.ReleaseLease(t.Context(), "s1", l))
+	ids, _ = claim(t, s, at(4, 0), 10)
+	require.Equal(t, []string{"s1"}, ids, "a released Subscription can be claimed at once")
+	require.NoError(t, s.ReleaseLease(t.Context(), "gone", l), "a lease no longer held is not an error")
+}
+
+func testQueueOrderAndLimit(t *testing.T, s store.Store) {
+	for _, id := range []string{"a", "b", "c"} {
+		putSubs(t, s, sub(id))
+	}
+	appendEvents(t, s, event("c", "e1", 1))
+	appendEvents(t, s, event("a", "e1", 2))
+	appendEvents(t, s, event("b", "e1", 3))
+	ids, _ := claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"c", "a"}, ids, "earliest due first, at most limit")
+	ids, _ = claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"b"}, ids)
+	ids, _ = claim(t, s, at(10, 0), 0)
+	require.Empty(t, ids)
+}
+
+// testQueueConcurrentClaims: workers claiming at the same time never share
+// a Subscription.
+func testQueueConcurrentClaims(t *testing.T, s store.Store) {
+	const n = 40
+	for i := range n {
+		st := requested(string(rune('a'+i/26)) + string(rune('a'+i%26)))
+		putSubs(t, s, st)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				tasks, err := s.ClaimDue(t.Context(), at(4, 0), 3, lease)
+				if err != nil || len(tasks) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, tk := range tasks {
+					seen[tk.State.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, seen, n, "every due Subscription was claimed")
+	for id, c := range seen {
+		require.Equal(t, 1, c, "%s claimed by one worker", id)
+	}
+}
+
+// testQueueClaimSkipsOpenWrite: a Subscription whose event append has not
+// committed is not claimed (its commit makes it due), and the claim does not
+// wait for the writer.
+func testQueueClaimSkipsOpenWrite(t *testing.T, s store.Store) {
+	putSubs(t, s, requested("s1"))
+	appended := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.InTx(t.Context(), func(tx store.Tx) error {
+			if _, err := tx.AppendEvent(t.Context(), event("s1", "e1", 1)); err != nil {
+				return err
+			}
+			close(appended)
+			<-release
+			return nil
+		})
+	}()
+	await(t, appended, "append")
+	claimed := make(chan []string, 1)
+	go func() {
+		ids, _ := claim(t, s, at(10, 0), 10)
+		claimed <- ids
+	}()
+	if !isMemory(s) {
+		// PostgreSQL: SKIP LOCKED passes over the open write at once.
+		require.Empty(t, await(t, claimed, "claim beside an open write"))
+	}
+	close(release)
+	require.NoError(t, await(t, done, "commit"))
+	if isMemory(s) {
+		// The embedded store serialises claims with transactions instead.
+		require.Equal(t, []string{"s1"}, await(t, claimed, "claim after the commit"))
+	}
+}
+
+// isMemory reports whether claims wait for open transactions (the embedded
+// store serialises them) instead of skipping what they lock.
+func isMemory(s store.Store) bool {
+	w, ok := s.(interface{ ClaimsWaitForWriters() bool })
+	return ok && w.ClaimsWaitForWriters()
+}
+
+func testQueueWake(t *testing.T, s store.Store) {
+	wake := s.DeliveryWake()
+	putSubs(t, s, sub("s1"))
+	// Drain what earlier activity left; then an append must wake.
+	for drained := false; !drained; {
+		select {
+		case <-wake:
+		default:
+			drained = true
+		}
+	}
+	appendEvents(t, s, event("s1", "e1", 1))
+	select {
+	case <-wake:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up after a commit that appended an event")
+	}
+}
+
+func testQueueStats(t *testing.T, s store.Store) {
+	off := sub("off")
+	off.Status = "off"
+	putSubs(t, s, sub("a"), sub("b"), requested("r"), off)
+	appendEvents(t, s, event("a", "e1", 2), event("a", "e1", 3))
+	appendEvents(t, s, event("b", "e1", 4))
+	acknowledge(t, s, "a", 1)
+	st, err := s.DeliveryStats(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"active": 2, "requested": 1, "off": 1}, st.ByStatus)
+	require.True(t, st.OldestUndelivered.Equal(at(3, 321)), "oldest undelivered %s: a's event 2", st.OldestUndelivered)
+	acknowledge(t, s, "a", 2)
+	acknowledge(t, s, "b", 1)
+	st, err = s.DeliveryStats(t.Context())
+	require.NoError(t, err)
+	require.True(t, st.OldestUndelivered.IsZero())
+}
