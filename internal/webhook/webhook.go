@@ -1,0 +1,334 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/herald-fhir/herald/internal/allowlist"
+)
+
+const (
+	defaultTimeout        = 10 * time.Second
+	maxTimeout            = 60 * time.Second
+	defaultMaxPerEndpoint = 4
+	defaultUserAgent      = "Herald"
+	fhirJSON              = "application/fhir+json"
+
+	// maxResponseBody is how much of a response body is read (and then
+	// dropped); nothing in it matters to us beyond connection reuse.
+	maxResponseBody = 64 << 10
+	// maxResponseHeader bounds the response header block likewise.
+	maxResponseHeader = 64 << 10
+)
+
+// Header is one channel header line.
+type Header struct{ Name, Value string }
+
+// Request is one notification POST.
+type Request struct {
+	// Endpoint is an absolute http(s) URL, already normalised by
+	// allowlist.ParseEndpoint (it is parsed again here, defensively).
+	Endpoint string
+	// Body is the notification Bundle.
+	Body []byte
+	// ContentType is the Subscription's channel.payload; "" means
+	// application/fhir+json.
+	ContentType string
+	// Headers are the Subscription's channel.header values. Names Herald or
+	// the transport set themselves (Content-Type, User-Agent, the signature
+	// headers, Host and so on) are ignored: Herald's values win.
+	Headers []Header
+	// Secret is the signing secret as the client wrote it; "" sends the
+	// notification unsigned.
+	Secret string
+	// MessageID is the webhook-id: server-minted and the same across
+	// retries. Required when Secret is set.
+	MessageID string
+	// Timeout bounds one attempt, from dialing to reading the response;
+	// 0 means 10s and anything above 60s is capped at 60s. Waiting for a
+	// free per-endpoint slot is bounded by the context only.
+	Timeout time.Duration
+	// AllowPrivateNetwork comes from the matching allow-list entry.
+	AllowPrivateNetwork bool
+}
+
+// Result describes the response, also when Send fails.
+type Result struct {
+	// StatusCode is 0 when there was no response.
+	StatusCode int
+	// Duration is the time from sending to having read the response.
+	Duration time.Duration
+}
+
+// Options configure a Client.
+type Options struct {
+	// UserAgent is sent with every request, such as "Herald/1.2.3";
+	// "" means "Herald".
+	UserAgent string
+	// MaxPerEndpoint limits concurrent sends to one scheme, host and port;
+	// 0 means 4.
+	MaxPerEndpoint int
+	// Resolver looks up a host's addresses; nil means
+	// net.DefaultResolver.LookupNetIP(ctx, "ip", host).
+	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Now is the clock for webhook-timestamp and durations; nil means
+	// time.Now.
+	Now func() time.Time
+	// TLSConfig is cloned for outgoing connections; nil means the system
+	// roots. Its MinVersion is raised to TLS 1.2 if lower.
+	TLSConfig *tls.Config
+}
+
+// Client sends notifications. It is safe for concurrent use.
+type Client struct {
+	userAgent string
+	now       func() time.Time
+	max       int
+
+	// Two transports so that a connection pooled under one private-network
+	// decision is never reused under the other.
+	strict, permissive route
+
+	mu    sync.Mutex
+	slots map[string]*slot // by scheme://host:port
+}
+
+type route struct {
+	dialer *dialer
+	client *http.Client
+}
+
+// slot limits concurrent sends to one endpoint; refs counts holders and
+// waiters so that idle entries can be dropped from the map.
+type slot struct {
+	sem  chan struct{}
+	refs int
+}
+
+// New returns a Client.
+func New(o Options) *Client {
+	c := &Client{
+		userAgent: o.UserAgent,
+		now:       o.Now,
+		max:       o.MaxPerEndpoint,
+		slots:     map[string]*slot{},
+	}
+	if c.userAgent == "" {
+		c.userAgent = defaultUserAgent
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.max <= 0 {
+		c.max = defaultMaxPerEndpoint
+	}
+	resolve := o.Resolver
+	if resolve == nil {
+		resolve = defaultResolve
+	}
+	c.strict = newRoute(newDialer(false, resolve), o.TLSConfig, c.max)
+	c.permissive = newRoute(newDialer(true, resolve), o.TLSConfig, c.max)
+	return c
+}
+
+func newRoute(d *dialer, tc *tls.Config, maxPerHost int) route {
+	if tc == nil {
+		tc = &tls.Config{}
+	} else {
+		tc = tc.Clone()
+	}
+	if tc.MinVersion < tls.VersionTLS12 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	t := &http.Transport{
+		Proxy:                  nil, // never: a proxy would dial for us, unchecked
+		DialContext:            d.DialContext,
+		TLSClientConfig:        tc,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    maxPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    maxTimeout, // backstops; the request context is tighter
+		ResponseHeaderTimeout:  maxTimeout,
+		MaxResponseHeaderBytes: maxResponseHeader,
+		DisableCompression:     true,
+	}
+	return route{dialer: d, client: &http.Client{
+		Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}}
+}
+
+// Send POSTs r.Body to r.Endpoint once. Any 2xx response within the timeout
+// is success; everything else, including a 3xx, returns a [*SendError].
+func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
+	ep, contentType, channel, err := check(r)
+	if err != nil {
+		return Result{}, err
+	}
+	release, err := c.acquire(ctx, ep.Scheme()+"://"+ep.HostPort())
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+
+	actx, cancel := context.WithTimeout(ctx, timeout(r.Timeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, ep.String(), bytes.NewReader(r.Body))
+	if err != nil {
+		return Result{}, &SendError{Reason: "invalid endpoint"}
+	}
+	req.Header = channel
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", fhirJSON)
+	req.Header.Set("User-Agent", c.userAgent)
+	start := c.now()
+	if r.Secret != "" {
+		hub, sig := Sign(r.Secret, r.MessageID, start, r.Body)
+		req.Header.Set("X-Hub-Signature", hub)
+		req.Header.Set("Webhook-Id", r.MessageID)
+		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(start.Unix(), 10))
+		req.Header.Set("Webhook-Signature", sig)
+	}
+
+	rt := c.strict.client
+	if r.AllowPrivateNetwork {
+		rt = c.permissive.client
+	}
+	resp, err := rt.Do(req)
+	if err != nil {
+		return Result{Duration: c.now().Sub(start)}, classify(ctx, err)
+	}
+	// Read a bounded amount so a small response leaves the connection
+	// reusable; closing with more unread closes the connection instead.
+	// Read errors do not matter: the status has arrived.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	_ = resp.Body.Close()
+
+	res := Result{StatusCode: resp.StatusCode, Duration: c.now().Sub(start)}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return res, statusError(resp.StatusCode)
+	}
+	return res, nil
+}
+
+func timeout(d time.Duration) time.Duration {
+	switch {
+	case d <= 0:
+		return defaultTimeout
+	case d > maxTimeout:
+		return maxTimeout
+	}
+	return d
+}
+
+// check validates r and returns the endpoint, the Content-Type and the
+// channel headers to send.
+func check(r Request) (allowlist.Endpoint, string, http.Header, error) {
+	ep, err := allowlist.ParseEndpoint(r.Endpoint)
+	if err != nil {
+		return ep, "", nil, &SendError{Reason: "invalid endpoint", Err: err}
+	}
+	invalid := func(msg string) (allowlist.Endpoint, string, http.Header, error) {
+		return ep, "", nil, &SendError{Reason: "invalid request", Err: errors.New(msg)}
+	}
+	if r.Secret != "" && r.MessageID == "" {
+		return invalid("a signed notification needs a message id")
+	}
+	if !httpguts.ValidHeaderFieldValue(r.MessageID) { // no CR, LF, NUL or other controls
+		return invalid("the message id is not a valid header value")
+	}
+	ct := r.ContentType
+	if ct == "" {
+		ct = fhirJSON
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil || !httpguts.ValidHeaderFieldValue(ct) {
+		return invalid("the content type is not a valid media type")
+	}
+
+	h := make(http.Header, len(r.Headers)+8)
+	for i, ch := range r.Headers {
+		// Checked again although validated at create time: a CR or LF here
+		// would be header injection. Neither name nor value goes into the
+		// error: the name may be malformed, the value may be a credential.
+		if strings.ContainsAny(ch.Name+ch.Value, "\r\n\x00") ||
+			!httpguts.ValidHeaderFieldName(ch.Name) || !httpguts.ValidHeaderFieldValue(ch.Value) {
+			return ep, "", nil, &SendError{Reason: "invalid header",
+				Err: fmt.Errorf("channel header %d is not a valid single-line header", i+1)}
+		}
+		name := textproto.CanonicalMIMEHeaderKey(ch.Name)
+		if reserved(name) {
+			continue
+		}
+		h.Add(name, ch.Value)
+	}
+	return ep, ct, h, nil
+}
+
+// reservedHeaders are set by Herald or the transport (the list matches what
+// Subscription validation refuses); a channel header never overrides them.
+var reservedHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
+	"Transfer-Encoding": true, "Connection": true, "Keep-Alive": true, "Upgrade": true,
+	"Te": true, "Trailer": true, "Expect": true, "Accept": true, "User-Agent": true, "Cookie": true,
+	"X-Hub-Signature": true, "X-Hub-Signature-256": true,
+	"Webhook-Id": true, "Webhook-Timestamp": true, "Webhook-Signature": true,
+	"X-Forwarded-For": true, "X-Forwarded-Host": true, "Forwarded": true,
+}
+
+func reserved(canonical string) bool {
+	return reservedHeaders[canonical] ||
+		strings.HasPrefix(canonical, "Proxy-") || strings.HasPrefix(canonical, "Sec-")
+}
+
+// acquire waits for one of the endpoint's slots. The returned SendError is
+// "endpoint busy" when ctx's deadline passes while waiting.
+func (c *Client) acquire(ctx context.Context, key string) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &SendError{Reason: reason(ctx, err), Err: err}
+	}
+	c.mu.Lock()
+	s := c.slots[key]
+	if s == nil {
+		s = &slot{sem: make(chan struct{}, c.max)}
+		c.slots[key] = s
+	}
+	s.refs++
+	c.mu.Unlock()
+
+	unref := func() {
+		c.mu.Lock()
+		if s.refs--; s.refs == 0 {
+			delete(c.slots, key)
+		}
+		c.mu.Unlock()
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem; unref() }, nil
+	case <-ctx.Done():
+		unref()
+		err := ctx.Err()
+		r := "canceled"
+		if errors.Is(err, context.DeadlineExceeded) {
+			r = "endpoint busy"
+		}
+		return nil, &SendError{Reason: r, Err: err}
+	}
+}
