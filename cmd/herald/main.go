@@ -21,9 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/config"
+	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/retention"
@@ -33,6 +36,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/postgres"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
 
@@ -97,15 +101,36 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		return fmt.Errorf("topic library: %w", err)
 	}
 	publisher := &publish.Publisher{Topics: library}
+	subscriptionRules := &subscription.Rules{
+		Topics: library, Keys: keys, Admin: st, Now: time.Now,
+		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
+	}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: map[string]resources.TypeRules{
 		"SubscriptionTopic": &topic.Rules{Library: library},
-		"Subscription": &subscription.Rules{
-			Topics: library, Keys: keys, Admin: st, Now: time.Now,
-			Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
-		},
+		"Subscription":      subscriptionRules,
 	}})
+
+	registry, metrics := delivery.NewRegistry(st)
+	engine := delivery.New(delivery.Config{
+		Store: st, Rules: subscriptionRules, Topics: library, BaseURL: cfg.BaseURL,
+		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/" + version}),
+		Workers:   cfg.Delivery.Workers,
+		Poll:      cfg.Delivery.Poll,
+		Lease:     cfg.Delivery.Lease,
+		RetryBase: cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
+		ErrorOffAfter: cfg.Delivery.ErrorOffAfter,
+		Metrics:       metrics,
+		Logger:        log.With("component", "delivery"),
+	})
+	deliveryCtx, stopDelivery := context.WithCancel(ctx)
+	deliveryDone := make(chan struct{})
+	go func() { defer close(deliveryDone); engine.Run(deliveryCtx) }()
+	// Stopped after the HTTP server drained (deferred later, runs earlier
+	// than st.Close): sends in flight finish or release their leases.
+	defer func() { stopDelivery(); <-deliveryDone }()
+
 	handler := api.New(api.Options{
 		Resources:    svc,
 		Admin:        st,
@@ -117,6 +142,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		BaseURL:      cfg.BaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Version:      version,
+		Metrics:      promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

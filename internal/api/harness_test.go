@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/fhirtest"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
@@ -67,6 +69,8 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 		MaxBodyBytes: 64 << 10,
 		Version:      "test",
 	}
+	reg, _ := delivery.NewRegistry(st)
+	o.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	rc := resources.Config{Store: st}
 	for _, fn := range opts {
 		fn(&o, &rc)

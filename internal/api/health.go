@@ -24,3 +24,14 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
+
+// metrics serves the Prometheus metrics. They hold counts and timings only,
+// no identifiers, so like the health checks they need no token; keep the
+// port off the public network or scrape through a proxy that adds auth.
+func (s *Server) metrics(c *gin.Context) {
+	if s.opts.Metrics == nil {
+		c.Status(http.StatusNotFound)
+		return
+	}
+	s.opts.Metrics.ServeHTTP(c.Writer, c.Request)
+}

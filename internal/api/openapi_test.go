@@ -98,6 +98,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	exchanges := []exchange{
 		{method: "GET", path: "/healthz", status: 200, validRequest: true},
 		{method: "GET", path: "/readyz", status: 200, validRequest: true},
+		{method: "GET", path: "/metrics", status: 200, validRequest: true},
 
 		{method: "GET", path: "/admin/endpoints", token: admin, status: 200, validRequest: true},
 		{method: "POST", path: "/admin/endpoints", token: admin, body: epBody, status: 201, validRequest: true},

@@ -25,6 +25,7 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{method: "GET", path: "/healthz", handlers: []gin.HandlerFunc{s.healthz}},
 		{method: "GET", path: "/readyz", handlers: []gin.HandlerFunc{s.readyz}},
+		{method: "GET", path: "/metrics", handlers: []gin.HandlerFunc{s.metrics}},
 
 		// The CapabilityStatement is public, as FHIR and SMART clients expect.
 		{method: "GET", path: "/fhir/metadata", handlers: []gin.HandlerFunc{s.fhirJSON, s.metadata}},

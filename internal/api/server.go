@@ -42,6 +42,8 @@ type Options struct {
 	Topics *topic.Library
 	// Operations answers $status and $events.
 	Operations *subscription.Operations
+	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.
+	Metrics http.Handler
 }
 
 // Server is the HTTP handler of Herald.

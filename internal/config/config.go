@@ -34,9 +34,20 @@ type Config struct {
 	MaxLease             time.Duration
 	MaxBodyBytes         int64
 	EventRetention       time.Duration // 0: keep forever
+	Delivery             Delivery
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
+}
+
+// Delivery tunes the delivery engine.
+type Delivery struct {
+	Workers       int
+	Poll          time.Duration
+	Lease         time.Duration
+	RetryBase     time.Duration
+	RetryMax      time.Duration
+	ErrorOffAfter time.Duration
 }
 
 // Secret is a string that never prints.
@@ -68,8 +79,24 @@ var settings = []setting{
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
+	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
+	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
+	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},
+	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance; a crashed instance's work resumes after it"},
+	{"HERALD_RETRY_BASE", "retry-base", "1s", "first delivery retry delay (doubles per failure, with jitter)"},
+	{"HERALD_RETRY_MAX", "retry-max", "5m", "longest delay between delivery retries"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HERALD_PPROF_ADDR", "pprof-addr", "", "loopback address for a Go pprof listener (profiling); empty: off"},
+}
+
+// lookup returns the setting of an environment variable.
+func lookup(env string) setting {
+	for _, s := range settings {
+		if s.env == env {
+			return s
+		}
+	}
+	panic("config: unknown setting " + env)
 }
 
 // Load reads the configuration of `herald serve` from getenv and args (the
@@ -170,6 +197,26 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_EVENT_RETENTION", "must be a duration such as 720h, or 0 to keep events forever")
 	} else {
 		c.EventRetention = d
+	}
+	positive := func(env string, into *time.Duration) {
+		if d, err := time.ParseDuration(get(env)); err != nil || d <= 0 {
+			fail(env, "must be a positive duration such as %s", lookup(env).def)
+		} else {
+			*into = d
+		}
+	}
+	positive("HERALD_ERROR_OFF_AFTER", &c.Delivery.ErrorOffAfter)
+	positive("HERALD_DELIVERY_POLL", &c.Delivery.Poll)
+	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
+	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)
+	positive("HERALD_RETRY_MAX", &c.Delivery.RetryMax)
+	if c.Delivery.RetryMax < c.Delivery.RetryBase {
+		fail("HERALD_RETRY_MAX", "must not be shorter than HERALD_RETRY_BASE")
+	}
+	if n, err := strconv.Atoi(get("HERALD_DELIVERY_WORKERS")); err != nil || n < 1 || n > 4096 {
+		fail("HERALD_DELIVERY_WORKERS", "must be an integer from 1 to 4096")
+	} else {
+		c.Delivery.Workers = n
 	}
 	if n, err := strconv.ParseInt(get("HERALD_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,7 +11,6 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
-	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/topic"
 )
@@ -124,20 +122,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	events := make([]notify.Event, 0, len(stored))
-	for _, e := range stored {
-		ev := notify.Event{Number: e.Number, Timestamp: e.Timestamp, Method: notify.Method(e.Method),
-			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
-		if sub.Content != fhir.ContentEmpty && e.Method != store.MethodDelete {
-			if v, err := o.Store.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion); err == nil && !v.Deleted {
-				if sub.Content == fhir.ContentFullResource && mayRead(p, e.FocusType) {
-					ev.Resource = v.Body
-				}
-				ev.Additional = o.includes(ctx, p, e, v.Body, sub.Content == fhir.ContentFullResource)
-			}
-		}
-		events = append(events, ev)
-	}
+	events := LoadEvents(ctx, o.Store, o.Topics, stored, sub.Content, func(typ string) bool { return mayRead(p, typ) })
 	if sub.Content == fhir.ContentFullResource {
 		for _, ev := range events {
 			if ev.Resource == nil && ev.Method != notify.Delete {
@@ -172,53 +157,4 @@ func (o *Operations) now() time.Time {
 // callers get ids only).
 func mayRead(p *auth.Principal, typ string) bool {
 	return p.Can(auth.Read, typ) && !p.PatientScoped(auth.Read, typ)
-}
-
-// includes resolves the topic's notificationShape includes for one event
-// ("Encounter:patient" → the Patient the focus references), as additional
-// context. With full, each included resource the caller may read carries
-// its current stored JSON.
-func (o *Operations) includes(ctx context.Context, p *auth.Principal, e store.Event, focus []byte, full bool) []notify.Included {
-	if o.Topics == nil {
-		return nil
-	}
-	t, ok := o.Topics.Lookup(e.Topic)
-	if !ok {
-		return nil
-	}
-	r, err := search.NewResource(focus)
-	if err != nil {
-		return nil
-	}
-	var out []notify.Included
-	seen := map[string]bool{}
-	for _, shape := range t.Shapes {
-		if shape.ResourceType != e.FocusType {
-			continue
-		}
-		for _, inc := range shape.Include {
-			spec, _, _ := strings.Cut(inc, "&") // iterate is not followed
-			parts := strings.Split(spec, ":")
-			if len(parts) < 2 || parts[0] != e.FocusType {
-				continue
-			}
-			for _, ref := range r.References(parts[1]) {
-				typ, id, ok := strings.Cut(ref, "/")
-				if !ok || seen[ref] || len(parts) == 3 && parts[2] != typ {
-					continue
-				}
-				seen[ref] = true
-				v, err := o.Store.Current(ctx, typ, id)
-				if err != nil || v.Deleted {
-					continue
-				}
-				in := notify.Included{Ref: notify.Ref{Type: typ, ID: id, VersionID: v.VersionID}}
-				if full && mayRead(p, typ) {
-					in.Resource = v.Body
-				}
-				out = append(out, in)
-			}
-		}
-	}
-	return out
 }

@@ -108,17 +108,10 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 	if err != nil {
 		return resources.Prepared{}, err
 	}
-	notice := auth.Notice{Types: t.ResourceTypes(), Filters: clauses}
-	if sub.Content == fhir.ContentFullResource {
-		notice.Types = appendNew(notice.Types, t.IncludedTypes(referenceTargets)...)
-	}
-	if err := auth.MayReceive(Grants(strings.Join(p.RawScopes, " "), c), p.Patient, notice); err != nil {
+	if err := mayReceive(t, clauses, sub.Content, strings.Join(p.RawScopes, " "), p.Patient, c); err != nil {
 		return resources.Prepared{}, fhir.Errorf(fhir.KindForbidden, "this token may not subscribe to %s: %s", t.URL, err)
 	}
-	if !auth.ContentWithin(sub.Content, c.MaxPayload) {
-		return resources.Prepared{}, fhir.Errorf(fhir.KindForbidden, "payload content %s exceeds this client's ceiling (%s)", sub.Content, c.MaxPayload)
-	}
-	endpoint, err := r.checkEndpoint(ctx, sub.Endpoint)
+	endpoint, _, err := r.checkEndpoint(ctx, sub.Endpoint)
 	if err != nil {
 		return resources.Prepared{}, err
 	}
@@ -236,25 +229,47 @@ func userBound(p *auth.Principal) bool {
 	return true
 }
 
-func (r *Rules) checkEndpoint(ctx context.Context, endpoint string) (string, error) {
+// mayReceive is the authorization a Subscription needs, at creation and
+// before every send: the grants (scopes within the client's ceiling) cover
+// every type the topic can notify about with these filters (and, for full
+// resources, the types it includes), and the content is within the
+// client's payload ceiling.
+func mayReceive(t *topic.Topic, clauses []auth.FilterClause, content, scopes, patient string, c store.Client) error {
+	notice := auth.Notice{Types: t.ResourceTypes(), Filters: clauses}
+	if content == fhir.ContentFullResource {
+		notice.Types = appendNew(notice.Types, t.IncludedTypes(referenceTargets)...)
+	}
+	if err := auth.MayReceive(Grants(scopes, c), patient, notice); err != nil {
+		return err
+	}
+	if !auth.ContentWithin(content, c.MaxPayload) {
+		return fmt.Errorf("payload content %s exceeds this client's ceiling (%s)", content, c.MaxPayload)
+	}
+	return nil
+}
+
+// checkEndpoint normalises endpoint and finds the allow-list entry it
+// matches.
+func (r *Rules) checkEndpoint(ctx context.Context, endpoint string) (string, allowlist.Entry, error) {
 	ep, err := allowlist.ParseEndpoint(endpoint)
 	if err != nil {
-		return "", invalid("Subscription.channel.endpoint", "%s", err)
+		return "", allowlist.Entry{}, invalid("Subscription.channel.endpoint", "%s", err)
 	}
 	entries, err := r.Admin.Endpoints(ctx)
 	if err != nil {
-		return "", err
+		return "", allowlist.Entry{}, err
 	}
 	list := make([]allowlist.Entry, 0, len(entries))
 	for _, e := range entries {
 		list = append(list, allowlist.Entry{ID: e.ID, URLPrefix: e.URLPrefix, AllowPrivateNetwork: e.AllowPrivateNetwork, Note: e.Note})
 	}
 	compiled, _ := allowlist.Compile(list) // entries were validated when added
-	if _, ok := compiled.Match(ep); !ok {
-		return "", &fhir.Error{Kind: fhir.KindUnprocessable, Code: "security", Expression: []string{"Subscription.channel.endpoint"},
+	entry, ok := compiled.Match(ep)
+	if !ok {
+		return "", allowlist.Entry{}, &fhir.Error{Kind: fhir.KindUnprocessable, Code: "security", Expression: []string{"Subscription.channel.endpoint"},
 			Message: "Subscription.channel.endpoint: the endpoint is not on this server's allow-list; ask an administrator to add it (POST /admin/endpoints)"}
 	}
-	return ep.String(), nil
+	return ep.String(), entry, nil
 }
 
 func (r *Rules) sealHeaders(id string, hs []Header) (string, error) {

@@ -1,0 +1,208 @@
+// Package delivery sends notifications to rest-hook subscribers: it claims
+// due Subscriptions from the store's delivery queue, checks again that each
+// may still receive, builds the handshake, heartbeat or event-notification
+// Bundle, signs and posts it through the SSRF-safe webhook client, and
+// records the outcome (cursor, retry schedule, status) in one transaction.
+//
+// Ordering and exactly-one-sender come from the queue: a Subscription is
+// leased to one worker at a time, across processes sharing the database,
+// and its cursor moves only after the subscriber acknowledged (2xx). A
+// worker that dies loses only its lease; the next holder sends the same
+// events again (at least once, never out of order, no gaps).
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/subscription"
+	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/webhook"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultWorkers       = 32
+	DefaultPoll          = time.Second
+	DefaultLease         = 15 * time.Second
+	DefaultRetryBase     = time.Second
+	DefaultRetryCap      = 5 * time.Minute
+	DefaultErrorAfter    = 10
+	DefaultErrorOffAfter = 24 * time.Hour
+	DefaultMaxEvents     = 100
+	DefaultDrain         = 10 * time.Second
+	DefaultTimeout       = 10 * time.Second
+	MaxTimeout           = 60 * time.Second
+	// leaseMargin is kept between the end of a send's timeout and the end
+	// of the lease, so a slow send never outlives its lease.
+	leaseMargin = 5 * time.Second
+)
+
+// Config wires an Engine.
+type Config struct {
+	Store   store.Store
+	Rules   *subscription.Rules // send-time authorization and secrets
+	Topics  *topic.Library      // notificationShape includes
+	Sender  *webhook.Client
+	BaseURL string // the FHIR base notifications refer to
+
+	Workers       int           // concurrent sends
+	Poll          time.Duration // how often to look for due work without a wake-up
+	Lease         time.Duration // how long a claim keeps other workers off
+	RetryBase     time.Duration // first retry delay; doubles per failure
+	RetryCap      time.Duration // longest retry delay
+	ErrorAfter    int           // consecutive failures before status error
+	ErrorOffAfter time.Duration // time in error before status off
+	MaxEvents     int           // events per notification when maxCount is unset
+	Drain         time.Duration // how long shutdown waits for sends in flight
+
+	Metrics *Metrics // nil: none
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Engine runs delivery workers.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	earliest time.Time     // the earliest retry or heartbeat a worker scheduled
+	hint     chan struct{} // a worker finished or scheduled something soon
+}
+
+// New returns an Engine with cfg's zero values defaulted.
+func New(cfg Config) *Engine {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	def(&cfg.Poll, DefaultPoll)
+	def(&cfg.Lease, DefaultLease)
+	def(&cfg.RetryBase, DefaultRetryBase)
+	def(&cfg.RetryCap, DefaultRetryCap)
+	def(&cfg.ErrorOffAfter, DefaultErrorOffAfter)
+	def(&cfg.Drain, DefaultDrain)
+	if cfg.ErrorAfter <= 0 {
+		cfg.ErrorAfter = DefaultErrorAfter
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = DefaultMaxEvents
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1)}
+}
+
+// Run delivers until ctx ends. Then it stops claiming, lets sends in flight
+// finish for up to Drain, and cancels the rest, whose leases it releases so
+// another instance can take over at once.
+func (e *Engine) Run(ctx context.Context) {
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	defer func() {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(e.cfg.Drain):
+			cancelWork()
+			<-done
+		}
+	}()
+
+	wake := e.cfg.Store.DeliveryWake()
+	slots := make(chan struct{}, e.cfg.Workers)
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		full := false
+		claimed := e.cfg.Now()
+		if free := cap(slots) - len(slots); free > 0 {
+			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease)
+			if err != nil && ctx.Err() == nil {
+				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
+			}
+			for _, tk := range tasks {
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() {
+						<-slots
+						e.poke()
+					}()
+					e.handle(work, tk)
+				})
+			}
+			full = len(tasks) == free
+		} else {
+			full = true
+		}
+		if !full {
+			e.resetPoll(poll, claimed)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-e.hint: // a slot freed, or a worker scheduled a retry or heartbeat
+		case <-poll.C:
+		}
+	}
+}
+
+// resetPoll arms the poll timer for the next poll or the earliest time a
+// worker scheduled, whichever comes first. claimed is when the last claim
+// looked: what was due by then it has picked up.
+func (e *Engine) resetPoll(t *time.Timer, claimed time.Time) {
+	d := e.cfg.Poll
+	e.mu.Lock()
+	switch {
+	case e.earliest.IsZero():
+	case !e.earliest.After(claimed):
+		e.earliest = time.Time{}
+	default:
+		d = min(d, max(e.earliest.Sub(claimed), time.Millisecond))
+	}
+	e.mu.Unlock()
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
+}
+
+// schedule records that work is due at t, so the dispatcher wakes for it
+// before the next poll.
+func (e *Engine) schedule(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	e.mu.Lock()
+	if e.earliest.IsZero() || t.Before(e.earliest) {
+		e.earliest = t
+	}
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.hint <- struct{}{}:
+	default:
+	}
+}

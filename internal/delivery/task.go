@@ -1,0 +1,279 @@
+package delivery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/subscription"
+	"github.com/herald-fhir/herald/internal/webhook"
+)
+
+// notification is one send decided for a leased Subscription.
+type notification struct {
+	kind   notify.Type
+	events []store.Event // event-notification only, ascending
+}
+
+// handle does the work due for one leased Subscription and records it.
+func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
+	now := e.cfg.Now()
+	st := tk.State
+	res := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: now}
+
+	if st.Status == fhir.StatusError && !tk.ErrorSince.IsZero() && now.Sub(tk.ErrorSince) >= e.cfg.ErrorOffAfter {
+		e.record(ctx, res, fhir.StatusOff, "delivery kept failing for "+e.cfg.ErrorOffAfter.String()+"; switched off", "")
+		return
+	}
+	send, err := e.cfg.Rules.Recheck(ctx, st, now)
+	var revoked *subscription.Revoked
+	if errors.As(err, &revoked) {
+		e.cfg.Metrics.revoked()
+		e.record(ctx, res, fhir.StatusOff, revoked.Reason, "")
+		return
+	}
+	if err != nil {
+		e.log.Warn("delivery: cannot check the Subscription before sending; will retry", "subscription", st.ID, "err", err)
+		e.fail(ctx, tk, res, "internal error")
+		return
+	}
+
+	n, err := e.decide(ctx, tk, now)
+	if err != nil {
+		e.log.Warn("delivery: cannot load events; will retry", "subscription", st.ID, "err", err)
+		e.fail(ctx, tk, res, "internal error")
+		return
+	}
+	if n == nil {
+		res.Next = e.idleDue(st, tk.LastSentAt, tk.ErrorSince)
+		e.record(ctx, res, "", "", "")
+		return
+	}
+	body, err := e.build(ctx, tk, n, now)
+	if err != nil {
+		e.log.Error("delivery: cannot build the notification", "subscription", st.ID, "err", err)
+		e.fail(ctx, tk, res, "internal error")
+		return
+	}
+
+	timeout := sendTimeout(st)
+	if need := now.Add(timeout + leaseMargin); need.After(tk.LeaseUntil) {
+		// A long timeout: extend the lease first, so no one else sends
+		// while this send may still be in flight.
+		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: now, Next: now, KeepFor: timeout + leaseMargin}
+		if err := e.cfg.Store.InTx(ctx, func(tx store.Tx) error { return tx.FinishDelivery(ctx, ext) }); err != nil {
+			e.log.Debug("delivery: lease not extended; leaving the Subscription to others", "subscription", st.ID, "err", err)
+			return
+		}
+	}
+
+	r, err := e.cfg.Sender.Send(ctx, webhook.Request{
+		Endpoint: st.Endpoint, Body: body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
+		Headers: headers(send.Headers), Timeout: timeout, AllowPrivateNetwork: send.AllowPrivateNetwork,
+	})
+	e.cfg.Metrics.sent(n.kind, r.Duration, err)
+	done := e.cfg.Now()
+	res.Now = done
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutdown cut the send short: not the subscriber's failure.
+			_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), st.ID, tk.Lease)
+			return
+		}
+		e.fail(ctx, tk, res, reason(err))
+		return
+	}
+
+	res.Sent = true
+	res.Handshaken = n.kind == notify.Handshake
+	if len(n.events) > 0 {
+		res.DeliveredThrough = n.events[len(n.events)-1].Number
+		e.cfg.Metrics.delivered(n.events, done)
+	}
+	res.Next = e.idleDue(st, done, time.Time{})
+	status := ""
+	if st.Status != fhir.StatusActive {
+		status = fhir.StatusActive // the subscriber answers again
+	}
+	e.record(ctx, res, status, "", "")
+}
+
+// decide picks what to send: the handshake that is owed, else the next
+// events, else a heartbeat when one is due (or as a probe while in error).
+// nil: nothing is due yet.
+func (e *Engine) decide(ctx context.Context, tk store.DeliveryTask, now time.Time) (*notification, error) {
+	st := tk.State
+	switch {
+	case tk.HandshakePending:
+		return &notification{kind: notify.Handshake}, nil
+	case tk.Backlog():
+		limit := e.cfg.MaxEvents
+		if st.MaxCount > 0 {
+			limit = st.MaxCount
+		}
+		evs, err := e.cfg.Store.Events(ctx, st.ID, tk.DeliveredThrough+1, tk.LastEventNumber, limit)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) == 0 || evs[0].Number != tk.DeliveredThrough+1 {
+			return nil, fmt.Errorf("events %d.. of subscription %s are missing", tk.DeliveredThrough+1, st.ID)
+		}
+		return &notification{kind: notify.EventNotification, events: evs}, nil
+	case st.Status == fhir.StatusError:
+		return &notification{kind: notify.Heartbeat}, nil
+	case st.HeartbeatPeriod > 0 && !now.Before(heartbeatBase(st, tk.LastSentAt).Add(st.HeartbeatPeriod)):
+		return &notification{kind: notify.Heartbeat}, nil
+	}
+	return nil, nil
+}
+
+// build renders the notification Bundle. The status it reports is the
+// Subscription's now; events are shown with the content the Subscription
+// asked for (the recheck confirmed the owner may still receive it).
+func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notification, now time.Time) ([]byte, error) {
+	st := tk.State
+	sub := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content,
+		EventsSinceStart: tk.LastEventNumber}
+	if st.Error != "" {
+		sub.Errors = []notify.Error{{Text: st.Error}}
+	}
+	var events []notify.Event
+	if len(n.events) > 0 {
+		events = subscription.LoadEvents(ctx, e.cfg.Store, e.cfg.Topics, n.events, st.Content, func(string) bool { return true })
+	}
+	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
+}
+
+// fail records a failed attempt: retry after a backoff, and status error
+// once the failures reach ErrorAfter.
+func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.DeliveryResult, why string) {
+	failures := tk.FailureCount + 1
+	res.Failed = true
+	res.Next = res.Now.Add(e.backoff(failures))
+	status, reason := "", ""
+	if failures >= e.cfg.ErrorAfter && tk.State.Status != fhir.StatusError {
+		status, reason = fhir.StatusError, strconv.Itoa(failures)+" consecutive delivery attempts failed (last: "+why+")"
+	}
+	e.record(ctx, res, status, reason, why)
+}
+
+// record commits the outcome, and a status change with it, in one
+// transaction. A lost lease means someone else took over: nothing to do.
+func (e *Engine) record(ctx context.Context, res store.DeliveryResult, status, reason, failure string) {
+	ctx = context.WithoutCancel(ctx) // an outcome is worth keeping through shutdown
+	err := e.cfg.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.FinishDelivery(ctx, res); err != nil {
+			return err
+		}
+		if status == "" {
+			return nil
+		}
+		return subscription.SetStatus(ctx, tx, res.SubscriptionID, status, reason, res.Now)
+	})
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		e.log.Debug("delivery: lease lost; the outcome is left to the next holder", "subscription", res.SubscriptionID)
+		return
+	case err != nil:
+		e.log.Warn("delivery: cannot record the outcome; the lease will expire and the send repeat", "subscription", res.SubscriptionID, "err", err)
+		return
+	}
+	if failure != "" {
+		e.log.Info("delivery failed", "subscription", res.SubscriptionID, "reason", failure, "retry_at", res.Next)
+	}
+	if status != "" {
+		e.log.Info("subscription status changed by delivery", "subscription", res.SubscriptionID, "status", status, "reason", reason)
+	}
+	e.schedule(res.Next)
+}
+
+// idleDue is when work is next due with nothing waiting: the next heartbeat
+// of an active Subscription, its end, or the switch-off of one in error.
+func (e *Engine) idleDue(st store.SubscriptionState, lastSent, errorSince time.Time) time.Time {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if st.HeartbeatPeriod > 0 && st.Status != fhir.StatusOff {
+		earlier(heartbeatBase(st, lastSent).Add(st.HeartbeatPeriod))
+	}
+	earlier(st.End)
+	if !errorSince.IsZero() {
+		earlier(errorSince.Add(e.cfg.ErrorOffAfter))
+	}
+	return next
+}
+
+// heartbeatBase is when silence started: the last send, or the creation.
+func heartbeatBase(st store.SubscriptionState, lastSent time.Time) time.Time {
+	if lastSent.IsZero() {
+		return st.CreatedAt
+	}
+	return lastSent
+}
+
+// backoff is the delay before attempt failures+1: exponential from
+// RetryBase, capped at RetryCap, with "equal jitter" (half fixed, half
+// random) so subscribers that failed together do not retry together.
+func (e *Engine) backoff(failures int) time.Duration {
+	d := e.cfg.RetryCap
+	if failures < 40 {
+		d = min(e.cfg.RetryBase<<(failures-1), e.cfg.RetryCap)
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+func sendTimeout(st store.SubscriptionState) time.Duration {
+	if st.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return min(st.Timeout, MaxTimeout)
+}
+
+// messageID is the webhook-id: derived from what is sent, so a retry of the
+// same notification (by any instance) carries the same id, and never a FHIR
+// id.
+func messageID(subID string, tk store.DeliveryTask, n *notification) string {
+	key := subID + "\x00" + string(n.kind) + "\x00"
+	switch {
+	case len(n.events) > 0:
+		key += strconv.FormatInt(n.events[0].Number, 10) + "-" + strconv.FormatInt(n.events[len(n.events)-1].Number, 10)
+	case n.kind == notify.Handshake:
+		key += tk.State.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	default:
+		key += tk.LastSentAt.UTC().Format(time.RFC3339Nano)
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "msg_" + base64.RawURLEncoding.EncodeToString(sum[:18])
+}
+
+func headers(hs []subscription.Header) []webhook.Header {
+	out := make([]webhook.Header, len(hs))
+	for i, h := range hs {
+		out[i] = webhook.Header{Name: h.Name, Value: h.Value}
+	}
+	return out
+}
+
+// reason is a short, safe description of a failed send for logs and
+// Subscription.error.
+func reason(err error) string {
+	var se *webhook.SendError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return "send failed"
+}

@@ -1,0 +1,85 @@
+package subscription
+
+import (
+	"context"
+	"strings"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/search"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/topic"
+)
+
+// LoadEvents turns stored events into notification events for a payload
+// content: with id-only and full-resource, the topic's notificationShape
+// includes become additional context; with full-resource, each focus
+// version and included resource whose type the recipient may read (mayRead)
+// carries its stored JSON. $events and delivery both build on it.
+func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored []store.Event, content string, mayRead func(typ string) bool) []notify.Event {
+	full := content == fhir.ContentFullResource
+	events := make([]notify.Event, 0, len(stored))
+	for _, e := range stored {
+		ev := notify.Event{Number: e.Number, Timestamp: e.Timestamp, Method: notify.Method(e.Method),
+			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
+		if content != fhir.ContentEmpty && e.Method != store.MethodDelete {
+			if fv, err := v.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion); err == nil && !fv.Deleted {
+				if full && mayRead(e.FocusType) {
+					ev.Resource = fv.Body
+				}
+				ev.Additional = includes(ctx, v, topics, e, fv.Body, full, mayRead)
+			}
+		}
+		events = append(events, ev)
+	}
+	return events
+}
+
+// includes resolves the topic's notificationShape includes for one event
+// ("Encounter:patient" → the Patient the focus references), as additional
+// context. With full, each included resource the recipient may read
+// carries its current stored JSON.
+func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, focus []byte, full bool, mayRead func(string) bool) []notify.Included {
+	if topics == nil {
+		return nil
+	}
+	t, ok := topics.Lookup(e.Topic)
+	if !ok {
+		return nil
+	}
+	r, err := search.NewResource(focus)
+	if err != nil {
+		return nil
+	}
+	var out []notify.Included
+	seen := map[string]bool{}
+	for _, shape := range t.Shapes {
+		if shape.ResourceType != e.FocusType {
+			continue
+		}
+		for _, inc := range shape.Include {
+			spec, _, _ := strings.Cut(inc, "&") // iterate is not followed
+			parts := strings.Split(spec, ":")
+			if len(parts) < 2 || parts[0] != e.FocusType {
+				continue
+			}
+			for _, ref := range r.References(parts[1]) {
+				typ, id, ok := strings.Cut(ref, "/")
+				if !ok || seen[ref] || len(parts) == 3 && parts[2] != typ {
+					continue
+				}
+				seen[ref] = true
+				cur, err := v.Current(ctx, typ, id)
+				if err != nil || cur.Deleted {
+					continue
+				}
+				in := notify.Included{Ref: notify.Ref{Type: typ, ID: id, VersionID: cur.VersionID}}
+				if full && mayRead(typ) {
+					in.Resource = cur.Body
+				}
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,90 @@
+package subscription
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// Revoked reports that a Subscription may no longer receive notifications.
+// Reason is recorded on the Subscription (Subscription.error): it names the
+// rule, never a secret or PHI.
+type Revoked struct{ Reason string }
+
+func (e *Revoked) Error() string { return "subscription revoked: " + e.Reason }
+
+// Send is what one send to a Subscription needs once it is authorized.
+type Send struct {
+	AllowPrivateNetwork bool // from the matching allow-list entry
+	Secret              string
+	Headers             []Header
+}
+
+// Recheck repeats, before a send, every check the Subscription passed when
+// it was created, against the current client registry, topic library and
+// allow-list (interface.md, "Before every send"): it is requested, active or
+// in error and before its end; its owner is not suspended; the scopes
+// recorded at creation, within the client's current ceiling, still cover
+// the topic and filters; its content is within the client's payload
+// ceiling; its endpoint still matches the allow-list. A failed rule is a
+// *Revoked; other errors (the store, a key that cannot open the secret)
+// are failures to retry.
+func (r *Rules) Recheck(ctx context.Context, st store.SubscriptionState, now time.Time) (Send, error) {
+	switch st.Status {
+	case fhir.StatusRequested, fhir.StatusActive, fhir.StatusError:
+	default:
+		return Send{}, &Revoked{"the Subscription is " + st.Status}
+	}
+	if !st.End.IsZero() && !now.Before(st.End) {
+		return Send{}, &Revoked{"the Subscription's end has passed"}
+	}
+	c, err := r.client(ctx, st.Owner)
+	if err != nil {
+		return Send{}, err
+	}
+	if c.Status != "active" {
+		return Send{}, &Revoked{"the owning client is suspended"}
+	}
+	t, ok := r.Topics.Lookup(st.Topic)
+	if !ok {
+		return Send{}, &Revoked{"the topic is no longer offered"}
+	}
+	filters := make([]Filter, 0, len(st.Filters))
+	for _, raw := range st.Filters {
+		f, err := ParseFilter(raw)
+		if err != nil {
+			return Send{}, &Revoked{"a filter is no longer valid"}
+		}
+		filters = append(filters, f)
+	}
+	clauses, err := CheckFilters(t, filters)
+	if err != nil {
+		return Send{}, &Revoked{"the filters are no longer valid for the topic"}
+	}
+	if err := mayReceive(t, clauses, st.Content, st.Scopes, st.Patient, c); err != nil {
+		return Send{}, &Revoked{"the owner's grants no longer allow it: " + err.Error()}
+	}
+	_, entry, err := r.checkEndpoint(ctx, st.Endpoint)
+	var fe *fhir.Error
+	if errors.As(err, &fe) {
+		return Send{}, &Revoked{"the endpoint is no longer on the allow-list"}
+	}
+	if err != nil {
+		return Send{}, err
+	}
+	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork}
+	if send.Headers, err = r.openHeaders(st.ID, st.SealedHeaders); err != nil {
+		return Send{}, err
+	}
+	if st.SealedSecret != "" {
+		b, err := r.Keys.Open(st.SealedSecret, secretAD(st.ID))
+		if err != nil {
+			return Send{}, errors.New("subscription " + st.ID + ": the signing secret cannot be decrypted (was HERALD_SECRET_KEY changed without keeping the old key?)")
+		}
+		send.Secret = string(b)
+	}
+	return send, nil
+}

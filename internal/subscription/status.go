@@ -1,0 +1,59 @@
+package subscription
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// SetStatus records a status the server decided (the handshake succeeded,
+// delivery keeps failing, the lease ended, authorization was withdrawn): a
+// new version of the Subscription resource with status and error (R4's
+// Subscription.error; removed when reason is empty), and the state to match,
+// both in tx. A Subscription already in that status with that reason, or no
+// longer stored, is left alone.
+func SetStatus(ctx context.Context, tx store.Tx, id, status, reason string, now time.Time) error {
+	st, err := tx.Subscription(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Status == status && st.Error == reason {
+		return nil
+	}
+	cur, err := tx.Lock(ctx, "Subscription", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	obj, err := fhir.ParseObject(cur.Body)
+	if err != nil {
+		return err
+	}
+	obj.SetString("status", status)
+	if reason != "" {
+		obj.SetString("error", reason)
+	} else {
+		obj.Delete("error")
+	}
+	res, err := fhir.Parse(obj.Bytes())
+	if err != nil {
+		return err
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	next := store.Version{Type: "Subscription", ID: id, VersionID: cur.VersionID + 1, LastUpdated: now,
+		Method: store.MethodUpdate}
+	next.Body = res.Stamp(id, next.VersionID, now)
+	if err := tx.Put(ctx, next); err != nil {
+		return err
+	}
+	st.Status, st.Error, st.UpdatedAt = status, reason, now
+	return tx.PutSubscription(ctx, st)
+}
