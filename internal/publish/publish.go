@@ -74,12 +74,8 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	// Appending locks each Subscription's counter until commit; one global
 	// order keeps concurrent writes from deadlocking on them.
 	slices.SortStableFunc(events, func(a, b store.Event) int { return strings.Compare(a.SubscriptionID, b.SubscriptionID) })
-	for _, e := range events {
-		if _, err := tx.AppendEvent(ctx, e); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = tx.AppendEvents(ctx, events)
+	return err
 }
 
 // patients selects, when the written type can have patient-pinned

@@ -32,6 +32,13 @@ type EventWriter interface {
 	// Subscription has no state. Concurrent transactions appending to the
 	// same Subscription are serialised, so numbers never repeat or skip.
 	AppendEvent(ctx context.Context, e Event) (int64, error)
+	// AppendEvents appends several events as AppendEvent would, one after
+	// the other in slice order, and returns their numbers in that order. It
+	// exists for the cost of fan-out: one write that fires for a thousand
+	// Subscriptions is one round trip, not a thousand. ErrNotFound when any
+	// Subscription has no state; the caller must then fail its transaction
+	// (which of the others were appended is unspecified).
+	AppendEvents(ctx context.Context, evs []Event) ([]int64, error)
 }
 
 // EventReader reads stored events.

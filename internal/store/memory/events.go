@@ -94,6 +94,26 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	return e.Number, nil
 }
 
+func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, error) {
+	for _, e := range evs {
+		if !t.subExists(e.SubscriptionID) {
+			return nil, store.ErrNotFound
+		}
+		if err := checkEvent(e); err != nil {
+			return nil, fmt.Errorf("memory: append event to subscription %s: %w", e.SubscriptionID, err)
+		}
+	}
+	nums := make([]int64, len(evs))
+	for i, e := range evs {
+		n, err := t.AppendEvent(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		nums[i] = n
+	}
+	return nums, nil
+}
+
 // checkEvent enforces what the Postgres schema's CHECK constraints do.
 func checkEvent(e store.Event) error {
 	switch {

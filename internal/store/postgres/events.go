@@ -92,6 +92,91 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	return n, nil
 }
 
+// appendEventsSQL is appendEventSQL for many Subscriptions at once, each at
+// most once ($1 holds distinct ids). locked takes the row locks in id order,
+// the one order every appender uses, so two writes that fire for
+// overlapping sets of Subscriptions wait for each other instead of
+// deadlocking; sub then advances each counter (READ COMMITTED sees the
+// committed value once the lock is granted).
+const appendEventsSQL = `WITH input AS (
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+			AS i(subscription_id, ts, topic, focus_type, focus_id, focus_version, method)
+	), locked AS (
+		SELECT id FROM subscriptions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+	), sub AS (
+		UPDATE subscriptions s SET last_event_number = s.last_event_number + 1,
+			due_at = CASE WHEN s.due_at IS NULL OR s.failure_count = 0 AND s.due_at > i.ts
+				THEN i.ts ELSE s.due_at END
+		FROM input i
+		WHERE s.id = i.subscription_id AND s.id IN (SELECT id FROM locked)
+		RETURNING s.id, s.last_event_number
+	), wake AS (
+		SELECT pg_notify('` + wakeChannel + `', '') AS woken FROM (SELECT 1 FROM sub LIMIT 1) any_sub
+	)
+	INSERT INTO events (` + eventColumns + `)
+	SELECT sub.id, sub.last_event_number, i.ts, i.topic, i.focus_type, i.focus_id, i.focus_version, i.method
+	FROM sub JOIN input i ON i.subscription_id = sub.id, wake
+	RETURNING subscription_id, number`
+
+func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	seen := make(map[string]int, len(evs))
+	cols := struct {
+		ids, topics, types, focusIDs, methods []string
+		ts                                    []time.Time
+		versions                              []int64
+	}{}
+	for i, e := range evs {
+		if _, dup := seen[e.SubscriptionID]; dup {
+			return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
+		}
+		seen[e.SubscriptionID] = i
+		cols.ids = append(cols.ids, e.SubscriptionID)
+		cols.ts = append(cols.ts, e.Timestamp)
+		cols.topics = append(cols.topics, e.Topic)
+		cols.types = append(cols.types, e.FocusType)
+		cols.focusIDs = append(cols.focusIDs, e.FocusID)
+		cols.versions = append(cols.versions, e.FocusVersion)
+		cols.methods = append(cols.methods, string(e.Method))
+	}
+	op := "append " + strconv.Itoa(len(evs)) + " events"
+	rows, err := t.q.Query(ctx, appendEventsSQL, cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	nums := make([]int64, len(evs))
+	found := 0
+	var id string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+		nums[seen[id]] = n
+		found++
+		return nil
+	}); err != nil {
+		return nil, wrap(op, err)
+	}
+	if found != len(evs) {
+		// A Subscription without state: the statement appended the others,
+		// which the caller's failed transaction will roll back.
+		return nil, store.ErrNotFound
+	}
+	return nums, nil
+}
+
+func (t *tx) appendOneByOne(ctx context.Context, evs []store.Event) ([]int64, error) {
+	nums := make([]int64, len(evs))
+	for i, e := range evs {
+		n, err := t.AppendEvent(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		nums[i] = n
+	}
+	return nums, nil
+}
+
 // Readers: the Store reads committed events through the pool, a tx reads
 // through its transaction (and so sees its own appends).
 

@@ -625,3 +625,74 @@ func testEventInvalid(t *testing.T, s store.Store) {
 	}
 	require.Equal(t, []int64{2}, appendEvents(t, s, event("a", "e1", 2)), "invalid events used up no number")
 }
+
+// testAppendEventsBatch: AppendEvents numbers each Subscription's event as
+// AppendEvent would and returns the numbers in slice order.
+func testAppendEventsBatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"), sub("c"))
+	appendEvents(t, s, event("b", "e0", 1))
+	var nums []int64
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		nums, err = tx.AppendEvents(ctx, []store.Event{event("c", "e1", 2), event("a", "e1", 2), event("b", "e1", 2)})
+		return err
+	}))
+	require.Equal(t, []int64{1, 1, 2}, nums, "numbers in slice order, each from its own counter")
+	requireEvents(t, []store.Event{numbered(event("b", "e0", 1), 1), numbered(event("b", "e1", 2), 2)}, allEvents(t, s, "b"))
+	requireEvents(t, []store.Event{numbered(event("a", "e1", 2), 1)}, allEvents(t, s, "a"))
+
+	// Twice the same Subscription in one batch: consecutive numbers.
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		nums, err = tx.AppendEvents(ctx, []store.Event{event("a", "e2", 3), event("a", "e3", 4)})
+		return err
+	}))
+	require.Equal(t, []int64{2, 3}, nums)
+
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendEvents(ctx, []store.Event{event("a", "e4", 5), event("nobody", "e4", 5)})
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	requireEventCount(t, s, "a", 3, "the failed transaction appended nothing")
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		nums, err := tx.AppendEvents(ctx, nil)
+		require.Empty(t, nums)
+		return err
+	}))
+}
+
+// testAppendEventsConcurrentOverlap: writes firing for overlapping sets of
+// Subscriptions, listed in different orders, neither deadlock nor skip.
+func testAppendEventsConcurrentOverlap(t *testing.T, s store.Store) {
+	const writers = 12
+	ctx := t.Context()
+	ids := []string{"a", "b", "c", "d", "e"}
+	for _, id := range ids {
+		putSubs(t, s, sub(id))
+	}
+	start := make(chan struct{})
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			<-start
+			// Each writer lists the ids rotated: a different order each.
+			var evs []store.Event
+			for k := range ids {
+				evs = append(evs, event(ids[(w+k)%len(ids)], fmt.Sprint("w", w), 1))
+			}
+			errs <- s.InTx(ctx, func(tx store.Tx) error {
+				_, err := tx.AppendEvents(ctx, evs)
+				return err
+			})
+		}()
+	}
+	close(start)
+	for range writers {
+		require.NoError(t, await(t, errs, "overlapping batches"))
+	}
+	for _, id := range ids {
+		require.Equal(t, span(1, writers), eventNumbers(allEvents(t, s, id)), id)
+	}
+}

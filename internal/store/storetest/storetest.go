@@ -77,6 +77,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventSubscriptionReplace", testEventSubscriptionReplace},
 		{"EventSubscriptionDelete", testEventSubscriptionDelete},
 		{"EventInvalid", testEventInvalid},
+		{"AppendEventsBatch", testAppendEventsBatch},
+		{"AppendEventsConcurrentOverlap", testAppendEventsConcurrentOverlap},
 		// retention.go
 		{"Acknowledge", testAcknowledge},
 		{"EventPrune", testEventPrune},
