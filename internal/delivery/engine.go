@@ -38,7 +38,7 @@ const (
 	MaxTimeout           = 60 * time.Second
 	// leaseMargin is kept between the end of a send's timeout and the end
 	// of the lease, so a slow send never outlives its lease.
-	leaseMargin = 5 * time.Second
+	leaseMargin = 2 * time.Second
 )
 
 // Config wires an Engine.

@@ -31,6 +31,10 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
 	st := tk.State
 	res := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: now}
 
+	if st.Status == fhir.StatusOff {
+		e.record(ctx, res, "", "", "") // nothing is due for it; clear the schedule
+		return
+	}
 	if st.Status == fhir.StatusError && !tk.ErrorSince.IsZero() && now.Sub(tk.ErrorSince) >= e.cfg.ErrorOffAfter {
 		e.record(ctx, res, fhir.StatusOff, "delivery kept failing for "+e.cfg.ErrorOffAfter.String()+"; switched off", "")
 		return
@@ -67,7 +71,8 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
 	}
 
 	timeout := sendTimeout(st)
-	if need := now.Add(timeout + leaseMargin); need.After(tk.LeaseUntil) {
+	leaseUntil := tk.LeaseUntil
+	if need := now.Add(timeout + leaseMargin); need.After(leaseUntil) {
 		// A long timeout: extend the lease first, so no one else sends
 		// while this send may still be in flight.
 		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: now, Next: now, KeepFor: timeout + leaseMargin}
@@ -75,9 +80,14 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
 			e.log.Debug("delivery: lease not extended; leaving the Subscription to others", "subscription", st.ID, "err", err)
 			return
 		}
+		leaseUntil = need
 	}
-
-	r, err := e.cfg.Sender.Send(ctx, webhook.Request{
+	// Waiting for a turn at a busy endpoint must end while the lease holds,
+	// or another worker could send this Subscription's next notification
+	// meanwhile.
+	sendCtx, cancel := context.WithDeadline(ctx, leaseUntil.Add(-leaseMargin/2))
+	defer cancel()
+	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, Body: body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
 		Headers: headers(send.Headers), Timeout: timeout, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
@@ -90,7 +100,14 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
 			_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), st.ID, tk.Lease)
 			return
 		}
-		e.fail(ctx, tk, res, reason(err))
+		if why := reason(err); why != endpointBusy {
+			e.fail(ctx, tk, res, why)
+			return
+		}
+		// Our own queue at the endpoint, not the subscriber's failure: try
+		// again soon without counting it.
+		res.Next = done.Add(e.cfg.RetryBase)
+		e.record(ctx, res, "", "", "")
 		return
 	}
 
@@ -267,6 +284,10 @@ func headers(hs []subscription.Header) []webhook.Header {
 	}
 	return out
 }
+
+// endpointBusy is the webhook client's reason when no turn at the endpoint
+// came up in time.
+const endpointBusy = "endpoint busy"
 
 // reason is a short, safe description of a failed send for logs and
 // Subscription.error.
