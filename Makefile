@@ -13,7 +13,7 @@ FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./inter
   ./internal/subscription:FuzzParse ./internal/allowlist:FuzzParseEndpoint ./internal/allowlist:FuzzMatch \
   ./internal/secrets:FuzzOpen ./internal/secrets:FuzzSealOpen ./internal/resources:FuzzResolveRefs
 
-.PHONY: help run build test lint fuzz bench generate
+.PHONY: help run build test lint fuzz bench reliability generate
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -36,10 +36,14 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	  echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; done
 
-bench: ## create/read throughput and latency, and publish cost with 0/1,000/100,000 Subscriptions, on PostgreSQL (prints figures, asserts nothing)
+bench: ## create/read throughput and latency, rest-hook delivery latency and fan-out notifications/s, and publish cost with 0/1,000/100,000 Subscriptions, on PostgreSQL (prints figures, asserts nothing)
 	bash scripts/bench.sh $(BENCH_FLAGS)
 	@echo "== publish: an Encounter write firing encounter-start, with others Subscriptions pinned to other patients"
 	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkPublish' -benchtime=2s ./internal/publish
+
+RELIABILITY_FLAGS ?=
+reliability: ## run Herald on PostgreSQL under load and faults (kills, PostgreSQL restart, bad receivers); proves nothing is lost
+	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) run ./cmd/herald-reliability $(RELIABILITY_FLAGS)
 
 generate: ## regenerate tables from the FHIR R4 package (needs npm)
 	pkg="$$(bash scripts/fetch-r4-package.sh)" && \
