@@ -182,6 +182,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	stopDelivery()
+	<-deliveryDone // the engine drained when ctx ended, alongside the HTTP server
 	log.Info("herald stopped")
 	return nil
 }

@@ -82,7 +82,7 @@ var settings = []setting{
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},
-	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance; a crashed instance's work resumes after it"},
+	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance (longer while a send with a longer channel timeout is in flight); a crashed instance's work resumes when its leases expire"},
 	{"HERALD_RETRY_BASE", "retry-base", "1s", "first delivery retry delay (doubles per failure, with jitter)"},
 	{"HERALD_RETRY_MAX", "retry-max", "5m", "longest delay between delivery retries"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},

@@ -97,7 +97,11 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutdown cut the send short: not the subscriber's failure.
-			_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), st.ID, tk.Lease)
+			if err := e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), st.ID, tk.Lease); err != nil {
+				e.log.Warn("delivery: send cut short by shutdown; the lease could not be released and will expire", "subscription", st.ID, "err", err)
+				return
+			}
+			e.log.Info("delivery: send cut short by shutdown; lease released", "subscription", st.ID)
 			return
 		}
 		if why := reason(err); why != endpointBusy {
