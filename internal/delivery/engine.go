@@ -69,6 +69,8 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
+	view *cachedView // resource reads for notifications
+
 	mu       sync.Mutex
 	earliest time.Time     // the earliest retry or heartbeat a worker scheduled
 	hint     chan struct{} // a worker finished or scheduled something soon
@@ -103,7 +105,7 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1)}
+	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), view: newCachedView(cfg.Store, cfg.Now)}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight
@@ -136,6 +138,18 @@ func (e *Engine) Run(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
 			}
+			var admin *subscription.Admin
+			if len(tasks) > 0 {
+				// One read of the allow-list and the registry serves the
+				// batch: the check before each send uses it moments later.
+				if admin, err = e.cfg.Rules.ReadAdmin(ctx); err != nil {
+					e.log.Warn("delivery: cannot read the allow-list and client registry; releasing the claimed Subscriptions", "err", err)
+					for _, tk := range tasks {
+						_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), tk.State.ID, tk.Lease)
+					}
+					tasks = nil
+				}
+			}
 			for _, tk := range tasks {
 				slots <- struct{}{}
 				wg.Go(func() {
@@ -143,7 +157,7 @@ func (e *Engine) Run(ctx context.Context) {
 						<-slots
 						e.poke()
 					}()
-					e.handle(work, tk)
+					e.handle(work, tk, admin)
 				})
 			}
 			full = len(tasks) == free

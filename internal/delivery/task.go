@@ -26,7 +26,7 @@ type notification struct {
 }
 
 // handle does the work due for one leased Subscription and records it.
-func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
+func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subscription.Admin) {
 	now := e.cfg.Now()
 	st := tk.State
 	res := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: now}
@@ -39,7 +39,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask) {
 		e.record(ctx, res, fhir.StatusOff, "delivery kept failing for "+e.cfg.ErrorOffAfter.String()+"; switched off", "")
 		return
 	}
-	send, err := e.cfg.Rules.Recheck(ctx, st, now)
+	send, err := e.cfg.Rules.Recheck(admin, st, now)
 	var revoked *subscription.Revoked
 	if errors.As(err, &revoked) {
 		e.cfg.Metrics.revoked()
@@ -170,7 +170,7 @@ func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notificati
 	}
 	var events []notify.Event
 	if len(n.events) > 0 {
-		events = subscription.LoadEvents(ctx, e.cfg.Store, e.cfg.Topics, n.events, st.Content, func(string) bool { return true })
+		events = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content, func(string) bool { return true })
 	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }
@@ -192,15 +192,17 @@ func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.Deli
 // transaction. A lost lease means someone else took over: nothing to do.
 func (e *Engine) record(ctx context.Context, res store.DeliveryResult, status, reason, failure string) {
 	ctx = context.WithoutCancel(ctx) // an outcome is worth keeping through shutdown
-	err := e.cfg.Store.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.FinishDelivery(ctx, res); err != nil {
-			return err
-		}
-		if status == "" {
-			return nil
-		}
-		return subscription.SetStatus(ctx, tx, res.SubscriptionID, status, reason, res.Now)
-	})
+	var err error
+	if status == "" {
+		err = e.cfg.Store.FinishDelivery(ctx, res) // one statement
+	} else {
+		err = e.cfg.Store.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.FinishDelivery(ctx, res); err != nil {
+				return err
+			}
+			return subscription.SetStatus(ctx, tx, res.SubscriptionID, status, reason, res.Now)
+		})
+	}
 	switch {
 	case errors.Is(err, store.ErrLeaseLost):
 		e.log.Debug("delivery: lease lost; the outcome is left to the next holder", "subscription", res.SubscriptionID)

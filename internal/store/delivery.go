@@ -88,6 +88,9 @@ type DeliveryResult struct {
 
 // DeliveryQueue is how delivery workers find work. Call it on the Store.
 type DeliveryQueue interface {
+	// DeliveryWriter on the Store records an outcome in a transaction of
+	// its own (one statement), for the common case with no status change.
+	DeliveryWriter
 	// ClaimDue leases up to limit Subscriptions that are due at now (DueAt
 	// <= now) and not leased (or whose lease expired), for leaseFor,
 	// earliest due first. Subscriptions locked by an uncommitted write are

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/herald-fhir/herald/internal/allowlist"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -23,16 +24,52 @@ type Send struct {
 	Headers             []Header
 }
 
+// Admin is the allow-list and the client registry as read at one moment:
+// what Recheck decides against. Delivery reads it once for each batch of
+// Subscriptions it claims, just before sending them, instead of twice per
+// send.
+type Admin struct {
+	allowList         *allowlist.List
+	clients           map[string]store.Client
+	defaultMaxPayload string
+}
+
+// ReadAdmin reads the allow-list and the client registry now.
+func (r *Rules) ReadAdmin(ctx context.Context) (*Admin, error) {
+	entries, err := r.Admin.Endpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := r.Admin.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := &Admin{allowList: compileAllowList(entries), clients: make(map[string]store.Client, len(clients)),
+		defaultMaxPayload: r.Policy.DefaultMaxPayload}
+	for _, c := range clients {
+		a.clients[c.ClientID] = c
+	}
+	return a, nil
+}
+
+// client is the registry entry, or the defaults for an unregistered client.
+func (a *Admin) client(id string) store.Client {
+	if c, ok := a.clients[id]; ok {
+		return c
+	}
+	return store.Client{ClientID: id, Status: "active", MaxPayload: a.defaultMaxPayload}
+}
+
 // Recheck repeats, before a send, every check the Subscription passed when
-// it was created, against the current client registry, topic library and
-// allow-list (interface.md, "Before every send"): it is requested, active or
+// it was created, against admin (read just before) and the current topic
+// library (interface.md, "Before every send"): it is requested, active or
 // in error and before its end; its owner is not suspended; the scopes
 // recorded at creation, within the client's current ceiling, still cover
 // the topic and filters; its content is within the client's payload
 // ceiling; its endpoint still matches the allow-list. A failed rule is a
-// *Revoked; other errors (the store, a key that cannot open the secret)
-// are failures to retry.
-func (r *Rules) Recheck(ctx context.Context, st store.SubscriptionState, now time.Time) (Send, error) {
+// *Revoked; other errors (a key that cannot open the secret) are failures
+// to retry.
+func (r *Rules) Recheck(admin *Admin, st store.SubscriptionState, now time.Time) (Send, error) {
 	switch st.Status {
 	case fhir.StatusRequested, fhir.StatusActive, fhir.StatusError:
 	default:
@@ -41,10 +78,7 @@ func (r *Rules) Recheck(ctx context.Context, st store.SubscriptionState, now tim
 	if !st.End.IsZero() && !now.Before(st.End) {
 		return Send{}, &Revoked{"the Subscription's end has passed"}
 	}
-	c, err := r.client(ctx, st.Owner)
-	if err != nil {
-		return Send{}, err
-	}
+	c := admin.client(st.Owner)
 	if c.Status != "active" {
 		return Send{}, &Revoked{"the owning client is suspended"}
 	}
@@ -67,13 +101,9 @@ func (r *Rules) Recheck(ctx context.Context, st store.SubscriptionState, now tim
 	if err := mayReceive(t, clauses, st.Content, st.Scopes, st.Patient, c); err != nil {
 		return Send{}, &Revoked{"the owner's grants no longer allow it: " + err.Error()}
 	}
-	_, entry, err := r.checkEndpoint(ctx, st.Endpoint)
-	var fe *fhir.Error
-	if errors.As(err, &fe) {
-		return Send{}, &Revoked{"the endpoint is no longer on the allow-list"}
-	}
+	_, entry, err := matchEndpoint(admin.allowList, st.Endpoint)
 	if err != nil {
-		return Send{}, err
+		return Send{}, &Revoked{"the endpoint is no longer on the allow-list"}
 	}
 	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork}
 	if send.Headers, err = r.openHeaders(st.ID, st.SealedHeaders); err != nil {

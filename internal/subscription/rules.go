@@ -251,20 +251,28 @@ func mayReceive(t *topic.Topic, clauses []auth.FilterClause, content, scopes, pa
 // checkEndpoint normalises endpoint and finds the allow-list entry it
 // matches.
 func (r *Rules) checkEndpoint(ctx context.Context, endpoint string) (string, allowlist.Entry, error) {
-	ep, err := allowlist.ParseEndpoint(endpoint)
-	if err != nil {
-		return "", allowlist.Entry{}, invalid("Subscription.channel.endpoint", "%s", err)
-	}
 	entries, err := r.Admin.Endpoints(ctx)
 	if err != nil {
 		return "", allowlist.Entry{}, err
 	}
+	return matchEndpoint(compileAllowList(entries), endpoint)
+}
+
+func compileAllowList(entries []store.AllowedEndpoint) *allowlist.List {
 	list := make([]allowlist.Entry, 0, len(entries))
 	for _, e := range entries {
 		list = append(list, allowlist.Entry{ID: e.ID, URLPrefix: e.URLPrefix, AllowPrivateNetwork: e.AllowPrivateNetwork, Note: e.Note})
 	}
 	compiled, _ := allowlist.Compile(list) // entries were validated when added
-	entry, ok := compiled.Match(ep)
+	return compiled
+}
+
+func matchEndpoint(list *allowlist.List, endpoint string) (string, allowlist.Entry, error) {
+	ep, err := allowlist.ParseEndpoint(endpoint)
+	if err != nil {
+		return "", allowlist.Entry{}, invalid("Subscription.channel.endpoint", "%s", err)
+	}
+	entry, ok := list.Match(ep)
 	if !ok {
 		return "", allowlist.Entry{}, &fhir.Error{Kind: fhir.KindUnprocessable, Code: "security", Expression: []string{"Subscription.channel.endpoint"},
 			Message: "Subscription.channel.endpoint: the endpoint is not on this server's allow-list; ask an administrator to add it (POST /admin/endpoints)"}

@@ -160,6 +160,10 @@ func (t *tx) eventAppended(id string, ts time.Time) {
 	t.woken = true
 }
 
+func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
+	return s.InTx(ctx, func(tx store.Tx) error { return tx.FinishDelivery(ctx, r) })
+}
+
 func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
 	if !t.subExists(r.SubscriptionID) {
 		return store.ErrLeaseLost

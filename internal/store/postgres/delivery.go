@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -118,12 +119,25 @@ const finishSQL = `UPDATE subscriptions SET
 		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE $3::timestamptz + $9::interval END
 	WHERE id = $1 AND lease_token = $2`
 
+func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
+	return finishDelivery(ctx, s.pool, r)
+}
+
 func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
+	return finishDelivery(ctx, t.q, r)
+}
+
+// execer runs a statement: the pool (autocommit) or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func finishDelivery(ctx context.Context, q execer, r store.DeliveryResult) error {
 	var keep *time.Duration
 	if r.KeepFor > 0 {
 		keep = &r.KeepFor
 	}
-	tag, err := t.q.Exec(ctx, finishSQL, r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken,
+	tag, err := q.Exec(ctx, finishSQL, r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken,
 		r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep)
 	if err != nil {
 		return wrap("finish delivery of subscription "+r.SubscriptionID, err)

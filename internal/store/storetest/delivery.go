@@ -90,9 +90,12 @@ func testQueueEvents(t *testing.T, s store.Store) {
 	require.True(t, tasks[0].LastSentAt.Equal(at(10, 0)), "last sent %s", tasks[0].LastSentAt)
 	require.Equal(t, int64(2), tasks[0].DeliveredThrough)
 
-	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(11, 0),
+	// The Store's own FinishDelivery (a transaction of its own) works alike.
+	require.NoError(t, s.FinishDelivery(t.Context(), store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(11, 0),
 		Sent: true, DeliveredThrough: 3, Next: at(60, 0)}))
 	requireAcknowledged(t, s, "s1", 3)
+	require.ErrorIs(t, s.FinishDelivery(t.Context(), store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(12, 0)}),
+		store.ErrLeaseLost, "the lease ended with the first finish")
 	ids, _ = claim(t, s, at(59, 999), 10)
 	require.Empty(t, ids, "nothing waits: due at Next (the heartbeat)")
 	ids, _ = claim(t, s, at(60, 0), 10)
