@@ -119,8 +119,44 @@ const finishSQL = `UPDATE subscriptions SET
 		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE $3::timestamptz + $9::interval END
 	WHERE id = $1 AND lease_token = $2`
 
+// FinishDelivery on the Store commits without waiting for the WAL flush
+// (synchronous_commit off, for this transaction only), in one round trip.
+// What it records is a cursor and a schedule: if a crash loses it, the
+// notification is sent again, which at-least-once delivery allows. Writes
+// of resources and events always wait for the flush.
 func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
-	return finishDelivery(ctx, s.pool, r)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit TO off")
+	b.Queue(finishSQL, finishArgs(r)...)
+	b.Queue("COMMIT")
+	br := s.pool.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	var err error
+	for i := range 4 {
+		t, e := br.Exec()
+		if i == 2 {
+			tag = t
+		}
+		if e != nil && err == nil {
+			err = e
+		}
+	}
+	if err = errors.Join(err, br.Close()); err != nil {
+		return wrap("finish delivery of subscription "+r.SubscriptionID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrLeaseLost
+	}
+	return nil
+}
+
+func finishArgs(r store.DeliveryResult) []any {
+	var keep *time.Duration
+	if r.KeepFor > 0 {
+		keep = &r.KeepFor
+	}
+	return []any{r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken, r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep}
 }
 
 func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
@@ -133,12 +169,7 @@ type execer interface {
 }
 
 func finishDelivery(ctx context.Context, q execer, r store.DeliveryResult) error {
-	var keep *time.Duration
-	if r.KeepFor > 0 {
-		keep = &r.KeepFor
-	}
-	tag, err := q.Exec(ctx, finishSQL, r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken,
-		r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep)
+	tag, err := q.Exec(ctx, finishSQL, finishArgs(r)...)
 	if err != nil {
 		return wrap("finish delivery of subscription "+r.SubscriptionID, err)
 	}
