@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks Herald against PostgreSQL: builds the server and herald-load,
 # starts the server on a free loopback port over a fresh database of its own,
-# and prints create and read throughput and latency (32 clients by default).
+# and prints create and read throughput and latency (32 clients by default),
+# then rest-hook delivery: end-to-end notification latency at an open-loop
+# 200 writes/s over 100 Subscriptions (phase delivery), and notifications per
+# second with every write fanning out to 1,000 Subscriptions (phase fanout),
+# received by herald-load's own subscriber on loopback.
 # It prints figures and never asserts timing: a slow run still exits 0; only a
 # failure to run, or an error rate over 1%, does not.
 #
@@ -13,7 +17,13 @@
 #                     nothing else in it is touched.
 #   BENCH_PROFILE=1   also capture a CPU profile of the server during the run, into
 #                     bench/herald-cpu-<time>.prof, when the server offers pprof on
-#                     HERALD_PPROF_ADDR (a loopback debug listener).
+#                     HERALD_PPROF_ADDR (a loopback debug listener); and one of the
+#                     fanout phase's measured window, into bench/herald-cpu-fanout-<time>.prof.
+#   BENCH_DELIVERY=0  skip the delivery phases.
+#   BENCH_DELIVERY_FLAGS  more herald-load flags for the delivery phases only, e.g.
+#                     "-fanout-backlog 4 -delivery-receivers 8" (see herald-load -h).
+#   HERALD_*          exported settings reach the server (e.g. HERALD_DELIVERY_WORKERS);
+#                     the defaults are used otherwise.
 #   BENCH_HERALD_BIN  a prebuilt herald binary to benchmark instead of building ./cmd/herald.
 set -euo pipefail
 
@@ -245,6 +255,36 @@ if [[ -n $profile_pid ]]; then
 		go tool pprof -top -nodecount=25 "$profile_file" 2>/dev/null | sed -n '1,32p'
 	else
 		log "the CPU profile could not be fetched"
+	fi
+	profile_pid=
+fi
+
+# --- delivery -----------------------------------------------------------------
+# herald-load subscribes its own receiver (allow-listed through the admin
+# API) and measures from a write's response to the notification's arrival.
+# The fanout profile covers exactly that phase's measured window.
+if [[ $status == 0 && ${BENCH_DELIVERY:-1} != 0 ]]; then
+	fanout_profile=
+	profile_flags=()
+	if [[ -n $pprof_port && $(http_status "$pprof_port" /debug/pprof/) == 200 ]]; then
+		mkdir -p bench
+		fanout_profile=$root/bench/herald-cpu-fanout-$(date +%Y%m%d-%H%M%S).prof
+		profile_flags=(-profile-url "http://127.0.0.1:$pprof_port" -profile-out "$fanout_profile")
+	fi
+	echo
+	echo "== delivery (herald-load phases delivery and fanout)"
+	# shellcheck disable=SC2086 # BENCH_DELIVERY_FLAGS is a list of flags
+	HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
+		-url "http://127.0.0.1:$port/fhir" \
+		-cpu "herald=pid:$server_pid,postgres=comm:postgres,pg-bench=cmdline:$db" \
+		"$@" -phases delivery,fanout "${profile_flags[@]}" ${BENCH_DELIVERY_FLAGS:-} &
+	load_pid=$!
+	wait "$load_pid" || status=$?
+	load_pid=
+	if [[ -n $fanout_profile && -s $fanout_profile ]]; then
+		echo
+		echo "== server CPU profile, fanout phase: $fanout_profile (explore with: go tool pprof -http=: $fanout_profile)"
+		go tool pprof -top -nodecount=30 "$fanout_profile" 2>/dev/null | sed -n '1,37p'
 	fi
 fi
 if [[ -s $tmp/herald.log ]]; then

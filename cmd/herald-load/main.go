@@ -11,9 +11,13 @@
 // kept; non-2xx answers and transport failures are errors, and the exit
 // status is 1 when a phase's error rate exceeds -max-error-rate.
 //
+// Phases delivery and fanout measure rest-hook delivery end to end, with a
+// subscriber of herald-load's own (see delivery.go); they need -secret.
+//
 // Output per phase is a table and one machine-readable line:
 //
 //	BENCH phase=create c=32 requests=… errors=… rps=… p50_ms=… p90_ms=… p99_ms=… max_ms=…
+//	BENCH phase=delivery subs=100 fan=1 rate=200 … p50_ms=… p99_ms=… notifications_per_s=… events_per_s=…
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +63,7 @@ type options struct {
 	readyTimeout time.Duration
 	maxErrorRate float64
 	cpu          []cpuTarget
+	delivery     *deliveryOptions
 	// printRunSeconds: print the run's length and exit (for profilers).
 	printRunSeconds bool
 }
@@ -71,13 +77,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	c := fs.Int("c", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "measured time per phase")
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded warm-up per phase")
-	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read")
+	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
 	seed := fs.Int("seed", 1000, "Patients to create before a read phase when no create phase ran")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
 	maxErr := fs.Float64("max-error-rate", 0.01, "exit 1 when a phase's error fraction exceeds this")
 	printRun := fs.Bool("print-run-seconds", false, "print how many whole seconds the phases will take, and exit (for scripts that profile the server meanwhile)")
 	cpu := fs.String("cpu", "", "report CPU use per phase of processes: label=pid:N, label=comm:NAME or label=cmdline:WORD, comma-separated (Linux /proc)")
+	dl := deliveryFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -87,7 +94,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	o := options{
 		token: *token, concurrency: *c, duration: *duration, warmup: *warmup,
 		seed: *seed, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
+		delivery: dl,
 	}
+	dl.secret = *secret
 	u, err := url.Parse(strings.TrimRight(*rawURL, "/"))
 	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return o, fmt.Errorf("-url %q: want an absolute http(s) URL", *rawURL)
@@ -108,15 +117,20 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "create", "read":
+		case "create", "read", "delivery", "fanout":
 			o.phases = append(o.phases, p)
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (want create, read)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (want create, read, delivery, fanout)", p)
 		}
 	}
 	if len(o.phases) == 0 {
 		return o, errors.New("-phases: no phase to run")
+	}
+	if o.deliveryPhases() {
+		if err := dl.validate(); err != nil && !*printRun {
+			return o, err
+		}
 	}
 	if o.cpu, err = parseCPUTargets(*cpu); err != nil {
 		return o, fmt.Errorf("-cpu: %w", err)
@@ -136,6 +150,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 	}
 	return o, nil
+}
+
+// deliveryPhases reports whether a delivery or fanout phase is to run.
+func (o options) deliveryPhases() bool {
+	return slices.Contains(o.phases, "delivery") || slices.Contains(o.phases, "fanout")
 }
 
 // loopback reports whether host names this machine.
@@ -176,6 +195,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		o.base, o.concurrency, o.warmup, o.duration, strings.Join(o.phases, ","))
 
 	var results []*result
+	var delivered []*deliveryResult
+	var db *deliveryBench
+	defer func() {
+		if db != nil {
+			db.close()
+		}
+	}()
 	created := false
 	for _, phase := range o.phases {
 		if ctx.Err() != nil {
@@ -183,6 +209,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		var w workFunc
 		switch phase {
+		case "delivery", "fanout":
+			if db == nil {
+				if db, err = newDeliveryBench(ctx, o, stdout); err != nil {
+					return 1, fmt.Errorf("%s: %w", phase, err)
+				}
+			}
+			r, err := db.run(ctx, phase)
+			if err != nil {
+				return 1, err
+			}
+			r.print(stdout)
+			delivered = append(delivered, r)
+			continue
 		case "create":
 			w = g.create
 			created = true
@@ -212,6 +251,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, r.benchLine(o.concurrency))
 		if r.errorRate() > o.maxErrorRate {
 			fmt.Fprintf(stderr, "herald-load: phase %s: error rate %.2f%% exceeds %.2f%%\n", r.phase, 100*r.errorRate(), 100*o.maxErrorRate)
+			code = 1
+		}
+	}
+	for _, r := range delivered {
+		fmt.Fprintln(stdout, r.benchLine())
+		if r.errorRate() > o.maxErrorRate {
+			fmt.Fprintf(stderr, "herald-load: phase %s: write error rate %.2f%% exceeds %.2f%%\n", r.phase, 100*r.errorRate(), 100*o.maxErrorRate)
 			code = 1
 		}
 	}
