@@ -11,7 +11,9 @@ FUZZTIME ?= 10s
 # package:FuzzTarget pairs; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./internal/search:FuzzParseCriteria \
   ./internal/subscription:FuzzParse ./internal/allowlist:FuzzParseEndpoint ./internal/allowlist:FuzzMatch \
-  ./internal/secrets:FuzzOpen ./internal/secrets:FuzzSealOpen ./internal/resources:FuzzResolveRefs
+  ./internal/secrets:FuzzOpen ./internal/secrets:FuzzSealOpen ./internal/resources:FuzzResolveRefs \
+  ./internal/subscription:FuzzParseFilter ./internal/subscription:FuzzParseHeader ./internal/allowlist:FuzzParseEntry \
+  ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse
 
 .PHONY: help run build test lint fuzz bench reliability generate
 help: ## list the targets

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
 	"github.com/herald-fhir/herald/internal/store"
@@ -63,7 +64,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		e.record(ctx, res, "", "", "")
 		return
 	}
-	body, err := e.build(ctx, tk, n, now)
+	body, err := e.build(ctx, tk, n, now, send.Owner)
 	if err != nil {
 		e.log.Error("delivery: cannot build the notification", "subscription", st.ID, "err", err)
 		e.fail(ctx, tk, res, "internal error")
@@ -160,8 +161,9 @@ func (e *Engine) decide(ctx context.Context, tk store.DeliveryTask, now time.Tim
 
 // build renders the notification Bundle. The status it reports is the
 // Subscription's now; events are shown with the content the Subscription
-// asked for (the recheck confirmed the owner may still receive it).
-func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notification, now time.Time) ([]byte, error) {
+// asked for (the recheck confirmed the owner may still receive it), and a
+// full resource only where the owner could read that version itself.
+func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notification, now time.Time, owner *auth.Principal) ([]byte, error) {
 	st := tk.State
 	sub := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content,
 		EventsSinceStart: tk.LastEventNumber}
@@ -170,7 +172,8 @@ func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notificati
 	}
 	var events []notify.Event
 	if len(n.events) > 0 {
-		events = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content, func(string) bool { return true })
+		events = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content,
+			func(v store.Version) bool { return subscription.Readable(owner, v) })
 	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }

@@ -1,6 +1,9 @@
 package fhir
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 var resourceTypeSet = func() map[string]struct{} {
 	m := make(map[string]struct{}, len(r4ResourceTypes))
@@ -34,7 +37,10 @@ func ResourceTypes() []string {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
-// ValidID reports whether id matches the FHIR id datatype: [A-Za-z0-9\-\.]{1,64}.
+// ValidID reports whether id matches the FHIR id datatype,
+// [A-Za-z0-9\-\.]{1,64}, and is not made of dots only: "." and ".." are
+// valid by the pattern, but in Location, fullUrl and references a client
+// would normalise them into another URL.
 func ValidID(id string) bool {
-	return idPattern.MatchString(id)
+	return idPattern.MatchString(id) && strings.Trim(id, ".") != ""
 }

@@ -14,9 +14,9 @@ import (
 // LoadEvents turns stored events into notification events for a payload
 // content: with id-only and full-resource, the topic's notificationShape
 // includes become additional context; with full-resource, each focus
-// version and included resource whose type the recipient may read (mayRead)
-// carries its stored JSON. $events and delivery both build on it.
-func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored []store.Event, content string, mayRead func(typ string) bool) []notify.Event {
+// version and included resource the recipient may read (mayRead) carries
+// its stored JSON; the others appear as references only. $events and delivery both build on it.
+func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored []store.Event, content string, mayRead func(store.Version) bool) []notify.Event {
 	full := content == fhir.ContentFullResource
 	events := make([]notify.Event, 0, len(stored))
 	for _, e := range stored {
@@ -24,7 +24,7 @@ func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored
 			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
 		if content != fhir.ContentEmpty && e.Method != store.MethodDelete {
 			if fv, err := v.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion); err == nil && !fv.Deleted {
-				if full && mayRead(e.FocusType) {
+				if full && mayRead(fv) {
 					ev.Resource = fv.Body
 				}
 				ev.Additional = includes(ctx, v, topics, e, fv.Body, full, mayRead)
@@ -39,7 +39,7 @@ func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored
 // ("Encounter:patient" → the Patient the focus references), as additional
 // context. With full, each included resource the recipient may read
 // carries its current stored JSON.
-func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, focus []byte, full bool, mayRead func(string) bool) []notify.Included {
+func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, focus []byte, full bool, mayRead func(store.Version) bool) []notify.Included {
 	if topics == nil {
 		return nil
 	}
@@ -74,7 +74,7 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 					continue
 				}
 				in := notify.Included{Ref: notify.Ref{Type: typ, ID: id, VersionID: cur.VersionID}}
-				if full && mayRead(typ) {
+				if full && mayRead(cur) {
 					in.Resource = cur.Body
 				}
 				out = append(out, in)

@@ -3,6 +3,7 @@ package subscription
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -122,7 +123,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	events := LoadEvents(ctx, o.Store, o.Topics, stored, sub.Content, func(typ string) bool { return mayRead(p, typ) })
+	events := LoadEvents(ctx, o.Store, o.Topics, stored, sub.Content, func(v store.Version) bool { return Readable(p, v) })
 	if sub.Content == fhir.ContentFullResource {
 		for _, ev := range events {
 			if ev.Resource == nil && ev.Method != notify.Delete {
@@ -152,9 +153,13 @@ func (o *Operations) now() time.Time {
 	return o.Now()
 }
 
-// mayRead reports whether the caller may read any resource of the type
-// (patient-scoped grants would need a compartment check per resource; such
-// callers get ids only).
-func mayRead(p *auth.Principal, typ string) bool {
-	return p.Can(auth.Read, typ) && !p.PatientScoped(auth.Read, typ)
+// Readable reports whether p may read the version itself, as a REST read
+// would allow it: a read grant on its type, and for a patient/ grant only a
+// version in p's patient's compartment. Full resources in notifications and
+// $events answers are limited to what is readable.
+func Readable(p *auth.Principal, v store.Version) bool {
+	if !p.Can(auth.Read, v.Type) {
+		return false
+	}
+	return !p.PatientScoped(auth.Read, v.Type) || slices.Contains(v.Patients, p.Patient)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herald-fhir/herald/internal/allowlist"
+	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -22,6 +23,10 @@ type Send struct {
 	AllowPrivateNetwork bool // from the matching allow-list entry
 	Secret              string
 	Headers             []Header
+	// Owner holds the owner's grants now (recorded scopes within the
+	// current ceiling) and patient: full-resource notifications carry only
+	// the versions Readable by it.
+	Owner *auth.Principal
 }
 
 // Admin is the allow-list and the client registry as read at one moment:
@@ -105,7 +110,8 @@ func (r *Rules) Recheck(admin *Admin, st store.SubscriptionState, now time.Time)
 	if err != nil {
 		return Send{}, &Revoked{"the endpoint is no longer on the allow-list"}
 	}
-	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork}
+	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork,
+		Owner: &auth.Principal{ClientID: st.Owner, Scopes: Grants(st.Scopes, c), Patient: st.Patient}}
 	if send.Headers, err = r.openHeaders(st.ID, st.SealedHeaders); err != nil {
 		return Send{}, err
 	}

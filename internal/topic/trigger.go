@@ -83,20 +83,34 @@ func (tr Trigger) supports(in Interaction) bool {
 }
 
 // criteriaCache holds compiled criteria by type and query: topics and
-// filters repeat the same few queries on every write.
-var criteriaCache sync.Map // "Type?query" → *search.Criteria
+// filters repeat the same few queries on every write. Subscription filters
+// come from clients, so the cache is bounded: when full it starts afresh.
+var criteriaCache struct {
+	sync.RWMutex
+	m map[string]*search.Criteria // "Type?query"
+}
+
+const maxCachedCriteria = 10000
 
 // Compile returns the compiled criteria for a query on a type, cached.
 func Compile(typ, query string) (*search.Criteria, error) {
 	key := typ + "?" + query
-	if c, ok := criteriaCache.Load(key); ok {
-		return c.(*search.Criteria), nil
+	criteriaCache.RLock()
+	c, ok := criteriaCache.m[key]
+	criteriaCache.RUnlock()
+	if ok {
+		return c, nil
 	}
 	c, err := search.ParseCriteria(typ, query)
 	if err != nil {
 		return nil, err
 	}
-	criteriaCache.Store(key, c)
+	criteriaCache.Lock()
+	if criteriaCache.m == nil || len(criteriaCache.m) >= maxCachedCriteria {
+		criteriaCache.m = make(map[string]*search.Criteria)
+	}
+	criteriaCache.m[key] = c
+	criteriaCache.Unlock()
 	return c, nil
 }
 
