@@ -227,7 +227,6 @@ func TestPatientTokenSubscriptions(t *testing.T) {
 // the Encounter's practitioner, location and service provider, none of
 // which is in the patient's compartment (a p1 token reads them as 404).
 //
-//
 // The IG's narrative filter form "patient=Patient/p1" names no resource
 // type, so the create-time check counts it as pinning the patient on every
 // type, include targets too, and accepts the Subscription. Delivery
