@@ -38,10 +38,19 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	  echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; done
 
-bench: ## create/read throughput and latency, rest-hook delivery latency and fan-out notifications/s, and publish cost with 0/1,000/100,000 Subscriptions, on PostgreSQL (prints figures, asserts nothing)
-	bash scripts/bench.sh $(BENCH_FLAGS)
-	@echo "== publish: an Encounter write firing encounter-start, with others Subscriptions pinned to other patients"
-	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkPublish' -benchtime=2s ./internal/publish
+# bench.sh records its output in bench/bench-output.txt; the publish benchmark
+# is appended to it, and scripts/benchreport turns it into bench/report.md and
+# bench/latency.png. A failed run still gets its (partial) report, and make
+# then fails; an interrupted one does not.
+bench: ## create/read throughput and latency, rest-hook delivery latency (and a sweep over load and Subscriptions) and fan-out notifications/s, and publish cost with 0/1,000/100,000 Subscriptions, on PostgreSQL; writes bench/report.md and bench/latency.png (asserts nothing)
+	@status=0; BENCH_REPORT=0 bash scripts/bench.sh $(BENCH_FLAGS) || status=$$?; \
+	if [ $$status = 130 ] || [ $$status = 143 ]; then exit $$status; fi; \
+	{ echo; echo "== publish: an Encounter write firing encounter-start, with others Subscriptions pinned to other patients"; \
+	  DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkPublish' -benchtime=2s ./internal/publish 2>&1; } | \
+	  tee -a bench/bench-output.txt; \
+	[ $${PIPESTATUS[0]} = 0 ] || status=1; \
+	$(GO) run ./scripts/benchreport -in bench/bench-output.txt -out bench || status=1; \
+	exit $$status
 
 RELIABILITY_FLAGS ?=
 reliability: ## run Herald on PostgreSQL under load and faults (kills, PostgreSQL restart, bad receivers); proves nothing is lost

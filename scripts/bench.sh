@@ -5,7 +5,15 @@
 # then rest-hook delivery: end-to-end notification latency at an open-loop
 # 200 writes/s over 100 Subscriptions (phase delivery), and notifications per
 # second with every write fanning out to 1,000 Subscriptions (phase fanout),
-# received by herald-load's own subscriber on loopback.
+# received by herald-load's own subscriber on loopback. Then a delivery sweep:
+# the delivery phase again, short, at offered loads of 50 to 800 writes/s over
+# 100 Subscriptions and at 200 writes/s over 10 to 3,000 Subscriptions (each
+# point a herald-load run of its own, with patients and Subscriptions of its
+# own, deleted afterwards).
+# Everything it prints (stderr too, merged into stdout) also goes to
+# bench/bench-output.txt, from which scripts/benchreport writes
+# bench/report.md and bench/latency.png, the sweep's latency percentiles
+# against offered load and against Subscriptions.
 # It prints figures and never asserts timing: a slow run still exits 0; only a
 # failure to run, or an error rate over 1%, does not.
 #
@@ -19,7 +27,16 @@
 #                     bench/herald-cpu-<time>.prof, when the server offers pprof on
 #                     HERALD_PPROF_ADDR (a loopback debug listener); and one of the
 #                     fanout phase's measured window, into bench/herald-cpu-fanout-<time>.prof.
-#   BENCH_DELIVERY=0  skip the delivery phases.
+#   BENCH_DELIVERY=0  skip the delivery phases (and the sweep).
+#   BENCH_SWEEP=0     skip the delivery sweep.
+#   BENCH_SWEEP_RATES       offered loads of the sweep, writes/s (default "50 100 200 400 800")…
+#   BENCH_SWEEP_RATE_SUBS   …over this many Subscriptions (default 100);
+#   BENCH_SWEEP_SUBS        Subscription counts of the sweep (default "10 100 1000 3000")…
+#   BENCH_SWEEP_SUBS_RATE   …at this many writes/s (default 200).
+#   BENCH_SWEEP_WARMUP, BENCH_SWEEP_DURATION  each sweep point's warm-up and
+#                     measured window (default 1s and 5s).
+#   BENCH_REPORT=0    do not write bench/report.md and the charts at the end
+#                     (make bench does, after appending the publish benchmark).
 #   BENCH_DELIVERY_FLAGS  more herald-load flags for the delivery phases only, e.g.
 #                     "-fanout-backlog 4 -delivery-receivers 8" (see herald-load -h).
 #   HERALD_*          exported settings reach the server (e.g. HERALD_DELIVERY_WORKERS);
@@ -29,6 +46,14 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
+
+# Everything printed, stderr included, is also recorded for the report.
+mkdir -p bench
+output_file=$root/bench/bench-output.txt
+exec 8>&1 9>&2
+# tee -i: an interrupt stops the run, not the record of its cleanup.
+exec > >(tee -i "$output_file") 2>&1
+tee_pid=$!
 admin_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 db=herald_bench_$$
 
@@ -37,6 +62,7 @@ server_pid=
 load_pid=
 profile_pid=
 db_created=
+report_bin=
 
 # shellcheck disable=SC2317 # cleanup runs from the traps
 cleanup() {
@@ -57,6 +83,16 @@ cleanup() {
 	if [[ -n $db_created ]]; then
 		psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null ||
 			echo "bench: could not drop database $db; drop it by hand" >&2
+	fi
+	echo "bench: exit status $rc"
+	# Close the pipe to tee and let it write out the rest.
+	exec 1>&8 2>&9 8>&- 9>&-
+	for _ in $(seq 1 50); do
+		kill -0 "$tee_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [[ -n $report_bin && $rc != 130 && $rc != 143 ]]; then
+		"$report_bin" -in "$output_file" -out "$root/bench" || echo "bench: the report could not be written" >&2
 	fi
 	rm -rf "$tmp"
 	exit "$rc"
@@ -107,6 +143,12 @@ command -v psql >/dev/null || die "psql is required (apt-get install postgresql-
 
 # --- the machine -------------------------------------------------------------
 echo "== machine"
+echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [[ $commit != unknown ]] && ! git diff --quiet HEAD -- 2>/dev/null; then
+	commit+=" (with uncommitted changes)"
+fi
+echo "commit:   $commit"
 echo "cpus:     $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
 echo "memory:   $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 echo "kernel:   $(uname -sr)"
@@ -120,12 +162,16 @@ if [[ -z $herald ]]; then
 	go build -o "$herald" ./cmd/herald
 fi
 go build -o "$tmp/herald-load" ./cmd/herald-load
+if [[ ${BENCH_REPORT:-1} != 0 ]]; then
+	go build -o "$tmp/benchreport" ./scripts/benchreport
+	report_bin=$tmp/benchreport
+fi
 
 # --- PostgreSQL --------------------------------------------------------------
 if ! pg_isready -q -d "$admin_url" 2>/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
 	log "PostgreSQL is not answering; trying to start it"
 	version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
-	pg_ctlcluster --skip-systemctl-redirect "${version:-15}" main start >&2 || true
+	pg_ctlcluster --skip-systemctl-redirect "${version:-15}" main start >&2 8>&- 9>&- || true
 	for _ in $(seq 1 100); do # up to 20 s
 		pg_isready -q -d "$admin_url" 2>/dev/null && break
 		sleep 0.2
@@ -133,7 +179,7 @@ if ! pg_isready -q -d "$admin_url" 2>/dev/null && ! pg_isready -q -h 127.0.0.1 2
 	pg_isready -q -d "$admin_url" || die "PostgreSQL at $admin_url is not ready"
 fi
 echo "postgres: $(psql "$admin_url" -qAtc 'SHOW server_version')"
-echo "          $(psql "$admin_url" -qAtc "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings
+echo "pg conf:  $(psql "$admin_url" -qAtc "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings
 	WHERE name IN ('synchronous_commit', 'fsync', 'wal_sync_method', 'commit_delay', 'shared_buffers', 'max_connections', 'full_page_writes')")"
 
 psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "CREATE DATABASE $db" >/dev/null
@@ -155,7 +201,7 @@ env DATABASE_URL="$bench_url" \
 	HERALD_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
 	HERALD_LOG_LEVEL=warn \
 	${pprof_port:+HERALD_PPROF_ADDR=127.0.0.1:$pprof_port} \
-	"$herald" serve >"$tmp/herald.log" 2>&1 &
+	"$herald" serve >"$tmp/herald.log" 2>&1 8>&- 9>&- &
 server_pid=$!
 
 deadline=$((SECONDS + 30))
@@ -238,8 +284,9 @@ LUA
 		grep -E 'Latency Distribution|^ +(50|90|99)%|Requests/sec|requests in|Non-2xx|Socket errors'
 	rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
 	p50=$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")
+	p90=$(awk '$1 == "90%" {print $2}' "$tmp/wrk.out")
 	p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")
-	echo "BENCH phase=read-wrk c=32 rps=$rps p50=$p50 p99=$p99"
+	echo "BENCH phase=read-wrk c=32 rps=$rps p50=$p50 p90=$p90 p99=$p99"
 	if grep -q 'Non-2xx' "$tmp/wrk.out"; then
 		log "wrk saw non-2xx responses"
 		status=1
@@ -287,6 +334,53 @@ if [[ $status == 0 && ${BENCH_DELIVERY:-1} != 0 ]]; then
 		go tool pprof -top -nodecount=30 "$fanout_profile" 2>/dev/null | sed -n '1,37p'
 	fi
 fi
+
+# --- the delivery sweep ----------------------------------------------------------
+# End-to-end latency against offered load and against Subscription count:
+# one short herald-load run per point, its BENCH line tagged sweep. Every run
+# makes its own patients and Subscriptions (ids starting with a random run id)
+# and deletes its Subscriptions when done, so no point's writes reach another
+# point's Subscriptions, nor do earlier points' Subscriptions stay behind.
+if [[ $status == 0 && ${BENCH_DELIVERY:-1} != 0 && ${BENCH_SWEEP:-1} != 0 ]]; then
+	read -ra sweep_rates <<<"${BENCH_SWEEP_RATES:-50 100 200 400 800}"
+	read -ra sweep_subs <<<"${BENCH_SWEEP_SUBS:-10 100 1000 3000}"
+	rate_subs=${BENCH_SWEEP_RATE_SUBS:-100}
+	subs_rate=${BENCH_SWEEP_SUBS_RATE:-200}
+	points=()
+	for r in "${sweep_rates[@]}"; do points+=("$r/$rate_subs"); done
+	for n in "${sweep_subs[@]}"; do
+		[[ " ${points[*]} " == *" $subs_rate/$n "* ]] || points+=("$subs_rate/$n")
+	done
+	echo
+	echo "== delivery sweep: writes/s over $rate_subs Subscriptions (${sweep_rates[*]}), and Subscriptions at $subs_rate writes/s (${sweep_subs[*]}); ${BENCH_SWEEP_WARMUP:-1s} warm-up + ${BENCH_SWEEP_DURATION:-5s} measured each"
+	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, before the sweep)"
+	failed=0
+	for p in "${points[@]}"; do
+		echo
+		echo "-- sweep point: ${p%/*} writes/s, ${p#*/} Subscriptions"
+		# shellcheck disable=SC2086 # BENCH_DELIVERY_FLAGS is a list of flags
+		HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
+			-url "http://127.0.0.1:$port/fhir" \
+			-cpu "herald=pid:$server_pid,postgres=comm:postgres,pg-bench=cmdline:$db" \
+			"$@" ${BENCH_DELIVERY_FLAGS:-} -phases delivery -bench-tag sweep \
+			-delivery-rate "${p%/*}" -delivery-subs "${p#*/}" \
+			-warmup "${BENCH_SWEEP_WARMUP:-1s}" -duration "${BENCH_SWEEP_DURATION:-5s}" &
+		load_pid=$!
+		point_status=0
+		wait "$load_pid" || point_status=$?
+		load_pid=
+		if [[ $point_status != 0 ]]; then
+			log "sweep point ${p%/*} writes/s, ${p#*/} Subscriptions failed (exit $point_status); going on with the others"
+			failed=$((failed + 1))
+		fi
+	done
+	if ((failed > 0)); then
+		status=1
+	fi
+fi
+echo
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, at the end)"
+
 if [[ -s $tmp/herald.log ]]; then
 	echo
 	echo "== server log (warnings and errors)"

@@ -54,9 +54,10 @@ import (
 
 const (
 	encounterStartTopic = "https://herald.dev/fhir/SubscriptionTopic/encounter-start"
-	// subscriberScopes: create and read its Subscriptions, receive Encounter
-	// events with the Patient as additional context.
-	subscriberScopes = "system/Subscription.crus system/Encounter.rs system/Patient.rs"
+	// subscriberScopes: create, read and (-delivery-cleanup) delete its
+	// Subscriptions, receive Encounter events with the Patient as additional
+	// context.
+	subscriberScopes = "system/Subscription.cruds system/Encounter.rs system/Patient.rs"
 	publisherScopes  = "system/*.cruds"
 	// benchSigningSecret is the Subscriptions' signing secret: Herald signs
 	// every notification with it, as it would in production; the receiver
@@ -81,6 +82,7 @@ type deliveryOptions struct {
 	setupTimeout  time.Duration
 	profileURL    string
 	profileOut    string
+	cleanup       bool
 }
 
 func deliveryFlags(fs interface {
@@ -88,6 +90,7 @@ func deliveryFlags(fs interface {
 	IntVar(*int, string, int, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
 }) *deliveryOptions {
 	d := &deliveryOptions{}
 	fs.Float64Var(&d.rate, "delivery-rate", 200, "delivery phase: Encounter writes per second, open loop")
@@ -101,6 +104,7 @@ func deliveryFlags(fs interface {
 	fs.DurationVar(&d.setupTimeout, "delivery-setup-timeout", 120*time.Second, "how long Subscriptions may take to become active")
 	fs.StringVar(&d.profileURL, "profile-url", "", "pprof base URL of the server (loopback), e.g. http://127.0.0.1:6060: profile its CPU during the fanout phase's measured window")
 	fs.StringVar(&d.profileOut, "profile-out", "", "file for the -profile-url CPU profile")
+	fs.BoolVar(&d.cleanup, "delivery-cleanup", true, "delete a delivery phase's Subscriptions once its figures are in, so that they burden neither later phases nor later runs against the same server")
 	return d
 }
 
@@ -278,19 +282,31 @@ func encounterBody(buf []byte, id, patient string) []byte {
 // subscribe creates n Subscriptions for phase, Subscription i filtered to
 // patient(i) and posting to /hook/<phase>/<i> on the receivers in turn, and
 // waits until the receiver saw every handshake and the server lists them
-// all active.
-func (b *deliveryBench) subscribe(ctx context.Context, t *tracker, phase string, n int, patient func(i int) string) error {
+// all active. It returns the Subscriptions' ids, also when it fails ("" for
+// any not created).
+func (b *deliveryBench) subscribe(ctx context.Context, t *tracker, phase string, n int, patient func(i int) string) ([]string, error) {
 	t0 := time.Now()
+	ids := make([]string, n) // "" where a create failed
 	err := parallel(ctx, 8, n, func(i int) error {
 		endpoint := b.recv.origins[i%len(b.recv.origins)] + "/hook/" + phase + "/" + strconv.Itoa(i)
-		_, _, err := b.do(ctx, http.MethodPost, b.base+"/Subscription", b.subAuth, "application/fhir+json",
+		_, body, err := b.do(ctx, http.MethodPost, b.base+"/Subscription", b.subAuth, "application/fhir+json",
 			subscriptionBody(endpoint, patient(i), b.d.maxCount))
-		return err
+		if err != nil {
+			return err
+		}
+		var r struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || r.ID == "" {
+			return fmt.Errorf("POST Subscription: no id in the response: %s", clipBody(body))
+		}
+		ids[i] = r.ID
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("creating Subscriptions: %w", err)
+		return ids, fmt.Errorf("creating Subscriptions: %w", err)
 	}
-	created := time.Since(t0)
+	took := time.Since(t0)
 	ctx, cancel := context.WithTimeout(ctx, b.d.setupTimeout)
 	defer cancel()
 	for {
@@ -299,23 +315,42 @@ func (b *deliveryBench) subscribe(ctx context.Context, t *tracker, phase string,
 		if hs >= n {
 			var err error
 			if active, err = b.countActive(ctx); err != nil && ctx.Err() == nil {
-				return err
+				return ids, err
 			}
 			if active >= b.activeBefore+n {
-				fmt.Fprintf(b.stdout, "%d Subscriptions created in %.1fs, all active after %.1fs\n", n, created.Seconds(), time.Since(t0).Seconds())
+				fmt.Fprintf(b.stdout, "%d Subscriptions created in %.1fs, all active after %.1fs\n", n, took.Seconds(), time.Since(t0).Seconds())
 				b.activeBefore = active
-				return nil
+				return ids, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
 			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("after %s, %d of %d handshakes received and %d Subscriptions active (%d expected)", b.d.setupTimeout, hs, n, active, b.activeBefore+n)
+				return ids, fmt.Errorf("after %s, %d of %d handshakes received and %d Subscriptions active (%d expected)", b.d.setupTimeout, hs, n, active, b.activeBefore+n)
 			}
-			return ctx.Err()
+			return ids, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// unsubscribe deletes Subscriptions of the subscriber's; it returns how
+// many it deleted, and the first failure.
+func (b *deliveryBench) unsubscribe(ctx context.Context, ids []string) (int, error) {
+	var (
+		mu      sync.Mutex
+		deleted int
+	)
+	err := parallel(ctx, 8, len(ids), func(i int) error {
+		if _, _, err := b.do(ctx, http.MethodDelete, b.base+"/Subscription/"+ids[i], b.subAuth, "", nil); err != nil {
+			return err
+		}
+		mu.Lock()
+		deleted++
+		mu.Unlock()
+		return nil
+	})
+	return deleted, err
 }
 
 // countActive pages through the subscriber's active Subscriptions.
@@ -743,7 +778,8 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 	default:
 		return nil, fmt.Errorf("unknown delivery phase %q", phase)
 	}
-	fmt.Fprintf(b.stdout, "\nsetting up phase %s: %d Subscriptions on %d receiver port(s)…\n", phase, subs, len(b.recv.origins))
+	fmt.Fprintf(b.stdout, "\nsetting up phase %s (run %s: its ids and patients start %s-): %d Subscriptions on %d receiver port(s)…\n",
+		phase, b.nonce, b.nonce, subs, len(b.recv.origins))
 	var patients []string
 	for i := range subs {
 		if p := patient(i); !slices.Contains(patients, p) {
@@ -753,7 +789,11 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 	if err := b.putPatients(ctx, patients); err != nil {
 		return nil, fmt.Errorf("%s: creating Patients: %w", phase, err)
 	}
-	if err := b.subscribe(ctx, t, phase, subs, patient); err != nil {
+	ids, err := b.subscribe(ctx, t, phase, subs, patient)
+	if b.d.cleanup {
+		defer b.cleanup(ctx, ids)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", phase, err)
 	}
 	fan := 1
@@ -878,6 +918,23 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 	}
 	r.collect(t)
 	return r, nil
+}
+
+// cleanup deletes a phase's Subscriptions (unless interrupted: then they
+// stay, matching only this run's patients).
+func (b *deliveryBench) cleanup(ctx context.Context, ids []string) {
+	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
+	if len(ids) == 0 || ctx.Err() != nil {
+		return
+	}
+	t0 := time.Now()
+	n, err := b.unsubscribe(ctx, ids)
+	b.activeBefore = max(b.activeBefore-n, 0)
+	if err != nil {
+		fmt.Fprintf(b.stdout, "warning: deleted %d of the phase's %d Subscriptions: %v\n", n, len(ids), err)
+		return
+	}
+	fmt.Fprintf(b.stdout, "%d Subscriptions deleted in %.1fs\n", n, time.Since(t0).Seconds())
 }
 
 func (b *deliveryBench) putEncounter(ctx context.Context, id string, body []byte) outcome {

@@ -89,7 +89,7 @@ func TestDeliveryPhases(t *testing.T) {
 		"-url", srv.URL + "/fhir", "-phases", "delivery,fanout", "-secret", testSecret,
 		"-delivery-subs", "5", "-delivery-rate", "40", "-fanout-subs", "20", "-delivery-receivers", "2",
 		"-warmup", "200ms", "-duration", "700ms", "-delivery-drain", "20s", "-delivery-setup-timeout", "20s",
-		"-cpu", "me=pid:" + strconv.Itoa(os.Getpid()),
+		"-cpu", "me=pid:" + strconv.Itoa(os.Getpid()), "-bench-tag", "sweep",
 	}, func(string) string { return "" }, &stdout, &stderr)
 	out := stdout.String()
 	require.NoError(t, err, out+stderr.String())
@@ -98,6 +98,13 @@ func TestDeliveryPhases(t *testing.T) {
 	require.Contains(t, out, "== phase fanout")
 	lines := benchLines(out)
 	require.Len(t, lines, 2, out)
+	for _, l := range lines {
+		require.True(t, strings.HasSuffix(l, " tag=sweep"), l)
+	}
+	// Each phase deletes its Subscriptions afterwards: the fanout phase
+	// found none of the delivery phase's still active.
+	require.Contains(t, out, "5 Subscriptions deleted")
+	require.Contains(t, out, "20 Subscriptions deleted")
 
 	lat := lines[0]
 	require.Contains(t, lat, "BENCH phase=delivery subs=5 fan=1 rate=40 ")
@@ -138,6 +145,10 @@ func TestDeliveryFlags(t *testing.T) {
 	require.Equal(t, 200.0, o.delivery.rate)
 	require.Equal(t, 100, o.delivery.subs)
 	require.Equal(t, 1000, o.delivery.fanoutSubs)
+	require.True(t, o.delivery.cleanup)
+	require.Empty(t, o.tag)
+	_, err = parseFlags([]string{"-phases", "delivery", "-secret", testSecret, "-bench-tag", "a b"}, env, &stderr)
+	require.ErrorContains(t, err, "-bench-tag")
 }
 
 func TestParseNotification(t *testing.T) {

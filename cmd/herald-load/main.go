@@ -18,6 +18,8 @@
 //
 //	BENCH phase=create c=32 requests=… errors=… rps=… p50_ms=… p90_ms=… p99_ms=… max_ms=…
 //	BENCH phase=delivery subs=100 fan=1 rate=200 … p50_ms=… p99_ms=… notifications_per_s=… events_per_s=…
+//
+// (with tag=<tag> at the end under -bench-tag).
 package main
 
 import (
@@ -64,6 +66,9 @@ type options struct {
 	maxErrorRate float64
 	cpu          []cpuTarget
 	delivery     *deliveryOptions
+	// tag is appended to every BENCH line as tag=<tag>, to tell runs apart
+	// (scripts/bench.sh tags its delivery sweep's runs "sweep").
+	tag string
 	// printRunSeconds: print the run's length and exit (for profilers).
 	printRunSeconds bool
 }
@@ -83,6 +88,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
 	maxErr := fs.Float64("max-error-rate", 0.01, "exit 1 when a phase's error fraction exceeds this")
 	printRun := fs.Bool("print-run-seconds", false, "print how many whole seconds the phases will take, and exit (for scripts that profile the server meanwhile)")
+	tag := fs.String("bench-tag", "", "add tag=`TAG` to every BENCH line (letters, digits, '-', '_', '.')")
 	cpu := fs.String("cpu", "", "report CPU use per phase of processes: label=pid:N, label=comm:NAME or label=cmdline:WORD, comma-separated (Linux /proc)")
 	dl := deliveryFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -94,7 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	o := options{
 		token: *token, concurrency: *c, duration: *duration, warmup: *warmup,
 		seed: *seed, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
-		delivery: dl,
+		delivery: dl, tag: *tag,
 	}
 	dl.secret = *secret
 	u, err := url.Parse(strings.TrimRight(*rawURL, "/"))
@@ -126,6 +132,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if len(o.phases) == 0 {
 		return o, errors.New("-phases: no phase to run")
+	}
+	if strings.IndexFunc(o.tag, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r))
+	}) >= 0 {
+		return o, fmt.Errorf("-bench-tag %q: want letters, digits, '-', '_' and '.' only", o.tag)
 	}
 	if o.deliveryPhases() {
 		if err := dl.validate(); err != nil && !*printRun {
@@ -248,14 +259,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintln(stdout)
 	code := 0
 	for _, r := range results {
-		fmt.Fprintln(stdout, r.benchLine(o.concurrency))
+		fmt.Fprintln(stdout, withTag(r.benchLine(o.concurrency), o.tag))
 		if r.errorRate() > o.maxErrorRate {
 			fmt.Fprintf(stderr, "herald-load: phase %s: error rate %.2f%% exceeds %.2f%%\n", r.phase, 100*r.errorRate(), 100*o.maxErrorRate)
 			code = 1
 		}
 	}
 	for _, r := range delivered {
-		fmt.Fprintln(stdout, r.benchLine())
+		fmt.Fprintln(stdout, withTag(r.benchLine(), o.tag))
 		if r.errorRate() > o.maxErrorRate {
 			fmt.Fprintf(stderr, "herald-load: phase %s: write error rate %.2f%% exceeds %.2f%%\n", r.phase, 100*r.errorRate(), 100*o.maxErrorRate)
 			code = 1
@@ -265,6 +276,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1, ctx.Err()
 	}
 	return code, nil
+}
+
+// withTag appends tag=<tag> to a BENCH line when there is a tag.
+func withTag(line, tag string) string {
+	if tag == "" {
+		return line
+	}
+	return line + " tag=" + tag
 }
 
 // newClient is an HTTP/1.1 keep-alive client that holds one idle connection
