@@ -134,7 +134,7 @@ func (e *Engine) Run(ctx context.Context) {
 		full := false
 		claimed := e.cfg.Now()
 		if free := cap(slots) - len(slots); free > 0 {
-			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease)
+			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents)
 			if err != nil && ctx.Err() == nil {
 				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
 			}

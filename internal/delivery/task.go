@@ -138,6 +138,8 @@ func (e *Engine) decide(ctx context.Context, tk store.DeliveryTask, now time.Tim
 	switch {
 	case tk.HandshakePending:
 		return &notification{kind: notify.Handshake}, nil
+	case tk.Backlog() && len(tk.Events) > 0 && tk.Events[0].Number == tk.DeliveredThrough+1:
+		return &notification{kind: notify.EventNotification, events: tk.Events}, nil // read with the claim
 	case tk.Backlog():
 		limit := e.cfg.MaxEvents
 		if st.MaxCount > 0 {

@@ -51,6 +51,12 @@ type DeliveryTask struct {
 	DueAt            time.Time
 	LastSentAt       time.Time // zero: never
 	ErrorSince       time.Time // zero: not in error
+
+	// Events are the first events after the cursor, ascending, when the
+	// claim asked for them (see ClaimDue); they may be fewer than the
+	// backlog, or none, if the claim raced a write: read the rest with
+	// Events.
+	Events []Event
 }
 
 // Backlog reports whether events wait for delivery.
@@ -96,7 +102,10 @@ type DeliveryQueue interface {
 	// earliest due first. Subscriptions locked by an uncommitted write are
 	// skipped, not waited for (the embedded store, which serialises
 	// transactions, waits instead and says so with ClaimsWaitForWriters).
-	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration) ([]DeliveryTask, error)
+	// With eventsPerTask > 0, each task that has a backlog and owes no
+	// handshake carries its next events (at most its MaxCount, else
+	// eventsPerTask), read in the same round trip.
+	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]DeliveryTask, error)
 	// ReleaseLease ends a lease without recording anything (graceful
 	// shutdown): the Subscription can be claimed again at once. A lease
 	// that is no longer held is not an error.

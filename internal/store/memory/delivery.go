@@ -32,7 +32,7 @@ type schedule struct {
 // copies a schedule into its overlay and writes it back at commit, so a
 // claim or release between the two would be lost.
 
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration) ([]store.DeliveryTask, error) {
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]store.DeliveryTask, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -58,12 +58,20 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 		sc := s.db.sched[id]
 		sc.lease, sc.leaseUntil = token, now.Add(leaseFor).UTC()
 		s.db.sched[id] = sc
-		out = append(out, store.DeliveryTask{
+		tk := store.DeliveryTask{
 			State: cloneSub(s.db.subs[id]), Lease: sc.lease, LeaseUntil: sc.leaseUntil,
 			LastEventNumber: s.db.lastEvent[id], DeliveredThrough: s.db.delivered[id],
 			HandshakePending: sc.handshakePending, FailureCount: sc.failures,
 			DueAt: sc.dueAt, LastSentAt: sc.lastSentAt, ErrorSince: sc.errorSince,
-		})
+		}
+		if eventsPerTask > 0 && tk.Backlog() && !tk.HandshakePending {
+			n := eventsPerTask
+			if tk.State.MaxCount > 0 {
+				n = tk.State.MaxCount
+			}
+			tk.Events = selectEvents(s.db.events[id], nil, tk.DeliveredThrough+1, 0, n)
+		}
+		out = append(out, tk)
 	}
 	return out, nil
 }

@@ -29,21 +29,36 @@ const wakeChannel = "herald_delivery"
 const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_through,
 	handshake_pending, failure_count, due_at, last_sent_at, error_since`
 
-// claimSQL leases the earliest due, unleased rows. The subquery locks them
+// claimSQL leases the earliest due, unleased rows, and reads the next events
+// of each (the lateral join; none when $5 is 0) in the same round trip. The
+// subquery locks them
 // with SKIP LOCKED, so concurrent claimers split the work and a row whose
 // write transaction is still open is left for the wake-up its commit sends.
 // The lock lasts only for this statement; the lease is what keeps others off
 // while the worker sends.
-var claimSQL = `UPDATE subscriptions s SET lease_token = $1, lease_until = $2::timestamptz + $4::interval
-	FROM (
-		SELECT id FROM subscriptions
-		WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
-		ORDER BY due_at
-		LIMIT $3
-		FOR UPDATE SKIP LOCKED
-	) due
-	WHERE s.id = due.id
-	RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s")
+var claimSQL = `WITH claimed AS (
+		UPDATE subscriptions s SET lease_token = $1, lease_until = $2::timestamptz + $4::interval
+		FROM (
+			SELECT id FROM subscriptions
+			WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+			ORDER BY due_at
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED
+		) due
+		WHERE s.id = due.id
+		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `
+	)
+	SELECT c.*, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
+		e.focus_type AS ev_focus_type, e.focus_id AS ev_focus_id, e.focus_version AS ev_focus_version,
+		e.method AS ev_method
+	FROM claimed c LEFT JOIN LATERAL (
+		SELECT * FROM events ev
+		WHERE $5 > 0 AND NOT c.handshake_pending AND ev.subscription_id = c.id
+			AND ev.number > c.delivered_through AND ev.number <= c.last_event_number
+		ORDER BY ev.number
+		LIMIT CASE WHEN c.max_count > 0 THEN c.max_count ELSE $5 END
+	) e ON true
+	ORDER BY c.due_at, c.id, e.number`
 
 func subscriptionColumnsOf(alias string) string { return qualify(alias, subscriptionColumns) }
 func deliveryColumnsOf(alias string) string     { return qualify(alias, deliveryColumns) }
@@ -71,25 +86,46 @@ type claimRow struct {
 	ErrorSince       *time.Time `db:"error_since"`
 }
 
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration) ([]store.DeliveryTask, error) {
+// claimEventRow is a row of claimSQL: a claimed state, and one of its
+// events or NULLs.
+type claimEventRow struct {
+	claimRow
+	EvNumber       *int64     `db:"ev_number"`
+	EvTimestamp    *time.Time `db:"ev_timestamp"`
+	EvTopic        *string    `db:"ev_topic"`
+	EvFocusType    *string    `db:"ev_focus_type"`
+	EvFocusID      *string    `db:"ev_focus_id"`
+	EvFocusVersion *int64     `db:"ev_focus_version"`
+	EvMethod       *string    `db:"ev_method"`
+}
+
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]store.DeliveryTask, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor)
+	rows, err := s.pool.Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0))
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
-	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimRow])
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow])
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
-	out := make([]store.DeliveryTask, len(rs))
-	for i, r := range rs {
-		out[i] = store.DeliveryTask{
-			State: r.state(), Lease: r.LeaseToken, LeaseUntil: r.LeaseUntil.UTC(),
-			LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
-			HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
-			DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
+	var out []store.DeliveryTask
+	for _, r := range rs {
+		if len(out) == 0 || out[len(out)-1].State.ID != r.ID {
+			out = append(out, store.DeliveryTask{
+				State: r.state(), Lease: r.LeaseToken, LeaseUntil: r.LeaseUntil.UTC(),
+				LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
+				HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
+				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
+			})
+		}
+		if r.EvNumber != nil {
+			tk := &out[len(out)-1]
+			tk.Events = append(tk.Events, eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
+				Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
+				Method: *r.EvMethod}.event())
 		}
 	}
 	return out, nil

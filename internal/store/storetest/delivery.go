@@ -18,7 +18,7 @@ const lease = time.Minute
 // claim claims at now and returns the ids claimed, in order, with the tasks.
 func claim(t *testing.T, s store.Store, now time.Time, limit int) (ids []string, tasks []store.DeliveryTask) {
 	t.Helper()
-	tasks, err := s.ClaimDue(t.Context(), now, limit, lease)
+	tasks, err := s.ClaimDue(t.Context(), now, limit, lease, 0)
 	require.NoError(t, err)
 	for _, tk := range tasks {
 		ids = append(ids, tk.State.ID)
@@ -236,7 +236,7 @@ func testQueueConcurrentClaims(t *testing.T, s store.Store) {
 	for range 8 {
 		wg.Go(func() {
 			for {
-				tasks, err := s.ClaimDue(t.Context(), at(4, 0), 3, lease)
+				tasks, err := s.ClaimDue(t.Context(), at(4, 0), 3, lease, 2)
 				if err != nil || len(tasks) == 0 {
 					return
 				}
@@ -333,4 +333,29 @@ func testQueueStats(t *testing.T, s store.Store) {
 	st, err = s.DeliveryStats(t.Context())
 	require.NoError(t, err)
 	require.True(t, st.OldestUndelivered.IsZero())
+}
+
+// testQueueClaimWithEvents: a claim can carry each task's next events, at
+// most the Subscription's max count, else the number asked for; none for a
+// task that owes a handshake.
+func testQueueClaimWithEvents(t *testing.T, s store.Store) {
+	few := sub("few")
+	few.MaxCount = 2
+	many := sub("many")
+	many.MaxCount = 0
+	putSubs(t, s, few, many, requested("hs"))
+	for v := int64(1); v <= 4; v++ {
+		appendEvents(t, s, event("few", "e1", v), event("many", "e1", v), event("hs", "e1", v))
+	}
+	acknowledge(t, s, "few", 1)
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 3)
+	require.NoError(t, err)
+	got := map[string][]int64{}
+	for _, tk := range tasks {
+		got[tk.State.ID] = eventNumbers(tk.Events)
+		if tk.State.ID == "many" {
+			requireEvents(t, []store.Event{numbered(event("many", "e1", 1), 1), numbered(event("many", "e1", 2), 2), numbered(event("many", "e1", 3), 3)}, tk.Events)
+		}
+	}
+	require.Equal(t, map[string][]int64{"few": {2, 3}, "many": {1, 2, 3}, "hs": nil}, got)
 }

@@ -97,6 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
 		{"QueueWake", testQueueWake},
 		{"QueueStats", testQueueStats},
+		{"QueueClaimWithEvents", testQueueClaimWithEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
