@@ -25,13 +25,12 @@ ALTER TABLE subscriptions
     ADD COLUMN handshake_pending boolean NOT NULL DEFAULT false,
     ADD COLUMN error_since       timestamptz;
 CREATE INDEX subscriptions_due ON subscriptions (due_at) WHERE due_at IS NOT NULL;
--- Existing Subscriptions: a requested one owes its handshake, a live one
--- with a backlog is due now.
+-- Existing Subscriptions: a requested one owes its handshake; every live
+-- one is due now, and its first claim schedules what comes next
+-- (heartbeat, end, switch-off after error).
 UPDATE subscriptions SET
     handshake_pending = (status = 'requested'),
-    due_at = CASE WHEN status = 'requested'
-                    OR status IN ('active', 'error') AND delivered_through < last_event_number
-                  THEN now() END,
+    due_at = CASE WHEN status IN ('requested', 'active', 'error') THEN now() END,
     error_since = CASE WHEN status = 'error' THEN updated_at END;
 
 -- +goose Down

@@ -21,8 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/config"
@@ -142,7 +140,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		BaseURL:      cfg.BaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Version:      version,
-		Metrics:      promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
+		Metrics:      delivery.Handler(registry),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

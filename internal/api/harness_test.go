@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/api"
@@ -70,7 +69,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 		Version:      "test",
 	}
 	reg, _ := delivery.NewRegistry(st)
-	o.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	o.Metrics = delivery.Handler(reg)
 	rc := resources.Config{Store: st}
 	for _, fn := range opts {
 		fn(&o, &rc)

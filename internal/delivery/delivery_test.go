@@ -470,8 +470,8 @@ func subscriptionOf(d delivered) string {
 	return s[i : i+j]
 }
 
-func subscriptionJSONWithID(e *env, id string) string {
-	body := subscriptionJSON(e.recv.srv.URL + "/hook")
+func subscriptionJSONWithID(e *env, id string, mods ...func(map[string]any)) string {
+	body := subscriptionJSON(e.recv.srv.URL+"/hook", mods...)
 	return `{"id":"` + id + `",` + body[1:]
 }
 
@@ -502,4 +502,34 @@ func waitAcknowledged(t *testing.T, st store.Store, id string, want int64) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
+}
+
+// TestUpdateDuringSendWaitsForIt: a client's update while a send is in
+// flight cancels that send's lease, but the new handshake waits until the
+// send's time is up: one Subscription never has two sends in flight.
+func TestUpdateDuringSendWaitsForIt(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st)
+		var hung atomic.Bool
+		e.recv.setAnswer(func(n int, d delivered) int {
+			if d.Bundle.Kind == "event-notification" && hung.CompareAndSwap(false, true) {
+				return 0 // hang past the 1 s timeout
+			}
+			return http.StatusOK
+		})
+		id := e.subscribe(withChannelExtension("timeout", 1))
+		e.waitStatus(id, "active")
+		e.encounter("a")
+		inFlight := e.recv.waitFor(t, "the event in flight", func(got []delivered) bool { return hung.Load() && len(got) >= 2 })[1]
+		_, err := e.svc.Update(context.Background(), client, "Subscription", id,
+			[]byte(subscriptionJSONWithID(e, id, withChannelExtension("timeout", 1))), "")
+		require.NoError(t, err)
+		got := e.recv.waitFor(t, "the new handshake", func(got []delivered) bool { return len(got) >= 3 })
+		require.Equal(t, "handshake", got[2].Bundle.Kind)
+		require.GreaterOrEqual(t, got[2].At.Sub(inFlight.At), time.Second,
+			"the new handshake came while the first send could still be in flight")
+		got = e.recv.waitFor(t, "the event again", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
+		require.Equal(t, []int64{1}, ackedEvents(got))
+	})
 }

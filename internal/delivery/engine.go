@@ -13,7 +13,9 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -156,6 +158,14 @@ func (e *Engine) Run(ctx context.Context) {
 					defer func() {
 						<-slots
 						e.poke()
+					}()
+					defer func() {
+						// A bug in one send must not take down the instance
+						// (and, through the lease, every instance after it).
+						if p := recover(); p != nil {
+							e.log.Error("delivery: panic while sending; the lease will expire and the send repeat",
+								"subscription", tk.State.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+						}
 					}()
 					e.handle(work, tk, admin)
 				})

@@ -60,6 +60,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 
 // delivered is one request a receiver got.
 type delivered struct {
+	At     time.Time // arrival
 	Header http.Header
 	Body   []byte
 	Bundle bundle
@@ -95,7 +96,7 @@ func newReceiver(t *testing.T) *receiver {
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	d := delivered{Header: req.Header.Clone(), Body: body, Bundle: parseBundle(body)}
+	d := delivered{At: time.Now(), Header: req.Header.Clone(), Body: body, Bundle: parseBundle(body)}
 	r.mu.Lock()
 	n := len(r.got)
 	status := http.StatusOK

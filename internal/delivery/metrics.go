@@ -3,10 +3,12 @@ package delivery
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herald-fhir/herald/internal/notify"
 	"github.com/herald-fhir/herald/internal/store"
@@ -123,4 +125,11 @@ func NewRegistry(q store.DeliveryQueue) (*prometheus.Registry, *Metrics) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg, NewMetrics(reg, q)
+}
+
+// Handler serves reg for GET /metrics. A metric that cannot be collected
+// (the queue statistics while the database is away) is left out rather than
+// failing the whole answer.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

@@ -24,6 +24,22 @@ import (
 type notification struct {
 	kind   notify.Type
 	events []store.Event // event-notification only, ascending
+	body   []byte        // the Bundle
+}
+
+// queueWait bounds a send's wait for a turn at an endpoint that already has
+// its most concurrent sends in flight; then the worker moves on to other
+// Subscriptions and this one is due again shortly.
+const queueWait = time.Second
+
+// release gives the lease back at shutdown, so another instance can take
+// the Subscription over at once.
+func (e *Engine) release(ctx context.Context, id, lease string) {
+	if err := e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), id, lease); err != nil {
+		e.log.Warn("delivery: stopped by shutdown; the lease could not be released and will expire", "subscription", id, "err", err)
+		return
+	}
+	e.log.Info("delivery: stopped by shutdown; lease released", "subscription", id)
 }
 
 // handle does the work due for one leased Subscription and records it.
@@ -54,8 +70,18 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	}
 
 	n, err := e.decide(ctx, tk, now)
+	if err == nil && n != nil {
+		var body []byte
+		if body, err = e.build(ctx, tk, n, now, send.Owner); err == nil {
+			n.body = body
+		}
+	}
+	if ctx.Err() != nil {
+		e.release(ctx, st.ID, tk.Lease) // shutdown: not the subscriber's failure
+		return
+	}
 	if err != nil {
-		e.log.Warn("delivery: cannot load events; will retry", "subscription", st.ID, "err", err)
+		e.log.Warn("delivery: cannot load or build the notification; will retry", "subscription", st.ID, "err", err)
 		e.fail(ctx, tk, res, "internal error")
 		return
 	}
@@ -64,53 +90,45 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		e.record(ctx, res, "", "", "")
 		return
 	}
-	body, err := e.build(ctx, tk, n, now, send.Owner)
-	if err != nil {
-		e.log.Error("delivery: cannot build the notification", "subscription", st.ID, "err", err)
-		e.fail(ctx, tk, res, "internal error")
-		return
-	}
 
+	// The lease must outlast the wait for a turn at the endpoint and the
+	// attempt, measured from now (building took time too), or another
+	// worker could send this Subscription's next notification meanwhile.
 	timeout := sendTimeout(st)
 	leaseUntil := tk.LeaseUntil
-	if need := now.Add(timeout + leaseMargin); need.After(leaseUntil) {
-		// A long timeout: extend the lease first, so no one else sends
-		// while this send may still be in flight.
-		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: now, Next: now, KeepFor: timeout + leaseMargin}
-		if err := e.cfg.Store.InTx(ctx, func(tx store.Tx) error { return tx.FinishDelivery(ctx, ext) }); err != nil {
+	start := e.cfg.Now()
+	if need := start.Add(queueWait + timeout + leaseMargin); need.After(leaseUntil) {
+		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: start, Next: start, KeepFor: need.Sub(start)}
+		if err := e.cfg.Store.FinishDelivery(ctx, ext); err != nil {
+			if ctx.Err() != nil {
+				e.release(ctx, st.ID, tk.Lease)
+				return
+			}
 			e.log.Debug("delivery: lease not extended; leaving the Subscription to others", "subscription", st.ID, "err", err)
 			return
 		}
 		leaseUntil = need
 	}
-	// Waiting for a turn at a busy endpoint must end while the lease holds,
-	// or another worker could send this Subscription's next notification
-	// meanwhile.
 	sendCtx, cancel := context.WithDeadline(ctx, leaseUntil.Add(-leaseMargin/2))
 	defer cancel()
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
-		Endpoint: st.Endpoint, Body: body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
-		Headers: headers(send.Headers), Timeout: timeout, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Endpoint: st.Endpoint, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
+		Headers: headers(send.Headers), Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
 	res.Now = done
 	if err != nil {
 		if ctx.Err() != nil {
-			// Shutdown cut the send short: not the subscriber's failure.
-			if err := e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), st.ID, tk.Lease); err != nil {
-				e.log.Warn("delivery: send cut short by shutdown; the lease could not be released and will expire", "subscription", st.ID, "err", err)
-				return
-			}
-			e.log.Info("delivery: send cut short by shutdown; lease released", "subscription", st.ID)
+			e.release(ctx, st.ID, tk.Lease) // shutdown cut the send short
 			return
 		}
-		if why := reason(err); why != endpointBusy {
+		if why := reason(err); why != endpointBusy && sendCtx.Err() == nil {
 			e.fail(ctx, tk, res, why)
 			return
 		}
-		// Our own queue at the endpoint, not the subscriber's failure: try
-		// again soon without counting it.
+		// Our own queue at the endpoint, or our lease running out: not the
+		// subscriber's failure. Try again a little later without counting it.
 		res.Next = done.Add(e.cfg.RetryBase)
 		e.record(ctx, res, "", "", "")
 		return
@@ -174,8 +192,12 @@ func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notificati
 	}
 	var events []notify.Event
 	if len(n.events) > 0 {
-		events = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content,
+		var err error
+		events, err = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content,
 			func(v store.Version) bool { return subscription.Readable(owner, v) })
+		if err != nil {
+			return nil, err
+		}
 	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }
@@ -202,6 +224,12 @@ func (e *Engine) record(ctx context.Context, res store.DeliveryResult, status, r
 		err = e.cfg.Store.FinishDelivery(ctx, res) // one statement
 	} else {
 		err = e.cfg.Store.InTx(ctx, func(tx store.Tx) error {
+			// The resource first, then the state row: the order a client's
+			// update of the Subscription takes them in, so the two never
+			// deadlock.
+			if _, err := tx.Lock(ctx, "Subscription", res.SubscriptionID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 			if err := tx.FinishDelivery(ctx, res); err != nil {
 				return err
 			}
@@ -256,10 +284,11 @@ func heartbeatBase(st store.SubscriptionState, lastSent time.Time) time.Time {
 // RetryBase, capped at RetryCap, with "equal jitter" (half fixed, half
 // random) so subscribers that failed together do not retry together.
 func (e *Engine) backoff(failures int) time.Duration {
-	d := e.cfg.RetryCap
-	if failures < 40 {
-		d = min(e.cfg.RetryBase<<(failures-1), e.cfg.RetryCap)
+	d := e.cfg.RetryBase
+	for i := 1; i < failures && d < e.cfg.RetryCap; i++ {
+		d *= 2 // doubling step by step cannot overflow: it stops at the cap
 	}
+	d = min(d, e.cfg.RetryCap)
 	half := d / 2
 	return half + rand.N(half+1)
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/api"
@@ -293,7 +292,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	h.srv.Config.Handler = api.New(api.Options{
 		Resources: svc, Auth: verifier, Ready: st, Admin: st, Topics: lib, Operations: ops,
 		Logger: log, BaseURL: h.base, MaxBodyBytes: maxBody, Version: "securitytest",
-		Metrics: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
+		Metrics: delivery.Handler(registry),
 	})
 
 	engine := delivery.New(delivery.Config{

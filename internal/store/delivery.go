@@ -22,6 +22,8 @@ var ErrLeaseLost = errors.New("store: delivery lease lost")
 //     state's UpdatedAt, resets the failures and cancels any lease (the
 //     Subscription was created or changed: start again). Status off clears
 //     the schedule and cancels any lease. Other statuses keep the schedule.
+//     A cancelled lease cannot be finished any more, but it still keeps
+//     other workers off until it ends: its send may still be in flight.
 //     ErrorSince is set when the status becomes error and cleared when it
 //     leaves error.
 //   - AppendEvent makes the Subscription due at the event's Timestamp unless
@@ -80,9 +82,9 @@ type DeliveryResult struct {
 	Failed bool
 
 	// Next is when work is next due if nothing else is: the retry time
-	// after a failure, the next heartbeat, the end of the lease, or zero
-	// for none. After a success, events still waiting make the
-	// Subscription due at Now instead (the store checks this under the
+	// after a failure or a deferral, the next heartbeat, the end of the
+	// lease, or zero for none. After a success (Sent), events still
+	// waiting make the Subscription due at Now instead (the store checks this under the
 	// same lock as AppendEvent, so an event appended meanwhile is never
 	// left waiting).
 	Next time.Time

@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/herald-fhir/herald/internal/fhir"
@@ -16,40 +17,48 @@ import (
 // includes become additional context; with full-resource, each focus
 // version and included resource the recipient may read (mayRead) carries
 // its stored JSON; the others appear as references only. $events and delivery both build on it.
-func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored []store.Event, content string, mayRead func(store.Version) bool) []notify.Event {
+func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored []store.Event, content string, mayRead func(store.Version) bool) ([]notify.Event, error) {
 	full := content == fhir.ContentFullResource
 	events := make([]notify.Event, 0, len(stored))
 	for _, e := range stored {
 		ev := notify.Event{Number: e.Number, Timestamp: e.Timestamp, Method: notify.Method(e.Method),
 			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
 		if content != fhir.ContentEmpty && e.Method != store.MethodDelete {
-			if fv, err := v.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion); err == nil && !fv.Deleted {
+			fv, err := v.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				// Not a reason to send less: the caller retries.
+				return nil, err
+			case !fv.Deleted:
 				if full && mayRead(fv) {
 					ev.Resource = fv.Body
 				}
-				ev.Additional = includes(ctx, v, topics, e, fv.Body, full, mayRead)
+				if ev.Additional, err = includes(ctx, v, topics, e, fv.Body, full, mayRead); err != nil {
+					return nil, err
+				}
 			}
 		}
 		events = append(events, ev)
 	}
-	return events
+	return events, nil
 }
 
 // includes resolves the topic's notificationShape includes for one event
 // ("Encounter:patient" → the Patient the focus references), as additional
 // context. With full, each included resource the recipient may read
 // carries its current stored JSON.
-func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, focus []byte, full bool, mayRead func(store.Version) bool) []notify.Included {
+func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, focus []byte, full bool, mayRead func(store.Version) bool) ([]notify.Included, error) {
 	if topics == nil {
-		return nil
+		return nil, nil
 	}
 	t, ok := topics.Lookup(e.Topic)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	r, err := search.NewResource(focus)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var out []notify.Included
 	seen := map[string]bool{}
@@ -70,8 +79,11 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 				}
 				seen[ref] = true
 				cur, err := v.Current(ctx, typ, id)
-				if err != nil || cur.Deleted {
-					continue
+				if errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
+					continue // nothing to include
+				}
+				if err != nil {
+					return nil, err
 				}
 				in := notify.Included{Ref: notify.Ref{Type: typ, ID: id, VersionID: cur.VersionID}}
 				if full && mayRead(cur) {
@@ -81,5 +93,5 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 			}
 		}
 	}
-	return out
+	return out, nil
 }

@@ -47,7 +47,11 @@ func SetStatus(ctx context.Context, tx store.Tx, id, status, reason string, now 
 	if err != nil {
 		return err
 	}
+	// Versions never go back in time, whatever the clocks of the instances.
 	now = now.UTC().Truncate(time.Millisecond)
+	if !now.After(cur.LastUpdated) {
+		now = cur.LastUpdated.Add(time.Millisecond)
+	}
 	next := store.Version{Type: "Subscription", ID: id, VersionID: cur.VersionID + 1, LastUpdated: now,
 		Method: store.MethodUpdate}
 	next.Body = res.Stamp(id, next.VersionID, now)

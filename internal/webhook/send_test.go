@@ -420,6 +420,13 @@ func TestPerEndpointConcurrency(t *testing.T) {
 	assert.ErrorIs(t, se, context.DeadlineExceeded)
 	assert.EqualValues(t, 2, hits.Load())
 
+	// QueueWait bounds the wait even when the context would allow more.
+	q := r
+	q.QueueWait = 100 * time.Millisecond
+	_, err = c.Send(ctx, q)
+	sendError(t, err, "endpoint busy")
+	assert.EqualValues(t, 2, hits.Load())
+
 	// Another endpoint has its own slots.
 	o := request(other.URL)
 	o.AllowPrivateNetwork = true

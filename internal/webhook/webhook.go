@@ -62,6 +62,10 @@ type Request struct {
 	// 0 means 10s and anything above 60s is capped at 60s. Waiting for a
 	// free per-endpoint slot is bounded by the context only.
 	Timeout time.Duration
+	// QueueWait bounds the wait for a turn at an endpoint that already has
+	// MaxPerEndpoint sends in flight ("endpoint busy" when it passes); 0
+	// waits as long as ctx allows.
+	QueueWait time.Duration
 	// AllowPrivateNetwork comes from the matching allow-list entry.
 	AllowPrivateNetwork bool
 }
@@ -182,7 +186,13 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	release, err := c.acquire(ctx, ep.Scheme()+"://"+ep.HostPort())
+	qctx := ctx
+	if r.QueueWait > 0 {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(ctx, r.QueueWait)
+		defer cancel()
+	}
+	release, err := c.acquire(qctx, ep.Scheme()+"://"+ep.HostPort())
 	if err != nil {
 		return Result{}, err
 	}

@@ -42,7 +42,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	defer s.mu.Unlock()
 	var due []string
 	for id, sc := range s.db.sched {
-		if !sc.dueAt.IsZero() && !sc.dueAt.After(now) && (sc.lease == "" || !sc.leaseUntil.After(now)) {
+		if !sc.dueAt.IsZero() && !sc.dueAt.After(now) && !sc.leaseUntil.After(now) {
 			due = append(due, id)
 		}
 	}
@@ -143,12 +143,14 @@ func (t *tx) reschedule(s store.SubscriptionState, existed bool) {
 	if existed {
 		sc = t.sched(s.ID)
 	}
+	// A cancelled lease keeps its end: the send it covered may still be in
+	// flight, and no one may claim the Subscription before it ends.
 	switch s.Status {
 	case "requested":
-		sc = schedule{dueAt: s.UpdatedAt, handshakePending: true, lastSentAt: sc.lastSentAt}
+		sc = schedule{dueAt: s.UpdatedAt, handshakePending: true, lastSentAt: sc.lastSentAt, leaseUntil: sc.leaseUntil}
 		t.woken = true
 	case "off":
-		sc = schedule{lastSentAt: sc.lastSentAt}
+		sc = schedule{lastSentAt: sc.lastSentAt, leaseUntil: sc.leaseUntil}
 	}
 	if s.Status != "error" {
 		sc.errorSince = time.Time{}
@@ -194,7 +196,7 @@ func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
 		sc.handshakePending = false
 	}
 	st, _ := t.Subscription(ctx, r.SubscriptionID)
-	if !r.Failed && st.Status != "off" && delivered < last {
+	if r.Sent && st.Status != "off" && delivered < last {
 		sc.dueAt = now
 	} else {
 		sc.dueAt = r.Next.UTC()

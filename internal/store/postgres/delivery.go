@@ -148,7 +148,7 @@ const finishSQL = `UPDATE subscriptions SET
 		failure_count = CASE WHEN $4 THEN 0 WHEN $7 THEN failure_count + 1 ELSE failure_count END,
 		last_sent_at = CASE WHEN $4 THEN $3::timestamptz ELSE last_sent_at END,
 		handshake_pending = handshake_pending AND NOT $5,
-		due_at = CASE WHEN NOT $7 AND status <> 'off'
+		due_at = CASE WHEN $4 AND status <> 'off'
 				AND greatest(delivered_through, least($6::bigint, last_event_number)) < last_event_number
 			THEN $3::timestamptz ELSE $8::timestamptz END,
 		lease_token = CASE WHEN $9::interval IS NULL THEN NULL ELSE lease_token END,

@@ -200,7 +200,9 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 // PutSubscription upserts the state columns and adjusts the delivery
 // schedule (store.DeliveryQueue): requested owes a handshake now and
 // cancels any lease, off clears the schedule and cancels any lease, other
-// statuses keep it; error_since follows the status. Every SET expression
+// statuses keep it. Cancelling clears the token but keeps lease_until, so
+// no one claims the Subscription while the cancelled send may still be in
+// flight; error_since follows the status. Every SET expression
 // reads the row as it was. A handshake owed wakes the workers at commit.
 const putSubscriptionSQL = `WITH put AS (
 	INSERT INTO subscriptions (` + subscriptionColumns + `, handshake_pending, due_at, error_since)
@@ -225,8 +227,6 @@ const putSubscriptionSQL = `WITH put AS (
 			ELSE subscriptions.failure_count END,
 		lease_token = CASE WHEN excluded.status IN ('requested', 'off') THEN NULL
 			ELSE subscriptions.lease_token END,
-		lease_until = CASE WHEN excluded.status IN ('requested', 'off') THEN NULL
-			ELSE subscriptions.lease_until END,
 		error_since = CASE WHEN excluded.status <> 'error' THEN NULL
 			ELSE coalesce(subscriptions.error_since, excluded.updated_at) END
 	RETURNING status

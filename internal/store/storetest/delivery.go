@@ -157,7 +157,9 @@ func testQueueStateChanges(t *testing.T, s store.Store) {
 		require.ErrorIs(t, err, store.ErrLeaseLost, "%s: a change to the Subscription cancels the lease", id)
 	}
 	requireAcknowledged(t, s, "s1", 0)
-	ids, tasks := claim(t, s, at(2, 0), 10)
+	ids, _ := claim(t, s, at(2, 0), 10)
+	require.Empty(t, ids, "a cancelled lease still keeps others off until it ends: its send may be in flight")
+	ids, tasks = claim(t, s, at(1, 321).Add(lease), 10)
 	require.Equal(t, []string{"s1"}, ids, "the updated one owes a handshake; the one switched off owes nothing")
 	require.True(t, tasks[0].HandshakePending)
 	require.True(t, tasks[0].Backlog(), "its events still wait")
@@ -358,4 +360,19 @@ func testQueueClaimWithEvents(t *testing.T, s store.Store) {
 		}
 	}
 	require.Equal(t, map[string][]int64{"few": {2, 3}, "many": {1, 2, 3}, "hs": nil}, got)
+}
+
+// testQueueDeferral: an outcome that neither sent nor failed (the worker
+// deferred) makes the Subscription due at Next even with events waiting.
+func testQueueDeferral(t *testing.T, s store.Store) {
+	putSubs(t, s, sub("s1"))
+	appendEvents(t, s, event("s1", "e1", 1))
+	_, tasks := claim(t, s, at(1, 321), 10)
+	require.Len(t, tasks, 1)
+	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(2, 0), Next: at(3, 0)}))
+	ids, _ := claim(t, s, at(2, 999), 10)
+	require.Empty(t, ids, "deferred until Next")
+	ids, tasks = claim(t, s, at(3, 0), 10)
+	require.Equal(t, []string{"s1"}, ids)
+	require.Zero(t, tasks[0].FailureCount, "a deferral is no failure")
 }

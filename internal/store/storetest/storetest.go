@@ -98,6 +98,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueWake", testQueueWake},
 		{"QueueStats", testQueueStats},
 		{"QueueClaimWithEvents", testQueueClaimWithEvents},
+		{"QueueDeferral", testQueueDeferral},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
