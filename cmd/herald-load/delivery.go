@@ -50,6 +50,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notify"
 )
 
 const (
@@ -487,40 +488,14 @@ type notification struct {
 }
 
 func parseNotification(body []byte) (notification, error) {
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				ResourceType string `json:"resourceType"`
-				Parameter    []struct {
-					Name      string `json:"name"`
-					ValueCode string `json:"valueCode"`
-					Part      []struct {
-						Name           string `json:"name"`
-						ValueReference *struct {
-							Reference string `json:"reference"`
-						} `json:"valueReference"`
-					} `json:"part"`
-				} `json:"parameter"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
+	sum, err := notify.Summarize(body)
+	if err != nil {
 		return notification{}, err
 	}
-	if len(b.Entry) == 0 || b.Entry[0].Resource.ResourceType != "Parameters" {
-		return notification{}, errors.New("no status Parameters")
-	}
-	var n notification
-	for _, p := range b.Entry[0].Resource.Parameter {
-		switch p.Name {
-		case "type":
-			n.kind = p.ValueCode
-		case "notification-event":
-			for _, part := range p.Part {
-				if part.Name == "focus" && part.ValueReference != nil {
-					n.focus = append(n.focus, encounterID(part.ValueReference.Reference))
-				}
-			}
+	n := notification{kind: string(sum.Type)}
+	for _, e := range sum.Events {
+		if e.Focus != "" {
+			n.focus = append(n.focus, encounterID(e.Focus))
 		}
 	}
 	return n, nil

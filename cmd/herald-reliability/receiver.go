@@ -1,16 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/herald-fhir/herald/internal/notify"
 )
 
 // fault is how a receiver misbehaves while faults are on.
@@ -125,44 +124,11 @@ func (r *receiver) close() { _ = r.srv.Close() }
 // parseNotification reads the Subscription id, the notification type and
 // the event numbers from a notification Bundle's status Parameters.
 func parseNotification(body []byte) (sub, kind string, events []int64) {
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				Parameter []struct {
-					Name           string `json:"name"`
-					ValueCode      string `json:"valueCode"`
-					ValueReference struct {
-						Reference string `json:"reference"`
-					} `json:"valueReference"`
-					Part []struct {
-						Name        string `json:"name"`
-						ValueString string `json:"valueString"`
-					} `json:"part"`
-				} `json:"parameter"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if json.Unmarshal(body, &b) != nil || len(b.Entry) == 0 {
+	sum, err := notify.Summarize(body)
+	if err != nil {
 		return "", "", nil
 	}
-	for _, p := range b.Entry[0].Resource.Parameter {
-		switch p.Name {
-		case "subscription":
-			ref := p.ValueReference.Reference
-			sub = ref[strings.LastIndex(ref, "/")+1:]
-		case "type":
-			kind = p.ValueCode
-		case "notification-event":
-			for _, part := range p.Part {
-				if part.Name == "event-number" {
-					if n, err := strconv.ParseInt(part.ValueString, 10, 64); err == nil {
-						events = append(events, n)
-					}
-				}
-			}
-		}
-	}
-	return sub, kind, events
+	return sum.SubscriptionID, string(sum.Type), sum.Numbers()
 }
 
 func (f fault) describe() string {

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herald-fhir/herald/internal/notify"
 )
 
 // hookNote is one notification a hookReceiver got.
@@ -165,45 +165,9 @@ func numbers(from, to int64) []int64 {
 // parseNote reads the SubscriptionStatus Parameters that is the first entry
 // of a notification Bundle (and of a $status searchset Bundle).
 func parseNote(body []byte) hookNote {
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				Parameter []struct {
-					Name           string `json:"name"`
-					ValueCode      string `json:"valueCode"`
-					ValueString    string `json:"valueString"`
-					ValueReference struct {
-						Reference string `json:"reference"`
-					} `json:"valueReference"`
-					Part []struct {
-						Name        string `json:"name"`
-						ValueString string `json:"valueString"`
-					} `json:"part"`
-				} `json:"parameter"`
-			} `json:"resource"`
-		} `json:"entry"`
+	sum, err := notify.Summarize(body)
+	if err != nil {
+		return hookNote{}
 	}
-	var n hookNote
-	if json.Unmarshal(body, &b) != nil || len(b.Entry) == 0 {
-		return n
-	}
-	for _, p := range b.Entry[0].Resource.Parameter {
-		switch p.Name {
-		case "type":
-			n.Kind = p.ValueCode
-		case "subscription":
-			ref := p.ValueReference.Reference
-			n.Subscription = ref[strings.LastIndex(ref, "/")+1:]
-		case "events-since-subscription-start":
-			n.Total, _ = strconv.ParseInt(p.ValueString, 10, 64)
-		case "notification-event":
-			for _, part := range p.Part {
-				if part.Name == "event-number" {
-					num, _ := strconv.ParseInt(part.ValueString, 10, 64)
-					n.Events = append(n.Events, num)
-				}
-			}
-		}
-	}
-	return n
+	return hookNote{Kind: string(sum.Type), Subscription: sum.SubscriptionID, Events: sum.Numbers(), Total: sum.EventsSinceStart}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/delivery"
+	"github.com/herald-fhir/herald/internal/notify"
 	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/secrets"
@@ -167,50 +168,11 @@ func describe(got []delivered) string {
 }
 
 func parseBundle(body []byte) bundle {
-	var b struct {
-		Type  string `json:"type"`
-		Entry []struct {
-			Resource struct {
-				ResourceType string `json:"resourceType"`
-				Parameter    []struct {
-					Name        string          `json:"name"`
-					ValueCode   string          `json:"valueCode"`
-					ValueString string          `json:"valueString"`
-					Part        json.RawMessage `json:"part"`
-				} `json:"parameter"`
-			} `json:"resource"`
-		} `json:"entry"`
+	sum, err := notify.Summarize(body)
+	if err != nil {
+		return bundle{}
 	}
-	_ = json.Unmarshal(body, &b)
-	out := bundle{Type: b.Type}
-	if len(b.Entry) == 0 {
-		return out
-	}
-	for _, p := range b.Entry[0].Resource.Parameter {
-		switch p.Name {
-		case "type":
-			out.Kind = p.ValueCode
-		case "status":
-			out.State = p.ValueCode
-		case "events-since-subscription-start":
-			fmt.Sscan(p.ValueString, &out.Total)
-		case "notification-event":
-			var parts []struct {
-				Name         string `json:"name"`
-				ValueString  string `json:"valueString"`
-				ValueInteger int64  `json:"valueInteger"`
-			}
-			_ = json.Unmarshal(p.Part, &parts)
-			for _, part := range parts {
-				if part.Name == "event-number" {
-					var n int64
-					fmt.Sscan(part.ValueString, &n)
-					out.Event = append(out.Event, n)
-				}
-			}
-		}
-	}
-	return out
+	return bundle{Type: sum.BundleType, Event: sum.Numbers(), Total: sum.EventsSinceStart, Kind: string(sum.Type), State: sum.Status}
 }
 
 // env is one Herald without HTTP: the resource service with the
