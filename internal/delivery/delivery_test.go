@@ -292,56 +292,43 @@ func TestFullResource(t *testing.T) {
 	})
 }
 
-// TestSuspendedClientSwitchedOff: the check before a send finds the owner
-// suspended: nothing is sent and the Subscription is off, with the reason.
-func TestSuspendedClientSwitchedOff(t *testing.T) {
+// TestRevokedBeforeSend: the check before a send finds the owner suspended,
+// the endpoint gone from the allow-list or the payload ceiling lowered:
+// nothing is sent and the Subscription is off, with the reason.
+func TestRevokedBeforeSend(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
-		e := newEnv(t, st)
-		id := e.subscribe()
-		e.waitStatus(id, "active")
-		_, err := st.PutClient(context.Background(), store.Client{ClientID: client.ClientID, Status: "suspended", MaxPayload: "full-resource", UpdatedAt: time.Now()})
-		require.NoError(t, err)
-		before := len(e.recv.all())
-		e.encounter("a")
-		off := e.waitStatus(id, "off")
-		require.Contains(t, off.Error, "suspended")
-		require.Len(t, e.recv.all(), before, "nothing was sent after the suspension")
-		require.Equal(t, "off", e.resource(id)["status"])
-	})
-}
-
-// TestEndpointRemovedFromAllowList: the same when the allow-list no longer
-// has the endpoint.
-func TestEndpointRemovedFromAllowList(t *testing.T) {
-	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
-		e := newEnv(t, st)
-		id := e.subscribe()
-		e.waitStatus(id, "active")
-		require.NoError(t, st.RemoveEndpoint(context.Background(), "recv"))
-		before := len(e.recv.all())
-		e.encounter("a")
-		off := e.waitStatus(id, "off")
-		require.Contains(t, off.Error, "allow-list")
-		require.Len(t, e.recv.all(), before)
-	})
-}
-
-// TestCeilingLowered: the client's payload ceiling drops below the
-// Subscription's content: switched off, nothing sent.
-func TestCeilingLowered(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, storeMemory())
-	id := e.subscribe(withContent("full-resource"))
-	e.waitStatus(id, "active")
-	_, err := e.st.PutClient(context.Background(), store.Client{ClientID: client.ClientID, Status: "active", MaxPayload: "id-only", UpdatedAt: time.Now()})
-	require.NoError(t, err)
-	before := len(e.recv.all())
-	e.encounter("a")
-	off := e.waitStatus(id, "off")
-	require.Contains(t, off.Error, "ceiling")
-	require.Len(t, e.recv.all(), before)
+	for _, c := range []struct {
+		name, content, reason string
+		revoke                func(t *testing.T, st store.Store)
+	}{
+		{"client suspended", "id-only", "suspended", func(t *testing.T, st store.Store) {
+			_, err := st.PutClient(context.Background(), store.Client{ClientID: client.ClientID, Status: "suspended", MaxPayload: "full-resource", UpdatedAt: time.Now()})
+			require.NoError(t, err)
+		}},
+		{"endpoint removed from the allow-list", "id-only", "allow-list", func(t *testing.T, st store.Store) {
+			require.NoError(t, st.RemoveEndpoint(context.Background(), "recv"))
+		}},
+		{"payload ceiling lowered", "full-resource", "ceiling", func(t *testing.T, st store.Store) {
+			_, err := st.PutClient(context.Background(), store.Client{ClientID: client.ClientID, Status: "active", MaxPayload: "id-only", UpdatedAt: time.Now()})
+			require.NoError(t, err)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			eachStore(t, func(t *testing.T, st store.Store) {
+				e := newEnv(t, st)
+				id := e.subscribe(withContent(c.content))
+				e.waitStatus(id, "active")
+				c.revoke(t, st)
+				before := len(e.recv.all())
+				e.encounter("a")
+				off := e.waitStatus(id, "off")
+				require.Contains(t, off.Error, c.reason)
+				require.Len(t, e.recv.all(), before, "nothing was sent after the revocation")
+				require.Equal(t, "off", e.resource(id)["status"])
+			})
+		})
+	}
 }
 
 // TestEndPassed: a Subscription whose end passes is switched off.
