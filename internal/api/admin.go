@@ -2,10 +2,8 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // The admin API manages the endpoint allow-list and the client registry. It
@@ -129,49 +128,11 @@ func (s *Server) decodeAdminBody(c *gin.Context, v any) bool {
 		writeError(c, fhir.Errorf(fhir.KindInvalid, "the request body is empty: send a JSON object"))
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(c, &fhir.Error{Kind: fhir.KindInvalid, Message: "the request body is not valid: " + adminJSONProblem(err), Err: err})
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeError(c, fhir.Errorf(fhir.KindInvalid, "the request body is not valid: data after the JSON object"))
+	if err := strictjson.UnmarshalKnown(body, v); err != nil {
+		writeError(c, &fhir.Error{Kind: fhir.KindInvalid, Message: "the request body is not valid: " + err.Error(), Err: err})
 		return false
 	}
 	return true
-}
-
-// adminJSONProblem describes a decoding error without echoing the input.
-func adminJSONProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
-	case errors.As(err, &te):
-		if te.Field != "" {
-			return fmt.Sprintf("%s must be a JSON %s", te.Field, adminJSONKind(te.Type.Kind().String()))
-		}
-		return "expected a JSON object"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "the JSON is truncated"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + clipText(strings.TrimPrefix(err.Error(), "json: unknown field "))
-	default:
-		return "malformed JSON"
-	}
-}
-
-func adminJSONKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	default:
-		return "value of another type"
-	}
 }
 
 // adminStoreError maps the store's sentinel errors; anything else is internal.

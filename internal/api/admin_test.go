@@ -215,13 +215,13 @@ func TestAdminEndpointErrors(t *testing.T) {
 
 		// 400: not the documented JSON object.
 		for body, mention := range map[string]string{
-			`{"url_prefix": "https://b.example/", "allow_private": true}`:          `unknown field "allow_private"`,
-			`{"url_prefix": "https://b.example/"`:                                  "truncated",
-			`{"url_prefix": https://b.example/}`:                                   "malformed JSON",
-			`{"url_prefix": "https://b.example/", "allow_private_network": "yes"}`: "allow_private_network must be a JSON boolean",
-			`{"url_prefix": 7}`:                       "url_prefix must be a JSON string",
-			`["https://b.example/"]`:                  "expected a JSON object",
-			`{"url_prefix": "https://b.example/"} {}`: "data after the JSON object",
+			`{"url_prefix": "https://b.example/", "allow_private": true}`:          "allow_private: unknown member",
+			`{"url_prefix": "https://b.example/"`:                                  "unexpected end of input",
+			`{"url_prefix": https://b.example/}`:                                   "invalid character",
+			`{"url_prefix": "https://b.example/", "allow_private_network": "yes"}`: "allow_private_network: must be a JSON boolean",
+			`{"url_prefix": 7}`:                       "url_prefix: must be a JSON string",
+			`["https://b.example/"]`:                  "must be a JSON object",
+			`{"url_prefix": "https://b.example/"} {}`: "data after the JSON value",
 			`   `: "empty",
 		} {
 			requireAdminError(t, post(body), http.StatusBadRequest, mention)
@@ -340,9 +340,9 @@ func TestAdminClientErrors(t *testing.T) {
 		// 400: malformed bodies and client ids.
 		good := `{"status": "active", "max_payload": "id-only"}`
 		for body, mention := range map[string]string{
-			`{"status": "active", "max_payload": "id-only", "ceiling": ""}`: `unknown field "ceiling"`,
-			`{"status": true}`: "status must be a JSON string",
-			`{`:                "truncated",
+			`{"status": "active", "max_payload": "id-only", "ceiling": ""}`: "ceiling: unknown member",
+			`{"status": true}`: "status: must be a JSON string",
+			`{`:                "unexpected end of input",
 		} {
 			requireAdminError(t, put(body), http.StatusBadRequest, mention)
 		}

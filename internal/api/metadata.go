@@ -10,6 +10,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // commonSearchParams are the search parameters every resource type supports.
@@ -96,7 +97,7 @@ func (s *Server) capabilityStatement() []byte {
 func enum[T any](code string) T {
 	var v T
 	b, _ := json.Marshal(code)
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := strictjson.Unmarshal(b, &v); err != nil {
 		panic("api: unknown FHIR code " + code)
 	}
 	return v

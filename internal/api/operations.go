@@ -1,7 +1,8 @@
 package api
 
 import (
-	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // subscriptionOperations are the operations Herald serves on Subscription,
@@ -70,25 +72,49 @@ func (s *Server) operationParams(c *gin.Context) (url.Values, bool) {
 	if !ok || len(body) == 0 {
 		return params, ok
 	}
-	var in struct {
-		ResourceType string `json:"resourceType"`
-		Parameter    []map[string]json.RawMessage
+	in, err := strictjson.Parse(body)
+	if err != nil {
+		writeError(c, fhir.Errorf(fhir.KindInvalid, "the body is not valid JSON: %s", err))
+		return nil, false
 	}
-	if err := json.Unmarshal(body, &in); err != nil || in.ResourceType != "Parameters" {
+	if rt, _ := in.Get("resourceType").String(); rt != "Parameters" {
 		writeError(c, fhir.Errorf(fhir.KindInvalid, "an operation's POST body must be a Parameters resource"))
 		return nil, false
 	}
-	for _, p := range in.Parameter {
-		var name string
-		_ = json.Unmarshal(p["name"], &name)
-		for k, raw := range p {
-			var v string
-			if strings.HasPrefix(k, "value") && json.Unmarshal(raw, &v) == nil {
-				params.Add(name, v)
-			}
+	for i, p := range in.Get("parameter").Itemized() {
+		name, _ := p.Get("name").String()
+		value, err := parameterValue(p)
+		if err != nil || name == "" {
+			writeError(c, &fhir.Error{Kind: fhir.KindInvalid, Message: "a parameter needs a name and one primitive value[x]", Expression: []string{fmt.Sprintf("Parameters.parameter[%d]", i)}})
+			return nil, false
 		}
+		params.Add(name, value)
 	}
 	return params, true
+}
+
+// parameterValue is the text of a parameter's one primitive value[x].
+func parameterValue(p *strictjson.Value) (string, error) {
+	var out string
+	n := 0
+	for _, m := range p.Members {
+		if !strings.HasPrefix(m.Name, "value") {
+			continue
+		}
+		n++
+		switch m.Value.Kind {
+		case strictjson.String:
+			out = m.Value.Str
+		case strictjson.Number, strictjson.Bool:
+			out = string(m.Value.Raw)
+		default:
+			return "", errors.New("not a primitive")
+		}
+	}
+	if n != 1 {
+		return "", errors.New("not one value[x]")
+	}
+	return out, nil
 }
 
 func (s *Server) respondJSON(c *gin.Context, body []byte, err error) {

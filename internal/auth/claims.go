@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // claims is the JWT body Herald reads and mints.
@@ -16,18 +18,25 @@ type claims struct {
 	Patient  string     `json:"patient,omitempty"`
 }
 
+// UnmarshalJSON reads a token body with strictjson's exact names, so a
+// "Patient" or duplicate "patient" claim can never stand in for "patient".
+func (c *claims) UnmarshalJSON(b []byte) error {
+	type plain claims // no methods: no recursion
+	return strictjson.Unmarshal(b, (*plain)(c))
+}
+
 // scopeClaim accepts the OAuth space-separated string and, as some issuers
 // emit, a JSON array of strings. It is written as a string.
 type scopeClaim []string
 
 func (s *scopeClaim) UnmarshalJSON(b []byte) error {
 	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	if err := strictjson.Unmarshal(b, &one); err == nil {
 		*s = strings.Fields(one)
 		return nil
 	}
 	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
+	if err := strictjson.Unmarshal(b, &many); err != nil {
 		return errors.New("scope claim must be a string or an array of strings")
 	}
 	*s = nil

@@ -1,9 +1,6 @@
 package fhir
 
-import (
-	"encoding/json"
-	"strings"
-)
+import "strings"
 
 // compartmentMembers are the elements whose reference puts a resource into a
 // patient's compartment. Herald uses this deliberately small rule (the Patient
@@ -19,17 +16,11 @@ func CompartmentPatients(r *Resource, id, baseURL string) []string {
 	}
 	var out []string
 	for _, name := range compartmentMembers {
-		raw := r.Member(name)
-		if raw == nil {
+		ref, ok := r.root.Get(name).Get("reference").String()
+		if !ok {
 			continue
 		}
-		var ref struct {
-			Reference string `json:"reference"`
-		}
-		if json.Unmarshal(raw, &ref) != nil {
-			continue
-		}
-		if pid, ok := PatientID(ref.Reference, baseURL); ok && !contains(out, pid) {
+		if pid, ok := PatientID(ref, baseURL); ok && !contains(out, pid) {
 			out = append(out, pid)
 		}
 	}

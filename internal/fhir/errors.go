@@ -70,6 +70,16 @@ type Error struct {
 	Message    string   // safe to show to the client
 	Expression []string // FHIRPath of the offending element, when known
 	Err        error    // cause, never shown to clients
+	// Problems, when set, are every problem found (validation reports all
+	// of them); each becomes its own OperationOutcome issue.
+	Problems []Problem
+}
+
+// Problem is one of several things wrong with a request.
+type Problem struct {
+	Code       string // issue type (http://hl7.org/fhir/issue-type)
+	Message    string
+	Expression string // FHIRPath of the element
 }
 
 func (e *Error) Error() string {

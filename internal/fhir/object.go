@@ -12,14 +12,14 @@ type Object struct {
 	members []member
 }
 
-// ParseObject splits a JSON object into members; it rejects non-objects,
-// duplicate names and trailing data.
+// ParseObject splits a JSON object into members with strictjson's one
+// exact reading; it rejects non-objects and whatever strictjson refuses.
 func ParseObject(data []byte) (*Object, error) {
-	ms, err := parseObject(data)
+	v, err := parseTree(data)
 	if err != nil {
 		return nil, err
 	}
-	return &Object{members: ms}, nil
+	return &Object{members: members(v)}, nil
 }
 
 // Get returns a member's raw value, or nil when absent.

@@ -24,6 +24,16 @@ func Outcome(err error) OperationOutcome {
 	if fe.Kind == KindInternal {
 		msg = "internal server error"
 	}
+	if fe.Kind != KindInternal && len(fe.Problems) > 0 {
+		oo := OperationOutcome{ResourceType: "OperationOutcome", Issue: make([]Issue, len(fe.Problems))}
+		for i, p := range fe.Problems {
+			oo.Issue[i] = Issue{Severity: "error", Code: p.Code, Diagnostics: p.Message}
+			if p.Expression != "" {
+				oo.Issue[i].Expression = []string{p.Expression}
+			}
+		}
+		return oo
+	}
 	return OperationOutcome{
 		ResourceType: "OperationOutcome",
 		Issue: []Issue{{

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"strconv"
 	"time"
+
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // member is one name/value pair of a JSON object, the value kept as sent.
@@ -24,37 +24,49 @@ type Resource struct {
 	ID      string // "" when the client sent none
 	members []member
 	meta    []member // members of "meta", nil when absent
+	root    *strictjson.Value
 }
 
-// Parse reads one resource from JSON. It rejects anything that is not a JSON
-// object with a valid R4 resourceType, a valid id (when present) and no
-// duplicate top-level or meta member names.
+// Parse reads one resource from JSON with strictjson's one exact reading. It
+// rejects anything that is not a JSON object with a valid R4 resourceType and
+// a valid id (when present).
 func Parse(body []byte) (*Resource, error) {
-	members, err := parseObject(body)
+	root, err := parseTree(body)
 	if err != nil {
 		return nil, err
 	}
-	r := &Resource{members: members}
-	for _, m := range members {
-		switch m.name {
-		case "resourceType":
-			if err := json.Unmarshal(m.value, &r.Type); err != nil {
-				return nil, Errorf(KindInvalid, "resourceType must be a string")
-			}
-		case "id":
-			if err := json.Unmarshal(m.value, &r.ID); err != nil {
-				return nil, Errorf(KindInvalid, "id must be a string")
-			}
-			if !ValidID(r.ID) {
-				return nil, Errorf(KindInvalid, "id %q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", clip(r.ID))
-			}
-		case "meta":
-			meta, err := parseObject(m.value)
-			if err != nil {
-				return nil, Errorf(KindInvalid, "meta: %s", AsError(err).Message)
-			}
-			r.meta = meta
+	return FromTree(root)
+}
+
+// FromTree makes a Resource of an object strictjson has parsed (a Bundle
+// entry's resource, say), so nothing is parsed twice.
+func FromTree(root *strictjson.Value) (*Resource, error) {
+	if root.Kind != strictjson.Object {
+		return nil, Errorf(KindInvalid, "a resource must be a JSON object")
+	}
+	r := &Resource{members: members(root), root: root}
+	if v := root.Get("resourceType"); v != nil {
+		s, ok := v.String()
+		if !ok {
+			return nil, Errorf(KindInvalid, "resourceType must be a string")
 		}
+		r.Type = s
+	}
+	if v := root.Get("id"); v != nil {
+		s, ok := v.String()
+		if !ok {
+			return nil, Errorf(KindInvalid, "id must be a string")
+		}
+		if !ValidID(s) {
+			return nil, Errorf(KindInvalid, "id %q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", clip(s))
+		}
+		r.ID = s
+	}
+	if v := root.Get("meta"); v != nil {
+		if v.Kind != strictjson.Object {
+			return nil, Errorf(KindInvalid, "meta must be a JSON object")
+		}
+		r.meta = members(v)
 	}
 	if r.Type == "" {
 		return nil, Errorf(KindInvalid, "resourceType is missing")
@@ -64,6 +76,10 @@ func Parse(body []byte) (*Resource, error) {
 	}
 	return r, nil
 }
+
+// Tree is the parsed form of the resource as the client sent it: what
+// validation, the compartment check and the matcher read.
+func (r *Resource) Tree() *strictjson.Value { return r.root }
 
 // Has reports whether the resource has a top-level member name.
 func (r *Resource) Has(name string) bool {
@@ -153,53 +169,34 @@ func FormatInstant(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
-// parseObject splits a JSON object into its members, keeping each value's
-// bytes. It fails on non-objects, trailing data and duplicate names.
-func parseObject(data []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
+// parseTree reads a JSON object with strictjson; errors become 400s.
+func parseTree(data []byte) (*strictjson.Value, error) {
+	v, err := strictjson.Parse(data)
 	if err != nil {
-		return nil, Errorf(KindInvalid, "body is not valid JSON: %s", jsonReason(err))
+		return nil, &Error{Kind: KindInvalid, Message: "body is not valid JSON: " + err.Error(), Expression: jsonPath(err)}
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if v.Kind != strictjson.Object {
 		return nil, Errorf(KindInvalid, "body must be a JSON object")
 	}
-	var members []member
-	seen := make(map[string]struct{}, 16)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, Errorf(KindInvalid, "body is not valid JSON: %s", jsonReason(err))
-		}
-		name := tok.(string) // object keys are always strings
-		if _, dup := seen[name]; dup {
-			return nil, Errorf(KindInvalid, "duplicate member %q", clip(name))
-		}
-		seen[name] = struct{}{}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil, Errorf(KindInvalid, "body is not valid JSON: %s", jsonReason(err))
-		}
-		members = append(members, member{name: name, value: value})
-	}
-	if _, err := dec.Token(); err != nil { // closing brace
-		return nil, Errorf(KindInvalid, "body is not valid JSON: %s", jsonReason(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, Errorf(KindInvalid, "body has data after the JSON object")
-	}
-	return members, nil
+	return v, nil
 }
 
-func jsonReason(err error) string {
-	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		return fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset)
+// jsonPath is the location strictjson named, when it named one.
+func jsonPath(err error) []string {
+	var se *strictjson.Error
+	if errors.As(err, &se) && se.Path != "" {
+		return []string{se.Path}
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "unexpected end of input"
+	return nil
+}
+
+// members lists an object's members with their exact bytes.
+func members(v *strictjson.Value) []member {
+	ms := make([]member, len(v.Members))
+	for i := range v.Members {
+		ms[i] = member{name: v.Members[i].Name, value: v.Members[i].Value.Raw}
 	}
-	return err.Error()
+	return ms
 }
 
 func sizeOf(ms []member) int {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // Build returns the notification Bundle (type history, profile
@@ -319,32 +320,15 @@ var errNotObject = errors.New("not an object")
 
 // resourceHead returns the resourceType and id members of a JSON object.
 func resourceHead(body []byte) (typ, id string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
+	v, err := strictjson.Parse(body)
 	if err != nil {
 		return "", "", err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if v.Kind != strictjson.Object {
 		return "", "", errNotObject
 	}
-	for (typ == "" || id == "") && dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", "", err
-		}
-		switch tok {
-		case "resourceType":
-			err = dec.Decode(&typ)
-		case "id":
-			err = dec.Decode(&id)
-		default:
-			var skip json.RawMessage
-			err = dec.Decode(&skip)
-		}
-		if err != nil {
-			return "", "", err
-		}
-	}
+	typ, _ = v.Get("resourceType").String()
+	id, _ = v.Get("id").String()
 	return typ, id, nil
 }
 

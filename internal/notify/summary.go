@@ -1,10 +1,11 @@
 package notify
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // Summary is what a receiver needs from a notification Bundle (or a
@@ -60,7 +61,7 @@ func Summarize(body []byte) (Summary, error) {
 			} `json:"resource"`
 		} `json:"entry"`
 	}
-	if err := json.Unmarshal(body, &b); err != nil {
+	if err := strictjson.Unmarshal(body, &b); err != nil {
 		return Summary{}, err
 	}
 	if len(b.Entry) == 0 || b.Entry[0].Resource.ResourceType != "Parameters" {

@@ -13,6 +13,7 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // bundleRequest is the part of an incoming batch/transaction Bundle Herald reads.
@@ -60,7 +61,7 @@ func (s *Service) Bundle(ctx context.Context, p *auth.Principal, body []byte, mi
 		return nil, fhir.Errorf(fhir.KindInvalid, "POST to the base accepts only a batch or transaction Bundle, not %s", r.Type)
 	}
 	var req bundleRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := strictjson.Unmarshal(body, &req); err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the Bundle is malformed: %s", shortJSONError(err))
 	}
 	switch req.Type {
@@ -341,7 +342,7 @@ func resolveRefs(body []byte, refs map[string]string) []byte {
 		if strings.IndexByte(content, '\\') >= 0 {
 			// An escaped string (e.g. "urn:uuid:\u0061bc") is compared by its value.
 			var decoded string
-			if json.Unmarshal(body[i:min(end+1, len(body))], &decoded) == nil {
+			if strictjson.Unmarshal(body[i:min(end+1, len(body))], &decoded) == nil {
 				content = decoded
 			}
 		}
@@ -356,9 +357,9 @@ func resolveRefs(body []byte, refs map[string]string) []byte {
 }
 
 func shortJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("%s must be a %s", te.Field, te.Type)
+	var se *strictjson.Error
+	if errors.As(err, &se) && se.Path != "" {
+		return fmt.Sprintf("Bundle.%s: %s", se.Path, se.Msg)
 	}
-	return "not valid JSON"
+	return err.Error()
 }

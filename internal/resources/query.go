@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 const (
@@ -38,8 +38,10 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 			b := fhir.NewBundle("searchset", s.now())
 			b.Link = []fhir.BundleLink{{Relation: "self", URL: s.baseURL + "/" + typ + "?" + url.Values{"code": params["code"]}.Encode()}}
 			for _, body := range bodies {
-				var head struct{ ID string }
-				_ = json.Unmarshal(body, &head)
+				var head struct {
+					ID string `json:"id"`
+				}
+				_ = strictjson.Unmarshal(body, &head)
 				b.Entry = append(b.Entry, fhir.BundleEntry{FullURL: s.fullURL(typ, head.ID), Resource: body, Search: &fhir.EntrySearch{Mode: "match"}})
 			}
 			return b, nil

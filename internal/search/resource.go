@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // Resource is a FHIR resource decoded once for matching against any number of
@@ -13,11 +15,20 @@ type Resource struct {
 	root map[string]any
 }
 
-// NewResource decodes a FHIR JSON resource.
+// NewResource decodes a FHIR JSON resource (with strictjson's one reading).
 func NewResource(raw []byte) (*Resource, error) {
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("search: resource is not a JSON object: %w", err)
+	v, err := strictjson.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("search: resource is not valid JSON: %w", err)
+	}
+	return ResourceFromTree(v)
+}
+
+// ResourceFromTree wraps a resource strictjson has already parsed.
+func ResourceFromTree(v *strictjson.Value) (*Resource, error) {
+	m, ok := v.Any().(map[string]any)
+	if !ok {
+		return nil, errors.New("search: resource is not a JSON object")
 	}
 	return ResourceFromMap(m)
 }

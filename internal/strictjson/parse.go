@@ -71,6 +71,19 @@ func (v *Value) Get(name string) *Value {
 	return nil
 }
 
+// Itemized returns an array's elements as pointers (nil for anything else),
+// for ranging without copying.
+func (v *Value) Itemized() []*Value {
+	if v == nil || v.Kind != Array {
+		return nil
+	}
+	out := make([]*Value, len(v.Items))
+	for i := range v.Items {
+		out[i] = &v.Items[i]
+	}
+	return out
+}
+
 // String returns the text of a String value; ok is false for anything else.
 func (v *Value) String() (s string, ok bool) {
 	if v == nil || v.Kind != String {
@@ -91,7 +104,7 @@ func (e *Error) Error() string {
 	if e.Path == "" {
 		return fmt.Sprintf("%s (at byte %d)", e.Msg, e.Offset)
 	}
-	return fmt.Sprintf("%s at %s (byte %d)", e.Msg, e.Path, e.Offset)
+	return fmt.Sprintf("%s: %s (at byte %d)", e.Path, e.Msg, e.Offset)
 }
 
 // Parse reads exactly one JSON value from data (surrounding whitespace
@@ -224,7 +237,10 @@ func (p *parser) object(v *Value, depth int) error {
 	var names nameSet
 	for {
 		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		if p.pos >= len(p.data) {
+			return p.fail("unexpected end of input")
+		}
+		if p.data[p.pos] != '"' {
 			return p.fail("expected a member name")
 		}
 		at := p.pos

@@ -91,7 +91,7 @@ func TestUnmarshalIsCaseSensitive(t *testing.T) {
 	err := Unmarshal([]byte(`{"reference":"Patient/p2","Reference":"Patient/p1"}`), &ref)
 	assert.ErrorContains(t, err, "differ only in case")
 	err = Unmarshal([]byte(`{"reference":1}`), &ref)
-	assert.ErrorContains(t, err, "/reference")
+	assert.ErrorContains(t, err, "reference: must be a JSON string, not a JSON number")
 }
 
 func FuzzParse(f *testing.F) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // wire mirrors the JSON members Herald reads. Extensions stay raw so their
@@ -65,7 +66,7 @@ func Parse(body []byte, now time.Time) (*Subscription, error) {
 		}
 	}
 	var w wire
-	if err := json.Unmarshal(body, &w); err != nil {
+	if err := strictjson.Unmarshal(body, &w); err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the Subscription is malformed: %s", typeError(err))
 	}
 	if len(w.ModifierExt) > 0 {
@@ -259,11 +260,11 @@ func parseChannelExtension(s *Subscription, raw json.RawMessage) error {
 // decodeExtension reads one Extension with exactly one value[x].
 func decodeExtension(raw json.RawMessage, where string) (extension, error) {
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err := strictjson.Unmarshal(raw, &m); err != nil {
 		return extension{}, fhir.Errorf(fhir.KindInvalid, "%s: an extension must be an object", where)
 	}
 	var e extension
-	if u, ok := m["url"]; !ok || json.Unmarshal(u, &e.url) != nil || e.url == "" {
+	if u, ok := m["url"]; !ok || strictjson.Unmarshal(u, &e.url) != nil || e.url == "" {
 		return extension{}, fhir.Errorf(fhir.KindInvalid, "%s: an extension needs a url", where)
 	}
 	for k, v := range m {
@@ -282,7 +283,7 @@ func (e extension) as(valueType string, into any) error {
 	if e.valueType != valueType {
 		return invalid("", "extension %s needs %s, not %s", clip(e.url), valueType, orNone(e.valueType))
 	}
-	if err := json.Unmarshal(e.value, into); err != nil {
+	if err := strictjson.Unmarshal(e.value, into); err != nil {
 		return invalid("", "extension %s: %s is not valid", clip(e.url), valueType)
 	}
 	return nil
@@ -420,11 +421,11 @@ func expected(where string) string {
 }
 
 func typeError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("Subscription.%s must not be a JSON %s", te.Field, te.Value)
+	var se *strictjson.Error
+	if errors.As(err, &se) && se.Path != "" {
+		return fmt.Sprintf("Subscription.%s: %s", se.Path, se.Msg)
 	}
-	return "not valid JSON"
+	return err.Error()
 }
 
 func orNone(s string) string {

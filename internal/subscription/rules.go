@@ -17,6 +17,7 @@ import (
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/strictjson"
 	"github.com/herald-fhir/herald/internal/topic"
 )
 
@@ -301,7 +302,7 @@ func (r *Rules) openHeaders(id, sealed string) ([]Header, error) {
 		return nil, fmt.Errorf("subscription %s: stored headers cannot be decrypted (was HERALD_SECRET_KEY changed without keeping the old key?): %w", id, err)
 	}
 	var lines []string
-	if err := json.Unmarshal(b, &lines); err != nil {
+	if err := strictjson.Unmarshal(b, &lines); err != nil {
 		return nil, err
 	}
 	out := make([]Header, 0, len(lines))

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // Redacted replaces a channel.header value in every read after the write
@@ -47,7 +48,7 @@ func rewrite(body []byte, status, end string, redact bool) ([]byte, error) {
 	}
 	if raw := ch.Get("extension"); raw != nil {
 		var exts []json.RawMessage
-		if err := json.Unmarshal(raw, &exts); err != nil {
+		if err := strictjson.Unmarshal(raw, &exts); err != nil {
 			return nil, err
 		}
 		kept := exts[:0]
@@ -55,7 +56,7 @@ func rewrite(body []byte, status, end string, redact bool) ([]byte, error) {
 			var probe struct {
 				URL string `json:"url"`
 			}
-			_ = json.Unmarshal(e, &probe)
+			_ = strictjson.Unmarshal(e, &probe)
 			if probe.URL != fhir.ExtSigningSecret {
 				kept = append(kept, e)
 			}
@@ -68,7 +69,7 @@ func rewrite(body []byte, status, end string, redact bool) ([]byte, error) {
 	}
 	if raw := ch.Get("header"); raw != nil && redact {
 		var lines []string
-		if err := json.Unmarshal(raw, &lines); err != nil {
+		if err := strictjson.Unmarshal(raw, &lines); err != nil {
 			return nil, err
 		}
 		for i, l := range lines {

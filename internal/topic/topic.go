@@ -12,6 +12,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/search"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // Topic is a SubscriptionTopic Herald can evaluate.
@@ -106,7 +107,7 @@ type wire struct {
 // of the wrong shape; 422 naming the part Herald does not support.
 func Parse(body []byte) (*Topic, error) {
 	var w wire
-	if err := json.Unmarshal(body, &w); err != nil {
+	if err := strictjson.Unmarshal(body, &w); err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "the SubscriptionTopic is malformed: %s", err)
 	}
 	if w.ResourceType != "SubscriptionTopic" {
