@@ -58,6 +58,6 @@ reliability: ## run Herald on PostgreSQL under load and faults (kills, PostgreSQ
 
 generate: ## regenerate tables from the FHIR R4 package (needs npm)
 	pkg="$$(bash scripts/fetch-r4-package.sh)" && \
-	$(GO) run ./scripts/genr4 -pkg "$$pkg" && \
+	$(GO) run ./scripts/genr4 -pkg "$$pkg" -structure internal/r4/r4.tab && \
 	$(GO) run ./scripts/gensearch -pkg "$$pkg" && \
-	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/
+	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/ ./internal/r4/
