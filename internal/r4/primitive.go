@@ -30,7 +30,7 @@ func (w *walker) primitive(v *strictjson.Value, p *primitive, codes *codeSet) {
 			w.report("value", "expected a JSON string (a "+p.name+"), not "+kindName(v))
 		case v.Str == "":
 			w.report("value", "an empty string is not allowed (a "+p.name+" needs a value)")
-		case p.re != nil && !p.re.MatchString(v.Str):
+		case !p.matchString(v.Str):
 			w.report("value", quote(v)+" is not a valid "+p.name)
 		case codes != nil && !codes.has(v.Str):
 			w.report("code-invalid", quote(v)+" is not a code of the required value set "+codes.url)

@@ -42,7 +42,15 @@ const (
 type primitive struct {
 	name string
 	json jsonKind
-	re   *regexp.Regexp // anchored; nil when the SD has none (xhtml)
+	re   *regexp.Regexp    // anchored; nil when the SD has none (xhtml)
+	fast func(string) bool // re's hand-written equivalent, if any
+}
+
+func (p *primitive) matchString(s string) bool {
+	if p.fast != nil {
+		return p.fast(s)
+	}
+	return p.re == nil || p.re.MatchString(s)
 }
 
 type typeDef struct {
@@ -151,7 +159,7 @@ func (tab *table) addPrimitive(line string) error {
 		if err != nil {
 			return err
 		}
-		p.re = re
+		p.re, p.fast = re, fastMatchers[f[3]]
 	}
 	tab.types[p.name] = &typeDef{name: p.name, kind: 'p', prim: p}
 	return nil
