@@ -60,4 +60,4 @@ generate: ## regenerate tables from the FHIR R4 package (needs npm)
 	pkg="$$(bash scripts/fetch-r4-package.sh)" && \
 	$(GO) run ./scripts/genr4 -pkg "$$pkg" -structure internal/r4/r4.tab && \
 	$(GO) run ./scripts/gensearch -pkg "$$pkg" && \
-	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/ ./internal/r4/
+	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/ ./scripts/genr4/ ./internal/r4/
