@@ -80,3 +80,11 @@ func TestRules(t *testing.T) {
 		})
 	}
 }
+
+func TestKnownResourceType(t *testing.T) {
+	for name, want := range map[string]bool{"Patient": true, "Parameters": true, "SubscriptionTopic": false, "DomainResource": false, "Quantity": false, "patient": false} {
+		if got := KnownResourceType(name); got != want {
+			t.Errorf("%s: %v", name, got)
+		}
+	}
+}

@@ -7,7 +7,8 @@
 //
 // Expressions are FHIRPath-like: the resource type, then JSON member names
 // with [i] for array items (Patient.name[0].given[1]). A `_name` member is
-// reported as name (its extensions are name's in FHIRPath), a choice under
+// reported as name (its extensions are name's in FHIRPath) unless it is
+// unknown (Patient._name: name is not a primitive), a choice under
 // the JSON name of its type (Observation.valueQuantity.value), and a problem
 // with the choice itself under its FHIR name (Observation.value[x]). Nested
 // resources continue their container's path (Bundle.entry[2].resource.subject,
@@ -144,7 +145,7 @@ func (w *walker) object(v *strictjson.Value, t *typeDef) {
 		}
 		f, isExt := lookup(t, m.Name)
 		if f == nil {
-			w.reportAt(m.Name, "structure", "unknown element")
+			w.reportAt(m.Name, "structure", "unknown element: "+t.name+" has no "+strconv.Quote(clip(m.Name)))
 			continue
 		}
 		e := f.elem
