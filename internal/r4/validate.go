@@ -37,7 +37,8 @@ const MaxProblems = 100
 // (SubscriptionTopic included) is a problem: callers that accept other
 // types check them before.
 func Validate(root *strictjson.Value) []Problem {
-	w := walker{tab: loadTable()}
+	var path [24]step // deep enough for most resources without growing
+	w := walker{tab: loadTable(), path: path[:0]}
 	w.resource(root, true)
 	return w.problems
 }
