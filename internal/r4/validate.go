@@ -135,40 +135,51 @@ func (w *walker) object(v *strictjson.Value, t *typeDef) {
 		w.report("structure", "an empty object is not allowed")
 		return
 	}
-	var seen [maxElements / 64]uint64
+	var seen elementSet
 	for i := range v.Members {
 		if w.full() {
 			return
 		}
-		m := &v.Members[i]
-		if m.Name == "resourceType" && t.kind == 'r' {
-			continue
-		}
-		f, isExt := lookup(t, m.Name)
-		if f == nil {
-			w.reportAt(m.Name, "structure", "unknown element: "+t.name+" has no "+strconv.Quote(clip(m.Name)))
-			continue
-		}
-		e := f.elem
-		if seen[e.index/64]&(1<<(e.index%64)) != 0 && e.choice && otherChoice(t, v.Members[:i], f) {
-			w.reportAt(e.name, "structure", "only one of the types of "+e.name+" may be present")
-		}
-		seen[e.index/64] |= 1 << (e.index % 64)
-		switch {
-		case isExt:
-			w.primitiveElement(m, f, v)
-		case f.anyResource && e.name == "contained" && w.inContained:
-			w.reportAt(m.Name, "structure", "a contained resource must not contain resources")
-		default:
-			w.member(m, f, v)
-		}
+		w.objectMember(v, i, t, &seen)
 	}
 	for _, e := range t.required {
-		if seen[e.index/64]&(1<<(e.index%64)) == 0 {
+		if !seen.has(e) {
 			w.reportAt(e.name, "required", e.name+" is required (min "+strconv.Itoa(e.min)+")")
 		}
 	}
 }
+
+// objectMember checks the i-th member of obj, an object of type t.
+func (w *walker) objectMember(obj *strictjson.Value, i int, t *typeDef, seen *elementSet) {
+	m := &obj.Members[i]
+	if m.Name == "resourceType" && t.kind == 'r' {
+		return // checked by resource
+	}
+	f, isExt := lookup(t, m.Name)
+	if f == nil {
+		w.reportAt(m.Name, "structure", "unknown element: "+t.name+" has no "+strconv.Quote(clip(m.Name)))
+		return
+	}
+	e := f.elem
+	if e.choice && seen.has(e) && otherChoice(t, obj.Members[:i], f) {
+		w.reportAt(e.name, "structure", "only one of the types of "+e.name+" may be present")
+	}
+	seen.add(e)
+	switch {
+	case isExt:
+		w.primitiveElement(m, f, obj)
+	case f.anyResource && e.name == "contained" && w.inContained:
+		w.reportAt(m.Name, "structure", "a contained resource must not contain resources")
+	default:
+		w.member(m, f, obj)
+	}
+}
+
+// elementSet holds the elements present in one object, by index.
+type elementSet [maxElements / 64]uint64
+
+func (s *elementSet) has(e *element) bool { return s[e.index/64]&(1<<(e.index%64)) != 0 }
+func (s *elementSet) add(e *element)      { s[e.index/64] |= 1 << (e.index % 64) }
 
 // lookup finds the field a member name stands for; isExt marks `_name`,
 // allowed for primitives only (not for XML attributes such as Element.id).
