@@ -13,7 +13,7 @@ FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./inter
   ./internal/subscription:FuzzParse ./internal/allowlist:FuzzParseEndpoint ./internal/allowlist:FuzzMatch \
   ./internal/secrets:FuzzOpen ./internal/secrets:FuzzSealOpen ./internal/resources:FuzzResolveRefs \
   ./internal/subscription:FuzzParseFilter ./internal/subscription:FuzzParseHeader ./internal/allowlist:FuzzParseEntry \
-  ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse ./internal/strictjson:FuzzParse
+  ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse ./internal/strictjson:FuzzParse ./internal/r4:FuzzValidate
 
 .PHONY: help run build test lint fuzz bench reliability generate
 help: ## list the targets
@@ -58,6 +58,6 @@ reliability: ## run Herald on PostgreSQL under load and faults (kills, PostgreSQ
 
 generate: ## regenerate tables from the FHIR R4 package (needs npm)
 	pkg="$$(bash scripts/fetch-r4-package.sh)" && \
-	$(GO) run ./scripts/genr4 -pkg "$$pkg" && \
+	$(GO) run ./scripts/genr4 -pkg "$$pkg" -structure internal/r4/r4.tab && \
 	$(GO) run ./scripts/gensearch -pkg "$$pkg" && \
-	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/
+	R4_PACKAGE="$$pkg" $(GO) test -count=1 ./scripts/gensearch/ ./scripts/genr4/ ./internal/r4/

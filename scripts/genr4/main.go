@@ -18,6 +18,7 @@ func main() {
 	pkg := flag.String("pkg", "", "directory of the unpacked R4 package (…/package)")
 	out := flag.String("out", "internal/fhir/r4types_gen.go", "output file for the resource type list")
 	decoders := flag.String("decoders", "internal/fhir/r4decode_gen.go", "output file for the per-type datatype checks")
+	structure := flag.String("structure", "internal/r4/r4.tab", "output file for the structure table internal/r4 validates with")
 	flag.Parse()
 	if *pkg == "" {
 		log.Fatal("genr4: -pkg is required")
@@ -45,6 +46,29 @@ func main() {
 	if err := writeDecoders(types, *decoders); err != nil {
 		log.Fatal(err)
 	}
+	if err := writeStructure(*pkg, *structure); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func writeStructure(pkg, out string) error {
+	sds, err := loadStructures(pkg)
+	if err != nil {
+		return err
+	}
+	vs, err := loadValueSets(pkg)
+	if err != nil {
+		return err
+	}
+	table, err := structureTable(sds, vs)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, table, 0o644); err != nil {
+		return err
+	}
+	log.Printf("genr4: %d types, %d code sets (%d bytes) → %s", len(sds), len(vs.used), len(table), out)
+	return nil
 }
 
 // resourceTypes reads the StructureDefinitions that define concrete resources.
