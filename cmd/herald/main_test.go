@@ -162,7 +162,7 @@ func TestPostgresKeepsDataAcrossRestart(t *testing.T) {
 	}
 	token, err := auth.MintHS256([]byte(secret), auth.MintClaims{ClientID: "c", Scope: "system/*.cruds", TTL: time.Hour})
 	require.NoError(t, err)
-	body := `{"resourceType":"Patient","id":"keep","birthDate":"1970-01-01","_birthDate":{"extension":[{"url":"http://example.org/x","valueString":"y"}]},"extension":[{"url":"http://example.org/w","valueDecimal":1.50}],"unknownElement":[1,{"a":null}]}`
+	body := `{"resourceType":"Patient","id":"keep","birthDate":"1970-01-01","_birthDate":{"extension":[{"url":"http://example.org/x","valueString":"y"}]},"extension":[{"url":"http://example.org/w","valueDecimal":1.50}],"name":[{"given":["A",null],"_given":[null,{"id":"g2"}]}]}`
 
 	first := startServer(t, env)
 	status, _ := do(t, "PUT", first.url+"/fhir/Patient/keep", token, body)

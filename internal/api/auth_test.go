@@ -356,14 +356,16 @@ func TestPatientScopedToken(t *testing.T) {
 
 // TestPatientScopedWriteCannotEnterAnotherCompartment: a resource whose
 // compartment includes another patient must not be writable by a p1 token
-// just because it also names p1 (here through an extra "patient" element,
-// which Herald keeps as an unknown element and counts for the compartment).
+// just because it also names p1. An extra "patient" element (which Herald
+// once kept as an unknown element and counted for the compartment) is now
+// not valid R4 (422); a subject in p2's compartment is a 403.
 func TestPatientScopedWriteCannotEnterAnotherCompartment(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, h *harness) {
 		tok := h.token("patient/*.cruds", forPatient("p1"))
 		body := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"},"patient":{"reference":"Patient/p1"}}`
-		requireOutcome(t, h.request("POST", "/fhir/Observation", tok, body), 403, "compartment")
+		requireOutcome(t, h.request("POST", "/fhir/Observation", tok, body), 422, "Observation.patient")
+		requireOutcome(t, h.request("POST", "/fhir/Observation", tok, obs("", "Patient/p2")), 403, "compartment")
 		require.Zero(t, h.count("Observation"))
 
 		// and p2 must not find p1's writing in their compartment

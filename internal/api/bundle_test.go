@@ -147,8 +147,8 @@ func TestTransactionIsAtomic(t *testing.T) {
 			status    int
 			mention   string
 		}{
-			{"invalid datatype", `{"resource":{"resourceType":"Patient","active":"yes"},"request":{"method":"POST","url":"Patient"}}`, tok, 422, "entry 4"},
-			{"unknown code", `{"resource":{"resourceType":"Patient","gender":"robot"},"request":{"method":"POST","url":"Patient"}}`, tok, 422, "entry 4"},
+			{"invalid datatype", `{"resource":{"resourceType":"Patient","active":"yes"},"request":{"method":"POST","url":"Patient"}}`, tok, 422, "entry[4]"},
+			{"unknown code", `{"resource":{"resourceType":"Patient","gender":"robot"},"request":{"method":"POST","url":"Patient"}}`, tok, 422, "entry[4]"},
 			{"type mismatch", `{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Observation"}}`, tok, 400, "entry 4"},
 			{"PUT id mismatch", `{"resource":{"resourceType":"Patient","id":"a"},"request":{"method":"PUT","url":"Patient/b"}}`, tok, 400, "entry 4"},
 			{"no request", `{"resource":{"resourceType":"Patient"}}`, tok, 400, "entry 4"},
@@ -302,7 +302,7 @@ func TestBatch(t *testing.T) {
 				require.NotEmpty(t, e.Resource, "entry %d", i)
 			}
 		}
-		require.Contains(t, string(b.Entry[1].Response.Outcome), "Patient.active")
+		require.Contains(t, string(b.Entry[1].Response.Outcome), "Bundle.entry[1].resource.active")
 		require.Equal(t, `W/"2"`, b.Entry[2].Response.Etag)
 		require.Equal(t, true, resourceField(t, b.Entry[2].Resource, "active"))
 		require.Equal(t, `W/"1"`, b.Entry[3].Response.Etag)
@@ -366,8 +366,9 @@ func TestBundleRequestErrors(t *testing.T) {
 		mention string
 	}{
 		"searchset":      {`{"resourceType":"Bundle","type":"searchset"}`, 400, "batch or transaction"},
-		"no type":        {`{"resourceType":"Bundle"}`, 400, "batch or transaction"},
-		"entry not list": {`{"resourceType":"Bundle","type":"batch","entry":{}}`, 400, "entry"},
+		"no type":        {`{"resourceType":"Bundle"}`, 422, "Bundle.type"},
+		"not a batch":    {`{"resourceType":"Bundle","type":"collection"}`, 400, "batch or transaction"},
+		"entry not list": {`{"resourceType":"Bundle","type":"batch","entry":{}}`, 422, "Bundle.entry"},
 		"not JSON":       {`{"resourceType":"Bundle",`, 400, "JSON"},
 	} {
 		r := h.request("POST", "/fhir", tok, c.body)

@@ -98,7 +98,8 @@ func TestUpdateCreatesWithClientID(t *testing.T) {
 }
 
 // TestJSONKeptExactly: everything but id and meta.versionId/lastUpdated comes
-// back byte for byte: unknown elements, primitive extensions, number text.
+// back byte for byte: extensions with values of any type, primitive
+// extensions, arrays of primitives with nulls beside their _ form, number text.
 func TestJSONKeptExactly(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, h *harness) {
@@ -107,7 +108,8 @@ func TestJSONKeptExactly(t *testing.T) {
 			`"birthDate":"1970-01-01","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1970-01-01T10:10:00+01:00"}]},` +
 			`"name":[{"family":"Ünïcödé","given":["Zoë"],"_given":[{"id":"g1"}]}],` +
 			`"extension":[{"url":"http://example.org/weight","valueDecimal":1.50},{"url":"http://example.org/big","valueDecimal":12345678901234567890.000}],` +
-			`"unknownElement":{"nested":[1,2.0,3e2,null,true]}}`
+			`"identifier":[{"system":"urn:oid:1.2.3","value":"x","_value":{"extension":[{"url":"http://example.org/v","valueDecimal":3.0e2}]}}],` +
+			`"address":[{"line":["1 Main St",null],"_line":[null,{"extension":[{"url":"http://example.org/l","valueBoolean":true}]}]}]}`
 		r := h.request("PUT", "/fhir/Patient/exact", tok, body)
 		require.Equal(t, 201, r.status, string(r.body))
 		got := h.request("GET", "/fhir/Patient/exact", tok, "")
@@ -231,7 +233,7 @@ func TestErrors(t *testing.T) {
 			{"update without id", "PUT", "/fhir/Patient/a", `{"resourceType":"Patient"}`, nil, 400, "id"},
 			{"duplicate member", "POST", "/fhir/Patient", `{"resourceType":"Patient","active":true,"active":false}`, nil, 400, "duplicate"},
 			{"wrong datatype", "POST", "/fhir/Patient", `{"resourceType":"Patient","active":"yes"}`, nil, 422, "Patient.active"},
-			{"unknown code", "POST", "/fhir/Patient", `{"resourceType":"Patient","gender":"robot"}`, nil, 422, "AdministrativeGender"},
+			{"unknown code", "POST", "/fhir/Patient", `{"resourceType":"Patient","gender":"robot"}`, nil, 422, "administrative-gender"},
 			{"unknown type", "POST", "/fhir/Patients", `{"resourceType":"Patients"}`, nil, 404, "resource type"},
 			{"unknown type read", "GET", "/fhir/Foo/1", "", nil, 404, "resource type"},
 			{"unknown resource", "GET", "/fhir/Patient/nope", "", nil, 404, "not known"},

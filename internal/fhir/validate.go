@@ -1,68 +1,52 @@
 package fhir
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/herald-fhir/herald/internal/r4"
 )
 
-// Validate checks a resource's datatypes and codes against FHIR R4 by
-// decoding it into the typed models of samply/golang-fhir-models: a boolean
-// that is a string, an unknown code in a required binding the models
-// enumerate, a malformed nested element. It does not check cardinality or
-// invariants. Unknown elements pass (Herald keeps them). A failure is a 422
-// that names the element.
-func Validate(r *Resource, body []byte) error {
+// Validate checks a parsed resource against the structure of FHIR R4
+// (internal/r4: element names, choice types, cardinality, primitive formats,
+// required codes, nested and contained resources). A failure is a 422 whose
+// OperationOutcome has one issue, with its FHIRPath expression, for every
+// problem found. Herald's own types (SubscriptionTopic) are validated by
+// their type's rules instead.
+func Validate(r *Resource) error {
+	return Invalid(r.Type, Problems(r))
+}
+
+// Problems lists every way r is not valid R4 (nil when it is, or when it is
+// of one of Herald's own types).
+func Problems(r *Resource) []Problem {
 	if heraldTypes[r.Type] || validationOff {
-		return nil // validated by the type's own rules (e.g. internal/topic)
+		return nil
 	}
-	decode, ok := r4Decoders[r.Type]
-	if !ok {
-		return Errorf(KindInvalid, "%q is not a FHIR R4 resource type", clip(r.Type))
+	found := r4.Validate(r.Tree())
+	if len(found) == 0 {
+		return nil
 	}
-	if err := decode(body); err != nil {
-		return &Error{Kind: KindUnprocessable, Code: "structure", Message: describeDecodeError(r.Type, err), Err: err}
+	out := make([]Problem, len(found))
+	for i, p := range found {
+		out[i] = Problem{Code: p.Code, Message: p.Message, Expression: p.Expression}
 	}
-	return nil
+	return out
+}
+
+// Invalid is the 422 for a resource of type typ with these problems, or nil
+// when there are none.
+func Invalid(typ string, problems []Problem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	first := problems[0]
+	msg := fmt.Sprintf("the %s is not valid FHIR R4: %s: %s", typ, first.Expression, first.Message)
+	if len(problems) > 1 {
+		msg = fmt.Sprintf("the %s is not valid FHIR R4 (%d problems; the first: %s: %s)", typ, len(problems), first.Expression, first.Message)
+	}
+	return &Error{Kind: KindUnprocessable, Code: "structure", Message: msg, Expression: []string{first.Expression}, Problems: problems}
 }
 
 // validationOff is set only in benchmark builds (-tags heraldnovalidate),
 // which measure what validation costs; no setting turns it off in Herald.
 var validationOff bool
-
-func describeDecodeError(typ string, err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		path := typ
-		if te.Field != "" {
-			path += "." + te.Field
-		}
-		return fmt.Sprintf("%s: a JSON %s is not a valid %s here", path, te.Value, fhirTypeName(te.Type.String()))
-	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "unknown ") && strings.Contains(msg, " code `") {
-		// samply's enum errors: "unknown AdministrativeGender code `x`"
-		return fmt.Sprintf("%s: %s", typ, clip(msg))
-	}
-	return fmt.Sprintf("%s is not a valid FHIR R4 %s", typ, typ)
-}
-
-// fhirTypeName maps the Go type samply used to a FHIR-ish word.
-func fhirTypeName(goType string) string {
-	switch strings.TrimLeft(goType, "*[]") {
-	case "bool":
-		return "boolean"
-	case "string":
-		return "string"
-	case "int", "int64", "uint", "uint64":
-		return "integer"
-	case "float64", "json.Number":
-		return "decimal"
-	default:
-		if strings.HasPrefix(goType, "[]") {
-			return "array"
-		}
-		return "object"
-	}
-}

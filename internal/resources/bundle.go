@@ -3,11 +3,10 @@ package resources
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/herald-fhir/herald/internal/auth"
@@ -18,17 +17,83 @@ import (
 
 // bundleRequest is the part of an incoming batch/transaction Bundle Herald reads.
 type bundleRequest struct {
-	ResourceType string `json:"resourceType"`
-	Type         string `json:"type"`
-	Entry        []struct {
-		FullURL  string          `json:"fullUrl"`
-		Resource json.RawMessage `json:"resource"`
-		Request  *struct {
-			Method  string `json:"method"`
-			URL     string `json:"url"`
-			IfMatch string `json:"ifMatch"`
-		} `json:"request"`
-	} `json:"entry"`
+	Type  string
+	Entry []bundleEntry
+	// problems are the R4 problems found in each entry's resource, by entry
+	// index (the Bundle is validated once, as a whole).
+	problems map[int][]fhir.Problem
+}
+
+type bundleEntry struct {
+	FullURL  string
+	Resource *strictjson.Value // nil when absent
+	Request  *entryRequest
+}
+
+type entryRequest struct {
+	Method, URL, IfMatch string
+}
+
+// readBundle takes what Herald needs from a parsed Bundle; the R4 check has
+// vouched for the members' kinds.
+func readBundle(root *strictjson.Value) bundleRequest {
+	var req bundleRequest
+	req.Type, _ = root.Get("type").String()
+	for _, e := range root.Get("entry").Itemized() {
+		var be bundleEntry
+		be.FullURL, _ = e.Get("fullUrl").String()
+		if r := e.Get("resource"); r != nil && r.Kind != strictjson.Null {
+			be.Resource = r
+		}
+		if rq := e.Get("request"); rq != nil {
+			be.Request = &entryRequest{}
+			be.Request.Method, _ = rq.Get("method").String()
+			be.Request.URL, _ = rq.Get("url").String()
+			be.Request.IfMatch, _ = rq.Get("ifMatch").String()
+		}
+		req.Entry = append(req.Entry, be)
+	}
+	return req
+}
+
+// splitProblems sorts a Bundle's R4 problems into those of its entries'
+// resources (by entry index) and the rest, the Bundle's own.
+func splitProblems(problems []fhir.Problem) (own []fhir.Problem, byEntry map[int][]fhir.Problem) {
+	byEntry = map[int][]fhir.Problem{}
+	for _, p := range problems {
+		if i, ok := entryIndex(p.Expression); ok {
+			byEntry[i] = append(byEntry[i], p)
+			continue
+		}
+		own = append(own, p)
+	}
+	return own, byEntry
+}
+
+// allProblems lists the entries' problems in entry order.
+func allProblems(byEntry map[int][]fhir.Problem, entries int) []fhir.Problem {
+	var out []fhir.Problem
+	for i := 0; i < entries; i++ {
+		out = append(out, byEntry[i]...)
+	}
+	return out
+}
+
+// entryIndex is i when expression lies in Bundle.entry[i].resource.
+func entryIndex(expression string) (int, bool) {
+	rest, ok := strings.CutPrefix(expression, "Bundle.entry[")
+	if !ok {
+		return 0, false
+	}
+	num, rest, ok := strings.Cut(rest, "]")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(num)
+	if err != nil || !(rest == ".resource" || strings.HasPrefix(rest, ".resource.") || strings.HasPrefix(rest, ".resource[")) {
+		return 0, false
+	}
+	return i, true
 }
 
 // entry is one parsed Bundle entry, ready to run.
@@ -41,6 +106,7 @@ type entry struct {
 	ifMatch  string
 	fullURL  string
 	body     []byte
+	tree     *strictjson.Value // the resource as parsed within the Bundle
 	resource *fhir.Resource
 }
 
@@ -60,12 +126,23 @@ func (s *Service) Bundle(ctx context.Context, p *auth.Principal, body []byte, mi
 	if r.Type != "Bundle" {
 		return nil, fhir.Errorf(fhir.KindInvalid, "POST to the base accepts only a batch or transaction Bundle, not %s", r.Type)
 	}
-	var req bundleRequest
-	if err := strictjson.Unmarshal(body, &req); err != nil {
-		return nil, fhir.Errorf(fhir.KindInvalid, "the Bundle is malformed: %s", shortJSONError(err))
+	req := readBundle(r.Tree())
+	own, byEntry := splitProblems(fhir.Problems(r))
+	if len(own) > 0 {
+		return nil, fhir.Invalid("Bundle", own)
 	}
+	for i, e := range req.Entry {
+		if t, _ := e.Resource.Get("resourceType").String(); fhir.IsResourceType(t) && !fhir.IsR4ResourceType(t) {
+			delete(byEntry, i) // Herald's own types are checked by their rules
+		}
+	}
+	req.problems = byEntry
 	switch req.Type {
 	case "transaction":
+		// All or nothing: every entry's problems answer at once.
+		if err := fhir.Invalid("Bundle", allProblems(byEntry, len(req.Entry))); err != nil {
+			return nil, err
+		}
 		return s.transaction(ctx, p, req, minimal)
 	case "batch":
 		return s.batch(ctx, p, req, minimal), nil
@@ -103,7 +180,7 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 			continue
 		}
 		var err error
-		if e.resource, err = parseEntryResource(e, resolveRefs(e.body, refs)); err != nil {
+		if e.resource, err = parseEntryResource(e, resolveRefs(e.body, refs), nil); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +213,7 @@ func (s *Service) batch(ctx context.Context, p *auth.Principal, req bundleReques
 	for i := range req.Entry {
 		e, err := s.parseEntry(req, i)
 		if err == nil && e.body != nil {
-			e.resource, err = parseEntryResource(e, e.body)
+			e.resource, err = parseEntryResource(e, e.body, req.problems[i])
 		}
 		switch {
 		case err == nil && e.method == "GET":
@@ -278,20 +355,29 @@ func (s *Service) parseEntry(req bundleRequest, i int) (*entry, error) {
 		return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: request.method must be GET, POST, PUT or DELETE", i)
 	}
 	if e.method == "POST" || e.method == "PUT" {
-		if len(raw.Resource) == 0 || bytes.Equal(raw.Resource, []byte("null")) {
+		if raw.Resource == nil {
 			return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: %s needs a resource", i, e.method)
 		}
-		e.body = raw.Resource
+		e.body, e.tree = raw.Resource.Raw, raw.Resource
 	}
 	return e, nil
 }
 
-func parseEntryResource(e *entry, body []byte) (*fhir.Resource, error) {
+// parseEntryResource makes the resource of a POST or PUT entry. The Bundle
+// was validated as a whole: problems are this entry's. body is the
+// resource's bytes, changed only where urn: references were resolved.
+func parseEntryResource(e *entry, body []byte, problems []fhir.Problem) (*fhir.Resource, error) {
 	id := ""
 	if e.method == "PUT" {
 		id = e.id
 	}
-	r, err := parseFor(e.typ, id, body)
+	r, err := entryResource(e, body)
+	if err == nil {
+		err = matchesURL(r, e.typ, id)
+	}
+	if err == nil {
+		err = fhir.Invalid(e.typ, problems)
+	}
 	if err != nil {
 		return nil, entryError(e, err)
 	}
@@ -299,6 +385,15 @@ func parseEntryResource(e *entry, body []byte) (*fhir.Resource, error) {
 		return nil, entryError(e, fhir.Errorf(fhir.KindInvalid, "the resource must carry id %q", e.id))
 	}
 	return r, nil
+}
+
+// entryResource reuses the parsed entry unless resolving references changed
+// its bytes.
+func entryResource(e *entry, body []byte) (*fhir.Resource, error) {
+	if e.tree != nil && len(body) == len(e.tree.Raw) && (len(body) == 0 || &body[0] == &e.tree.Raw[0]) {
+		return fhir.FromTree(e.tree)
+	}
+	return fhir.Parse(body)
 }
 
 // entryError prefixes an error with the entry it came from.
@@ -354,12 +449,4 @@ func resolveRefs(body []byte, refs map[string]string) []byte {
 		i = end + 1
 	}
 	return out.Bytes()
-}
-
-func shortJSONError(err error) string {
-	var se *strictjson.Error
-	if errors.As(err, &se) && se.Path != "" {
-		return fmt.Sprintf("Bundle.%s: %s", se.Path, se.Msg)
-	}
-	return err.Error()
 }

@@ -394,6 +394,8 @@ func visible(v store.Version, patient string) bool {
 	return false
 }
 
+// parseFor reads and validates the body of a write to typ (and id, for an
+// update).
 func parseFor(typ, id string, body []byte) (*fhir.Resource, error) {
 	if !fhir.IsResourceType(typ) {
 		return nil, unknownType(typ)
@@ -402,16 +404,25 @@ func parseFor(typ, id string, body []byte) (*fhir.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Type != typ {
-		return nil, fhir.Errorf(fhir.KindInvalid, "resourceType %q does not match the URL's type %q", r.Type, typ)
+	if err := matchesURL(r, typ, id); err != nil {
+		return nil, err
 	}
-	if id != "" && r.ID != "" && r.ID != id {
-		return nil, fhir.Errorf(fhir.KindInvalid, "resource id %q does not match the URL's id %q", r.ID, id)
-	}
-	if err := fhir.Validate(r, body); err != nil {
+	if err := fhir.Validate(r); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// matchesURL checks that a resource is of the URL's type and, when both
+// name one, has the URL's id.
+func matchesURL(r *fhir.Resource, typ, id string) error {
+	if r.Type != typ {
+		return fhir.Errorf(fhir.KindInvalid, "resourceType %q does not match the URL's type %q", r.Type, typ)
+	}
+	if id != "" && r.ID != "" && r.ID != id {
+		return fhir.Errorf(fhir.KindInvalid, "resource id %q does not match the URL's id %q", r.ID, id)
+	}
+	return nil
 }
 
 func checkTypeID(typ, id string) error {
