@@ -88,7 +88,7 @@ func (s *Server) operationParams(c *gin.Context) (url.Values, bool) {
 			}
 		}
 	}
-	return params, true
+	return params, s.checkParams(c, params)
 }
 
 func (s *Server) respondJSON(c *gin.Context, body []byte, err error) {
