@@ -99,7 +99,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
-	publisher := &publish.Publisher{Topics: library}
+	publisher := &publish.Publisher{Topics: library, BaseURL: cfg.BaseURL}
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
