@@ -13,7 +13,8 @@ FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./inter
   ./internal/subscription:FuzzParse ./internal/allowlist:FuzzParseEndpoint ./internal/allowlist:FuzzMatch \
   ./internal/secrets:FuzzOpen ./internal/secrets:FuzzSealOpen ./internal/resources:FuzzResolveRefs \
   ./internal/subscription:FuzzParseFilter ./internal/subscription:FuzzParseHeader ./internal/allowlist:FuzzParseEntry \
-  ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse ./internal/strictjson:FuzzParse ./internal/r4:FuzzValidate
+  ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse ./internal/strictjson:FuzzParse ./internal/r4:FuzzValidate \
+  ./internal/fhir:FuzzLocalReference
 
 .PHONY: help run build test lint fuzz bench reliability generate
 help: ## list the targets

@@ -44,7 +44,7 @@ func newDeliveringServer(t *testing.T) *httptest.Server {
 	rules := &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
 	svc := resources.New(resources.Config{Store: st, BaseURL: base,
-		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook},
+		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: base}).Hook},
 		Rules:   map[string]resources.TypeRules{"SubscriptionTopic": &topic.Rules{Library: lib}, "Subscription": rules}})
 	engine := delivery.New(delivery.Config{Store: st, Rules: rules, Topics: lib, BaseURL: base,
 		Sender: webhook.New(webhook.Options{UserAgent: "Herald/test"}), Poll: 50 * time.Millisecond,

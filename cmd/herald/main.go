@@ -25,6 +25,7 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/config"
 	"github.com/herald-fhir/herald/internal/delivery"
+	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/retention"
@@ -98,12 +99,13 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
-	publisher := &publish.Publisher{Topics: library}
+	publisher := &publish.Publisher{Topics: library, BaseURL: cfg.BaseURL}
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
 	}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
+	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: map[string]resources.TypeRules{
 		"SubscriptionTopic": &topic.Rules{Library: library},
@@ -139,6 +141,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Logger:       log,
 		BaseURL:      cfg.BaseURL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		ParamLimits:  paramLimits,
 		Version:      version,
 		Metrics:      delivery.Handler(registry),
 	})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -77,13 +76,15 @@ func (s *Server) searchPost(c *gin.Context) {
 	if !ok {
 		return
 	}
-	params, err := url.ParseQuery(string(body))
-	if err != nil {
-		writeError(c, fhir.Errorf(fhir.KindInvalid, "the search parameters are not valid form data"))
+	params, ok := s.formParams(c, body)
+	if !ok {
 		return
 	}
 	for k, vs := range c.Request.URL.Query() {
 		params[k] = append(params[k], vs...)
+	}
+	if !s.checkParams(c, params) {
+		return
 	}
 	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), params, strictHandling(c))
 	s.respondBundle(c, b, err)

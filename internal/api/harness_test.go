@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +53,25 @@ type harness struct {
 	base    string // FHIR base URL
 	store   store.Store
 	maxBody int64
+	logs    *logBuffer // everything the server logged
+}
+
+// logBuffer collects log lines; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // option adjusts the server a test gets.
@@ -60,8 +81,9 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	t.Helper()
 	v, err := auth.NewVerifier(context.Background(), auth.VerifierConfig{HS256Secret: testSecret})
 	require.NoError(t, err)
-	h := &harness{t: t, store: st}
+	h := &harness{t: t, store: st, logs: &logBuffer{}}
 	o := api.Options{
+		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Auth:         v,
 		Ready:        st,
 		Admin:        st,

@@ -90,6 +90,18 @@ func (s *Server) operationParams(c *gin.Context) (url.Values, bool) {
 		}
 		params.Add(name, value)
 	}
+	if !s.checkParams(c, params) {
+		return nil, false
+	}
+	// Data first (400 for what no parameter may hold), then R4 (422).
+	r, err := fhir.FromTree(in)
+	if err == nil {
+		err = fhir.Validate(r)
+	}
+	if err != nil {
+		writeError(c, err)
+		return nil, false
+	}
 	return params, true
 }
 

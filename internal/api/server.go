@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
@@ -35,7 +36,9 @@ type Options struct {
 	Logger       *slog.Logger
 	BaseURL      string
 	MaxBodyBytes int64
-	Version      string // Herald's version, shown in the CapabilityStatement
+	// ParamLimits bound the parameters of one request (zero: the defaults).
+	ParamLimits fhir.ParamLimits
+	Version     string // Herald's version, shown in the CapabilityStatement
 	// Admin holds the allow-list and the client registry behind /admin.
 	Admin store.AdminStore
 	// Topics, when set, are advertised in the CapabilityStatement.
@@ -64,7 +67,7 @@ func New(opts Options) *Server {
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
 	s.engine.ContextWithFallback = true
-	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics)
+	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.checkQuery)
 	s.engine.NoRoute(func(c *gin.Context) { writeError(c, notFoundRoute(c)) })
 	s.engine.NoMethod(func(c *gin.Context) { writeError(c, notAllowed(c)) })
 	s.routes = s.routeTable()

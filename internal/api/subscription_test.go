@@ -49,14 +49,16 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 			Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}},
 	}
 	ops := &subscription.Operations{Store: st, Topics: lib}
+	pub := &publish.Publisher{Topics: lib}
 	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib
 		o.Operations = ops
 		rc.Rules = rules
-		rc.OnWrite = []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook}
+		rc.OnWrite = []resources.WriteHook{pub.Hook}
 		rc.Virtual = map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}}
 	})
 	ops.BaseURL = h.base
+	pub.BaseURL = h.base // known once the server listens; before any request
 	return &subHarness{harness: h, keys: keys}
 }
 

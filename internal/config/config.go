@@ -33,6 +33,8 @@ type Config struct {
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
 	MaxBodyBytes         int64
+	MaxSearchClauses     int           // parameters (name=value pairs) in one request
+	MaxSearchValues      int           // comma-separated values in one parameter
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
 	LogLevel             slog.Level
@@ -78,6 +80,8 @@ var settings = []setting{
 	{"HERALD_DEFAULT_MAX_PAYLOAD", "default-max-payload", "id-only", "payload ceiling for unregistered clients: empty, id-only or full-resource"},
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
+	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
+	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
@@ -223,6 +227,15 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	} else {
 		c.MaxBodyBytes = n
 	}
+	count := func(env string, into *int) {
+		if n, err := strconv.Atoi(get(env)); err != nil || n < 1 || n > 10000 {
+			fail(env, "must be an integer from 1 to 10000")
+		} else {
+			*into = n
+		}
+	}
+	count("HERALD_MAX_SEARCH_CLAUSES", &c.MaxSearchClauses)
+	count("HERALD_MAX_SEARCH_VALUES", &c.MaxSearchValues)
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {

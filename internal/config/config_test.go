@@ -25,6 +25,8 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "id-only", c.DefaultMaxPayload)
 	require.Equal(t, 720*time.Hour, c.MaxLease)
 	require.EqualValues(t, 4194304, c.MaxBodyBytes)
+	require.Equal(t, 100, c.MaxSearchClauses)
+	require.Equal(t, 100, c.MaxSearchValues)
 	require.True(t, c.Dev)
 	require.False(t, c.AuthConfigured())
 }
@@ -53,6 +55,10 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"HERALD_MAX_BODY_BYTES", "12"},
 		{"HERALD_EVENT_RETENTION", "a while"},
 		{"HERALD_MAX_BODY_BYTES", "lots"},
+		{"HERALD_MAX_SEARCH_CLAUSES", "0"},
+		{"HERALD_MAX_SEARCH_CLAUSES", "many"},
+		{"HERALD_MAX_SEARCH_VALUES", "-1"},
+		{"HERALD_MAX_SEARCH_VALUES", "100001"},
 		{"HERALD_SECRET_KEY", "c2hvcnQ="},
 		{"HERALD_AUTH_HS256_SECRET", "short"},
 		{"HERALD_AUTH_JWKS_URL", "jwks"},

@@ -204,7 +204,7 @@ func newEnv(t *testing.T, st store.Store, opts ...option) *env {
 	e.rules = &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "full-resource"}}
 	e.svc = resources.New(resources.Config{Store: st, BaseURL: baseURL,
-		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook},
+		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: baseURL}).Hook},
 		Rules:   map[string]resources.TypeRules{"SubscriptionTopic": &topic.Rules{Library: lib}, "Subscription": e.rules}})
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "recv", URLPrefix: e.recv.srv.URL + "/", AllowPrivateNetwork: true, CreatedAt: time.Now()}))
 	e.start(opts...)

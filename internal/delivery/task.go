@@ -193,7 +193,7 @@ func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notificati
 	var events []notify.Event
 	if len(n.events) > 0 {
 		var err error
-		events, err = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content,
+		events, err = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, st.Content,
 			func(v store.Version) bool { return subscription.Readable(owner, v) })
 		if err != nil {
 			return nil, err

@@ -1,7 +1,5 @@
 package fhir
 
-import "strings"
-
 // compartmentMembers are the elements whose reference puts a resource into a
 // patient's compartment. Herald uses this deliberately small rule (the Patient
 // itself, and resources whose subject or patient is that patient) so that
@@ -27,19 +25,12 @@ func CompartmentPatients(r *Resource, id, baseURL string) []string {
 	return out
 }
 
-// PatientID returns the id in a reference to a Patient on this server:
-// "Patient/123", "Patient/123/_history/2" or "<baseURL>/Patient/123".
+// PatientID returns the id in a reference to a Patient on this server (see
+// LocalReference): "Patient/123", "Patient/123/_history/2" or
+// "<baseURL>/Patient/123".
 func PatientID(reference, baseURL string) (string, bool) {
-	ref := reference
-	if baseURL != "" {
-		ref = strings.TrimPrefix(ref, strings.TrimSuffix(baseURL, "/")+"/")
-	}
-	rest, ok := strings.CutPrefix(ref, "Patient/")
-	if !ok {
-		return "", false
-	}
-	id, _, _ := strings.Cut(rest, "/_history/")
-	if !ValidID(id) {
+	typ, id, ok := LocalReference(reference, baseURL)
+	if !ok || typ != "Patient" {
 		return "", false
 	}
 	return id, true

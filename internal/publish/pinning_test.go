@@ -72,7 +72,7 @@ func pinnedSetup(t *testing.T, st store.Store, subs ...store.SubscriptionState) 
 		}
 		return nil
 	}))
-	p := &publish.Publisher{Topics: lib}
+	p := &publish.Publisher{Topics: lib, BaseURL: "https://h.example/fhir"}
 	var mu sync.Mutex
 	var loaded []string
 	hook := func(ctx context.Context, tx store.Tx, prev *store.Version, cur store.Version) error {
@@ -116,13 +116,23 @@ func TestPinnedNotLoaded(t *testing.T) {
 		require.Empty(t, focusOf(t, st, "bare-id"))
 		require.Empty(t, focusOf(t, st, "decoy"), "pinned to another patient: never loaded")
 
-		// An Encounter with a base-qualified subject still finds p2's.
-		body := `{"resourceType":"Encounter","id":"e2","status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"https://other.example/fhir/Patient/p2"}}`
+		// An Encounter whose subject is written with Herald's base finds p2's.
+		body := `{"resourceType":"Encounter","id":"e2","status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"https://h.example/fhir/Patient/p2"}}`
 		_, err = svc.Update(ctx, system, "Encounter", "e2", []byte(body), "")
 		require.NoError(t, err)
 		require.Equal(t, []string{"all", "bare-id", "decoy", "not", "p2"}, loaded())
 		require.Equal(t, []string{"1:e2/1 PUT"}, focusOf(t, st, "p2"))
 		require.Equal(t, []string{"1:e2/1 PUT"}, focusOf(t, st, "bare-id"))
+
+		// Another server's Patient/p2 is not p2: only unpinned ones are
+		// loaded, and neither p2's nor bare-id (p2 by id) match.
+		body = `{"resourceType":"Encounter","id":"e3","status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"https://other.example/fhir/Patient/p2"}}`
+		_, err = svc.Update(ctx, system, "Encounter", "e3", []byte(body), "")
+		require.NoError(t, err)
+		require.Equal(t, []string{"all", "bare-id", "not"}, loaded())
+		require.Equal(t, []string{"1:e2/1 PUT"}, focusOf(t, st, "p2"))
+		require.Equal(t, []string{"1:e2/1 PUT"}, focusOf(t, st, "bare-id"))
+		require.Equal(t, []string{"1:e1/1 PUT", "2:e2/1 PUT", "3:e3/1 PUT"}, focusOf(t, st, "all"))
 	})
 }
 

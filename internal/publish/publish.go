@@ -22,7 +22,10 @@ import (
 // Publisher evaluates topics for writes.
 type Publisher struct {
 	Topics *topic.Library
-	Now    func() time.Time
+	// BaseURL is Herald's own base: references under it are local, like
+	// relative ones; other absolute references never match a local filter.
+	BaseURL string
+	Now     func() time.Time
 }
 
 // receiving are the statuses whose Subscriptions still get events: events
@@ -39,7 +42,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	if len(watching) == 0 {
 		return nil // most writes: no topic watches the type, nothing to decode
 	}
-	change, focus, err := describe(prev, cur)
+	change, focus, err := describe(prev, cur, p.BaseURL)
 	if err != nil {
 		return err
 	}
@@ -132,7 +135,7 @@ func (p *Publisher) subscribers(ctx context.Context, tx store.Tx, t *topic.Topic
 
 // describe decodes the versions once for every topic and filter. The focus
 // of a delete is the last version before it.
-func describe(prev *store.Version, cur store.Version) (topic.Change, *search.Resource, error) {
+func describe(prev *store.Version, cur store.Version, baseURL string) (topic.Change, *search.Resource, error) {
 	c := topic.Change{Type: cur.Type}
 	existed := prev != nil && !prev.Deleted
 	var err error
@@ -140,6 +143,7 @@ func describe(prev *store.Version, cur store.Version) (topic.Change, *search.Res
 		if c.Prev, err = search.NewResource(prev.Body); err != nil {
 			return c, nil, err
 		}
+		c.Prev = c.Prev.WithBase(baseURL)
 	}
 	switch {
 	case cur.Deleted:
@@ -153,6 +157,7 @@ func describe(prev *store.Version, cur store.Version) (topic.Change, *search.Res
 	if c.Cur, err = search.NewResource(cur.Body); err != nil {
 		return c, nil, err
 	}
+	c.Cur = c.Cur.WithBase(baseURL)
 	return c, c.Cur, nil
 }
 

@@ -341,8 +341,8 @@ func (s *Service) parseEntry(req bundleRequest, i int) (*entry, error) {
 		var err error
 		switch {
 		case len(parts) == 1:
-			if e.query, err = url.ParseQuery(rawQuery); err != nil {
-				return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: request.url has a malformed query", i)
+			if e.query, err = fhir.ParseParams(rawQuery, s.limits); err != nil {
+				return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: request.url: %s", i, fhir.AsError(err).Message)
 			}
 		case len(parts) == 2 && !hasQuery:
 			e.id = parts[1]

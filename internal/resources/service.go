@@ -35,6 +35,8 @@ type Config struct {
 	Rules map[string]TypeRules
 	// Virtual adds computed, read-only resources to a type, keyed by type name.
 	Virtual map[string]Virtual
+	// ParamLimits bound the query of a Bundle's GET entry (zero: the defaults).
+	ParamLimits fhir.ParamLimits
 }
 
 // Service performs FHIR interactions on behalf of an authenticated caller.
@@ -46,12 +48,13 @@ type Service struct {
 	onWrite []WriteHook
 	rules   map[string]TypeRules
 	virtual map[string]Virtual
+	limits  fhir.ParamLimits
 	started time.Time // lastUpdated of virtual resources
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual}
+	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits}
 	if s.now == nil {
 		s.now = time.Now
 	}

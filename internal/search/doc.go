@@ -19,6 +19,7 @@
 //
 //	c, err := search.ParseQualified("Encounter?patient=Patient/123&status:not=finished")
 //	r, err := search.NewResource(raw) // once per resource version
+//	r = r.WithBase(baseURL)           // the server's base: which references are local
 //	ok, err := c.Match(r)             // per criteria; does not allocate
 //
 // # Semantics
@@ -34,10 +35,12 @@
 //     CodeableConcept.text / Coding.display), :of-type (Identifier,
 //     "system|code|value").
 //   - reference: "Type/id", "id" (typed by a :Type modifier or a single target
-//     type, else any type), an absolute URL ending in Type/id (a relative
-//     reference in the resource matches an absolute value of any base and
-//     vice versa; two absolute URLs need the same base), "urn:…" compared
-//     verbatim; /_history/n is dropped on both sides. Values whose type is not
+//     type, else any type), an absolute URL ending in Type/id, "urn:…"
+//     compared verbatim; /_history/n is dropped on both sides. Local
+//     references (fhir.LocalReference: relative, or under the base the
+//     Resource was given with WithBase) match local values by type and id;
+//     any other absolute reference matches only a value with the same base,
+//     so another server's Patient/1 is never Patient/1. Values whose type is not
 //     a target of the parameter are errors. Canonical elements compare
 //     verbatim, a value without "|version" matching every version. Modifiers
 //     :[Type], :identifier.

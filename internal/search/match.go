@@ -3,6 +3,8 @@ package search
 import (
 	"errors"
 	"strings"
+
+	"github.com/herald-fhir/herald/internal/fhir"
 )
 
 // Match reports whether r satisfies every clause. A resource of another type
@@ -20,7 +22,7 @@ func (c *Criteria) Match(r *Resource) (bool, error) {
 		return false, nil
 	}
 	for i := range c.clauses {
-		if !c.clauses[i].match(r.root) {
+		if !c.clauses[i].match(r.root, r.base) {
 			return false, nil
 		}
 	}
@@ -37,9 +39,9 @@ func (c *Criteria) MatchJSON(raw []byte) (bool, error) {
 	return c.Match(r)
 }
 
-func (cl *clause) match(root map[string]any) bool {
+func (cl *clause) match(root map[string]any, base string) bool {
 	if cl.composite != nil {
-		return cl.compositeMatch(root)
+		return cl.compositeMatch(root, base)
 	}
 	switch cl.mod {
 	case modMissing:
@@ -47,16 +49,16 @@ func (cl *clause) match(root map[string]any) bool {
 	case modNot:
 		// FHIR :not — no element value matches; includes resources that have
 		// no value at all. With several values: none of them matches.
-		return !cl.anyLeaf(root)
+		return !cl.anyLeaf(root, base)
 	default:
-		return cl.anyLeaf(root)
+		return cl.anyLeaf(root, base)
 	}
 }
 
-func (cl *clause) anyLeaf(root map[string]any) bool {
+func (cl *clause) anyLeaf(root map[string]any, base string) bool {
 	for i := range cl.p.paths {
 		pa := &cl.p.paths[i]
-		if walk(root, pa.steps, func(v any) bool { return cl.leaf(pa, v) }) {
+		if walk(root, pa.steps, func(v any) bool { return cl.leaf(pa, v, base) }) {
 			return true
 		}
 	}
@@ -75,7 +77,7 @@ func (cl *clause) present(root map[string]any) bool {
 
 // compositeMatch: some element the composite selects satisfies every
 // component of one of the values.
-func (cl *clause) compositeMatch(root map[string]any) bool {
+func (cl *clause) compositeMatch(root map[string]any, base string) bool {
 	for i := range cl.p.paths {
 		pa := &cl.p.paths[i]
 		if walk(root, pa.steps, func(v any) bool {
@@ -86,7 +88,7 @@ func (cl *clause) compositeMatch(root map[string]any) bool {
 			for _, subs := range cl.composite {
 				all := true
 				for j := range subs {
-					if !subs[j].anyLeaf(m) {
+					if !subs[j].anyLeaf(m, base) {
 						all = false
 						break
 					}
@@ -125,12 +127,12 @@ func leafPresent(pa *path, v any) bool {
 	return isNum
 }
 
-func (cl *clause) leaf(pa *path, v any) bool {
+func (cl *clause) leaf(pa *path, v any, base string) bool {
 	switch cl.p.Type {
 	case TypeToken:
 		return cl.tokenLeaf(pa.kind, v)
 	case TypeReference:
-		return cl.refLeaf(pa, v)
+		return cl.refLeaf(pa, v, base)
 	case TypeString:
 		return cl.stringLeaf(pa.kind, v)
 	case TypeURI:
@@ -292,7 +294,7 @@ func refType(m map[string]any) string {
 	return str(m, "type")
 }
 
-func (cl *clause) refLeaf(pa *path, v any) bool {
+func (cl *clause) refLeaf(pa *path, v any, base string) bool {
 	if pa.kind == kindCanonical {
 		s, _ := v.(string)
 		return s != "" && cl.canonicalMatch(s)
@@ -312,25 +314,42 @@ func (cl *clause) refLeaf(pa *path, v any) bool {
 	if ref == "" {
 		return false
 	}
-	base, typ, id, ok := splitRef(ref)
 	for i := range cl.refs {
-		r := &cl.refs[i]
-		switch r.kind {
-		case refTyped:
-			if ok && typ == r.typ && id == r.id && (r.base == "" || base == "" || base == r.base) {
-				return true
-			}
-		case refID:
-			if ok && id == r.id {
-				return true
-			}
-		case refRaw:
-			if ref == r.raw {
-				return true
-			}
+		if cl.refs[i].matches(ref, base) {
+			return true
 		}
 	}
 	return false
+}
+
+// matches compares a value with a literal reference of a resource stored at
+// base. Local references (fhir.LocalReference) match only local values, by
+// type and id; any other reference matches only a value with the same base,
+// type and id: another server's Patient/p1 is never this server's.
+func (r *refValue) matches(ref, base string) bool {
+	typ, id, local := fhir.LocalReference(ref, base)
+	switch r.kind {
+	case refTyped:
+		if vtyp, vid, vlocal := r.local(base); vlocal {
+			return local && typ == vtyp && id == vid
+		}
+		rbase, rtyp, rid, ok := splitRef(ref)
+		return !local && ok && rbase == r.base && rtyp == r.typ && rid == r.id
+	case refID:
+		return local && id == r.id
+	case refRaw:
+		return ref == r.raw
+	}
+	return false
+}
+
+// local is the value's local type and id: a value without a base always is
+// ("Type/id", or an id typed by a modifier or the parameter's one target).
+func (r *refValue) local(base string) (typ, id string, ok bool) {
+	if r.base == "" {
+		return r.typ, r.id, true
+	}
+	return fhir.LocalReference(r.raw, base)
 }
 
 // canonicalMatch compares a canonical/uri element with the values verbatim;

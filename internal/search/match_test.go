@@ -1,8 +1,10 @@
 package search
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,9 @@ var (
 	loadMu    sync.Mutex
 	resources = map[string]*Resource{}
 )
+
+// examplesBase is the base the R4 examples are stored at in these tests.
+const examplesBase = "http://example.org/fhir"
 
 // load decodes testdata/<name>.json, an unmodified example of the R4 package.
 func load(t testing.TB, name string) *Resource {
@@ -27,6 +32,7 @@ func load(t testing.TB, name string) *Resource {
 	require.NoError(t, err)
 	r, err := NewResource(raw)
 	require.NoError(t, err)
+	r = r.WithBase(examplesBase)
 	resources[name] = r
 	return r
 }
@@ -500,8 +506,11 @@ func TestMatchConstructed(t *testing.T) {
 		{`{"resourceType":"Encounter","subject":{"reference":"Group/g1"}}`, "subject=g1", true},
 		{`{"resourceType":"Encounter","subject":{"reference":"Group/g1"}}`, "patient:missing=true", true},
 		{`{"resourceType":"Encounter","subject":{"type":"Patient","identifier":{"system":"urn:mrn","value":"7"}}}`, "patient:identifier=urn:mrn|7", true},
-		// absolute references: bases must agree when both are given
-		{`{"resourceType":"Encounter","subject":{"reference":"https://a.example/fhir/Patient/p1"}}`, "patient=Patient/p1", true},
+		// absolute references: another server's Patient/p1 is not Patient/p1
+		// (see TestMatchLocalReferences); the same absolute URL matches
+		{`{"resourceType":"Encounter","subject":{"reference":"https://a.example/fhir/Patient/p1"}}`, "patient=Patient/p1", false},
+		{`{"resourceType":"Encounter","subject":{"reference":"https://a.example/fhir/Patient/p1"}}`, "patient=p1", false},
+		{`{"resourceType":"Encounter","subject":{"reference":"https://a.example/fhir/Patient/p1/_history/2"}}`, "patient=https://a.example/fhir/Patient/p1", true},
 		{`{"resourceType":"Encounter","subject":{"reference":"https://a.example/fhir/Patient/p1"}}`, "patient=https://a.example/fhir/Patient/p1", true},
 		{`{"resourceType":"Encounter","subject":{"reference":"https://a.example/fhir/Patient/p1"}}`, "patient=https://b.example/fhir/Patient/p1", false},
 		{`{"resourceType":"Encounter","subject":{"reference":"urn:uuid:0b4c2f7e-9d7a-4a53-bb7e-2f1f6c0a9e11","type":"Patient"}}`, "patient=urn:uuid:0b4c2f7e-9d7a-4a53-bb7e-2f1f6c0a9e11", true},
@@ -545,5 +554,61 @@ func TestMatchConstructed(t *testing.T) {
 		got, err := c.Match(r)
 		require.NoError(t, err)
 		require.Equal(t, tc.want, got, "%s ? %s", tc.resource, tc.query)
+	}
+}
+
+// TestMatchLocalReferences: a reference clause's value means the same
+// resource as the element's reference only when both are local to the base
+// the resource is stored at (fhir.LocalReference), or both are the same
+// other server's URL.
+func TestMatchLocalReferences(t *testing.T) {
+	t.Parallel()
+	const base = "http://localhost:8080/fhir"
+	local := []string{"Patient/p1", "Patient/p1/_history/3", base + "/Patient/p1", base + "/Patient/p1/_history/1", "HTTP://LOCALHOST:8080/fhir/Patient/p1"}
+	foreign := []string{
+		"https://other.example/fhir/Patient/p1", "http://localhost:8080/fhir/../fhir/Patient/p1", "http://localhost:8080/fhirx/Patient/p1",
+		"http://localhost:8080/FHIR/Patient/p1", "http://localhost:8080/fhir/Patient/p%31", "https://localhost:8080/fhir/Patient/p1",
+		"http://localhost:8080/fhir/Patient/p1?x=1", "http://user@localhost:8080/fhir/Patient/p1", "#p1", "urn:uuid:p1",
+	}
+	values := []string{"Patient/p1", "p1", base + "/Patient/p1", "Patient/p1/_history/9", "HTTP://localhost:8080/fhir/Patient/p1"}
+	for _, ref := range append(append([]string{}, local...), foreign...) {
+		r, err := NewResource([]byte(`{"resourceType":"Encounter","subject":{"reference":"` + ref + `","type":"Patient"}}`))
+		require.NoError(t, err)
+		r = r.WithBase(base)
+		isLocal := slices.Contains(local, ref)
+		for _, v := range values {
+			for _, q := range []string{"patient=" + url.QueryEscape(v), "subject:Patient=" + url.QueryEscape(v)} {
+				c, err := ParseCriteria("Encounter", q)
+				require.NoError(t, err, q)
+				got, err := c.Match(r)
+				require.NoError(t, err)
+				require.Equal(t, isLocal, got, "%s ? %s", ref, q)
+			}
+		}
+		want := []string(nil)
+		if isLocal {
+			want = []string{"Patient/p1"}
+		}
+		require.Equal(t, want, r.References("patient"), ref)
+	}
+	// Without a base only relative references are local.
+	r, err := NewResource([]byte(`{"resourceType":"Encounter","subject":{"reference":"` + base + `/Patient/p1"}}`))
+	require.NoError(t, err)
+	c, err := ParseCriteria("Encounter", "patient=Patient/p1")
+	require.NoError(t, err)
+	got, err := c.Match(r)
+	require.NoError(t, err)
+	require.False(t, got)
+	require.Empty(t, r.References("patient"))
+	// Another server's reference matches only the same server's value.
+	r, err = NewResource([]byte(`{"resourceType":"Encounter","subject":{"reference":"https://other.example/fhir/Patient/p1"}}`))
+	require.NoError(t, err)
+	r = r.WithBase(base)
+	for v, want := range map[string]bool{"https://other.example/fhir/Patient/p1": true, "https://other.example/fhir/Patient/p1/_history/2": true, "https://other.example/Patient/p1": false, "Patient/p1": false} {
+		c, err := ParseCriteria("Encounter", "patient="+url.QueryEscape(v))
+		require.NoError(t, err)
+		got, err := c.Match(r)
+		require.NoError(t, err)
+		require.Equal(t, want, got, v)
 	}
 }

@@ -1,15 +1,20 @@
 package search
 
-import "slices"
+import (
+	"slices"
 
-// References returns the literal references, normalised to "Type/id" (no
-// base URL, no _history), that r holds for the reference search parameter
-// code of its type, sorted and without duplicates. It reads exactly the
-// elements the matcher reads for that parameter, with the same target type
-// rule (the `where(resolve() is X)` of the expression), so that a Reference
-// clause with the typed value "T/id" matches r only if "T/id" is in the
-// result (whatever base the value or the element has). References that are
-// not literal ("#contained", logical identifiers, urn:uuid:…) are left out.
+	"github.com/herald-fhir/herald/internal/fhir"
+)
+
+// References returns the local references (fhir.LocalReference under r's
+// base), normalised to "Type/id" (no base URL, no _history), that r holds
+// for the reference search parameter code of its type, sorted and without
+// duplicates. It reads exactly the elements the matcher reads for that
+// parameter, with the same target type rule (the `where(resolve() is X)` of
+// the expression), so that a Reference clause with a local typed value
+// "T/id" matches r only if "T/id" is in the result. Other references
+// (another server's, "#contained", logical identifiers, urn:uuid:…) are
+// left out.
 // It returns nil when the type has no such reference parameter.
 func (r *Resource) References(code string) []string {
 	if r == nil || r.root == nil {
@@ -33,7 +38,7 @@ func (r *Resource) References(code string) []string {
 			if pa.target != "" && refType(m) != pa.target {
 				return false
 			}
-			if _, typ, id, ok := splitRef(str(m, "reference")); ok && typ != "" {
+			if typ, id, ok := fhir.LocalReference(str(m, "reference"), r.base); ok {
 				out = append(out, typ+"/"+id)
 			}
 			return false // visit every element

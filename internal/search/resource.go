@@ -13,6 +13,16 @@ import (
 type Resource struct {
 	typ  string
 	root map[string]any
+	base string // the server's base URL, for fhir.LocalReference
+}
+
+// WithBase is r as stored on the server at baseURL: its absolute references
+// under that base are local, like relative ones. Without it only relative
+// references are local, so forgetting it can only miss a match.
+func (r *Resource) WithBase(baseURL string) *Resource {
+	c := *r
+	c.base = baseURL
+	return &c
 }
 
 // NewResource decodes a FHIR JSON resource (with strictjson's one reading).

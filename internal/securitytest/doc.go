@@ -33,6 +33,10 @@
 //     (IPv4, IPv6 and IPv4-mapped), numeric host spellings, names resolving
 //     to loopback and redirects, each refused at the layer that owns it
 //     (allow-list parsing at the API boundary, or the dialer at send time);
+//   - another server's references (https://other.example/fhir/Patient/p1,
+//     or Herald's base spelled with dot segments, a longer path, a query,
+//     escapes or user info) standing in for a local patient in Subscription
+//     filters, the patient index and notification includes;
 //   - header injection through channel.header;
 //   - oversized and deeply nested JSON;
 //   - Unicode and encoding tricks in ids and endpoint URLs;

@@ -282,7 +282,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	h.base = h.srv.URL + "/fhir"
 	ops.BaseURL = h.base
 	svc := resources.New(resources.Config{Store: st, BaseURL: h.base,
-		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook},
+		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: h.base}).Hook},
 		Virtual: map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}},
 		Rules: map[string]resources.TypeRules{
 			"SubscriptionTopic": &topic.Rules{Library: lib},

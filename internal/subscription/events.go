@@ -17,7 +17,8 @@ import (
 // includes become additional context; with full-resource, each focus
 // version and included resource the recipient may read (mayRead) carries
 // its stored JSON; the others appear as references only. $events and delivery both build on it.
-func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored []store.Event, content string, mayRead func(store.Version) bool) ([]notify.Event, error) {
+// baseURL is Herald's own: only references local to it are included.
+func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseURL string, stored []store.Event, content string, mayRead func(store.Version) bool) ([]notify.Event, error) {
 	full := content == fhir.ContentFullResource
 	events := make([]notify.Event, 0, len(stored))
 	for _, e := range stored {
@@ -34,7 +35,7 @@ func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored
 				if full && mayRead(fv) {
 					ev.Resource = fv.Body
 				}
-				if ev.Additional, err = includes(ctx, v, topics, e, fv.Body, full, mayRead); err != nil {
+				if ev.Additional, err = includes(ctx, v, topics, baseURL, e, fv.Body, full, mayRead); err != nil {
 					return nil, err
 				}
 			}
@@ -47,8 +48,9 @@ func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, stored
 // includes resolves the topic's notificationShape includes for one event
 // ("Encounter:patient" → the Patient the focus references), as additional
 // context. With full, each included resource the recipient may read
-// carries its current stored JSON.
-func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, focus []byte, full bool, mayRead func(store.Version) bool) ([]notify.Included, error) {
+// carries its current stored JSON. Another server's reference is never
+// resolved to a local resource.
+func includes(ctx context.Context, v store.View, topics *topic.Library, baseURL string, e store.Event, focus []byte, full bool, mayRead func(store.Version) bool) ([]notify.Included, error) {
 	if topics == nil {
 		return nil, nil
 	}
@@ -60,6 +62,7 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 	if err != nil {
 		return nil, nil
 	}
+	r = r.WithBase(baseURL)
 	var out []notify.Included
 	seen := map[string]bool{}
 	for _, shape := range t.Shapes {

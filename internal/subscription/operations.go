@@ -123,7 +123,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	events, err := LoadEvents(ctx, o.Store, o.Topics, stored, sub.Content, func(v store.Version) bool { return Readable(p, v) })
+	events, err := LoadEvents(ctx, o.Store, o.Topics, o.BaseURL, stored, sub.Content, func(v store.Version) bool { return Readable(p, v) })
 	if err != nil {
 		return nil, err
 	}

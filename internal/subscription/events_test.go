@@ -1,0 +1,66 @@
+package subscription_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/memory"
+	"github.com/herald-fhir/herald/internal/subscription"
+	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/topics"
+)
+
+// TestIncludesOnlyLocalReferences: the notificationShape includes of an
+// event resolve only references local to Herald's base; another server's
+// Patient/p1 and Practitioner/dr1 never load the local ones.
+func TestIncludesOnlyLocalReferences(t *testing.T) {
+	t.Parallel()
+	const base = "https://herald.example/fhir"
+	ctx := context.Background()
+	st := memory.New()
+	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
+	require.NoError(t, err)
+	svc := resources.New(resources.Config{Store: st, BaseURL: base})
+	system := &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
+	for _, put := range []struct{ typ, id, body string }{
+		{"Patient", "p1", `{"resourceType":"Patient","id":"p1"}`},
+		{"Practitioner", "dr1", `{"resourceType":"Practitioner","id":"dr1"}`},
+		{"Encounter", "foreign", encounterWith("foreign", "https://other.example/fhir")},
+		{"Encounter", "own", encounterWith("own", base)},
+		{"Encounter", "relative", encounterWith("relative", "")},
+	} {
+		_, err := svc.Update(ctx, system, put.typ, put.id, []byte(put.body), "")
+		require.NoError(t, err)
+	}
+	included := func(focus, baseURL string) []string {
+		ev := store.Event{Number: 1, Topic: "https://herald.dev/fhir/SubscriptionTopic/encounter-start", FocusType: "Encounter", FocusID: focus, FocusVersion: 1, Method: store.MethodUpdate}
+		events, err := subscription.LoadEvents(ctx, st, lib, baseURL, []store.Event{ev}, fhir.ContentIDOnly, func(store.Version) bool { return true })
+		require.NoError(t, err)
+		out := []string{}
+		for _, in := range events[0].Additional {
+			out = append(out, in.Ref.Type+"/"+in.Ref.ID)
+		}
+		return out
+	}
+	require.Empty(t, included("foreign", base))
+	require.ElementsMatch(t, []string{"Patient/p1", "Practitioner/dr1"}, included("own", base))
+	require.ElementsMatch(t, []string{"Patient/p1", "Practitioner/dr1"}, included("relative", base))
+	require.Empty(t, included("own", ""), "without the base, absolute references are not local")
+}
+
+// encounterWith is an in-progress Encounter about Patient/p1 with
+// Practitioner/dr1, both references under base ("": relative).
+func encounterWith(id, base string) string {
+	if base != "" {
+		base += "/"
+	}
+	return fmt.Sprintf(`{"resourceType":"Encounter","id":%q,"status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"%sPatient/p1"},"participant":[{"individual":{"reference":"%sPractitioner/dr1"}}]}`, id, base, base)
+}
