@@ -34,16 +34,24 @@ func TestValidationCosts(t *testing.T) {
 	create := costs[0]
 	require.Equal(t, "create", create.phase)
 	require.Len(t, create.pairs, 2, "round 3 lacks the not-validating run")
-	require.InDelta(t, 0.75, create.pairs[0].ratio(), 1e-9)
-	require.InDelta(t, 3500.0/3700, create.pairs[1].ratio(), 1e-9)
-	require.InDelta(t, (0.75+3500.0/3700)/2, create.ratio(), 1e-9, "the median of two is their mean")
+	ratio := func(p validationPair) float64 { r, _ := p.ratio("rps"); return r }
+	require.InDelta(t, 0.75, ratio(create.pairs[0]), 1e-9)
+	require.InDelta(t, 3500.0/3700, ratio(create.pairs[1]), 1e-9)
+	got, ok := create.ratio("rps")
+	require.True(t, ok)
+	require.InDelta(t, (0.75+3500.0/3700)/2, got, 1e-9, "the median of two is their mean")
+	got, _ = create.ratio(cpuPerRequest)
+	require.InDelta(t, (220.0/180+210.0/175)/2, got, 1e-9)
+	_, ok = create.ratio("no_such_key")
+	require.False(t, ok)
 	p99, ok := create.median("p99_ms", true)
 	require.True(t, ok)
 	require.InDelta(t, 18.5, p99, 1e-9)
 
 	tx := costs[1]
 	require.Equal(t, "transaction", tx.phase)
-	require.InDelta(t, (100.0/110+1)/2, tx.ratio(), 1e-9)
+	got, _ = tx.ratio("rps")
+	require.InDelta(t, (100.0/110+1)/2, got, 1e-9)
 
 	require.Equal(t, 2.0, median([]float64{3, 1, 2}))
 	require.Zero(t, median(nil))
@@ -56,13 +64,13 @@ func TestValidationReport(t *testing.T) {
 	writeReport(&b, r, "")
 	md := b.String()
 	for _, want := range []string{
-		"| Patient create with R4 validation at most 15% slower (throughput ratio ≥ 0.85) | 11 | 0.848× | **not met** | median of 2 rounds |",
+		"| Patient create with R4 validation at most 15% slower (throughput ratio ≥ 0.85) | 11 | 0.848× | **not met** | median of 2 rounds; herald CPU per request ×1.211 |",
 		"| Patient create p99 < 20 ms with R4 validation | 11 | 18.50 ms | met | median of 2 rounds; without validation 16.50 ms |",
-		"| 30 KB transaction with R4 validation at most 15% slower (throughput ratio ≥ 0.85) | 11 | 0.955× | met | median of 2 rounds |",
+		"| 30 KB transaction with R4 validation at most 15% slower (throughput ratio ≥ 0.85) | 11 | 0.955× | met | median of 2 rounds; herald CPU per request ×1.124 |",
 		"| 30 KB transaction p99 < 20 ms with R4 validation | 11 | 510.00 ms | **not met** | median of 2 rounds; without validation 460.00 ms |",
 		"## Cost of R4 validation (issue 11)",
-		"| Patient create | 2 | 3,250 | 3,850 | 0.848 | 0.750, 0.946 | – | – | 8.50 | 7.25 | 18.50 | 16.50 | 215 | 178 |",
-		"| 30 KB transaction | 2 | 102 | 108 | 0.955 | 0.909, 1.000 | 2,562 | 2,688 | 285.00 | 272.50 | 510.00 | 460.00 | 9,050 | 8,050 |",
+		"| Patient create | 2 | 3,250 | 3,850 | 0.848 | 0.750, 0.946 | – | – | 8.50 | 7.25 | 18.50 | 16.50 | 215 | 178 | 1.211 |",
+		"| 30 KB transaction | 2 | 102 | 108 | 0.955 | 0.909, 1.000 | 2,562 | 2,688 | 285.00 | 272.50 | 510.00 | 460.00 | 9,050 | 8,050 | 1.124 |",
 		"| 1 | validating | create | 32 | 8.0 | 24,000 | 0 | 3,000.0 | – | 9.00 | 13.00 | 18.00 | 40.00 | 220 | 210 | 70 | 20 | 195 |",
 		"| 1 | not validating | transaction | 32 | 8.2 | 902 | 0 | 110.0 | 2,750 | 270.00 |",
 		"| 3 | validating | create | 32 | 8.0 | 8,000 | 0 | 1,000.0 |",
