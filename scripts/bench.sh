@@ -15,9 +15,9 @@
 # and the not-validating server each run alone over a fresh database while
 # herald-load measures Patient creates and 30 KB transaction Bundles (a
 # Patient and 24 Observations) at 32 clients, alternating (validating, not,
-# validating, not, …); then the median ratio validating / not validating of
-# each workload's throughput is printed (issue 11's target: at most 15%
-# slower, p99 still under 20 ms).
+# validating, not, …); then the median ratios validating / not validating of
+# each workload's throughput and of herald's CPU per request are printed
+# (issue 11's target: at most 15% slower, p99 still under 20 ms).
 # Everything it prints (stderr too, merged into stdout) also goes to
 # bench/bench-output.txt, from which scripts/benchreport writes
 # bench/report.md and bench/latency.png, the sweep's latency percentiles
