@@ -9,7 +9,15 @@
 # the delivery phase again, short, at offered loads of 50 to 800 writes/s over
 # 100 Subscriptions and at 200 writes/s over 10 to 3,000 Subscriptions (each
 # point a herald-load run of its own, with patients and Subscriptions of its
-# own, deleted afterwards).
+# own, deleted afterwards). Last, phase validation: what R4 validation of
+# every write costs. A second server binary is built with -tags
+# heraldnovalidate (its fhir.Validate does nothing); in rounds, the validating
+# and the not-validating server each run alone over a fresh database while
+# herald-load measures Patient creates and 30 KB transaction Bundles (a
+# Patient and 24 Observations) at 32 clients, alternating (validating, not,
+# validating, not, …); then the median ratios validating / not validating of
+# each workload's throughput and of herald's CPU per request are printed
+# (issue 11's target: at most 15% slower, p99 still under 20 ms).
 # Everything it prints (stderr too, merged into stdout) also goes to
 # bench/bench-output.txt, from which scripts/benchreport writes
 # bench/report.md and bench/latency.png, the sweep's latency percentiles
@@ -29,6 +37,12 @@
 #                     fanout phase's measured window, into bench/herald-cpu-fanout-<time>.prof.
 #   BENCH_DELIVERY=0  skip the delivery phases (and the sweep).
 #   BENCH_SWEEP=0     skip the delivery sweep.
+#   BENCH_VALIDATION=0     skip the validation phase; BENCH_VALIDATION=only runs
+#                     nothing else (no create/read, wrk or delivery phases).
+#   BENCH_VALIDATION_ROUNDS   rounds of the validation phase, each measuring both
+#                     servers (default 3, at least 2).
+#   BENCH_VALIDATION_WARMUP, BENCH_VALIDATION_DURATION  each of its workloads'
+#                     warm-up and measured window (default 2s and 8s).
 #   BENCH_SWEEP_RATES       offered loads of the sweep, writes/s (default "50 100 200 400 800")…
 #   BENCH_SWEEP_RATE_SUBS   …over this many Subscriptions (default 100);
 #   BENCH_SWEEP_SUBS        Subscription counts of the sweep (default "10 100 1000 3000")…
@@ -41,7 +55,8 @@
 #                     "-fanout-backlog 4 -delivery-receivers 8" (see herald-load -h).
 #   HERALD_*          exported settings reach the server (e.g. HERALD_DELIVERY_WORKERS);
 #                     the defaults are used otherwise.
-#   BENCH_HERALD_BIN  a prebuilt herald binary to benchmark instead of building ./cmd/herald.
+#   BENCH_HERALD_BIN  a prebuilt herald binary to benchmark instead of building ./cmd/herald
+#                     (the validation phase still builds its not-validating twin from ./cmd/herald).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -61,8 +76,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench.XXXXXX")
 server_pid=
 load_pid=
 profile_pid=
-db_created=
+dbs_created=()
 report_bin=
+validation=${BENCH_VALIDATION:-1}
 
 # shellcheck disable=SC2317 # cleanup runs from the traps
 cleanup() {
@@ -71,19 +87,10 @@ cleanup() {
 	for pid in $load_pid $profile_pid; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
-	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do # up to 10 s to drain
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	if [[ -n $db_created ]]; then
-		psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null ||
-			echo "bench: could not drop database $db; drop it by hand" >&2
-	fi
+	stop_server
+	for d in "${dbs_created[@]}"; do
+		drop_db "$d" || true
+	done
 	echo "bench: exit status $rc"
 	# Close the pipe to tee and let it write out the rest.
 	exec 1>&8 2>&9 8>&- 9>&-
@@ -139,7 +146,200 @@ http_status() {
 	echo "${line%% *}"
 }
 
+# create_db NAME creates an empty database, which cleanup drops if nothing
+# else has.
+create_db() {
+	psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "CREATE DATABASE $1" >/dev/null
+	dbs_created+=("$1")
+}
+
+# drop_db NAME drops a database of create_db's.
+drop_db() {
+	if ! psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null; then
+		echo "bench: could not drop database $1; drop it by hand" >&2
+		return 1
+	fi
+	local kept=() d
+	for d in "${dbs_created[@]}"; do
+		[[ $d == "$1" ]] || kept+=("$d")
+	done
+	dbs_created=("${kept[@]}")
+}
+
+# start_server BIN DATABASE starts herald BIN on a free loopback port over
+# DATABASE (with pprof when pprof_port is set), logging into its own file,
+# and waits until it is ready: it sets port, server_pid and server_log.
+start_server() {
+	local bin=$1 database=$2
+	port=$(free_port)
+	server_log=$tmp/herald-$database.log
+	env DATABASE_URL="$(with_db "$admin_url" "$database")" \
+		HERALD_ADDR="127.0.0.1:$port" \
+		HERALD_BASE_URL="http://127.0.0.1:$port/fhir" \
+		HERALD_AUTH_HS256_SECRET="$secret" \
+		HERALD_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
+		HERALD_LOG_LEVEL=warn \
+		${pprof_port:+HERALD_PPROF_ADDR=127.0.0.1:$pprof_port} \
+		"$bin" serve >"$server_log" 2>&1 8>&- 9>&- &
+	server_pid=$!
+
+	local deadline=$((SECONDS + 30))
+	until [[ $(http_status "$port" /readyz) == 200 ]]; do
+		if ! kill -0 "$server_pid" 2>/dev/null; then
+			cat "$server_log" >&2
+			die "herald exited before it was ready"
+		fi
+		if ((SECONDS >= deadline)); then
+			cat "$server_log" >&2
+			die "herald not ready after 30 s"
+		fi
+		sleep 0.1
+	done
+}
+
+# stop_server stops the running server, if any, giving it up to 10 s to drain.
+stop_server() {
+	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	server_pid=
+}
+
+# finish prints the load average and the servers' logs, and exits with status.
+finish() {
+	echo
+	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, at the end)"
+	local f f_label
+	for f in "$tmp"/herald-*.log; do
+		[[ -s $f ]] || continue
+		echo
+		f_label=${f##*/herald-}
+		echo "== server log (warnings and errors), database ${f_label%.log}"
+		tail -n 20 "$f"
+	done
+	exit "$status"
+}
+
+# validation_phase [herald-load flags…] measures what R4 validation costs:
+# per round, the validating server and then the not-validating one, each
+# alone over a fresh database, run the same two workloads; then the medians.
+validation_phase() {
+	local rounds=${BENCH_VALIDATION_ROUNDS:-3} warmup=${BENCH_VALIDATION_WARMUP:-2s} duration=${BENCH_VALIDATION_DURATION:-8s}
+	local pprof_port= round mode bin database run_status=0
+	[[ $rounds =~ ^[0-9]+$ ]] && ((rounds >= 2)) || die "BENCH_VALIDATION_ROUNDS must be a number of at least 2"
+	echo
+	echo "== validation: Patient creates and 30 KB transactions, validating (herald) and not (herald -tags heraldnovalidate) in turn; $rounds rounds, $warmup warm-up + $duration measured each"
+	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, before the validation phase)"
+	: >"$tmp/validation.out"
+	for round in $(seq 1 "$rounds"); do
+		for mode in on off; do
+			bin=$herald
+			[[ $mode == on ]] || bin=$herald_novalidate
+			database=${db}_$mode$round
+			create_db "$database"
+			start_server "$bin" "$database"
+			echo
+			echo "-- round $round, validation $mode: herald pid $server_pid on 127.0.0.1:$port, database $database"
+			check_validation "$mode"
+			# Output into a file first: the summary reads it.
+			HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
+				-url "http://127.0.0.1:$port/fhir" \
+				-cpu "herald=pid:$server_pid,postgres=comm:postgres,pg-bench=cmdline:$database" \
+				"$@" -phases create,transaction -warmup "$warmup" -duration "$duration" \
+				-bench-tag "validation-$mode.$round" >"$tmp/validation-run.out" 2>&1 &
+			load_pid=$!
+			wait "$load_pid" || run_status=$?
+			load_pid=
+			cat "$tmp/validation-run.out"
+			cat "$tmp/validation-run.out" >>"$tmp/validation.out"
+			stop_server
+			drop_db "$database" || true
+			[[ $run_status == 0 ]] || return "$run_status"
+		done
+	done
+	summarize_validation <"$tmp/validation.out"
+}
+
+# check_validation on|off makes sure the running server refuses (on) or
+# accepts (off) a Patient that is not valid R4: each figure is what it says.
+check_validation() {
+	local token code
+	command -v curl >/dev/null || die "the validation phase needs curl"
+	token=$(HERALD_AUTH_HS256_SECRET=$secret "$herald" token --client bench-probe --scope system/Patient.c --ttl 5m)
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/fhir/Patient" \
+		-H "Authorization: Bearer $token" -H 'Content-Type: application/fhir+json' \
+		-d '{"resourceType":"Patient","gender":"sometimes"}') || true
+	if [[ $1 == on && $code != 4?? || $1 == off && $code != 201 ]]; then
+		die "validation $1: a Patient that is not valid R4 got HTTP $code: is this the right binary?"
+	fi
+}
+
+# summarize_validation reads herald-load's tagged BENCH lines and prints, per
+# workload, the median over rounds of the throughput ratio validating / not
+# validating (each round's pair), of herald's CPU per request (steadier on a
+# shared machine) and its ratio, and of p50 and p99.
+summarize_validation() {
+	awk '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	function med(key, mode,   r, n, a) {
+		n = 0
+		# + 0: compare as numbers, not as strings
+		for (r = 1; r <= rounds; r++) if ((ph, mode, r) in rps) a[++n] = val[key, ph, mode, r] + 0
+		return n ? median(a, n) : -1
+	}
+	# ratio: median over the rounds that measured both servers of key on / off.
+	function ratio(key,   r, n, a) {
+		n = 0
+		for (r = 1; r <= rounds; r++)
+			if ((ph, "on", r) in rps && (ph, "off", r) in rps && val[key, ph, "off", r] + 0 > 0)
+				a[++n] = val[key, ph, "on", r] / val[key, ph, "off", r]
+		return n ? median(a, n) : -1
+	}
+	/^BENCH / && / tag=validation-(on|off)\.[0-9]+$/ {
+		delete kv
+		for (i = 2; i <= NF; i++) { eq = index($i, "="); kv[substr($i, 1, eq - 1)] = substr($i, eq + 1) }
+		split(kv["tag"], t, /[-.]/)
+		ph = kv["phase"]; mode = t[2]; r = t[3] + 0
+		rps[ph, mode, r] = kv["rps"]
+		for (k in kv) val[k, ph, mode, r] = kv[k]
+		if (r > rounds) rounds = r
+	}
+	END {
+		printf "\n== validation cost: medians over %d rounds (ratio: validating / not validating, per round)\n", rounds
+		printf "%-12s %10s %10s %7s %9s %9s %9s %9s %10s %10s %9s  %s\n", "workload", "req/s on", "req/s off", "ratio", "p50 on", "p50 off", "p99 on", "p99 off", "cpu µs on", "cpu µs off", "cpu ratio", "req/s ratio per round"
+		split("create transaction", phases, " ")
+		for (p = 1; p <= 2; p++) {
+			ph = phases[p]; n = 0; list = ""
+			delete ratios
+			for (r = 1; r <= rounds; r++)
+				if ((ph, "on", r) in rps && (ph, "off", r) in rps && rps[ph, "off", r] + 0 > 0) {
+					ratios[++n] = rps[ph, "on", r] / rps[ph, "off", r]
+					list = list sprintf(" %.3f", ratios[n])
+				}
+			if (!n) continue
+			printf "%-12s %10.1f %10.1f %7.3f %9.2f %9.2f %9.2f %9.2f %10.0f %10.0f %9.3f %s\n", ph, med("rps", "on"), med("rps", "off"), median(ratios, n),
+				med("p50_ms", "on"), med("p50_ms", "off"), med("p99_ms", "on"), med("p99_ms", "off"),
+				med("cpu_herald_us_per_req", "on"), med("cpu_herald_us_per_req", "off"), ratio("cpu_herald_us_per_req"), list
+		}
+		print "cpu: herald CPU µs per request. Target (issue 11): validating at most 15% slower (ratio ≥ 0.85), p99 under 20 ms at 32 clients"
+	}'
+}
+
 command -v psql >/dev/null || die "psql is required (apt-get install postgresql-client)"
+case $validation in
+0 | 1 | only) ;;
+*) die "BENCH_VALIDATION must be 0, 1 or only" ;;
+esac
 
 # --- the machine -------------------------------------------------------------
 echo "== machine"
@@ -162,6 +362,10 @@ if [[ -z $herald ]]; then
 	go build -o "$herald" ./cmd/herald
 fi
 go build -o "$tmp/herald-load" ./cmd/herald-load
+if [[ $validation != 0 ]]; then
+	herald_novalidate=$tmp/herald-novalidate
+	go build -tags heraldnovalidate -o "$herald_novalidate" ./cmd/herald
+fi
 if [[ ${BENCH_REPORT:-1} != 0 ]]; then
 	go build -o "$tmp/benchreport" ./scripts/benchreport
 	report_bin=$tmp/benchreport
@@ -182,40 +386,22 @@ echo "postgres: $(psql "$admin_url" -qAtc 'SHOW server_version')"
 echo "pg conf:  $(psql "$admin_url" -qAtc "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings
 	WHERE name IN ('synchronous_commit', 'fsync', 'wal_sync_method', 'commit_delay', 'shared_buffers', 'max_connections', 'full_page_writes')")"
 
-psql "$admin_url" -v ON_ERROR_STOP=1 -qAtc "CREATE DATABASE $db" >/dev/null
-db_created=1
-bench_url=$(with_db "$admin_url" "$db")
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') # 64 hex characters
+status=0
+
+if [[ $validation == only ]]; then
+	validation_phase "$@" || status=$?
+	finish
+fi
 
 # --- the server --------------------------------------------------------------
-port=$(free_port)
-secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') # 64 hex characters
+create_db "$db"
 pprof_port=
 if [[ ${BENCH_PROFILE:-} == 1 ]]; then
 	command -v curl >/dev/null || die "BENCH_PROFILE=1 needs curl"
 	pprof_port=$(free_port)
 fi
-env DATABASE_URL="$bench_url" \
-	HERALD_ADDR="127.0.0.1:$port" \
-	HERALD_BASE_URL="http://127.0.0.1:$port/fhir" \
-	HERALD_AUTH_HS256_SECRET="$secret" \
-	HERALD_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
-	HERALD_LOG_LEVEL=warn \
-	${pprof_port:+HERALD_PPROF_ADDR=127.0.0.1:$pprof_port} \
-	"$herald" serve >"$tmp/herald.log" 2>&1 8>&- 9>&- &
-server_pid=$!
-
-deadline=$((SECONDS + 30))
-until [[ $(http_status "$port" /readyz) == 200 ]]; do
-	if ! kill -0 "$server_pid" 2>/dev/null; then
-		cat "$tmp/herald.log" >&2
-		die "herald exited before it was ready"
-	fi
-	if ((SECONDS >= deadline)); then
-		cat "$tmp/herald.log" >&2
-		die "herald not ready after 30 s"
-	fi
-	sleep 0.1
-done
+start_server "$herald" "$db"
 echo "server:   herald pid $server_pid on 127.0.0.1:$port, database $db"
 
 # --- the run -----------------------------------------------------------------
@@ -250,7 +436,6 @@ HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
 	-cpu "herald=pid:$server_pid,postgres=comm:postgres,pg-bench=cmdline:$db" \
 	"$@" &
 load_pid=$!
-status=0
 wait "$load_pid" || status=$?
 load_pid=
 
@@ -378,12 +563,12 @@ if [[ $status == 0 && ${BENCH_DELIVERY:-1} != 0 && ${BENCH_SWEEP:-1} != 0 ]]; th
 		status=1
 	fi
 fi
-echo
-echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, at the end)"
 
-if [[ -s $tmp/herald.log ]]; then
-	echo
-	echo "== server log (warnings and errors)"
-	tail -n 20 "$tmp/herald.log"
+# --- validation cost ------------------------------------------------------------
+# The main server goes first: only one server runs at a time.
+if [[ $status == 0 && $validation != 0 ]]; then
+	stop_server
+	drop_db "$db" || true
+	validation_phase "$@" || status=$?
 fi
-exit "$status"
+finish

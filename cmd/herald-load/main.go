@@ -7,7 +7,9 @@
 // Each phase runs a warm-up (not recorded) and then a measured window, then
 // stops by itself. Phase create POSTs small Patient resources with varied
 // names and remembers their ids; phase read GETs random ids among them
-// (seeding some first when no create phase ran). Every request's latency is
+// (seeding some first when no create phase ran); phase transaction POSTs
+// transaction Bundles of about 30 KB, a Patient and 24 Observations each
+// (see transaction.go), and also reports resources/s. Every request's latency is
 // kept; non-2xx answers and transport failures are errors, and the exit
 // status is 1 when a phase's error rate exceeds -max-error-rate.
 //
@@ -17,6 +19,7 @@
 // Output per phase is a table and one machine-readable line:
 //
 //	BENCH phase=create c=32 requests=… errors=… rps=… p50_ms=… p90_ms=… p99_ms=… max_ms=…
+//	BENCH phase=transaction c=32 … resources_per_request=31 resources_per_s=…
 //	BENCH phase=delivery subs=100 fan=1 rate=200 … p50_ms=… p99_ms=… notifications_per_s=… events_per_s=…
 //
 // (with tag=<tag> at the end under -bench-tag).
@@ -82,7 +85,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	c := fs.Int("c", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "measured time per phase")
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded warm-up per phase")
-	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
+	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, transaction (30 KB Bundles of a Patient and Observations), delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
 	seed := fs.Int("seed", 1000, "Patients to create before a read phase when no create phase ran")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
@@ -123,11 +126,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "create", "read", "delivery", "fanout":
+		case "create", "read", "transaction", "delivery", "fanout":
 			o.phases = append(o.phases, p)
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (want create, read, delivery, fanout)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (want create, read, transaction, delivery, fanout)", p)
 		}
 	}
 	if len(o.phases) == 0 {
@@ -236,6 +239,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "create":
 			w = g.create
 			created = true
+		case "transaction":
+			w = g.transaction
 		case "read":
 			if !created && len(g.ids.list()) == 0 {
 				fmt.Fprintf(stdout, "seeding %d Patients for the read phase…\n", o.seed)
@@ -250,6 +255,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			w = g.reader(ids)
 		}
 		r := runPhase(ctx, phase, o.concurrency, o.warmup, o.duration, w, o.cpu)
+		if phase == "transaction" {
+			r.resourcesPerRequest = resourcesPerTransaction
+		}
 		if ctx.Err() != nil {
 			return 1, ctx.Err() // interrupted: the figures would be meaningless
 		}

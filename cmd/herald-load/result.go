@@ -21,6 +21,9 @@ type result struct {
 	errorKinds map[string]int
 	samples    []string
 	cpu        []cpuShare
+	// resourcesPerRequest is how many resources each request writes, when
+	// it writes several (a transaction Bundle); 0 otherwise.
+	resourcesPerRequest int
 }
 
 func (r *result) requests() int { return len(r.lat) }
@@ -37,6 +40,14 @@ func (r *result) rps() float64 {
 		return 0
 	}
 	return float64(len(r.lat)) / r.elapsed.Seconds()
+}
+
+// resourcesPerSecond counts the resources of successful requests only.
+func (r *result) resourcesPerSecond() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64((len(r.lat)-r.errors)*r.resourcesPerRequest) / r.elapsed.Seconds()
 }
 
 // percentile is the nearest-rank q-quantile (0 < q ≤ 1) of the sorted latencies.
@@ -69,6 +80,9 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", r.requests(), r.errors, r.rps(), ms(r.mean()),
 		ms(percentile(r.lat, 0.50)), ms(percentile(r.lat, 0.90)), ms(percentile(r.lat, 0.99)), ms(percentile(r.lat, 1)))
 	tw.Flush()
+	if r.resourcesPerRequest > 0 {
+		fmt.Fprintf(w, "resources/s: %.1f (%d per request)\n", r.resourcesPerSecond(), r.resourcesPerRequest)
+	}
 	if r.errors > 0 {
 		fmt.Fprintf(w, "errors (%.2f%%):", 100*r.errorRate())
 		for _, k := range slices.Sorted(maps.Keys(r.errorKinds)) {
@@ -107,6 +121,9 @@ func (r *result) benchLine(c int) string {
 	fmt.Fprintf(&b, "BENCH phase=%s c=%d duration_s=%.2f requests=%d errors=%d error_rate=%.4f rps=%.1f mean_ms=%s p50_ms=%s p90_ms=%s p99_ms=%s max_ms=%s",
 		r.phase, c, r.elapsed.Seconds(), r.requests(), r.errors, r.errorRate(), r.rps(), ms(r.mean()),
 		ms(percentile(r.lat, 0.50)), ms(percentile(r.lat, 0.90)), ms(percentile(r.lat, 0.99)), ms(percentile(r.lat, 1)))
+	if r.resourcesPerRequest > 0 {
+		fmt.Fprintf(&b, " resources_per_request=%d resources_per_s=%.1f", r.resourcesPerRequest, r.resourcesPerSecond())
+	}
 	for _, s := range r.cpu {
 		label := strings.ReplaceAll(s.label, "-", "_")
 		fmt.Fprintf(&b, " cpu_%s_pct=%.0f", label, s.pct)

@@ -3,13 +3,14 @@
 // bench/report.md and bench/latency.png: the machine, the targets of the
 // issues met or not, a table per phase, the delivery sweep and a chart of
 // end-to-end latency percentiles against offered load and against the
-// number of Subscriptions.
+// number of Subscriptions, and the cost of R4 validation (phase validation).
 //
 //	go run ./scripts/benchreport -in bench/bench-output.txt -out bench
 //
 // It reads what bench.sh prints: the "== machine" lines (date:, commit:,
 // cpus:, …), the "BENCH phase=…" lines of herald-load and of the wrk phase
-// (the sweep's tagged tag=sweep), "bench: …" and "warning: …" lines, and
+// (the sweep's tagged tag=sweep, the validation phase's tag=validation-on.N
+// and tag=validation-off.N), "bench: …" and "warning: …" lines, and
 // the go test benchmark lines.
 package main
 

@@ -109,6 +109,7 @@ func writeReport(w io.Writer, r *run, chart string) {
 	writeRequests(w, r)
 	writeDelivery(w, r)
 	writeSweep(w, r, chart)
+	writeValidation(w, r)
 	writePublish(w, r)
 	if len(r.notes) > 0 {
 		fmt.Fprintln(w, "## Notes from the run")
@@ -262,6 +263,7 @@ func writeTargets(w io.Writer, r *run) {
 			num(events, 0)+" events/s", verdict(events >= targetFanout),
 			"an event is one write reaching one Subscription; several can share a POST")
 	}
+	writeValidationTargets(w, r)
 	fmt.Fprintln(w)
 }
 

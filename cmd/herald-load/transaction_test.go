@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/fhirtest"
+)
+
+// The bodies herald-load writes must be valid R4 by an independent
+// validator (google/fhir jsonformat) as well as by Herald's own, or the
+// benchmark would measure refusals.
+func TestGeneratedResourcesAreValidR4(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		patient := appendPatient(nil, rng)
+		fhirtest.RequireValidR4(t, patient)
+		requireHeraldValid(t, patient)
+
+		bundle := appendTransaction(nil, rng)
+		fhirtest.RequireValidR4(t, bundle)
+		requireHeraldValid(t, bundle)
+		for _, e := range transactionEntries(t, bundle) {
+			fhirtest.RequireValidR4(t, e.Resource)
+			requireHeraldValid(t, e.Resource)
+		}
+	}
+}
+
+func TestTransactionBundleShape(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	bundle := appendTransaction(nil, rng)
+	require.InDelta(t, 30<<10, len(bundle), 4<<10, "about 30 KB")
+	entries := transactionEntries(t, bundle)
+	require.Len(t, entries, resourcesPerTransaction)
+
+	patient := entries[0]
+	require.Regexp(t, `^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, patient.FullURL)
+	require.Equal(t, "Patient", patient.Request.URL)
+	var components, labs int
+	fullURLs := map[string]bool{}
+	for _, e := range entries[1:] {
+		require.Equal(t, "POST", e.Request.Method)
+		require.Equal(t, "Observation", e.Request.URL)
+		require.False(t, fullURLs[e.FullURL], "fullUrls are unique")
+		fullURLs[e.FullURL] = true
+		var o struct {
+			Subject   struct{ Reference string } `json:"subject"`
+			Component []json.RawMessage          `json:"component"`
+			Category  []struct {
+				Coding []struct{ Code string } `json:"coding"`
+			} `json:"category"`
+		}
+		require.NoError(t, json.Unmarshal(e.Resource, &o))
+		require.Equal(t, patient.FullURL, o.Subject.Reference)
+		components += len(o.Component)
+		if o.Category[0].Coding[0].Code == laboratory {
+			labs++
+		}
+	}
+	require.Positive(t, components, "blood pressure has components")
+	require.Positive(t, labs)
+	require.Regexp(t, regexp.MustCompile(`"system":"http://loinc.org"`), string(bundle))
+}
+
+type testEntry struct {
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+	Request  struct{ Method, URL string }
+}
+
+func transactionEntries(t *testing.T, bundle []byte) []testEntry {
+	t.Helper()
+	var b struct {
+		Type  string      `json:"type"`
+		Entry []testEntry `json:"entry"`
+	}
+	require.NoError(t, json.Unmarshal(bundle, &b))
+	require.Equal(t, "transaction", b.Type)
+	return b.Entry
+}
+
+func requireHeraldValid(t *testing.T, body []byte) {
+	t.Helper()
+	r, err := fhir.Parse(body)
+	require.NoError(t, err, "%s", body)
+	require.NoError(t, fhir.Validate(r, body), "%s", body)
+}
+
+func TestTransactionPhaseAgainstHerald(t *testing.T) {
+	srv := newServer(t)
+	var stdout, stderr bytes.Buffer
+	code, err := run(context.Background(), []string{
+		"-url", srv.URL + "/fhir", "-c", "2", "-duration", "300ms", "-warmup", "0s", "-phases", "transaction", "-secret", testSecret,
+	}, func(string) string { return "" }, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	require.Equal(t, 0, code, stdout.String()+stderr.String())
+	require.Contains(t, stdout.String(), "resources/s: ")
+	require.Regexp(t, `BENCH phase=transaction c=2 .* errors=0 .* resources_per_request=25 resources_per_s=[0-9.]+`, stdout.String())
+}
