@@ -91,7 +91,7 @@ func requireHeraldValid(t *testing.T, body []byte) {
 	t.Helper()
 	r, err := fhir.Parse(body)
 	require.NoError(t, err, "%s", body)
-	require.NoError(t, fhir.Validate(r, body), "%s", body)
+	require.NoError(t, fhir.Validate(r), "%s", body)
 }
 
 func TestTransactionPhaseAgainstHerald(t *testing.T) {
