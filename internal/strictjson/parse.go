@@ -110,7 +110,7 @@ func (e *Error) Error() string {
 // Parse reads exactly one JSON value from data (surrounding whitespace
 // allowed) under the package's rules.
 func Parse(data []byte) (*Value, error) {
-	p := parser{data: data}
+	p := parser{data: data, src: string(data)}
 	p.skipSpace()
 	v := &Value{}
 	if err := p.value(v, 0); err != nil {
@@ -131,8 +131,13 @@ func Check(data []byte) error {
 
 type parser struct {
 	data []byte
+	src  string // data as one string: unescaped strings are substrings of it, no copy each
 	pos  int
 	path []pathStep // the location being parsed, for errors
+	// Members and items of the objects and arrays being parsed; each is
+	// copied into an exactly sized slice when its container closes.
+	members []Member
+	items   []Value
 }
 
 type pathStep struct {
@@ -234,7 +239,9 @@ func (p *parser) object(v *Value, depth int) error {
 		v.Members = []Member{}
 		return nil
 	}
-	var names nameSet
+	base := len(p.members)
+	var small [smallObject]string
+	names := nameSet{small: small[:0]}
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) {
@@ -261,12 +268,13 @@ func (p *parser) object(v *Value, depth int) error {
 		}
 		p.pos++
 		p.skipSpace()
-		v.Members = append(v.Members, Member{Name: name})
 		p.path = append(p.path, pathStep{name: name, index: -1})
-		if err := p.value(&v.Members[len(v.Members)-1].Value, depth+1); err != nil {
+		var member Value
+		if err := p.value(&member, depth+1); err != nil {
 			return err
 		}
 		p.path = p.path[:len(p.path)-1]
+		p.members = append(p.members, Member{Name: name, Value: member})
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return p.fail("unexpected end of input")
@@ -276,6 +284,9 @@ func (p *parser) object(v *Value, depth int) error {
 			p.pos++
 		case '}':
 			p.pos++
+			v.Members = append(make([]Member, 0, len(p.members)-base), p.members[base:]...)
+			clear(p.members[base:]) // drop references for the collector
+			p.members = p.members[:base]
 			return nil
 		default:
 			return p.fail("expected ',' or '}' after object member")
@@ -286,19 +297,21 @@ func (p *parser) object(v *Value, depth int) error {
 func (p *parser) array(v *Value, depth int) error {
 	p.pos++ // [
 	p.skipSpace()
-	v.Items = []Value{}
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
+		v.Items = []Value{}
 		return nil
 	}
+	base := len(p.items)
 	for i := 0; ; i++ {
 		p.skipSpace()
-		v.Items = append(v.Items, Value{})
 		p.path = append(p.path, pathStep{index: i})
-		if err := p.value(&v.Items[i], depth+1); err != nil {
+		var item Value
+		if err := p.value(&item, depth+1); err != nil {
 			return err
 		}
 		p.path = p.path[:len(p.path)-1]
+		p.items = append(p.items, item)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return p.fail("unexpected end of input")
@@ -308,6 +321,9 @@ func (p *parser) array(v *Value, depth int) error {
 			p.pos++
 		case ']':
 			p.pos++
+			v.Items = append(make([]Value, 0, len(p.items)-base), p.items[base:]...)
+			clear(p.items[base:])
+			p.items = p.items[:base]
 			return nil
 		default:
 			return p.fail("expected ',' or ']' after array element")
@@ -319,19 +335,33 @@ func (p *parser) array(v *Value, depth int) error {
 func (p *parser) string() (string, error) {
 	p.pos++ // opening quote
 	start := p.pos
-	// Fast path: no escapes, all printable ASCII.
+	// Fast path: no escapes; the text is a substring of the input.
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
-		if c == '"' {
-			s := string(p.data[start:p.pos])
+		switch {
+		case c == '"':
+			s := p.src[start:p.pos]
 			p.pos++
 			return s, nil
+		case c == '\\':
+			return p.escapedString(start)
+		case c < 0x20:
+			return "", p.fail("control character %s in a string (escape it)", quoteByte(c))
+		case c < 0x80:
+			p.pos++
+		default:
+			r, size := utf8.DecodeRune(p.data[p.pos:])
+			if r == utf8.RuneError && size <= 1 {
+				return "", p.fail("invalid UTF-8 in a string")
+			}
+			p.pos += size
 		}
-		if c == '\\' || c < 0x20 || c >= 0x80 {
-			break
-		}
-		p.pos++
 	}
+	return "", p.fail("unterminated string")
+}
+
+// escapedString finishes a string that has escapes, from the first one.
+func (p *parser) escapedString(start int) (string, error) {
 	b := append([]byte(nil), p.data[start:p.pos]...)
 	for {
 		if p.pos >= len(p.data) {
