@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 var when = time.Date(2026, 11, 25, 10, 30, 0, 123_000_000, time.UTC)
@@ -38,6 +40,22 @@ func TestStampKeepsClientJSONExactly(t *testing.T) {
 			require.Equal(t, c.want, string(out))
 			require.True(t, json.Valid(out))
 		})
+	}
+}
+
+// TestStampedMapIsTheStampedBytesDecoded: the matcher may read the writer's
+// decoded form instead of parsing the stored bytes; the two must agree.
+func TestStampedMapIsTheStampedBytesDecoded(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`{"resourceType":"Patient","active":true,"x":[1.50,{"y":null}]}`,
+		`{"resourceType":"Patient","id":"old","meta":{"versionId":"9","tag":[{"code":"t"}]},"gender":"male"}`,
+	} {
+		r, err := Parse([]byte(in))
+		require.NoError(t, err)
+		stamped, err := strictjson.Parse(r.Stamp("abc", 3, when))
+		require.NoError(t, err)
+		require.Equal(t, stamped.Any(), any(r.StampedMap("abc", 3, when)), in)
 	}
 }
 

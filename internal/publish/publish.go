@@ -154,11 +154,20 @@ func describe(prev *store.Version, cur store.Version, baseURL string) (topic.Cha
 	default:
 		c.Interaction = topic.Create
 	}
-	if c.Cur, err = search.NewResource(cur.Body); err != nil {
+	if c.Cur, err = decoded(cur); err != nil {
 		return c, nil, err
 	}
 	c.Cur = c.Cur.WithBase(baseURL)
 	return c, c.Cur, nil
+}
+
+// decoded is the version as the matcher reads it: what the writer already
+// parsed when it has it, else Body parsed.
+func decoded(v store.Version) (*search.Resource, error) {
+	if v.Decoded != nil {
+		return search.ResourceFromMap(v.Decoded)
+	}
+	return search.NewResource(v.Body)
 }
 
 func (p *Publisher) now() time.Time {

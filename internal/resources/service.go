@@ -274,6 +274,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 			}
 		}
 		next.Body = toStore.Stamp(op.id, next.VersionID, next.LastUpdated)
+		next.Decoded = toStore.StampedMap(op.id, next.VersionID, next.LastUpdated)
 		next.Patients = fhir.CompartmentPatients(toStore, op.id, s.baseURL)
 		if echo != toStore {
 			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)

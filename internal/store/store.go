@@ -39,6 +39,10 @@ type Version struct {
 	Deleted     bool     // a delete marker; Body is nil exactly when Deleted
 	Body        []byte   // the exact resource JSON (with id and meta stamped)
 	Patients    []string // ids of the patients whose compartment holds this version; nil and empty are the same
+	// Decoded is Body as the matcher reads it (fhir.Resource.StampedMap),
+	// set by the writer so the write hooks need not parse Body again; nil
+	// when the version was read from a store. Never stored.
+	Decoded map[string]any
 }
 
 // Store is the whole storage contract.

@@ -193,6 +193,7 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	v.LastUpdated = v.LastUpdated.UTC()
 	v.Body = slices.Clone(v.Body)
 	v.Patients = slices.Clone(v.Patients)
+	v.Decoded = nil // the writer's, not stored (as in PostgreSQL)
 	t.pending[k] = append(t.pending[k], v)
 	return nil
 }
