@@ -94,7 +94,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	// The lease must outlast the wait for a turn at the endpoint and the
 	// attempt, measured from now (building took time too), or another
 	// worker could send this Subscription's next notification meanwhile.
-	timeout := sendTimeout(st)
+	timeout := webhook.Timeout(st.Timeout)
 	leaseUntil := tk.LeaseUntil
 	start := e.cfg.Now()
 	if need := start.Add(queueWait + timeout + leaseMargin); need.After(leaseUntil) {
@@ -194,7 +194,7 @@ func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notificati
 	if len(n.events) > 0 {
 		var err error
 		events, err = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, n.events, st.Content,
-			func(v store.Version) bool { return subscription.Readable(owner, v) })
+			func(v store.Version) bool { return owner.MayRead(v.Type, v.Patients) })
 		if err != nil {
 			return nil, err
 		}
@@ -291,13 +291,6 @@ func (e *Engine) backoff(failures int) time.Duration {
 	d = min(d, e.cfg.RetryCap)
 	half := d / 2
 	return half + rand.N(half+1)
-}
-
-func sendTimeout(st store.SubscriptionState) time.Duration {
-	if st.Timeout <= 0 {
-		return DefaultTimeout
-	}
-	return min(st.Timeout, MaxTimeout)
 }
 
 // messageID is the webhook-id: derived from what is sent, so a retry of the

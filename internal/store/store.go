@@ -41,6 +41,21 @@ type Version struct {
 	Patients    []string // ids of the patients whose compartment holds this version; nil and empty are the same
 }
 
+// Next is the version that follows prev (nil: none) at now: numbered one
+// more, stamped at millisecond precision and always after prev, so history
+// stays ordered whatever the clocks of the instances. It is the one rule
+// for appending a version; the caller sets the body (or Deleted).
+func Next(prev *Version, typ, id string, method Method, now time.Time) Version {
+	v := Version{Type: typ, ID: id, VersionID: 1, Method: method, LastUpdated: now.UTC().Truncate(time.Millisecond)}
+	if prev != nil {
+		v.VersionID = prev.VersionID + 1
+		if !v.LastUpdated.After(prev.LastUpdated) {
+			v.LastUpdated = prev.LastUpdated.Add(time.Millisecond)
+		}
+	}
+	return v
+}
+
 // Store is the whole storage contract.
 type Store interface {
 	Reader

@@ -3,7 +3,6 @@ package subscription
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"time"
 
@@ -123,7 +122,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	events, err := LoadEvents(ctx, o.Store, o.Topics, stored, sub.Content, func(v store.Version) bool { return Readable(p, v) })
+	events, err := LoadEvents(ctx, o.Store, o.Topics, stored, sub.Content, func(v store.Version) bool { return p.MayRead(v.Type, v.Patients) })
 	if err != nil {
 		return nil, err
 	}
@@ -154,15 +153,4 @@ func (o *Operations) now() time.Time {
 		return time.Now()
 	}
 	return o.Now()
-}
-
-// Readable reports whether p may read the version itself, as a REST read
-// would allow it: a read grant on its type, and for a patient/ grant only a
-// version in p's patient's compartment. Full resources in notifications and
-// $events answers are limited to what is readable.
-func Readable(p *auth.Principal, v store.Version) bool {
-	if !p.Can(auth.Read, v.Type) {
-		return false
-	}
-	return !p.PatientScoped(auth.Read, v.Type) || slices.Contains(v.Patients, p.Patient)
 }

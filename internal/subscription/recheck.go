@@ -25,7 +25,7 @@ type Send struct {
 	Headers             []Header
 	// Owner holds the owner's grants now (recorded scopes within the
 	// current ceiling) and patient: full-resource notifications carry only
-	// the versions Readable by it.
+	// the versions it MayRead.
 	Owner *auth.Principal
 }
 

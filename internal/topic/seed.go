@@ -68,11 +68,9 @@ func seed(ctx context.Context, st store.Store, t *Topic, raw []byte, now time.Ti
 		if err != nil {
 			return err
 		}
-		ts := now.UTC().Truncate(time.Millisecond)
-		return tx.Put(ctx, store.Version{
-			Type: "SubscriptionTopic", ID: t.ID, VersionID: 1, Method: store.MethodUpdate,
-			LastUpdated: ts, Body: r.Stamp(t.ID, 1, ts),
-		})
+		v := store.Next(nil, "SubscriptionTopic", t.ID, store.MethodUpdate, now)
+		v.Body = r.Stamp(t.ID, v.VersionID, v.LastUpdated)
+		return tx.Put(ctx, v)
 	})
 	return created, err
 }

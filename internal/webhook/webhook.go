@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,9 +23,15 @@ import (
 	"github.com/herald-fhir/herald/internal/allowlist"
 )
 
+// Timeouts of one attempt: the channel's backport-timeout, validated
+// against these bounds when a Subscription is written, else DefaultTimeout.
 const (
-	defaultTimeout        = 10 * time.Second
-	maxTimeout            = 60 * time.Second
+	MinTimeout     = time.Second
+	DefaultTimeout = 10 * time.Second
+	MaxTimeout     = 60 * time.Second
+)
+
+const (
 	defaultMaxPerEndpoint = 4
 	defaultUserAgent      = "Herald"
 	fhirJSON              = "application/fhir+json"
@@ -166,8 +174,8 @@ func newRoute(d *dialer, tc *tls.Config, maxPerHost int) route {
 		MaxIdleConns:           100,
 		MaxIdleConnsPerHost:    maxPerHost,
 		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    maxTimeout, // backstops; the request context is tighter
-		ResponseHeaderTimeout:  maxTimeout,
+		TLSHandshakeTimeout:    MaxTimeout, // backstops; the request context is tighter
+		ResponseHeaderTimeout:  MaxTimeout,
 		MaxResponseHeaderBytes: maxResponseHeader,
 		DisableCompression:     true,
 	}
@@ -198,7 +206,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	}
 	defer release()
 
-	actx, cancel := context.WithTimeout(ctx, timeout(r.Timeout))
+	actx, cancel := context.WithTimeout(ctx, Timeout(r.Timeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, ep.String(), bytes.NewReader(r.Body))
 	if err != nil {
@@ -238,12 +246,13 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	return res, nil
 }
 
-func timeout(d time.Duration) time.Duration {
+// Timeout is the timeout of an attempt for a channel timeout d (0: none given).
+func Timeout(d time.Duration) time.Duration {
 	switch {
 	case d <= 0:
-		return defaultTimeout
-	case d > maxTimeout:
-		return maxTimeout
+		return DefaultTimeout
+	case d > MaxTimeout:
+		return MaxTimeout
 	}
 	return d
 }
@@ -283,7 +292,7 @@ func check(r Request) (allowlist.Endpoint, string, http.Header, error) {
 				Err: fmt.Errorf("channel header %d is not a valid single-line header", i+1)}
 		}
 		name := textproto.CanonicalMIMEHeaderKey(ch.Name)
-		if reserved(name) {
+		if Reserved(name) {
 			continue
 		}
 		h.Add(name, ch.Value)
@@ -291,8 +300,9 @@ func check(r Request) (allowlist.Endpoint, string, http.Header, error) {
 	return ep, ct, h, nil
 }
 
-// reservedHeaders are set by Herald or the transport (the list matches what
-// Subscription validation refuses); a channel header never overrides them.
+// reservedHeaders are set by Herald or the transport: Subscription
+// validation refuses them (Reserved) and a channel header never overrides
+// them.
 var reservedHeaders = map[string]bool{
 	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
 	"Transfer-Encoding": true, "Connection": true, "Keep-Alive": true, "Upgrade": true,
@@ -302,7 +312,16 @@ var reservedHeaders = map[string]bool{
 	"X-Forwarded-For": true, "X-Forwarded-Host": true, "Forwarded": true,
 }
 
-func reserved(canonical string) bool {
+// ReservedHeaders lists, sorted, the header names Herald sets itself; every
+// name starting Proxy- or Sec- is reserved too.
+func ReservedHeaders() []string {
+	names := slices.Collect(maps.Keys(reservedHeaders))
+	slices.Sort(names)
+	return names
+}
+
+// Reserved reports whether a canonical header name is Herald's own.
+func Reserved(canonical string) bool {
 	return reservedHeaders[canonical] ||
 		strings.HasPrefix(canonical, "Proxy-") || strings.HasPrefix(canonical, "Sec-")
 }
