@@ -14,6 +14,7 @@ type claims struct {
 	ClientID string     `json:"client_id,omitempty"`
 	Scope    scopeClaim `json:"scope,omitempty"`
 	Patient  string     `json:"patient,omitempty"`
+	FHIRUser string     `json:"fhirUser,omitempty"`
 }
 
 // scopeClaim accepts the OAuth space-separated string and, as some issuers

@@ -14,10 +14,32 @@ type Principal struct {
 	Scopes    ScopeSet
 	RawScopes []string
 	// Patient is the patient claim (SMART launch context), if any.
-	Patient   string
+	Patient string
+	// User is the fhirUser claim, else sub: who a user/ token acts for.
+	User      string
 	ExpiresAt time.Time
 	// Admin is set when the token carries [AdminScope].
 	Admin bool
+}
+
+// Context is the launch context p acts in, which with ClientID owns what
+// it creates: "system" when it has a system/ scope (it acts for the whole
+// client), else "user/<User>" with a user/ scope, else "patient/<Patient>".
+func (p *Principal) Context() string {
+	var user bool
+	for _, s := range p.Scopes {
+		switch {
+		case s.Admin:
+		case s.Context == ContextSystem:
+			return "system"
+		case s.Context == ContextUser:
+			user = true
+		}
+	}
+	if user {
+		return "user/" + p.User
+	}
+	return "patient/" + p.Patient
 }
 
 // decision applies the principal-level policy to the raw scope facts:

@@ -234,11 +234,9 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if exists && !ownedBy(*prev, patient) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
 	}
-	var current *store.Version
-	if exists {
-		current = prev
-	}
-	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, current); err != nil {
+	// A create over a deleted resource shows the rules its delete marker:
+	// its history may carry an owner's data (TypeRules.Authorize).
+	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, prev); err != nil {
 		return Result{}, err
 	}
 	// Preconditions are checked only for a request that would otherwise be

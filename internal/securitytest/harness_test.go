@@ -203,11 +203,14 @@ type harness struct {
 type config struct {
 	jwksOnly   bool // no HS256 secret: RS256 through the JWKS only
 	errorAfter int
+	maxSubs    int
 }
 
 type option func(*config)
 
 func jwksOnly(c *config) { c.jwksOnly = true }
+
+func maxSubscriptions(n int) option { return func(c *config) { c.maxSubs = n } }
 
 var stores = []struct {
 	name string
@@ -237,7 +240,7 @@ func onPostgres(t *testing.T, opts ...option) *harness {
 
 func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	t.Helper()
-	cfg := config{errorAfter: 3}
+	cfg := config{errorAfter: 3, maxSubs: 1000}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -274,7 +277,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "recv", URLPrefix: h.recv.srv.URL + "/", AllowPrivateNetwork: true, CreatedAt: time.Now()}))
 
 	rules := &subscription.Rules{Topics: lib, Keys: h.keys, Admin: st, Now: time.Now,
-		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
+		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only", MaxSubscriptionsPerClient: cfg.maxSubs}}
 	ops := &subscription.Operations{Store: st, Topics: lib}
 	h.srv = httptest.NewUnstartedServer(nil)
 	h.srv.Start()

@@ -10,8 +10,11 @@ import (
 // what later authorization and delivery need and what the resource must not
 // show: the owner and its grants, and the encrypted secrets.
 type SubscriptionState struct {
-	ID       string
-	Owner    string    // client id of the creator
+	ID    string
+	Owner string // client id of the creator
+	// Context is the creator's launch context, which with Owner owns the
+	// Subscription: "system", "patient/<id>" or "user/<fhirUser or sub>".
+	Context  string
 	Scopes   string    // the creating token's scopes, space-separated, as granted
 	Patient  string    // the creating token's patient claim, if any
 	TokenExp time.Time // the creating token's exp
@@ -48,6 +51,7 @@ type SubscriptionState struct {
 // SubscriptionFilter selects subscription states; empty fields match all.
 type SubscriptionFilter struct {
 	Owner    string
+	Context  string   // with Owner: the owner's launch context
 	Status   []string // any of
 	Topic    string
 	Endpoint string
@@ -67,6 +71,16 @@ type SubscriptionReader interface {
 	Subscription(ctx context.Context, id string) (SubscriptionState, error)
 	// Subscriptions returns the states matching f, ordered by id.
 	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]SubscriptionState, error)
+	// SubscriptionOwner returns who id belongs to, also once its state is
+	// deleted; ErrNotFound when no state with id was ever put.
+	SubscriptionOwner(ctx context.Context, id string) (SubscriptionOwner, error)
+}
+
+// SubscriptionOwner is who a Subscription id belongs to. PutSubscription
+// records it and DeleteSubscription keeps it: a deleted Subscription's
+// history carries its owner's data, so its id stays with that owner.
+type SubscriptionOwner struct {
+	Client, Context string // as SubscriptionState.Owner and .Context
 }
 
 // SubscriptionWriter changes subscription states inside a transaction.

@@ -28,7 +28,7 @@ type Operations struct {
 
 // mayQuery allows the owner (with a read scope on Subscription) and admins.
 func mayQuery(p *auth.Principal, st store.SubscriptionState) bool {
-	return p != nil && (p.Admin || st.Owner == p.ClientID && p.Can(auth.Read, "Subscription"))
+	return p != nil && (p.Admin || Owns(p, store.SubscriptionOwner{Client: st.Owner, Context: st.Context}) && p.Can(auth.Read, "Subscription"))
 }
 
 func (o *Operations) state(ctx context.Context, p *auth.Principal, id string) (store.SubscriptionState, error) {
@@ -71,7 +71,7 @@ func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, i
 		}
 		f := store.SubscriptionFilter{IDs: ids, Status: statuses}
 		if !p.Admin {
-			f.Owner = p.ClientID
+			f.Owner, f.Context = p.ClientID, p.Context()
 		}
 		var err error
 		if states, err = o.Store.Subscriptions(ctx, f); err != nil {

@@ -25,6 +25,8 @@ type Policy struct {
 	MaxLease             time.Duration
 	DefaultMaxPayload    string
 	RequireSigningSecret bool
+	// MaxSubscriptionsPerClient bounds the live Subscriptions of one client.
+	MaxSubscriptionsPerClient int
 }
 
 // Rules make /fhir/Subscription a backport Subscription endpoint: they
@@ -44,24 +46,31 @@ var _ resources.TypeRules = (*Rules)(nil)
 // ScopeExempt: Subscriptions are governed by SMART scopes on Subscription.
 func (r *Rules) ScopeExempt(auth.Interaction) bool { return false }
 
-// Authorize isolates owners: a client sees and changes only its own
-// Subscriptions (others are "not found"); admins see all.
-func (r *Rules) Authorize(ctx context.Context, rd store.View, p *auth.Principal, _ auth.Interaction, v *store.Version) error {
+// Authorize isolates owners: a client in one launch context sees and
+// changes only its own Subscriptions (others are "not found"); admins see
+// all. The id of a deleted Subscription stays with its owner: its history
+// shows the owner's endpoint, filters and header names.
+func (r *Rules) Authorize(ctx context.Context, rd store.View, p *auth.Principal, i auth.Interaction, v *store.Version) error {
 	if v == nil || p.Admin {
 		return nil
 	}
-	st, err := rd.Subscription(ctx, v.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Deleted Subscriptions have no state: their history is the admins'.
-		return fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", v.ID)
+	o, err := rd.SubscriptionOwner(ctx, v.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err // not found: stored before owners were recorded, the admins' alone
 	}
-	if err != nil {
-		return err
+	switch {
+	case Owns(p, o):
+		return nil
+	case v.Deleted && i == auth.Create:
+		return fhir.Errorf(fhir.KindForbidden, "Subscription/%s was deleted by another owner and its id stays with it; choose another id, or POST to let the server choose", v.ID)
 	}
-	if st.Owner != p.ClientID {
-		return fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", v.ID)
-	}
-	return nil
+	return fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", v.ID)
+}
+
+// Owns reports whether p is the owner o: the same client in the same
+// launch context (auth.Principal.Context).
+func Owns(p *auth.Principal, o store.SubscriptionOwner) bool {
+	return p != nil && o.Client == p.ClientID && o.Context == p.Context()
 }
 
 // client returns the caller's registry entry, or the defaults.
@@ -135,6 +144,9 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 		if err != nil {
 			return resources.Prepared{}, err
 		}
+		if prev.Endpoint != endpoint {
+			old = nil // a stored credential never follows the Subscription to a new endpoint
+		}
 		if headers, err = KeepRedactedHeaders(headers, old); err != nil {
 			return resources.Prepared{}, err
 		}
@@ -154,7 +166,7 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 	}
 	end := r.lease(p, sub.End, now)
 	state := store.SubscriptionState{
-		ID: w.ID, Owner: p.ClientID, Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
+		ID: w.ID, Owner: p.ClientID, Context: p.Context(), Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
 		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content, End: end,
 		HeartbeatPeriod: sub.HeartbeatPeriod, Timeout: sub.Timeout, MaxCount: sub.MaxCount,
 		PatientKey: PatientKey(t, sub.Filters),
@@ -164,7 +176,7 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 		state.CreatedAt = prev.CreatedAt
 		if p.Admin && prev.Owner != p.ClientID {
 			// An admin's edit keeps the owner and the owner's grants.
-			state.Owner, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Scopes, prev.Patient, prev.TokenExp
+			state.Owner, state.Context, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Context, prev.Scopes, prev.Patient, prev.TokenExp
 		}
 	}
 	for _, f := range sub.Filters {
@@ -209,24 +221,13 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 // tokens that act for a user or patient (their authority ends with the session).
 func (r *Rules) lease(p *auth.Principal, end, now time.Time) time.Time {
 	limit := now.Add(r.Policy.MaxLease).UTC().Truncate(time.Millisecond)
-	if userBound(p) && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(limit) {
+	if p.Context() != "system" && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(limit) {
 		limit = p.ExpiresAt.UTC().Truncate(time.Millisecond)
 	}
 	if end.IsZero() || end.After(limit) {
 		return limit
 	}
 	return end
-}
-
-// userBound reports whether the token acts for a user or patient: it has no
-// system/ scope.
-func userBound(p *auth.Principal) bool {
-	for _, s := range p.Scopes {
-		if !s.Admin && s.Context == auth.ContextSystem {
-			return false
-		}
-	}
-	return true
 }
 
 // mayReceive is the authorization a Subscription needs, at creation and
@@ -332,7 +333,7 @@ func (r *Rules) Search(ctx context.Context, rd store.View, p *auth.Principal, pa
 	f := store.SubscriptionFilter{}
 	applied := url.Values{}
 	if !p.Admin {
-		f.Owner = p.ClientID
+		f.Owner, f.Context = p.ClientID, p.Context()
 	}
 	if vs := params["status"]; len(vs) > 0 {
 		for _, v := range vs {

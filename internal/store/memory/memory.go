@@ -8,6 +8,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -21,6 +22,8 @@ type key struct{ typ, id string }
 type data struct {
 	versions map[key][]store.Version // oldest first
 	subs     map[string]store.SubscriptionState
+	// owners outlive subs: the owner of every id ever put.
+	owners map[string]store.SubscriptionOwner
 	// events and lastEvent are keyed by subscription id and exist only
 	// beside a state in subs; lastEvent is the counter (absent: 0), events
 	// are ascending by Number.
@@ -51,6 +54,7 @@ func New() *Store {
 		db: data{
 			versions:  make(map[key][]store.Version),
 			subs:      make(map[string]store.SubscriptionState),
+			owners:    make(map[string]store.SubscriptionOwner),
 			events:    make(map[string][]store.Event),
 			lastEvent: make(map[string]int64),
 			delivered: make(map[string]int64),
@@ -103,6 +107,7 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 		s:                s,
 		pending:          make(map[key][]store.Version),
 		pendingSubs:      make(map[string]pendingSub),
+		pendingOwners:    make(map[string]store.SubscriptionOwner),
 		pendingEvents:    make(map[string]*pendingEvents),
 		pendingSched:     make(map[string]schedule),
 		pendingDelivered: make(map[string]int64),
@@ -125,6 +130,7 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 			s.db.subs[id] = p.state
 		}
 	}
+	maps.Copy(s.db.owners, tx.pendingOwners)
 	tx.commitEvents(&s.db)
 	tx.commitSchedules(&s.db)
 	if tx.woken {
@@ -140,6 +146,8 @@ type tx struct {
 	s           *Store
 	pending     map[key][]store.Version
 	pendingSubs map[string]pendingSub // the last write of each state
+	// pendingOwners: the owner of each state put, kept even if deleted later
+	pendingOwners map[string]store.SubscriptionOwner
 	// pendingEvents: the counter and appended events of each subscription
 	// this tx appended to or deleted.
 	pendingEvents map[string]*pendingEvents

@@ -57,6 +57,23 @@ func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]s
 	return filterSubs(t.s.db.subs, t.pendingSubs, f), nil
 }
 
+func (s *Store) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	o, ok := s.db.owners[id]
+	if !ok {
+		return store.SubscriptionOwner{}, store.ErrNotFound
+	}
+	return o, nil
+}
+
+func (t *tx) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
+	if o, ok := t.pendingOwners[id]; ok {
+		return o, nil
+	}
+	return t.s.SubscriptionOwner(ctx, id)
+}
+
 func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
 	s = cloneSub(s)
 	s.TokenExp = s.TokenExp.UTC()
@@ -71,6 +88,7 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	}
 	t.reschedule(s, t.subExists(s.ID))
 	t.pendingSubs[s.ID] = pendingSub{state: s}
+	t.pendingOwners[s.ID] = store.SubscriptionOwner{Client: s.Owner, Context: s.Context}
 	return nil
 }
 
@@ -161,6 +179,7 @@ func filterSubs(committed map[string]store.SubscriptionState, pending map[string
 
 func subMatches(s store.SubscriptionState, f store.SubscriptionFilter) bool {
 	return (f.Owner == "" || s.Owner == f.Owner) &&
+		(f.Context == "" || s.Context == f.Context) &&
 		(len(f.Status) == 0 || slices.Contains(f.Status, s.Status)) &&
 		(f.Topic == "" || s.Topic == f.Topic) &&
 		(f.Endpoint == "" || s.Endpoint == f.Endpoint) &&

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SubscriptionRoundTrip", testSubscriptionRoundTrip},
 		{"SubscriptionReplace", testSubscriptionReplace},
 		{"SubscriptionDelete", testSubscriptionDelete},
+		{"SubscriptionOwner", testSubscriptionOwner},
 		{"SubscriptionRollback", testSubscriptionRollback},
 		{"SubscriptionTxSeesOwnWritesOthersDoNot", testSubscriptionTxSeesOwnWrites},
 		{"SubscriptionsFilter", testSubscriptionsFilter},
