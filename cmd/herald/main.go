@@ -101,7 +101,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	publisher := &publish.Publisher{Topics: library}
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Keys: keys, Admin: st, Now: time.Now,
-		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
+		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret,
+			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient},
 	}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},

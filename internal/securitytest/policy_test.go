@@ -1,6 +1,7 @@
 package securitytest
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -170,4 +171,40 @@ func TestOneReservedHeaderList(t *testing.T) {
 		}
 		require.Empty(t, h.states())
 	})
+}
+
+// TestFilterAndSubscriptionLimits (finding 4): at most 20 parameters in a
+// filter and 20 filters (422), and at most the configured number of live
+// Subscriptions per client (429); deleting one makes room again.
+func TestFilterAndSubscriptionLimits(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok := h.token(subScope)
+		params := func(n int) string {
+			return "Encounter?patient=Patient/p1" + strings.Repeat("&class=AMB", n-1)
+		}
+		id := created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"ok", withFilter(params(20)))))
+		r := h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"x", withFilter(params(21))))
+		requireOutcome(t, r, 422, "at most 20 parameters")
+		r = h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"x", withFilter("Encounter?"+strings.Repeat("&class=AMB", 19000)[1:])))
+		requireOutcome(t, r, 422, "at most 20 parameters")
+		r = h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"x", func(m map[string]any) {
+			var exts []any
+			for range 21 {
+				exts = append(exts, map[string]any{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria", "valueString": "Encounter?patient=Patient/p1"})
+			}
+			m["_criteria"] = map[string]any{"extension": exts}
+		}))
+		requireOutcome(t, r, 422, "at most 20 filters")
+
+		// The harness allows 3 live Subscriptions per client.
+		created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"2")))
+		created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"3")))
+		r = h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"4"))
+		requireOutcome(t, r, http.StatusTooManyRequests, "at most 3")
+		other := h.token(subScope, asClient("other"))
+		created(t, h.request("POST", "/fhir/Subscription", other, subscriptionJSON(hookBase+"other")))
+		require.Less(t, h.request("DELETE", "/fhir/Subscription/"+id, tok, "").status, 300)
+		created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"4")))
+	}, maxSubscriptions(3))
 }

@@ -114,9 +114,6 @@ func Parse(body []byte, now time.Time) (*Subscription, error) {
 			}
 			s.Filters = append(s.Filters, f)
 		}
-		if len(s.Filters) > Limits.MaxFilters {
-			return nil, invalid("Subscription._criteria.extension", "at most %d filters are allowed", Limits.MaxFilters)
-		}
 	}
 	if w.Channel == nil {
 		return nil, invalid("Subscription.channel", "channel is required")

@@ -1,6 +1,7 @@
 package subscription
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,8 +26,46 @@ type Policy struct {
 	MaxLease             time.Duration
 	DefaultMaxPayload    string
 	RequireSigningSecret bool
-	// MaxSubscriptionsPerClient bounds the live Subscriptions of one client.
-	MaxSubscriptionsPerClient int
+	// MaxFilters, MaxFilterParams and MaxSubscriptionsPerClient bound what
+	// one client may ask for (0: the defaults, 20, 20 and 1,000).
+	MaxFilters, MaxFilterParams, MaxSubscriptionsPerClient int
+}
+
+// withDefaults fills the zero limits.
+func (p Policy) withDefaults() Policy {
+	p.MaxFilters = cmp.Or(p.MaxFilters, 20)
+	p.MaxFilterParams = cmp.Or(p.MaxFilterParams, 20)
+	p.MaxSubscriptionsPerClient = cmp.Or(p.MaxSubscriptionsPerClient, 1000)
+	return p
+}
+
+// checkSize refuses more filters, or filter parameters, than the policy
+// allows: each costs every matching write and every send.
+func (p Policy) checkSize(filters []Filter) error {
+	if len(filters) > p.MaxFilters {
+		return invalid("Subscription._criteria.extension", "at most %d filters are allowed", p.MaxFilters)
+	}
+	for _, f := range filters {
+		if len(f.Params) > p.MaxFilterParams {
+			return invalid("Subscription._criteria.extension", "filter %q: at most %d parameters are allowed in one filter", clip(f.Raw), p.MaxFilterParams)
+		}
+	}
+	return nil
+}
+
+// checkQuota refuses a live Subscription beyond the client's quota. Two
+// concurrent creates may both pass: the quota bounds abuse, not exact
+// counts, and they overshoot it by at most the requests in flight.
+func (p Policy) checkQuota(ctx context.Context, tx store.Tx, client, id string) error {
+	live, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Owner: client, Status: []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}})
+	if err != nil {
+		return err
+	}
+	n := len(slices.DeleteFunc(live, func(s store.SubscriptionState) bool { return s.ID == id }))
+	if n >= p.MaxSubscriptionsPerClient {
+		return fhir.Errorf(fhir.KindTooMany, "client %s has %d live Subscriptions, and at most %d are allowed; delete or switch off (status off) one it no longer needs", client, n, p.MaxSubscriptionsPerClient)
+	}
+	return nil
 }
 
 // Rules make /fhir/Subscription a backport Subscription endpoint: they
@@ -97,8 +136,12 @@ func Grants(scopes string, c store.Client) auth.ScopeSet {
 // the resource to echo (headers as sent, never the signing secret).
 func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w resources.Write) (resources.Prepared, error) {
 	now := r.Now()
+	policy := r.Policy.withDefaults()
 	sub, err := Parse(w.Body, now)
 	if err != nil {
+		return resources.Prepared{}, err
+	}
+	if err := policy.checkSize(sub.Filters); err != nil {
 		return resources.Prepared{}, err
 	}
 	c, err := r.client(ctx, p.ClientID)
@@ -163,6 +206,15 @@ func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w r
 	status := fhir.StatusRequested // the handshake makes it active
 	if sub.Status == fhir.StatusOff {
 		status = fhir.StatusOff // a client may switch its Subscription off
+	}
+	owner := p.ClientID
+	if prev != nil {
+		owner = prev.Owner // an admin's edit counts against the owner
+	}
+	if status != fhir.StatusOff {
+		if err := policy.checkQuota(ctx, tx, owner, w.ID); err != nil {
+			return resources.Prepared{}, err
+		}
 	}
 	end := r.lease(p, sub.End, now)
 	state := store.SubscriptionState{

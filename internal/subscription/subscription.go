@@ -50,10 +50,10 @@ var Limits = struct {
 	MinHeartbeat, MaxHeartbeat time.Duration
 	MaxMaxCount                int
 	MinSecretLen               int
-	MaxFilters, MaxHeaders     int
+	MaxHeaders                 int
 }{
 	MinHeartbeat: 10 * time.Second, MaxHeartbeat: 24 * time.Hour,
 	MaxMaxCount:  100,
 	MinSecretLen: 32,
-	MaxFilters:   20, MaxHeaders: 20,
+	MaxHeaders:   20,
 }
