@@ -34,6 +34,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/postgres"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -106,10 +107,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
-	}, Rules: map[string]resources.TypeRules{
-		"SubscriptionTopic": &topic.Rules{Library: library},
-		"Subscription":      subscriptionRules,
-	}})
+	}, Rules: typerules.Rules(subscriptionRules, library)})
 
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
@@ -134,7 +132,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Resources:    svc,
 		Admin:        st,
 		Topics:       library,
-		Operations:   &subscription.Operations{Store: st, Topics: library, BaseURL: cfg.BaseURL},
+		Operations:   &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
 		Auth:         verifier,
 		Ready:        st,
 		Logger:       log,

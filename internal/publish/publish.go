@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-fhir/herald/internal/fhir"
@@ -22,7 +23,20 @@ import (
 // Publisher evaluates topics for writes.
 type Publisher struct {
 	Topics *topic.Library
-	Now    func() time.Time
+	// Compiler caches compiled Subscriptions; nil: one of the Publisher's own.
+	Compiler *subscription.Compiler
+	Now      func() time.Time
+
+	once sync.Once
+}
+
+func (p *Publisher) compiler() *subscription.Compiler {
+	p.once.Do(func() {
+		if p.Compiler == nil {
+			p.Compiler = &subscription.Compiler{Topics: p.Topics}
+		}
+	})
+	return p.Compiler
 }
 
 // receiving are the statuses whose Subscriptions still get events: events
@@ -62,8 +76,8 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 			if !s.End.IsZero() && !now.Before(s.End) {
 				continue // the lease is over; delivery switches it off
 			}
-			if !subscription.MatchFilters(s.Filters, cur.Type, focus) {
-				continue
+			if compiled, err := p.compiler().Compile(s); err != nil || !compiled.Matches(cur.Type, focus) {
+				continue // filters the topic no longer accepts match nothing
 			}
 			events = append(events, store.Event{
 				SubscriptionID: s.ID, Timestamp: cur.LastUpdated, Topic: t.Canonical(),
@@ -82,7 +96,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 // Subscriptions, those that are not pinned or pinned to a patient of the
 // write (store.SubscriptionState.PatientKey): a write then costs in
 // proportion to the Subscriptions it can match, not to all of a topic's.
-// MatchFilters still decides; the key only skips Subscriptions whose filters
+// The compiled filters still decide; the key only skips Subscriptions whose filters
 // cannot pass. Only the focus is filtered, so its patients would do; the
 // union with the other version's patients (the patient an update moved the
 // resource from or to) is a superset that stays correct should filters ever

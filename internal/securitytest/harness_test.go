@@ -36,6 +36,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/pgtest"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -278,7 +279,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 
 	rules := &subscription.Rules{Topics: lib, Keys: h.keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only", MaxSubscriptionsPerClient: cfg.maxSubs}}
-	ops := &subscription.Operations{Store: st, Topics: lib}
+	ops := &subscription.Operations{Store: st, Topics: lib, Rules: rules}
 	h.srv = httptest.NewUnstartedServer(nil)
 	h.srv.Start()
 	t.Cleanup(h.srv.Close)
@@ -287,10 +288,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	svc := resources.New(resources.Config{Store: st, BaseURL: h.base,
 		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook},
 		Virtual: map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}},
-		Rules: map[string]resources.TypeRules{
-			"SubscriptionTopic": &topic.Rules{Library: lib},
-			"Subscription":      rules,
-		}})
+		Rules:   typerules.Rules(rules, lib)})
 	registry, metrics := delivery.NewRegistry(st)
 	h.srv.Config.Handler = api.New(api.Options{
 		Resources: svc, Auth: verifier, Ready: st, Admin: st, Topics: lib, Operations: ops,

@@ -2,6 +2,7 @@ package securitytest
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -207,4 +208,98 @@ func TestFilterAndSubscriptionLimits(t *testing.T) {
 		require.Less(t, h.request("DELETE", "/fhir/Subscription/"+id, tok, "").status, 300)
 		created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"4")))
 	}, maxSubscriptions(3))
+}
+
+// sentAfter is what the receiver got from request from on.
+func sentAfter(h *harness, from int) []delivered { return h.recv.all()[from:] }
+
+// carrying waits for a request whose body contains s.
+func carrying(s string) func([]delivered) bool {
+	return func(got []delivered) bool {
+		return slices.ContainsFunc(got, func(d delivered) bool { return strings.Contains(string(d.Body), s) })
+	}
+}
+
+// TestQueuedEventsReauthorisedWhenSentAndRead (finding 2): an unfiltered
+// system Subscription queues p2's Encounter (its receiver refuses it); the
+// admin narrows the client's ceiling to p1's Encounters and Herald switches
+// the Subscription off. Re-PUT with a p1 filter, it is handshaken again
+// but never sent p2's queued Encounter, nor does $events return it; once
+// the client is suspended, $events answers 403.
+func TestQueuedEventsReauthorisedWhenSentAndRead(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		admin, sys := h.token("herald.admin"), h.token("system/*.cruds")
+		client := func(body string) {
+			r := h.request("PUT", "/admin/clients/sys-app", admin, body, "Content-Type: application/json")
+			require.Less(t, r.status, 300, string(r.body))
+		}
+		client(`{"status":"active","max_payload":"id-only"}`)
+		tok := h.token("system/Subscription.cruds system/Encounter.rs", asClient("sys-app"))
+		unfiltered := func(m map[string]any) { delete(m, "_criteria") }
+		id := created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(h.recv.srv.URL+"/sys", unfiltered)))
+		h.waitStatus(id, "active")
+		h.recv.setAnswer(func(_ int, d delivered) int {
+			if strings.Contains(string(d.Body), "Encounter/e2") {
+				return 503
+			}
+			return 200
+		})
+		require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/e2", sys, encounter("e2", "p2", `,"reasonCode":[{"text":"`+p2Marker+`"}]`)).status)
+		h.recv.waitFor(t, "an attempt with p2's Encounter", carrying("Encounter/e2"))
+
+		client(`{"status":"active","max_payload":"id-only","scope_ceiling":"system/Subscription.cruds system/Encounter.rs?patient=Patient/p1"}`)
+		h.waitStatus(id, "off")
+		h.recv.setAnswer(nil)
+		from := len(h.recv.all())
+		r := h.request("PUT", "/fhir/Subscription/"+id, tok, subscriptionJSON(h.recv.srv.URL+"/sys", func(m map[string]any) { m["id"] = id }))
+		require.Equal(t, 200, r.status, string(r.body))
+		h.waitStatus(id, "active")
+		require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/e1", sys, encounter("e1", "p1", "")).status)
+		h.recv.waitFor(t, "p1's Encounter", carrying("Encounter/e1"))
+		for _, d := range sentAfter(h, from) {
+			require.NotContains(t, string(d.Body), "Encounter/e2")
+			require.NotContains(t, string(d.Body), p2Marker)
+		}
+
+		r = h.request("GET", "/fhir/Subscription/"+id+"/$events?eventsSinceNumber=1", tok, "")
+		require.Equal(t, 200, r.status, string(r.body))
+		require.Contains(t, string(r.body), "Encounter/e1")
+		require.NotContains(t, string(r.body), "Encounter/e2")
+
+		client(`{"status":"suspended","max_payload":"id-only"}`)
+		r = h.request("GET", "/fhir/Subscription/"+id+"/$events?eventsSinceNumber=1", tok, "")
+		requireOutcome(t, r, 403, "suspended")
+		require.NotContains(t, string(r.body), "Encounter/e1")
+	})
+}
+
+// TestRedefinedSubscriptionGetsNoOldEvents (finding 2): events queued for
+// one endpoint are not delivered to the endpoint an update names instead,
+// even where they pass the filters; events after the update are.
+func TestRedefinedSubscriptionGetsNoOldEvents(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok, sys := h.token(subScope), h.token("system/*.cruds")
+		id := created(t, h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(h.recv.srv.URL+"/old")))
+		h.waitStatus(id, "active")
+		h.recv.setAnswer(func(_ int, d delivered) int {
+			if d.Path == "/old" && strings.Contains(string(d.Body), "Encounter/") {
+				return 503
+			}
+			return 200
+		})
+		require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/queued", sys, encounter("queued", "p1", "")).status)
+		h.recv.waitFor(t, "an attempt at the old endpoint", carrying("Encounter/queued"))
+
+		r := h.request("PUT", "/fhir/Subscription/"+id, tok, subscriptionJSON(h.recv.srv.URL+"/new", func(m map[string]any) { m["id"] = id }))
+		require.Equal(t, 200, r.status, string(r.body))
+		require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/later", sys, encounter("later", "p1", "")).status)
+		got := h.recv.waitFor(t, "the later event at the new endpoint", carrying("Encounter/later"))
+		for _, d := range got {
+			if d.Path == "/new" {
+				require.NotContains(t, string(d.Body), "Encounter/queued")
+			}
+		}
+	})
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -76,6 +77,12 @@ type SubscriptionReader interface {
 	SubscriptionOwner(ctx context.Context, id string) (SubscriptionOwner, error)
 }
 
+// Redefines reports whether next changes what old is about or where it goes:
+// its topic, filters or endpoint.
+func Redefines(old, next SubscriptionState) bool {
+	return old.Topic != next.Topic || old.Endpoint != next.Endpoint || !slices.Equal(old.Filters, next.Filters)
+}
+
 // SubscriptionOwner is who a Subscription id belongs to. PutSubscription
 // records it and DeleteSubscription keeps it: a deleted Subscription's
 // history carries its owner's data, so its id stays with that owner.
@@ -85,7 +92,10 @@ type SubscriptionOwner struct {
 
 // SubscriptionWriter changes subscription states inside a transaction.
 type SubscriptionWriter interface {
-	// PutSubscription inserts or replaces the state with s.ID.
+	// PutSubscription inserts or replaces the state with s.ID. A
+	// replacement that Redefines the Subscription acknowledges every event
+	// appended so far: events queued under the old definition are never
+	// delivered under the new one.
 	PutSubscription(ctx context.Context, s SubscriptionState) error
 	// DeleteSubscription removes the state; deleting an absent one is not an error.
 	DeleteSubscription(ctx context.Context, id string) error

@@ -86,6 +86,9 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	if err := checkSub(s); err != nil {
 		return fmt.Errorf("memory: put subscription %s: %w", s.ID, err)
 	}
+	if old, err := t.Subscription(ctx, s.ID); err == nil && store.Redefines(old, s) {
+		t.pendingDelivered[s.ID] = t.lastEvent(s.ID)
+	}
 	t.reschedule(s, t.subExists(s.ID))
 	t.pendingSubs[s.ID] = pendingSub{state: s}
 	t.pendingOwners[s.ID] = store.SubscriptionOwner{Client: s.Owner, Context: s.Context}

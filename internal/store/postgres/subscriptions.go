@@ -238,7 +238,10 @@ const putSubscriptionSQL = `WITH owned AS (
 		lease_token = CASE WHEN excluded.status IN ('requested', 'off') THEN NULL
 			ELSE subscriptions.lease_token END,
 		error_since = CASE WHEN excluded.status <> 'error' THEN NULL
-			ELSE coalesce(subscriptions.error_since, excluded.updated_at) END
+			ELSE coalesce(subscriptions.error_since, excluded.updated_at) END,
+		delivered_through = CASE WHEN (subscriptions.topic, subscriptions.filters, subscriptions.endpoint)
+				IS DISTINCT FROM (excluded.topic, excluded.filters, excluded.endpoint)
+			THEN subscriptions.last_event_number ELSE subscriptions.delivered_through END
 	RETURNING status
 )
 SELECT pg_notify('` + wakeChannel + `', '') FROM put WHERE status = 'requested'`

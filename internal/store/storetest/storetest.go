@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SubscriptionReplace", testSubscriptionReplace},
 		{"SubscriptionDelete", testSubscriptionDelete},
 		{"SubscriptionOwner", testSubscriptionOwner},
+		{"SubscriptionRedefined", testSubscriptionRedefined},
 		{"SubscriptionRollback", testSubscriptionRollback},
 		{"SubscriptionTxSeesOwnWritesOthersDoNot", testSubscriptionTxSeesOwnWrites},
 		{"SubscriptionsFilter", testSubscriptionsFilter},

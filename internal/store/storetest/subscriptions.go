@@ -255,6 +255,34 @@ func testSubscriptionOwner(t *testing.T, s store.Store) {
 	require.Equal(t, store.SubscriptionOwner{Client: "client-b", Context: "system"}, o, "the last put names the owner")
 }
 
+// testSubscriptionRedefined: a put that changes the topic, the filters or
+// the endpoint acknowledges the events queued so far; other changes keep
+// the cursor.
+func testSubscriptionRedefined(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	st := sub("r")
+	putSubs(t, s, st)
+	acknowledged := func() int64 {
+		n, err := s.Acknowledged(ctx, "r")
+		require.NoError(t, err)
+		return n
+	}
+	appendEvents(t, s, event("r", "e1", 1), event("r", "e2", 1))
+	st.Status, st.Content = "error", "full-resource"
+	putSubs(t, s, st)
+	require.Zero(t, acknowledged(), "same definition: the events still wait")
+	for i, change := range []func(*store.SubscriptionState){
+		func(st *store.SubscriptionState) { st.Endpoint = endpointB },
+		func(st *store.SubscriptionState) { st.Filters = st.Filters[:1] },
+		func(st *store.SubscriptionState) { st.Topic = topicB },
+	} {
+		appendEvents(t, s, event("r", "e3", int64(i+1)))
+		change(&st)
+		putSubs(t, s, st)
+		require.Equal(t, int64(3+i), acknowledged(), "change %d", i)
+	}
+}
+
 func testSubscriptionDelete(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a, b := sub("a"), sub("b")
