@@ -99,6 +99,16 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
+	// Other instances change topics too: follow the store's (stopped before
+	// the store closes: deferred later, runs earlier).
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		topic.Follow(followCtx, st, library, time.Second, log.With("component", "topics"))
+	}()
+	defer func() { stopFollowing(); <-following }()
+
 	publisher := &publish.Publisher{Topics: library}
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Keys: keys, Admin: st, Now: time.Now,

@@ -65,6 +65,7 @@ type Store interface {
 	DeliveryQueue
 	EventPruner
 	AdminStore
+	ConfigWatch
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
 	// error (which InTx returns). fn may be called again when the
@@ -76,6 +77,19 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases resources; the Store is unusable afterwards.
 	Close()
+}
+
+// ConfigWatch tells every instance sharing a store that configuration it
+// caches changed: SubscriptionTopics, the allow-list or the client registry.
+type ConfigWatch interface {
+	// ConfigGeneration is a counter that every transaction changing that
+	// configuration moves forward, in the transaction itself.
+	ConfigGeneration(ctx context.Context) (int64, error)
+	// ConfigChanges returns a channel that receives (coalesced, never
+	// blocking the sender) soon after such a change commits, on any
+	// instance. A change can be missed (a broken connection): callers also
+	// check ConfigGeneration periodically.
+	ConfigChanges() <-chan struct{}
 }
 
 // Reader reads committed data. A Tx is also a Reader that sees its own writes.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -44,6 +45,9 @@ type Store struct {
 	db      data
 	admin   admin // not transactional; guarded by its own lock
 	wake    chan struct{}
+	// generation counts configuration changes (store.ConfigWatch).
+	generation atomic.Int64
+	config     chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -60,7 +64,8 @@ func New() *Store {
 			delivered: make(map[string]int64),
 			sched:     make(map[string]schedule),
 		},
-		wake: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		config: make(chan struct{}, 1),
 		admin: admin{
 			endpoints: make(map[string]store.AllowedEndpoint),
 			clients:   make(map[string]store.Client),
@@ -69,7 +74,19 @@ func New() *Store {
 }
 
 func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
-func (s *Store) Close()                         {}
+
+func (s *Store) ConfigGeneration(ctx context.Context) (int64, error) { return s.generation.Load(), nil }
+func (s *Store) ConfigChanges() <-chan struct{}                      { return s.config }
+
+// configChanged moves the generation and tells the watchers.
+func (s *Store) configChanged() {
+	s.generation.Add(1)
+	select {
+	case s.config <- struct{}{}:
+	default:
+	}
+}
+func (s *Store) Close() {}
 
 func (s *Store) Current(ctx context.Context, typ, id string) (store.Version, error) {
 	s.mu.RLock()
@@ -131,6 +148,12 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 		}
 	}
 	maps.Copy(s.db.owners, tx.pendingOwners)
+	for k := range tx.pending {
+		if k.typ == "SubscriptionTopic" {
+			s.configChanged()
+			break
+		}
+	}
 	tx.commitEvents(&s.db)
 	tx.commitSchedules(&s.db)
 	if tx.woken {

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SubscriptionDelete", testSubscriptionDelete},
 		{"SubscriptionOwner", testSubscriptionOwner},
 		{"SubscriptionRedefined", testSubscriptionRedefined},
+		{"ConfigGeneration", testConfigGeneration},
 		{"SubscriptionRollback", testSubscriptionRollback},
 		{"SubscriptionTxSeesOwnWritesOthersDoNot", testSubscriptionTxSeesOwnWrites},
 		{"SubscriptionsFilter", testSubscriptionsFilter},
