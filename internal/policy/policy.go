@@ -140,12 +140,15 @@ func Admits(s *Subscription, owner *auth.Principal, e Event) bool {
 	if owner.PatientScoped(auth.Read, e.FocusType) && !auth.InCompartment(e.Patients, owner.Patient) {
 		return false
 	}
-	return s.Matches(e.FocusType, e.Focus)
+	return s.Matches(e.FocusType, e.Focus, nil)
 }
 
 // Matches reports whether a resource of type typ passes every filter (the
 // backport IG ANDs them); a filter naming another type does not apply.
-func (s *Subscription) Matches(typ string, r *search.Resource) bool {
+// memo, when not nil, keeps each criterion's answer for r: Subscriptions
+// share compiled criteria, so a write fanning out to many evaluates each
+// distinct filter once.
+func (s *Subscription) Matches(typ string, r *search.Resource, memo map[*search.Criteria]bool) bool {
 	for _, f := range s.Filters {
 		if f.ResourceType != "" && f.ResourceType != typ {
 			continue
@@ -155,12 +158,24 @@ func (s *Subscription) Matches(typ string, r *search.Resource) bool {
 			return false // compiled for the topic's types only: fail closed
 		}
 		for _, c := range criteria {
-			if ok, err := c.Match(r); err != nil || !ok {
+			if !matches(c, r, memo) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+func matches(c *search.Criteria, r *search.Resource, memo map[*search.Criteria]bool) bool {
+	if ok, known := memo[c]; known {
+		return ok
+	}
+	ok, err := c.Match(r)
+	ok = ok && err == nil
+	if memo != nil {
+		memo[c] = ok
+	}
+	return ok
 }
 
 // sameTopic: an event carries the canonical it fired under (url|version);

@@ -59,6 +59,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	}
 	keys := patients(cur.Type, change)
 	now := p.now()
+	memo := map[*search.Criteria]bool{} // each distinct filter evaluated once for this write
 	var events []store.Event
 	for _, t := range watching {
 		fires, err := t.Fires(change)
@@ -76,7 +77,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 			if !s.End.IsZero() && !now.Before(s.End) {
 				continue // the lease is over; delivery switches it off
 			}
-			if compiled, err := p.compiler().Compile(s); err != nil || !compiled.Matches(cur.Type, focus) {
+			if compiled, err := p.compiler().Compile(s); err != nil || !compiled.Matches(cur.Type, focus, memo) {
 				continue // filters the topic no longer accepts match nothing
 			}
 			events = append(events, store.Event{

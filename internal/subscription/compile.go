@@ -134,7 +134,7 @@ func compileParam(t *topic.Topic, typ string, f Filter, fp FilterParam) (*search
 	if fp.Modifier != "" {
 		name += ":" + fp.Modifier
 	}
-	crit, err := search.ParseCriteria(typ, url.QueryEscape(name)+"="+url.QueryEscape(value))
+	crit, err := topic.Compile(typ, url.QueryEscape(name)+"="+url.QueryEscape(value)) // shared: see policy's memo
 	if err != nil {
 		return nil, invalid("Subscription._criteria.extension", "filter %q: %s", clip(f.Raw), err)
 	}

@@ -42,7 +42,7 @@ func TestCompiledFiltersMatch(t *testing.T) {
 	for _, c := range cases {
 		sub, err := compile(store.SubscriptionState{ID: "s", Topic: tp.URL, Filters: c.filters}, tp)
 		require.NoError(t, err, "%v", c.filters)
-		require.Equal(t, c.want, sub.Matches(c.typ, c.r), "%v on %s", c.filters, c.typ)
+		require.Equal(t, c.want, sub.Matches(c.typ, c.r, nil), "%v on %s", c.filters, c.typ)
 	}
 	for _, bad := range [][]string{{"garbage"}, {"Observation?patient=Patient/p1"}, {"Encounter?status=finished"}} {
 		_, err := compile(store.SubscriptionState{ID: "s", Topic: tp.URL, Filters: bad}, tp)
