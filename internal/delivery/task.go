@@ -121,7 +121,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	defer cancel()
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
-		Headers: headers(send.Headers), Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
@@ -317,14 +317,6 @@ func messageID(subID string, tk store.DeliveryTask, n *notification) string {
 	}
 	sum := sha256.Sum256([]byte(key))
 	return "msg_" + base64.RawURLEncoding.EncodeToString(sum[:18])
-}
-
-func headers(hs []subscription.Header) []webhook.Header {
-	out := make([]webhook.Header, len(hs))
-	for i, h := range hs {
-		out[i] = webhook.Header{Name: h.Name, Value: h.Value}
-	}
-	return out
 }
 
 // endpointBusy is the webhook client's reason when no turn at the endpoint

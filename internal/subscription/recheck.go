@@ -9,14 +9,16 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/policy"
+	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/webhook"
 )
 
 // Send is what one send to a Subscription needs once it is authorized.
 type Send struct {
 	AllowPrivateNetwork bool // from the matching allow-list entry
-	Secret              string
-	Headers             []Header
+	Secret              secrets.Secret
+	Headers             []webhook.Header
 	// Sub is the Subscription compiled; every event sent must be
 	// policy.Admits for it and Owner.
 	Sub *policy.Subscription
@@ -81,15 +83,19 @@ func (r *Rules) Recheck(admin *Admin, st store.SubscriptionState, now time.Time)
 		return Send{}, &policy.Denied{Reason: "the endpoint is no longer on the allow-list"}
 	}
 	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork, Sub: sub, Owner: owner}
-	if send.Headers, err = r.openHeaders(st.ID, st.SealedHeaders); err != nil {
+	headers, err := r.openHeaders(st.ID, st.SealedHeaders)
+	if err != nil {
 		return Send{}, err
+	}
+	for _, h := range headers {
+		send.Headers = append(send.Headers, webhook.Header{Name: h.Name, Value: secrets.Secret(h.Value)})
 	}
 	if st.SealedSecret != "" {
 		b, err := r.Keys.Open(st.SealedSecret, secretAD(st.ID))
 		if err != nil {
 			return Send{}, errors.New("subscription " + st.ID + ": the signing secret cannot be decrypted (was HERALD_SECRET_KEY changed without keeping the old key?)")
 		}
-		send.Secret = string(b)
+		send.Secret = secrets.Secret(b)
 	}
 	return send, nil
 }

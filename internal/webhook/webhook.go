@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/herald-fhir/herald/internal/allowlist"
+	"github.com/herald-fhir/herald/internal/secrets"
 )
 
 // Timeouts of one attempt: the channel's backport-timeout, validated
@@ -44,7 +45,10 @@ const (
 )
 
 // Header is one channel header line.
-type Header struct{ Name, Value string }
+type Header struct {
+	Name  string
+	Value secrets.Secret // a receiver's credential, often
+}
 
 // Request is one notification POST.
 type Request struct {
@@ -62,7 +66,7 @@ type Request struct {
 	Headers []Header
 	// Secret is the signing secret as the client wrote it; "" sends the
 	// notification unsigned.
-	Secret string
+	Secret secrets.Secret
 	// MessageID is the webhook-id: server-minted and the same across
 	// retries. Required when Secret is set.
 	MessageID string
@@ -218,7 +222,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	req.Header.Set("User-Agent", c.userAgent)
 	start := c.now()
 	if r.Secret != "" {
-		hub, sig := Sign(r.Secret, r.MessageID, start, r.Body)
+		hub, sig := Sign(r.Secret.Reveal(), r.MessageID, start, r.Body)
 		req.Header.Set("X-Hub-Signature", hub)
 		req.Header.Set("Webhook-Id", r.MessageID)
 		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(start.Unix(), 10))
@@ -286,8 +290,8 @@ func check(r Request) (allowlist.Endpoint, string, http.Header, error) {
 		// Checked again although validated at create time: a CR or LF here
 		// would be header injection. Neither name nor value goes into the
 		// error: the name may be malformed, the value may be a credential.
-		if strings.ContainsAny(ch.Name+ch.Value, "\r\n\x00") ||
-			!httpguts.ValidHeaderFieldName(ch.Name) || !httpguts.ValidHeaderFieldValue(ch.Value) {
+		if strings.ContainsAny(ch.Name+ch.Value.Reveal(), "\r\n\x00") ||
+			!httpguts.ValidHeaderFieldName(ch.Name) || !httpguts.ValidHeaderFieldValue(ch.Value.Reveal()) {
 			return ep, "", nil, &SendError{Reason: "invalid header",
 				Err: fmt.Errorf("channel header %d is not a valid single-line header", i+1)}
 		}
@@ -295,7 +299,7 @@ func check(r Request) (allowlist.Endpoint, string, http.Header, error) {
 		if Reserved(name) {
 			continue
 		}
-		h.Add(name, ch.Value)
+		h.Add(name, ch.Value.Reveal())
 	}
 	return ep, ct, h, nil
 }
