@@ -72,6 +72,8 @@ type SubscriptionReader interface {
 	Subscription(ctx context.Context, id string) (SubscriptionState, error)
 	// Subscriptions returns the states matching f, ordered by id.
 	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]SubscriptionState, error)
+	// CountSubscriptions counts the states Subscriptions(f) returns.
+	CountSubscriptions(ctx context.Context, f SubscriptionFilter) (int, error)
 	// SubscriptionOwner returns who id belongs to, also once its state is
 	// deleted; ErrNotFound when no state with id was ever put.
 	SubscriptionOwner(ctx context.Context, id string) (SubscriptionOwner, error)

@@ -57,12 +57,15 @@ func (p Policy) checkSize(filters []Filter) error {
 // checkQuota refuses a live Subscription beyond the client's quota. Two
 // concurrent creates may both pass: the quota bounds abuse, not exact
 // counts, and they overshoot it by at most the requests in flight.
-func (p Policy) checkQuota(ctx context.Context, tx store.Tx, client, id string) error {
-	live, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Owner: client, Status: []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}})
+func (p Policy) checkQuota(ctx context.Context, tx store.Tx, client string, prev *store.SubscriptionState) error {
+	live := []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}
+	n, err := tx.CountSubscriptions(ctx, store.SubscriptionFilter{Owner: client, Status: live})
 	if err != nil {
 		return err
 	}
-	n := len(slices.DeleteFunc(live, func(s store.SubscriptionState) bool { return s.ID == id }))
+	if prev != nil && prev.Owner == client && slices.Contains(live, prev.Status) {
+		n-- // the one being updated
+	}
 	if n >= p.MaxSubscriptionsPerClient {
 		return fhir.Errorf(fhir.KindTooMany, "client %s has %d live Subscriptions, and at most %d are allowed; delete or switch off (status off) one it no longer needs", client, n, p.MaxSubscriptionsPerClient)
 	}
@@ -169,7 +172,7 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 		return Written{}, err
 	}
 	if state.Status != fhir.StatusOff {
-		if err := limits.checkQuota(ctx, tx, state.Owner, id); err != nil {
+		if err := limits.checkQuota(ctx, tx, state.Owner, prevState); err != nil {
 			return Written{}, err
 		}
 	}

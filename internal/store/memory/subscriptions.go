@@ -57,6 +57,16 @@ func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]s
 	return filterSubs(t.s.db.subs, t.pendingSubs, f), nil
 }
 
+func (s *Store) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	subs, err := s.Subscriptions(ctx, f)
+	return len(subs), err
+}
+
+func (t *tx) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	subs, err := t.Subscriptions(ctx, f)
+	return len(subs), err
+}
+
 func (s *Store) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

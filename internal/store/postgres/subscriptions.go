@@ -162,11 +162,29 @@ const (
 
 func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
 	var b strings.Builder
-	var args []any
 	b.WriteString(subscriptionsSQL)
+	args := subscriptionsWhere(&b, f)
+	b.WriteString(subscriptionsOrderSQL)
+	if f.ByPatient {
+		// Planned for its values every time: a cached generic plan cannot
+		// see that one topic's keys are selective and may scan every
+		// Subscription of the topic, the cost patient keys exist to avoid.
+		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+	}
+	out, err := querySubscriptions(ctx, q, b.String(), args...)
+	if err != nil {
+		return nil, wrap("subscriptions", err)
+	}
+	return out, nil
+}
+
+// subscriptionsWhere appends f's conditions to b and returns their
+// parameters.
+func subscriptionsWhere(b *strings.Builder, f store.SubscriptionFilter) []any {
+	var args []any
 	add := func(fragment string, val any) {
 		args = append(args, val)
-		fmt.Fprintf(&b, fragment, len(args))
+		fmt.Fprintf(b, fragment, len(args))
 	}
 	if f.Owner != "" {
 		add(subscriptionsOwnerSQL, f.Owner)
@@ -189,18 +207,29 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 	if f.ByPatient {
 		add(subscriptionsPatientSQL, append([]string{""}, f.PatientKeys...))
 	}
-	b.WriteString(subscriptionsOrderSQL)
-	if f.ByPatient {
-		// Planned for its values every time: a cached generic plan cannot
-		// see that one topic's keys are selective and may scan every
-		// Subscription of the topic, the cost patient keys exist to avoid.
-		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
-	}
-	out, err := querySubscriptions(ctx, q, b.String(), args...)
+	return args
+}
+
+const countSubscriptionsSQL = `SELECT count(*) FROM subscriptions WHERE true`
+
+func countSubscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (int, error) {
+	var b strings.Builder
+	b.WriteString(countSubscriptionsSQL)
+	args := subscriptionsWhere(&b, f)
+	rows, err := q.Query(ctx, b.String(), args...)
 	if err != nil {
-		return nil, wrap("subscriptions", err)
+		return 0, wrap("count subscriptions", err)
 	}
-	return out, nil
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	return n, wrap("count subscriptions", err)
+}
+
+func (s *Store) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	return countSubscriptions(ctx, s.pool, f)
+}
+
+func (t *tx) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	return countSubscriptions(ctx, t.q, f)
 }
 
 // PutSubscription upserts the state columns and adjusts the delivery

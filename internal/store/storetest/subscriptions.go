@@ -518,6 +518,9 @@ func testSubscriptionsFilter(t *testing.T, s store.Store) {
 		got, err := s.Subscriptions(t.Context(), tc.f)
 		require.NoError(t, err, tc.name)
 		requireSubs(t, pickSubs(tc.want...), got, tc.name)
+		n, err := s.CountSubscriptions(t.Context(), tc.f)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, len(tc.want), n, "count: %s", tc.name)
 		// The same through a transaction, where it is the first statement.
 		require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error {
 			got, err := tx.Subscriptions(t.Context(), tc.f)
