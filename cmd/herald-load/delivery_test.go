@@ -22,6 +22,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/memory"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -45,7 +46,7 @@ func newDeliveringServer(t *testing.T) *httptest.Server {
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
 	svc := resources.New(resources.Config{Store: st, BaseURL: base,
 		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: base}).Hook},
-		Rules:   map[string]resources.TypeRules{"SubscriptionTopic": &topic.Rules{Library: lib}, "Subscription": rules}})
+		Rules:   typerules.Rules(rules, lib)})
 	engine := delivery.New(delivery.Config{Store: st, Rules: rules, Topics: lib, BaseURL: base,
 		Sender: webhook.New(webhook.Options{UserAgent: "Herald/test"}), Poll: 50 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})

@@ -35,6 +35,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/postgres"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -99,18 +100,26 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
+	// Other instances change topics too: follow the store's (stopped before
+	// the store closes: deferred later, runs earlier).
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		topic.Follow(followCtx, st, library, time.Second, log.With("component", "topics"))
+	}()
+	defer func() { stopFollowing(); <-following }()
+
 	publisher := &publish.Publisher{Topics: library, BaseURL: cfg.BaseURL}
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Keys: keys, Admin: st, Now: time.Now,
-		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
+		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret,
+			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient},
 	}
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
-	}, Rules: map[string]resources.TypeRules{
-		"SubscriptionTopic": &topic.Rules{Library: library},
-		"Subscription":      subscriptionRules,
-	}})
+	}, Rules: typerules.Rules(subscriptionRules, library)})
 
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
@@ -135,7 +144,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Resources:    svc,
 		Admin:        st,
 		Topics:       library,
-		Operations:   &subscription.Operations{Store: st, Topics: library, BaseURL: cfg.BaseURL},
+		Operations:   &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
 		Auth:         verifier,
 		Ready:        st,
 		Logger:       log,

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/topics"
 )
 
@@ -43,12 +44,10 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 	keys, err := secrets.NewKeyring(secrets.GenerateKey(""))
 	require.NoError(t, err)
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "e1", URLPrefix: hookBase, CreatedAt: time.Now()}))
-	rules := map[string]resources.TypeRules{
-		"SubscriptionTopic": &topic.Rules{Library: lib},
-		"Subscription": &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
-			Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}},
-	}
-	ops := &subscription.Operations{Store: st, Topics: lib}
+	subRules := &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
+		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
+	rules := typerules.Rules(subRules, lib)
+	ops := &subscription.Operations{Store: st, Topics: lib, Rules: subRules}
 	pub := &publish.Publisher{Topics: lib}
 	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib

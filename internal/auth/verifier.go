@@ -166,6 +166,7 @@ func principal(c *claims) (*Principal, error) {
 		RawScopes: c.Scope,
 		Scopes:    ParseScopes(c.Scope...),
 		Patient:   c.Patient,
+		User:      cmp.Or(c.FHIRUser, c.Subject),
 		ExpiresAt: c.ExpiresAt.UTC(), // WithExpirationRequired guarantees exp
 	}
 	p.Admin = p.Scopes.Admin()

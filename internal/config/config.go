@@ -32,6 +32,7 @@ type Config struct {
 	RequireSigningSecret bool
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
+	Limits               Limits
 	MaxBodyBytes         int64
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
 	MaxSearchValues      int           // comma-separated values in one parameter
@@ -40,6 +41,13 @@ type Config struct {
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
+}
+
+// Limits bound what one client may ask of the server.
+type Limits struct {
+	Filters                int // filters on one Subscription
+	FilterParams           int // parameters in one filter
+	SubscriptionsPerClient int // live Subscriptions of one client
 }
 
 // Delivery tunes the delivery engine.
@@ -79,6 +87,9 @@ var settings = []setting{
 	{"HERALD_REQUIRE_SIGNING_SECRET", "require-signing-secret", "false", "reject Subscriptions without a signing secret"},
 	{"HERALD_DEFAULT_MAX_PAYLOAD", "default-max-payload", "id-only", "payload ceiling for unregistered clients: empty, id-only or full-resource"},
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
+	{"HERALD_MAX_FILTERS", "max-filters", "20", "most filters (backport-filter-criteria) on one Subscription"},
+	{"HERALD_MAX_FILTER_PARAMS", "max-filter-params", "20", "most parameters in one filter"},
+	{"HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", "max-subscriptions-per-client", "1000", "most live (not off) Subscriptions of one client, across its launch contexts"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
@@ -222,20 +233,23 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	} else {
 		c.Delivery.Workers = n
 	}
+	count := func(env string, max int, into *int) {
+		if n, err := strconv.Atoi(get(env)); err != nil || n < 1 || n > max {
+			fail(env, "must be an integer from 1 to %d", max)
+		} else {
+			*into = n
+		}
+	}
+	count("HERALD_MAX_FILTERS", 1000, &c.Limits.Filters)
+	count("HERALD_MAX_FILTER_PARAMS", 1000, &c.Limits.FilterParams)
+	count("HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", 10_000_000, &c.Limits.SubscriptionsPerClient)
 	if n, err := strconv.ParseInt(get("HERALD_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
 	} else {
 		c.MaxBodyBytes = n
 	}
-	count := func(env string, into *int) {
-		if n, err := strconv.Atoi(get(env)); err != nil || n < 1 || n > 10000 {
-			fail(env, "must be an integer from 1 to 10000")
-		} else {
-			*into = n
-		}
-	}
-	count("HERALD_MAX_SEARCH_CLAUSES", &c.MaxSearchClauses)
-	count("HERALD_MAX_SEARCH_VALUES", &c.MaxSearchValues)
+	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
+	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {

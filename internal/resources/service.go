@@ -237,11 +237,9 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if exists && !ownedBy(*prev, patient) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
 	}
-	var current *store.Version
-	if exists {
-		current = prev
-	}
-	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, current); err != nil {
+	// A create over a deleted resource shows the rules its delete marker:
+	// its history may carry an owner's data (TypeRules.Authorize).
+	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, prev); err != nil {
 		return Result{}, err
 	}
 	// Preconditions are checked only for a request that would otherwise be
@@ -253,11 +251,8 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		return Result{NoOp: true}, nil
 	}
 
-	next := store.Version{Type: op.typ, ID: op.id, VersionID: 1, Method: op.method, LastUpdated: s.stamp(prev)}
+	next := store.Next(prev, op.typ, op.id, op.method, s.now())
 	var echoBody []byte
-	if prev != nil {
-		next.VersionID = prev.VersionID + 1
-	}
 	if op.method == store.MethodDelete {
 		next.Deleted = true
 		next.Patients = prev.Patients // a delete marker stays in its compartment
@@ -303,16 +298,6 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		echoBody = next.Body
 	}
 	return Result{Version: next, Echo: echoBody, Created: !exists && op.method != store.MethodDelete}, nil
-}
-
-// stamp is the lastUpdated of a new version: now at millisecond precision,
-// and always after the previous version so history stays ordered.
-func (s *Service) stamp(prev *store.Version) time.Time {
-	t := s.now().UTC().Truncate(time.Millisecond)
-	if prev != nil && !t.After(prev.LastUpdated) {
-		t = prev.LastUpdated.Add(time.Millisecond)
-	}
-	return t
 }
 
 // inTx runs fn in a transaction, retrying when a concurrent writer created
@@ -386,17 +371,7 @@ func ownedBy(v store.Version, patient string) bool {
 }
 
 // visible reports whether v lies in the patient's compartment (or no patient bounds it).
-func visible(v store.Version, patient string) bool {
-	if patient == "" {
-		return true
-	}
-	for _, id := range v.Patients {
-		if id == patient {
-			return true
-		}
-	}
-	return false
-}
+func visible(v store.Version, patient string) bool { return auth.InCompartment(v.Patients, patient) }
 
 // parseFor reads and validates the body of a write to typ (and id, for an
 // update).

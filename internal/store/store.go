@@ -45,6 +45,21 @@ type Version struct {
 	Decoded map[string]any
 }
 
+// Next is the version that follows prev (nil: none) at now: numbered one
+// more, stamped at millisecond precision and always after prev, so history
+// stays ordered whatever the clocks of the instances. It is the one rule
+// for appending a version; the caller sets the body (or Deleted).
+func Next(prev *Version, typ, id string, method Method, now time.Time) Version {
+	v := Version{Type: typ, ID: id, VersionID: 1, Method: method, LastUpdated: now.UTC().Truncate(time.Millisecond)}
+	if prev != nil {
+		v.VersionID = prev.VersionID + 1
+		if !v.LastUpdated.After(prev.LastUpdated) {
+			v.LastUpdated = prev.LastUpdated.Add(time.Millisecond)
+		}
+	}
+	return v
+}
+
 // Store is the whole storage contract.
 type Store interface {
 	Reader
@@ -54,6 +69,7 @@ type Store interface {
 	DeliveryQueue
 	EventPruner
 	AdminStore
+	ConfigWatch
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
 	// error (which InTx returns). fn may be called again when the
@@ -65,6 +81,19 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases resources; the Store is unusable afterwards.
 	Close()
+}
+
+// ConfigWatch tells every instance sharing a store that configuration it
+// caches changed: SubscriptionTopics, the allow-list or the client registry.
+type ConfigWatch interface {
+	// ConfigGeneration is a counter that every transaction changing that
+	// configuration moves forward, in the transaction itself.
+	ConfigGeneration(ctx context.Context) (int64, error)
+	// ConfigChanges returns a channel that receives (coalesced, never
+	// blocking the sender) soon after such a change commits, on any
+	// instance. A change can be missed (a broken connection): callers also
+	// check ConfigGeneration periodically.
+	ConfigChanges() <-chan struct{}
 }
 
 // Reader reads committed data. A Tx is also a Reader that sees its own writes.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -10,8 +11,11 @@ import (
 // what later authorization and delivery need and what the resource must not
 // show: the owner and its grants, and the encrypted secrets.
 type SubscriptionState struct {
-	ID       string
-	Owner    string    // client id of the creator
+	ID    string
+	Owner string // client id of the creator
+	// Context is the creator's launch context, which with Owner owns the
+	// Subscription: "system", "patient/<id>" or "user/<fhirUser or sub>".
+	Context  string
 	Scopes   string    // the creating token's scopes, space-separated, as granted
 	Patient  string    // the creating token's patient claim, if any
 	TokenExp time.Time // the creating token's exp
@@ -48,6 +52,7 @@ type SubscriptionState struct {
 // SubscriptionFilter selects subscription states; empty fields match all.
 type SubscriptionFilter struct {
 	Owner    string
+	Context  string   // with Owner: the owner's launch context
 	Status   []string // any of
 	Topic    string
 	Endpoint string
@@ -67,11 +72,32 @@ type SubscriptionReader interface {
 	Subscription(ctx context.Context, id string) (SubscriptionState, error)
 	// Subscriptions returns the states matching f, ordered by id.
 	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]SubscriptionState, error)
+	// CountSubscriptions counts the states Subscriptions(f) returns.
+	CountSubscriptions(ctx context.Context, f SubscriptionFilter) (int, error)
+	// SubscriptionOwner returns who id belongs to, also once its state is
+	// deleted; ErrNotFound when no state with id was ever put.
+	SubscriptionOwner(ctx context.Context, id string) (SubscriptionOwner, error)
+}
+
+// Redefines reports whether next changes what old is about or where it goes:
+// its topic, filters or endpoint.
+func Redefines(old, next SubscriptionState) bool {
+	return old.Topic != next.Topic || old.Endpoint != next.Endpoint || !slices.Equal(old.Filters, next.Filters)
+}
+
+// SubscriptionOwner is who a Subscription id belongs to. PutSubscription
+// records it and DeleteSubscription keeps it: a deleted Subscription's
+// history carries its owner's data, so its id stays with that owner.
+type SubscriptionOwner struct {
+	Client, Context string // as SubscriptionState.Owner and .Context
 }
 
 // SubscriptionWriter changes subscription states inside a transaction.
 type SubscriptionWriter interface {
-	// PutSubscription inserts or replaces the state with s.ID.
+	// PutSubscription inserts or replaces the state with s.ID. A
+	// replacement that Redefines the Subscription acknowledges every event
+	// appended so far: events queued under the old definition are never
+	// delivered under the new one.
 	PutSubscription(ctx context.Context, s SubscriptionState) error
 	// DeleteSubscription removes the state; deleting an absent one is not an error.
 	DeleteSubscription(ctx context.Context, id string) error

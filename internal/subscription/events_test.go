@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
@@ -42,7 +43,8 @@ func TestIncludesOnlyLocalReferences(t *testing.T) {
 	}
 	included := func(focus, baseURL string) []string {
 		ev := store.Event{Number: 1, Topic: "https://herald.dev/fhir/SubscriptionTopic/encounter-start", FocusType: "Encounter", FocusID: focus, FocusVersion: 1, Method: store.MethodUpdate}
-		events, err := subscription.LoadEvents(ctx, st, lib, baseURL, []store.Event{ev}, fhir.ContentIDOnly, func(store.Version) bool { return true })
+		everything := subscription.Audience{Sub: &policy.Subscription{Topic: ev.Topic}, Owner: system, Reader: system}
+		events, err := subscription.LoadEvents(ctx, st, lib, baseURL, []store.Event{ev}, fhir.ContentIDOnly, everything)
 		require.NoError(t, err)
 		out := []string{}
 		for _, in := range events[0].Additional {

@@ -48,14 +48,12 @@ type FilterParam struct {
 // Limits are the bounds Herald accepts for channel settings.
 var Limits = struct {
 	MinHeartbeat, MaxHeartbeat time.Duration
-	MinTimeout, MaxTimeout     time.Duration
 	MaxMaxCount                int
 	MinSecretLen               int
-	MaxFilters, MaxHeaders     int
+	MaxHeaders                 int
 }{
 	MinHeartbeat: 10 * time.Second, MaxHeartbeat: 24 * time.Hour,
-	MinTimeout: time.Second, MaxTimeout: 60 * time.Second,
 	MaxMaxCount:  100,
 	MinSecretLen: 32,
-	MaxFilters:   20, MaxHeaders: 20,
+	MaxHeaders:   20,
 }

@@ -51,6 +51,7 @@ func (s *Store) AddEndpoint(ctx context.Context, e store.AllowedEndpoint) error 
 	}
 	e.CreatedAt = e.CreatedAt.UTC()
 	s.admin.endpoints[e.ID] = e
+	s.configChanged()
 	return nil
 }
 
@@ -61,6 +62,7 @@ func (s *Store) RemoveEndpoint(ctx context.Context, id string) error {
 		return store.ErrNotFound
 	}
 	delete(s.admin.endpoints, id)
+	s.configChanged()
 	return nil
 }
 
@@ -98,5 +100,6 @@ func (s *Store) PutClient(ctx context.Context, c store.Client) (created bool, er
 	_, exists := s.admin.clients[c.ClientID]
 	c.UpdatedAt = c.UpdatedAt.UTC()
 	s.admin.clients[c.ClientID] = c
+	s.configChanged()
 	return !exists, nil
 }
