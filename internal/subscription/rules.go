@@ -131,9 +131,14 @@ func Owns(p *auth.Principal, o store.SubscriptionOwner) bool {
 func (r *Rules) client(ctx context.Context, id string) (store.Client, error) {
 	c, err := r.Admin.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Client{ClientID: id, Status: "active", MaxPayload: r.Policy.DefaultMaxPayload}, nil
+		return unregistered(id, r.Policy.DefaultMaxPayload), nil
 	}
 	return c, err
+}
+
+// unregistered is what a client without a registry entry gets.
+func unregistered(id, defaultMaxPayload string) store.Client {
+	return store.Client{ClientID: id, Status: "active", MaxPayload: defaultMaxPayload}
 }
 
 // Written is what a Subscription write stores and what it shows the writer.
