@@ -110,9 +110,10 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	}()
 	defer func() { stopFollowing(); <-following }()
 
-	publisher := &publish.Publisher{Topics: library, BaseURL: cfg.BaseURL}
+	compiler := &subscription.Compiler{Topics: library} // one cache for publish, writes, sends and queries
+	publisher := &publish.Publisher{Topics: library, Compiler: compiler, BaseURL: cfg.BaseURL}
 	subscriptionRules := &subscription.Rules{
-		Topics: library, Keys: keys, Admin: st, Now: time.Now,
+		Topics: library, Compiler: compiler, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret,
 			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient},
 	}

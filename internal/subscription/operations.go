@@ -60,13 +60,18 @@ func (o *Operations) state(ctx context.Context, p *auth.Principal, id string, wi
 
 // decide asks the policy whether the owner may have st now.
 func (o *Operations) decide(ctx context.Context, st store.SubscriptionState) (queried, error) {
-	sub, err := o.Rules.compiler().Compile(st)
-	if err != nil {
-		return queried{}, fhir.Errorf(fhir.KindForbidden, "Subscription/%s cannot be queried now: its topic or filters are no longer valid", st.ID)
-	}
 	c, err := o.Rules.client(ctx, st.Owner)
 	if err != nil {
 		return queried{}, err
+	}
+	return o.decideFor(st, c)
+}
+
+// decideFor is decide with the owner's registry entry c.
+func (o *Operations) decideFor(st store.SubscriptionState, c store.Client) (queried, error) {
+	sub, err := o.Rules.compiler().Compile(st)
+	if err != nil {
+		return queried{}, fhir.Errorf(fhir.KindForbidden, "Subscription/%s cannot be queried now: its topic or filters are no longer valid", st.ID)
 	}
 	owner, err := policy.Decide(sub, policyClient(c), o.now(), policy.ForQuery)
 	var denied *policy.Denied
@@ -112,7 +117,7 @@ func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, i
 			return nil, err
 		}
 		if !p.Admin {
-			if states, err = o.allowed(ctx, states); err != nil {
+			if states, err = o.allowed(ctx, p.ClientID, states); err != nil {
 				return nil, err
 			}
 		}
@@ -176,11 +181,16 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	return notify.Build(o.BaseURL, sub, notify.QueryEvent, events, o.now(), uuid.NewString)
 }
 
-// allowed keeps the states whose owners the policy lets have them now.
-func (o *Operations) allowed(ctx context.Context, states []store.SubscriptionState) ([]store.SubscriptionState, error) {
+// allowed keeps the states of client whose owner the policy lets have them
+// now.
+func (o *Operations) allowed(ctx context.Context, client string, states []store.SubscriptionState) ([]store.SubscriptionState, error) {
+	c, err := o.Rules.client(ctx, client)
+	if err != nil {
+		return nil, err
+	}
 	out := states[:0]
 	for _, st := range states {
-		_, err := o.decide(ctx, st)
+		_, err := o.decideFor(st, c)
 		switch {
 		case err == nil:
 			out = append(out, st)

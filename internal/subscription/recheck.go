@@ -61,7 +61,7 @@ func (a *Admin) client(id string) store.Client {
 	if c, ok := a.clients[id]; ok {
 		return c
 	}
-	return store.Client{ClientID: id, Status: "active", MaxPayload: a.defaultMaxPayload}
+	return unregistered(id, a.defaultMaxPayload)
 }
 
 // Recheck decides, before a send, with the policy that admitted the

@@ -73,10 +73,11 @@ func (p Policy) checkQuota(ctx context.Context, tx store.Tx, client string, prev
 	return nil
 }
 
-// Rules make /fhir/Subscription a backport Subscription endpoint: they
-// validate against the topic library and the allow-list, authorise the
-// caller for everything the Subscription could reveal, keep secrets out of
-// the stored resource, and record the state delivery needs.
+// Rules are the Subscription lifecycle (package typerules serves them at
+// /fhir/Subscription): they validate against the topic library and the
+// allow-list, ask the policy whether the owner may have the Subscription,
+// keep secrets out of the stored resource, record the state delivery needs,
+// and recheck it all before every send.
 type Rules struct {
 	Topics *topic.Library
 	// Compiler caches compiled Subscriptions; nil: one of the Rules' own.
@@ -132,9 +133,14 @@ func Owns(p *auth.Principal, o store.SubscriptionOwner) bool {
 func (r *Rules) client(ctx context.Context, id string) (store.Client, error) {
 	c, err := r.Admin.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Client{ClientID: id, Status: "active", MaxPayload: r.Policy.DefaultMaxPayload}, nil
+		return unregistered(id, r.Policy.DefaultMaxPayload), nil
 	}
 	return c, err
+}
+
+// unregistered is what a client without a registry entry gets.
+func unregistered(id, defaultMaxPayload string) store.Client {
+	return store.Client{ClientID: id, Status: "active", MaxPayload: defaultMaxPayload}
 }
 
 // Written is what a Subscription write stores and what it shows the writer.

@@ -1,7 +1,9 @@
-// Package subscription parses and validates backport Subscriptions (the
-// Subscriptions R5 Backport IG's profile of the R4 Subscription) from the
-// JSON a client sent, including the primitive extensions on criteria,
-// channel.type and channel.payload that typed models drop.
+// Package subscription is the lifecycle of backport Subscriptions (the
+// Subscriptions R5 Backport IG's profile of the R4 Subscription): parsing
+// the JSON a client sent (including the primitive extensions on criteria,
+// channel.type and channel.payload that typed models drop), compiling each
+// version for the policy (package policy), writing it, rechecking it before
+// every send, status changes, and $status/$events.
 package subscription
 
 import (
