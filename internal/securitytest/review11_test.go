@@ -1,6 +1,8 @@
 package securitytest
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,5 +37,29 @@ func TestTransactionURNRewriteStoresInvalidR4(t *testing.T) {
 		stored, err := fhir.Parse(vs[0].Body)
 		require.NoError(t, err)
 		require.NoError(t, fhir.Validate(stored), "the stored Observation is not valid R4: %s", vs[0].Body)
+	})
+}
+
+// TestBatchProblemCapHidesLaterEntries: a Bundle is validated once, as a
+// whole, and r4.Validate stops at MaxProblems (100) for the whole tree. A
+// batch whose first entry has 100 problems leaves every later entry with
+// none recorded, so an invalid resource in a later entry is stored without
+// R4 validation.
+func TestBatchProblemCapHidesLaterEntries(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		sys := h.token("system/*.cruds")
+		var junk strings.Builder
+		for i := 0; i < 100; i++ {
+			fmt.Fprintf(&junk, `,"junk%d":1`, i)
+		}
+		batch := `{"resourceType":"Bundle","type":"batch","entry":[
+		 {"resource":{"resourceType":"Patient"` + junk.String() + `},"request":{"method":"POST","url":"Patient"}},
+		 {"resource":{"resourceType":"Patient","id":"bad","birthDate":"not-a-date","gender":"banana","Name":[{"family":"X"}]},"request":{"method":"PUT","url":"Patient/bad"}}]}`
+		r := h.request("POST", "/fhir", sys, batch)
+		require.Equal(t, 200, r.status, string(r.body))
+		require.Empty(t, h.history("Patient", "bad"), "an invalid Patient was stored through a batch: %s", r.body)
+		// The same resource written directly is refused.
+		requireOutcome(t, h.request("PUT", "/fhir/Patient/bad2", sys, `{"resourceType":"Patient","id":"bad2","birthDate":"not-a-date","gender":"banana","Name":[{"family":"X"}]}`), 422, "")
 	})
 }
