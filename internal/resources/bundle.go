@@ -127,7 +127,13 @@ func (s *Service) Bundle(ctx context.Context, p *auth.Principal, body []byte, mi
 		return nil, fhir.Errorf(fhir.KindInvalid, "POST to the base accepts only a batch or transaction Bundle, not %s", r.Type)
 	}
 	req := readBundle(r.Tree())
-	own, byEntry := splitProblems(fhir.Problems(r))
+	problems := fhir.Problems(r)
+	if len(problems) >= fhir.MaxProblems {
+		// Validation stopped at the cap: the entries (and Bundle members)
+		// after the last problem were never checked, so none may run.
+		return nil, fhir.Invalid("Bundle", problems)
+	}
+	own, byEntry := splitProblems(problems)
 	if len(own) > 0 {
 		return nil, fhir.Invalid("Bundle", own)
 	}
