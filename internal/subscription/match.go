@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"net/url"
+	"strings"
 
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/topic"
@@ -26,7 +27,7 @@ func MatchFilters(filters []string, typ string, r *search.Resource) bool {
 			if p.Modifier != "" {
 				key += ":" + p.Modifier
 			}
-			c, err := topic.Compile(typ, url.QueryEscape(key)+"="+url.QueryEscape(value))
+			c, err := topic.Compile(typ, criteriaTerm(key, value))
 			if err != nil {
 				return false
 			}
@@ -37,4 +38,11 @@ func MatchFilters(filters []string, typ string, r *search.Resource) bool {
 		}
 	}
 	return true
+}
+
+// criteriaTerm writes one filter parameter as a search.ParseCriteria term.
+// ParseCriteria path-unescapes (a '+' is a plus), so a space must be %20:
+// url.QueryEscape alone would turn the value "a b" into the value "a+b".
+func criteriaTerm(key, value string) string {
+	return strings.ReplaceAll(url.QueryEscape(key), "+", "%20") + "=" + strings.ReplaceAll(url.QueryEscape(value), "+", "%20")
 }

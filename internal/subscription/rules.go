@@ -394,7 +394,7 @@ func CheckFilters(t *topic.Topic, filters []Filter) ([]auth.FilterClause, error)
 				if fp.Modifier != "" {
 					key += ":" + fp.Modifier
 				}
-				crit, err := search.ParseCriteria(typ, url.QueryEscape(key)+"="+url.QueryEscape(value))
+				crit, err := search.ParseCriteria(typ, criteriaTerm(key, value))
 				if err != nil {
 					return nil, invalid("Subscription._criteria.extension", "filter %q: %s", clip(f.Raw), err)
 				}
