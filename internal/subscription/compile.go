@@ -134,7 +134,7 @@ func compileParam(t *topic.Topic, typ string, f Filter, fp FilterParam) (*search
 	if fp.Modifier != "" {
 		name += ":" + fp.Modifier
 	}
-	crit, err := topic.Compile(typ, url.QueryEscape(name)+"="+url.QueryEscape(value)) // shared: see policy's memo
+	crit, err := topic.Compile(typ, criteriaTerm(name, value)) // shared: see policy's memo
 	if err != nil {
 		return nil, invalid("Subscription._criteria.extension", "filter %q: %s", clip(f.Raw), err)
 	}
@@ -155,4 +155,13 @@ func policyClient(c store.Client) policy.Client {
 		pc.Ceiling = auth.ParseScopes(strings.Fields(c.ScopeCeiling)...)
 	}
 	return pc
+}
+
+// criteriaTerm writes one filter parameter as a search.ParseCriteria term.
+// ParseCriteria path-unescapes (a '+' is a plus), so a space must be %20:
+// url.QueryEscape alone would turn the value "a b" into the value "a+b",
+// matching something other than what authorization compared.
+func criteriaTerm(key, value string) string {
+	esc := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+	return esc(key) + "=" + esc(value)
 }
