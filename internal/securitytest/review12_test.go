@@ -1,0 +1,86 @@
+package securitytest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Findings of the independent review of issue 12 (review12), each an attack
+// through real HTTP.
+
+// TestFilterValuesCountTowardsTheFilterLimit: HERALD_MAX_FILTER_PARAMS bounds
+// the parameters of a filter, but not the comma-separated values of one
+// parameter. One "class=X0,…,X99999" filter is accepted, and 20 such
+// Subscriptions (distinct values, so nothing is shared) make every Encounter
+// write of every client ~60x slower (≈5 ms → ≈300 ms in the write's
+// transaction); at the default quota of 1,000 a single client can stall all
+// Encounter writes for seconds each.
+func TestFilterValuesCountTowardsTheFilterLimit(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok := h.token(subScope)
+		vals := make([]string, 10_000)
+		for i := range vals {
+			vals[i] = fmt.Sprintf("X%d", i)
+		}
+		r := h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"v",
+			withFilter("Encounter?patient=Patient/p1&class="+strings.Join(vals, ","))))
+		require.Equal(t, 422, r.status, "%.200s", r.body)
+		require.Empty(t, h.states())
+	})
+}
+
+// TestConcurrentSubscriptionWritesDoNotStarveThePool: a Subscription write
+// holds its transaction's connection and then reads the allow-list and the
+// client registry through the pool (Rules.Write: checkEndpoint and
+// authorizeOwner use Rules.Admin, the Store, not the Tx). As many
+// concurrent Subscription writes as the pool has connections (16 in
+// production, 4 here) each hold one and wait forever for another: every
+// request that needs the database, and delivery, hangs until the writers'
+// clients give up. Any client with Subscription.c can take the server down
+// with 32 open requests.
+func TestConcurrentSubscriptionWritesDoNotStarveThePool(t *testing.T) {
+	t.Parallel()
+	h := onPostgres(t)
+	tok := h.token(subScope, asClient("burst"))
+	h.mu.Lock()
+	h.tokens = append(h.tokens, tok)
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	start := make(chan struct{})
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequestWithContext(ctx, "POST", h.srv.URL+"/fhir/Subscription", strings.NewReader(subscriptionJSON(hookBase+"burst")))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			status := 0 // no answer within 30 s
+			if err == nil {
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				status = res.StatusCode
+			}
+			mu.Lock()
+			codes[status]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	require.Equal(t, map[int]int{201: 32}, codes, "status → count; 0: no answer within 30 s")
+}
