@@ -2,6 +2,7 @@ package securitytest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,4 +84,30 @@ func TestConcurrentSubscriptionWritesDoNotStarveThePool(t *testing.T) {
 	close(start)
 	wg.Wait()
 	require.Equal(t, map[int]int{201: 32}, codes, "status → count; 0: no answer within 30 s")
+}
+
+// TestRetiredTopicRefusesVersionedCanonical: once the admin retires
+// encounter-start, a Subscription naming it "url" is refused (422), but one
+// naming it "url|1.0.0" is still accepted, handshaken and kept active
+// (topic.Library.Lookup returns a versioned canonical whatever its status,
+// and the Compiler never asks): the README's "the topic is in the library
+// and active" holds for one spelling only.
+func TestRetiredTopicRefusesVersionedCanonical(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok, admin := h.token(subScope), h.token("herald.admin")
+		r := h.request("GET", "/fhir/SubscriptionTopic/encounter-start", tok, "")
+		require.Equal(t, 200, r.status, string(r.body))
+		topic := r.json(t)
+		topic["status"] = "retired"
+		b, _ := json.Marshal(topic)
+		r = h.request("PUT", "/fhir/SubscriptionTopic/encounter-start", admin, string(b))
+		require.Equal(t, 200, r.status, "%.300s", r.body)
+
+		r = h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"x"))
+		requireOutcome(t, r, 422, "Subscription.criteria")
+		r = h.request("POST", "/fhir/Subscription", tok, subscriptionJSON(hookBase+"x", withTopic(encounterStart+"|1.0.0")))
+		requireOutcome(t, r, 422, "Subscription.criteria")
+		require.Empty(t, h.states())
+	})
 }
