@@ -111,3 +111,30 @@ func TestRetiredTopicRefusesVersionedCanonical(t *testing.T) {
 		require.Empty(t, h.states())
 	})
 }
+
+// TestOneLaunchContextCannotExhaustTheClientQuota: the quota counts a
+// client's live Subscriptions across its launch contexts, but each context
+// sees and may delete only its own. One patient of a shared SMART app (a
+// patient/ token with Subscription.c) fills the quota, and every other
+// patient and the app's own system/ token get 429 "delete or switch off one
+// it no longer needs", while GET /fhir/Subscription shows them none they
+// could delete: one end user locks the whole app out until an admin acts.
+func TestOneLaunchContextCannotExhaustTheClientQuota(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		const scope = "patient/Encounter.rs patient/Subscription.cruds"
+		p1 := h.token(scope, forPatient("p1"), asClient("app"))
+		p2 := h.token(scope, forPatient("p2"), asClient("app"))
+		sys := h.token(subScope, asClient("app"))
+		for range 3 {
+			created(t, h.request("POST", "/fhir/Subscription", p1, subscriptionJSON(hookBase+"p1")))
+		}
+		require.Equal(t, 429, h.request("POST", "/fhir/Subscription", p1, subscriptionJSON(hookBase+"p1")).status)
+
+		r := h.request("POST", "/fhir/Subscription", p2, subscriptionJSON(hookBase+"p2", withFilter("Encounter?patient=Patient/p2")))
+		require.Equal(t, 201, r.status, "another patient of the app is locked out: %.300s", r.body)
+		r = h.request("POST", "/fhir/Subscription", sys, subscriptionJSON(hookBase+"sys"))
+		require.Equal(t, 201, r.status, "the app itself is locked out, and sees nothing to delete (%v): %.300s",
+			entryIDs(t, h.request("GET", "/fhir/Subscription", sys, "")), r.body)
+	}, maxSubscriptions(3))
+}
