@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/auth"
 )
 
 // Findings of the independent review of issue 12 (review12), each an attack
@@ -137,4 +139,22 @@ func TestOneLaunchContextCannotExhaustTheClientQuota(t *testing.T) {
 		require.Equal(t, 201, r.status, "the app itself is locked out, and sees nothing to delete (%v): %.300s",
 			entryIDs(t, h.request("GET", "/fhir/Subscription", sys, "")), r.body)
 	}, maxSubscriptions(3))
+}
+
+// TestUserContextDoesNotConfuseSubWithFHIRUser: a user/ token's context is
+// "user/" + (fhirUser, else sub), one namespace for two kinds of name. A
+// user whose token carries no fhirUser and whose sub (at IdPs that use the
+// login name as sub, chosen by the user) is "Practitioner/alice" owns
+// alice's Subscriptions: reads her endpoint and filters, and may change or
+// delete them.
+func TestUserContextDoesNotConfuseSubWithFHIRUser(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		const scope = "user/Encounter.rs user/Subscription.cruds"
+		alice := h.token(scope, asClient("portal"), func(c *auth.MintClaims) { c.Subject, c.FHIRUser = "u-1001", "Practitioner/alice" })
+		mallory := h.token(scope, asClient("portal"), func(c *auth.MintClaims) { c.Subject = "Practitioner/alice" })
+		id := created(t, h.request("POST", "/fhir/Subscription", alice, subscriptionJSON(hookBase+"alice-private")))
+		requireInvisible(t, h, mallory, id, subscriptionJSON(hookBase+"mallory", func(m map[string]any) { m["id"] = id }))
+		require.Equal(t, hookBase+"alice-private", h.state(id).Endpoint)
+	})
 }
