@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/store/pgtest"
+	"github.com/herald-fhir/herald/internal/store/postgres"
 )
 
 // Findings of the independent review of issue 12 (review12), each an attack
@@ -46,13 +48,13 @@ func TestFilterValuesCountTowardsTheFilterLimit(t *testing.T) {
 // client registry through the pool (Rules.Write: checkEndpoint and
 // authorizeOwner use Rules.Admin, the Store, not the Tx). As many
 // concurrent Subscription writes as the pool has connections (16 in
-// production, 4 here) each hold one and wait forever for another: every
+// production, and here) each hold one and wait forever for another: every
 // request that needs the database, and delivery, hangs until the writers'
-// clients give up. Any client with Subscription.c can take the server down
-// with 32 open requests.
+// clients give up (the server has no handler timeout). Any client with
+// Subscription.c can take an instance down with 32 open requests.
 func TestConcurrentSubscriptionWritesDoNotStarveThePool(t *testing.T) {
 	t.Parallel()
-	h := onPostgres(t)
+	h := setup(t, pgtest.New(t, postgres.WithMaxConns(postgres.DefaultMaxConns)))
 	tok := h.token(subScope, asClient("burst"))
 	h.mu.Lock()
 	h.tokens = append(h.tokens, tok)
