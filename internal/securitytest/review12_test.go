@@ -160,3 +160,20 @@ func TestUserContextDoesNotConfuseSubWithFHIRUser(t *testing.T) {
 		require.Equal(t, hookBase+"alice-private", h.state(id).Endpoint)
 	})
 }
+
+// TestForeignSubscriptionHistoryPageIsNotFound: History authorises against
+// the newest version of the page it read, and an empty page has none, so
+// GET Subscription/{id}/_history?_cursor=1 answers another owner's id with
+// 200 (an empty history Bundle) and an unknown id with 404: an existence
+// oracle for any owner's Subscription ids (and, the same way, for
+// resources outside a patient/ token's compartment).
+func TestForeignSubscriptionHistoryPageIsNotFound(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		alice := h.token(subScope, asClient("alice"))
+		carol := h.token(subScope, asClient("carol"))
+		created(t, h.request("PUT", "/fhir/Subscription/taken", alice, subscriptionJSON(hookBase+"a", func(m map[string]any) { m["id"] = "taken" })))
+		requireOutcome(t, h.request("GET", "/fhir/Subscription/never/_history?_cursor=1", carol, ""), 404, "")
+		requireOutcome(t, h.request("GET", "/fhir/Subscription/taken/_history?_cursor=1", carol, ""), 404, "")
+	})
+}
