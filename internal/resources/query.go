@@ -140,6 +140,17 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
 	}
+	if len(versions) == 0 && before > 0 {
+		// An empty page past the first answers as the resource does: judged
+		// by its newest version, so a page cursor reveals no one's ids.
+		newest, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Count: 1})
+		if err != nil {
+			return nil, notFound(err, typ, id)
+		}
+		if len(newest) > 0 && (s.allowedBy(ctx, s.store, p, auth.Read, typ, &newest[0]) != nil || !visible(newest[0], patient)) {
+			return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
+		}
+	}
 	if len(versions) > 0 && s.allowedBy(ctx, s.store, p, auth.Read, typ, &versions[0]) != nil {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}

@@ -34,11 +34,13 @@ type compiled struct {
 const maxCompiled = 200_000
 
 // Compile returns st compiled against the topic library now. The topic no
-// longer offered, or filters it no longer accepts, are *fhir.Errors saying
+// longer offered (absent, or not active, also when named with its version), or filters it no longer accepts, are *fhir.Errors saying
 // what to fix (422).
 func (c *Compiler) Compile(st store.SubscriptionState) (*policy.Subscription, error) {
 	t, ok := c.Topics.Lookup(st.Topic)
-	if !ok {
+	if !ok || t.Status != "active" {
+		// Lookup finds "url|version" whatever its status; only an active
+		// topic may be subscribed to or sent under, however it is named.
 		return nil, unknownTopic(st.Topic)
 	}
 	c.mu.Lock()
