@@ -15,7 +15,8 @@ type Principal struct {
 	RawScopes []string
 	// Patient is the patient claim (SMART launch context), if any.
 	Patient string
-	// User is the fhirUser claim, else sub: who a user/ token acts for.
+	// User is who a user/ token acts for: the fhirUser claim, else "sub:"
+	// and the sub claim (two namespaces that never meet).
 	User      string
 	ExpiresAt time.Time
 	// Admin is set when the token carries [AdminScope].

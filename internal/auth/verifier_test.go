@@ -107,7 +107,7 @@ func TestVerifyHS256(t *testing.T) {
 		{
 			name:  "valid",
 			token: hs(good(map[string]any{"patient": "p1"})),
-			want: &Principal{User: "user-9",
+			want: &Principal{User: "sub:user-9",
 				ClientID: "client-1", Patient: "p1", Admin: true, ExpiresAt: testNow.Add(time.Hour),
 				RawScopes: []string{"system/Encounter.rs", "herald.admin"},
 				Scopes:    ParseScopes("system/Encounter.rs herald.admin"),
@@ -121,12 +121,12 @@ func TestVerifyHS256(t *testing.T) {
 		{
 			name:  "sub names the client without client_id",
 			token: hs(good(map[string]any{"client_id": nil, "scope": nil})),
-			want:  &Principal{User: "user-9", ClientID: "user-9", ExpiresAt: testNow.Add(time.Hour)},
+			want:  &Principal{User: "sub:user-9", ClientID: "user-9", ExpiresAt: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "scope as array, unknown scopes kept raw only",
 			token: hs(good(map[string]any{"scope": []string{"openid", "user/*.read patient/Patient.rs"}})),
-			want: &Principal{User: "user-9",
+			want: &Principal{User: "sub:user-9",
 				ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour),
 				RawScopes: []string{"openid", "user/*.read", "patient/Patient.rs"},
 				Scopes:    ParseScopes("user/*.rs patient/Patient.rs"),
@@ -136,12 +136,12 @@ func TestVerifyHS256(t *testing.T) {
 			name:  "issuer and audience match",
 			cfg:   VerifierConfig{Issuer: "https://idp", Audience: "herald"},
 			token: hs(good(map[string]any{"iss": "https://idp", "aud": []string{"other", "herald"}, "scope": nil})),
-			want:  &Principal{User: "user-9", ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour)},
+			want:  &Principal{User: "sub:user-9", ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "within leeway",
 			token: hs(good(map[string]any{"exp": testNow.Add(-10 * time.Second).Unix(), "scope": nil})),
-			want:  &Principal{User: "user-9", ClientID: "client-1", ExpiresAt: testNow.Add(-10 * time.Second)},
+			want:  &Principal{User: "sub:user-9", ClientID: "client-1", ExpiresAt: testNow.Add(-10 * time.Second)},
 		},
 		{name: "expired", token: hs(good(map[string]any{"exp": testNow.Add(-time.Hour).Unix()})), reason: "token expired"},
 		{name: "no exp", token: hs(good(map[string]any{"exp": nil})), reason: "token has no exp"},

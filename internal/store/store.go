@@ -114,6 +114,7 @@ type Reader interface {
 // Tx is a transaction. Reads through a Tx lock nothing except as stated.
 type Tx interface {
 	Reader
+	AdminReader
 	SubscriptionReader
 	SubscriptionWriter
 	EventReader

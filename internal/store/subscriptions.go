@@ -127,10 +127,19 @@ type Client struct {
 	UpdatedAt    time.Time
 }
 
-// AdminStore holds the allow-list and the client registry.
-type AdminStore interface {
+// AdminReader reads the allow-list and the client registry. A Tx is one
+// too, so a write that checks them uses its own connection and never waits
+// for a second one from the pool.
+type AdminReader interface {
 	// Endpoints returns the allow-list ordered by URLPrefix then ID.
 	Endpoints(ctx context.Context) ([]AllowedEndpoint, error)
+	// Client returns one entry; ErrNotFound when absent.
+	Client(ctx context.Context, clientID string) (Client, error)
+}
+
+// AdminStore holds the allow-list and the client registry.
+type AdminStore interface {
+	AdminReader
 	// AddEndpoint stores e (ID set by the caller); ErrConflict when an
 	// entry with the same URLPrefix exists.
 	AddEndpoint(ctx context.Context, e AllowedEndpoint) error
@@ -139,8 +148,6 @@ type AdminStore interface {
 
 	// Clients returns the registry ordered by ClientID.
 	Clients(ctx context.Context) ([]Client, error)
-	// Client returns one entry; ErrNotFound when absent.
-	Client(ctx context.Context, clientID string) (Client, error)
 	// PutClient inserts or replaces the entry; created reports an insert.
 	PutClient(ctx context.Context, c Client) (created bool, err error)
 }

@@ -60,7 +60,7 @@ func (o *Operations) state(ctx context.Context, p *auth.Principal, id string, wi
 
 // decide asks the policy whether the owner may have st now.
 func (o *Operations) decide(ctx context.Context, st store.SubscriptionState) (queried, error) {
-	c, err := o.Rules.client(ctx, st.Owner)
+	c, err := o.Rules.client(ctx, o.Rules.Admin, st.Owner)
 	if err != nil {
 		return queried{}, err
 	}
@@ -184,7 +184,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 // allowed keeps the states of client whose owner the policy lets have them
 // now.
 func (o *Operations) allowed(ctx context.Context, client string, states []store.SubscriptionState) ([]store.SubscriptionState, error) {
-	c, err := o.Rules.client(ctx, client)
+	c, err := o.Rules.client(ctx, o.Rules.Admin, client)
 	if err != nil {
 		return nil, err
 	}

@@ -48,27 +48,40 @@ func (p Policy) checkSize(filters []Filter) error {
 		return invalid("Subscription._criteria.extension", "at most %d filters are allowed", p.MaxFilters)
 	}
 	for _, f := range filters {
-		if len(f.Params) > p.MaxFilterParams {
-			return invalid("Subscription._criteria.extension", "filter %q: at most %d parameters are allowed in one filter", clip(f.Raw), p.MaxFilterParams)
+		if filterValues(f) > p.MaxFilterParams {
+			return invalid("Subscription._criteria.extension", "filter %q: at most %d parameters (counting each comma-separated value) are allowed in one filter", clip(f.Raw), p.MaxFilterParams)
 		}
 	}
 	return nil
 }
 
-// checkQuota refuses a live Subscription beyond the client's quota. Two
-// concurrent creates may both pass: the quota bounds abuse, not exact
-// counts, and they overshoot it by at most the requests in flight.
-func (p Policy) checkQuota(ctx context.Context, tx store.Tx, client string, prev *store.SubscriptionState) error {
+// filterValues counts a filter's parameters by their values: each value
+// of "code=a,b,c" is a criterion the matcher evaluates on every write.
+func filterValues(f Filter) int {
+	n := 0
+	for _, fp := range f.Params {
+		n += 1 + strings.Count(fp.Value, ",")
+	}
+	return n
+}
+
+// checkQuota refuses a live Subscription beyond its owner's quota. The
+// owner is the client in one launch context (a patient's, a user's, the
+// system's): one patient of a shared app cannot use up the others' quota,
+// and the refusal counts nothing of theirs. Two concurrent creates may both
+// pass: the quota bounds abuse, not exact counts, and they overshoot it by
+// at most the requests in flight.
+func (p Policy) checkQuota(ctx context.Context, tx store.Tx, state store.SubscriptionState, prev *store.SubscriptionState) error {
 	live := []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}
-	n, err := tx.CountSubscriptions(ctx, store.SubscriptionFilter{Owner: client, Status: live})
+	n, err := tx.CountSubscriptions(ctx, store.SubscriptionFilter{Owner: state.Owner, Context: state.Context, Status: live})
 	if err != nil {
 		return err
 	}
-	if prev != nil && prev.Owner == client && slices.Contains(live, prev.Status) {
+	if prev != nil && prev.Owner == state.Owner && prev.Context == state.Context && slices.Contains(live, prev.Status) {
 		n-- // the one being updated
 	}
 	if n >= p.MaxSubscriptionsPerClient {
-		return fhir.Errorf(fhir.KindTooMany, "client %s has %d live Subscriptions, and at most %d are allowed; delete or switch off (status off) one it no longer needs", client, n, p.MaxSubscriptionsPerClient)
+		return fhir.Errorf(fhir.KindTooMany, "at most %d live Subscriptions are allowed for this client in this launch context; delete or switch off (status off) one it no longer needs", p.MaxSubscriptionsPerClient)
 	}
 	return nil
 }
@@ -130,8 +143,8 @@ func Owns(p *auth.Principal, o store.SubscriptionOwner) bool {
 }
 
 // client returns the caller's registry entry, or the defaults.
-func (r *Rules) client(ctx context.Context, id string) (store.Client, error) {
-	c, err := r.Admin.Client(ctx, id)
+func (r *Rules) client(ctx context.Context, admin store.AdminReader, id string) (store.Client, error) {
+	c, err := admin.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return unregistered(id, r.Policy.DefaultMaxPayload), nil
 	}
@@ -166,7 +179,7 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 	if r.Policy.RequireSigningSecret && sub.SigningSecret == "" {
 		return Written{}, invalid("Subscription.channel.extension", "a signing secret is required on this server (extension %s, at least %d characters)", fhir.ExtSigningSecret, Limits.MinSecretLen)
 	}
-	endpoint, _, err := r.checkEndpoint(ctx, sub.Endpoint)
+	endpoint, _, err := r.checkEndpoint(ctx, tx, sub.Endpoint)
 	if err != nil {
 		return Written{}, err
 	}
@@ -175,11 +188,11 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 		return Written{}, err
 	}
 	state := r.newState(p, id, sub, endpoint, prevState, now)
-	if err := r.authorizeOwner(ctx, state, now); err != nil {
+	if err := r.authorizeOwner(ctx, tx, state, now); err != nil {
 		return Written{}, err
 	}
 	if state.Status != fhir.StatusOff {
-		if err := limits.checkQuota(ctx, tx, state.Owner, prevState); err != nil {
+		if err := limits.checkQuota(ctx, tx, state, prevState); err != nil {
 			return Written{}, err
 		}
 	}
@@ -237,12 +250,12 @@ func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoi
 
 // authorizeOwner compiles the state and asks the policy whether its owner
 // may have it.
-func (r *Rules) authorizeOwner(ctx context.Context, state store.SubscriptionState, now time.Time) error {
+func (r *Rules) authorizeOwner(ctx context.Context, admin store.AdminReader, state store.SubscriptionState, now time.Time) error {
 	sub, err := r.compiler().Compile(state)
 	if err != nil {
 		return err
 	}
-	c, err := r.client(ctx, state.Owner)
+	c, err := r.client(ctx, admin, state.Owner)
 	if err != nil {
 		return err
 	}
@@ -327,8 +340,8 @@ func (r *Rules) lease(p *auth.Principal, end, now time.Time) time.Time {
 
 // checkEndpoint normalises endpoint and finds the allow-list entry it
 // matches.
-func (r *Rules) checkEndpoint(ctx context.Context, endpoint string) (string, allowlist.Entry, error) {
-	entries, err := r.Admin.Endpoints(ctx)
+func (r *Rules) checkEndpoint(ctx context.Context, admin store.AdminReader, endpoint string) (string, allowlist.Entry, error) {
+	entries, err := admin.Endpoints(ctx)
 	if err != nil {
 		return "", allowlist.Entry{}, err
 	}

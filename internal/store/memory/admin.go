@@ -103,3 +103,13 @@ func (s *Store) PutClient(ctx context.Context, c store.Client) (created bool, er
 	s.configChanged()
 	return !exists, nil
 }
+
+// Endpoints and Client on a transaction read the committed registry: admin
+// changes do not go through transactions.
+func (t *tx) Endpoints(ctx context.Context) ([]store.AllowedEndpoint, error) {
+	return t.s.Endpoints(ctx)
+}
+
+func (t *tx) Client(ctx context.Context, clientID string) (store.Client, error) {
+	return t.s.Client(ctx, clientID)
+}

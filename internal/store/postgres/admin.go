@@ -42,7 +42,16 @@ const (
 )
 
 func (s *Store) Endpoints(ctx context.Context) ([]store.AllowedEndpoint, error) {
-	rows, err := s.pool.Query(ctx, endpointsSQL)
+	return endpoints(ctx, s.pool)
+}
+
+// Endpoints on a transaction reads on its connection (store.AdminReader).
+func (t *tx) Endpoints(ctx context.Context) ([]store.AllowedEndpoint, error) {
+	return endpoints(ctx, t.q)
+}
+
+func endpoints(ctx context.Context, q querier) ([]store.AllowedEndpoint, error) {
+	rows, err := q.Query(ctx, endpointsSQL)
 	if err != nil {
 		return nil, wrap("endpoints", err)
 	}
@@ -127,8 +136,17 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 }
 
 func (s *Store) Client(ctx context.Context, clientID string) (store.Client, error) {
+	return client(ctx, s.pool, clientID)
+}
+
+// Client on a transaction reads on its connection (store.AdminReader).
+func (t *tx) Client(ctx context.Context, clientID string) (store.Client, error) {
+	return client(ctx, t.q, clientID)
+}
+
+func client(ctx context.Context, q querier, clientID string) (store.Client, error) {
 	op := "client " + clientID
-	rows, err := s.pool.Query(ctx, clientSQL, clientID)
+	rows, err := q.Query(ctx, clientSQL, clientID)
 	if err != nil {
 		return store.Client{}, wrap(op, err)
 	}
