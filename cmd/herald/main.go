@@ -142,18 +142,19 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	defer func() { stopDelivery(); <-deliveryDone }()
 
 	handler := api.New(api.Options{
-		Resources:    svc,
-		Admin:        st,
-		Topics:       library,
-		Operations:   &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
-		Auth:         verifier,
-		Ready:        st,
-		Logger:       log,
-		BaseURL:      cfg.BaseURL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		ParamLimits:  paramLimits,
-		Version:      version,
-		Metrics:      delivery.Handler(registry),
+		Resources:      svc,
+		Admin:          st,
+		Topics:         library,
+		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
+		Auth:           verifier,
+		Ready:          st,
+		Logger:         log,
+		BaseURL:        cfg.BaseURL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		ParamLimits:    paramLimits,
+		Version:        version,
+		Metrics:        delivery.Handler(registry),
+		RequestTimeout: cfg.RequestTimeout,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -164,7 +165,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      config.WriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -209,7 +210,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			return nil, err
 		}
 	}
-	return postgres.Open(ctx, cfg.DatabaseURL)
+	return postgres.Open(ctx, cfg.DatabaseURL, postgres.WithTimeouts(postgres.Timeouts(cfg.DB)))
 }
 
 // newKeyring builds the key that seals signing secrets and channel headers.

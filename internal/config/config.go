@@ -38,6 +38,8 @@ type Config struct {
 	MaxSearchValues      int           // comma-separated values in one parameter
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
+	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
+	DB                   Timeouts
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
@@ -48,6 +50,17 @@ type Limits struct {
 	Filters                int // filters on one Subscription
 	FilterParams           int // parameters in one filter
 	SubscriptionsPerClient int // live Subscriptions of one client
+}
+
+// WriteTimeout is the HTTP server's write timeout: a request whose answer
+// is not written by then loses its connection, so RequestTimeout stays under it.
+const WriteTimeout = 60 * time.Second
+
+// Timeouts bound waits on PostgreSQL; zero leaves a bound off.
+type Timeouts struct {
+	Statement time.Duration // statement_timeout
+	Lock      time.Duration // lock_timeout
+	Acquire   time.Duration // wait for a free pooled connection
 }
 
 // Delivery tunes the delivery engine.
@@ -100,6 +113,10 @@ var settings = []setting{
 	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance (longer while a send with a longer channel timeout is in flight); a crashed instance's work resumes when its leases expire"},
 	{"HERALD_RETRY_BASE", "retry-base", "1s", "first delivery retry delay (doubles per failure, with jitter)"},
 	{"HERALD_RETRY_MAX", "retry-max", "5m", "longest delay between delivery retries"},
+	{"HERALD_REQUEST_TIMEOUT", "request-timeout", "30s", "deadline of each request's work; when it passes the request's transaction rolls back and the client gets 503 (under the 60s write timeout)"},
+	{"HERALD_DB_STATEMENT_TIMEOUT", "db-statement-timeout", "25s", "PostgreSQL statement_timeout of Herald's connections (0: off)"},
+	{"HERALD_DB_LOCK_TIMEOUT", "db-lock-timeout", "10s", "PostgreSQL lock_timeout of Herald's connections: a write waiting longer for a row lock fails with 503 (0: off)"},
+	{"HERALD_DB_ACQUIRE_TIMEOUT", "db-acquire-timeout", "10s", "longest wait for a free database connection before 503 (0: wait for the request's deadline)"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HERALD_PPROF_ADDR", "pprof-addr", "", "loopback address for a Go pprof listener (profiling); empty: off"},
 }
@@ -225,6 +242,20 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
 	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)
 	positive("HERALD_RETRY_MAX", &c.Delivery.RetryMax)
+	positive("HERALD_REQUEST_TIMEOUT", &c.RequestTimeout)
+	if c.RequestTimeout >= WriteTimeout {
+		fail("HERALD_REQUEST_TIMEOUT", "must be shorter than the server's write timeout (%s)", WriteTimeout)
+	}
+	nonNegative := func(env string, into *time.Duration) {
+		if d, err := time.ParseDuration(get(env)); err != nil || d < 0 {
+			fail(env, "must be a duration such as %s, or 0 for no bound", lookup(env).def)
+		} else {
+			*into = d
+		}
+	}
+	nonNegative("HERALD_DB_STATEMENT_TIMEOUT", &c.DB.Statement)
+	nonNegative("HERALD_DB_LOCK_TIMEOUT", &c.DB.Lock)
+	nonNegative("HERALD_DB_ACQUIRE_TIMEOUT", &c.DB.Acquire)
 	if c.Delivery.RetryMax < c.Delivery.RetryBase {
 		fail("HERALD_RETRY_MAX", "must not be shorter than HERALD_RETRY_BASE")
 	}

@@ -120,3 +120,32 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestTimeouts(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"HERALD_DEV": "1"}), nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, c.RequestTimeout)
+	require.Less(t, c.RequestTimeout, WriteTimeout, "a request ends with an answer before the server drops it")
+	require.Equal(t, Timeouts{Statement: 25 * time.Second, Lock: 10 * time.Second, Acquire: 10 * time.Second}, c.DB)
+
+	c, err = Load(env(map[string]string{"HERALD_DEV": "1", "HERALD_DB_LOCK_TIMEOUT": "0", "HERALD_REQUEST_TIMEOUT": "5s"}), nil, io.Discard)
+	require.NoError(t, err)
+	require.Zero(t, c.DB.Lock, "0 turns a database bound off")
+	require.Equal(t, 5*time.Second, c.RequestTimeout)
+
+	for _, bad := range []map[string]string{
+		{"HERALD_REQUEST_TIMEOUT": "0"},
+		{"HERALD_REQUEST_TIMEOUT": WriteTimeout.String()},
+		{"HERALD_DB_STATEMENT_TIMEOUT": "soon"},
+		{"HERALD_DB_ACQUIRE_TIMEOUT": "-1s"},
+	} {
+		bad["HERALD_DEV"] = "1"
+		_, err := Load(env(bad), nil, io.Discard)
+		for k := range bad {
+			if k != "HERALD_DEV" {
+				require.ErrorContains(t, err, k)
+			}
+		}
+	}
+}
