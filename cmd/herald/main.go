@@ -214,8 +214,8 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 }
 
 // newKeyring builds the key that seals signing secrets and channel headers.
-// Without HERALD_SECRET_KEY (allowed in dev mode and with the embedded
-// store) an ephemeral key is used: sealed values die with the process.
+// Without HERALD_SECRET_KEY (allowed only with the embedded store) an
+// ephemeral key is used: sealed values die with the process, as the store does.
 func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
 	key := secrets.GenerateKey("")
 	if cfg.SecretKey != nil {

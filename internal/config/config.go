@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,7 @@ var settings = []setting{
 	{"HERALD_AUTH_AUDIENCE", "auth-audience", "", "required token aud, when set"},
 	{"HERALD_AUTH_HS256_SECRET", "auth-hs256-secret", "", "shared secret for HS256 tokens (development and tests)"},
 	{"HERALD_DEV", "dev", "false", "development mode: with no auth configured, mint an ephemeral secret and print tokens"},
+	{"HERALD_DEV_ALLOW_PRODUCTION", "dev-allow-production", "false", "let HERALD_DEV run beside production settings (a PostgreSQL DATABASE_URL or a JWKS); refused otherwise"},
 	{"HERALD_SECRET_KEY", "secret-key", "", "base64 32-byte key encrypting signing secrets and channel headers at rest"},
 	{"HERALD_SECRET_KEYS_PREVIOUS", "secret-keys-previous", "", "comma-separated base64 keys that used to be HERALD_SECRET_KEY: still decrypt, never encrypt (key rotation)"},
 	{"HERALD_REQUIRE_SIGNING_SECRET", "require-signing-secret", "false", "reject Subscriptions without a signing secret"},
@@ -176,6 +178,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		return b
 	}
 	c.Dev = boolean("HERALD_DEV")
+	devAllowProduction := boolean("HERALD_DEV_ALLOW_PRODUCTION")
 	c.RequireSigningSecret = boolean("HERALD_REQUIRE_SIGNING_SECRET")
 
 	if c.Addr == "" {
@@ -187,18 +190,21 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		fail("DATABASE_URL", "must be a postgres:// URL")
 	}
-	if c.AuthJWKSURL != "" {
-		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			fail("HERALD_AUTH_JWKS_URL", "must be an absolute https URL")
-		}
+	if c.AuthJWKSURL != "" && !secureJWKSURL(c.AuthJWKSURL) {
+		fail("HERALD_AUTH_JWKS_URL", "must be an absolute https URL (http only on a loopback address, for tests): keys fetched over plain http can be swapped in transit")
 	}
 	if s := string(c.AuthHS256Secret); s != "" && len(s) < 32 {
 		fail("HERALD_AUTH_HS256_SECRET", "must be at least 32 characters")
+	}
+	if slices.Contains(exampleHS256Secrets, string(c.AuthHS256Secret)) {
+		fail("HERALD_AUTH_HS256_SECRET", "is a published example secret: anyone could mint tokens; generate one (openssl rand -base64 32)")
 	}
 	if k := get("HERALD_SECRET_KEY"); k != "" {
 		key, err := base64.StdEncoding.DecodeString(k)
 		if err != nil || len(key) != 32 {
 			fail("HERALD_SECRET_KEY", "must be 32 bytes in standard base64 (e.g. from `openssl rand -base64 32`)")
+		} else if slices.Contains(exampleKeys, string(key)) {
+			fail("HERALD_SECRET_KEY", "is a published example key: generate one (openssl rand -base64 32)")
 		}
 		c.SecretKey = key
 	}
@@ -211,6 +217,9 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 			if err != nil || len(key) != 32 {
 				fail("HERALD_SECRET_KEYS_PREVIOUS", "key %d must be 32 bytes in standard base64", i+1)
 				continue
+			}
+			if slices.Contains(exampleKeys, string(key)) {
+				fail("HERALD_SECRET_KEYS_PREVIOUS", "key %d is a published example key: whatever it sealed is readable by anyone", i+1)
 			}
 			c.SecretKeysPrevious = append(c.SecretKeysPrevious, key)
 		}
@@ -294,11 +303,35 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		if !c.AuthConfigured() && !c.Dev {
 			errs = append(errs, errors.New("no authentication configured: set HERALD_AUTH_JWKS_URL or HERALD_AUTH_HS256_SECRET, or HERALD_DEV=true for local development (Herald is secure by default and will not serve without it)"))
 		}
-		if c.DatabaseURL != "" && c.SecretKey == nil && !c.Dev {
-			errs = append(errs, errors.New("HERALD_SECRET_KEY: required with a PostgreSQL store outside development mode (it encrypts signing secrets and channel headers at rest)"))
+		if c.Dev && !devAllowProduction && (c.DatabaseURL != "" || c.AuthJWKSURL != "") {
+			errs = append(errs, errors.New("HERALD_DEV: development mode beside production settings (DATABASE_URL or HERALD_AUTH_JWKS_URL); unset HERALD_DEV, or set HERALD_DEV_ALLOW_PRODUCTION=true if this really is a development setup"))
+		}
+		if c.DatabaseURL != "" && c.SecretKey == nil {
+			errs = append(errs, errors.New("HERALD_SECRET_KEY: required with a PostgreSQL store, also in development mode (it encrypts signing secrets and channel headers at rest; an ephemeral key would make them unreadable after a restart)"))
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// Secrets published as examples (in docker-compose.yml) are known to
+// everyone. Keys are compared decoded.
+var (
+	exampleHS256Secrets = []string{"change-me-to-a-long-random-secret-0123456789"}
+	exampleKeys         = []string{"0123456789abcdef0123456789abcdef"} // MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+)
+
+// secureJWKSURL: https, or http to a loopback address (a test's key server).
+func secureJWKSURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	return u.Scheme == "http" && (host == "localhost" || ip != nil && ip.IsLoopback())
 }
 
 // AuthConfigured reports whether any token verification is configured.
