@@ -115,7 +115,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Compiler: compiler, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret,
-			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient},
+			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient,
+			MaxReasonBytes: cfg.Limits.ReasonBytes, MaxHeaderValueBytes: cfg.Limits.HeaderValueBytes, MaxSubscriptionBytes: cfg.Limits.SubscriptionBytes},
 	}
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{

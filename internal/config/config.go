@@ -51,6 +51,9 @@ type Limits struct {
 	Filters                int // filters on one Subscription
 	FilterParams           int // parameters in one filter
 	SubscriptionsPerClient int // live Subscriptions of one client
+	ReasonBytes            int // Subscription.reason
+	HeaderValueBytes       int // one channel.header value
+	SubscriptionBytes      int // one Subscription as sent
 }
 
 // WriteTimeout is the HTTP server's write timeout: a request whose answer
@@ -105,6 +108,9 @@ var settings = []setting{
 	{"HERALD_MAX_FILTERS", "max-filters", "20", "most filters (backport-filter-criteria) on one Subscription"},
 	{"HERALD_MAX_FILTER_PARAMS", "max-filter-params", "20", "most parameters in one filter"},
 	{"HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", "max-subscriptions-per-client", "1000", "most live (not off) Subscriptions of one client, across its launch contexts"},
+	{"HERALD_MAX_REASON_BYTES", "max-reason-bytes", "1024", "largest Subscription.reason in bytes; larger get 422"},
+	{"HERALD_MAX_HEADER_VALUE_BYTES", "max-header-value-bytes", "4096", "largest value of one Subscription channel.header in bytes; larger get 422"},
+	{"HERALD_MAX_SUBSCRIPTION_BYTES", "max-subscription-bytes", "65536", "largest Subscription resource in bytes; larger get 422"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
@@ -283,6 +289,9 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	count("HERALD_MAX_FILTERS", 1000, &c.Limits.Filters)
 	count("HERALD_MAX_FILTER_PARAMS", 1000, &c.Limits.FilterParams)
 	count("HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", 10_000_000, &c.Limits.SubscriptionsPerClient)
+	count("HERALD_MAX_REASON_BYTES", 1<<20, &c.Limits.ReasonBytes)
+	count("HERALD_MAX_HEADER_VALUE_BYTES", 1<<20, &c.Limits.HeaderValueBytes)
+	count("HERALD_MAX_SUBSCRIPTION_BYTES", 1<<30, &c.Limits.SubscriptionBytes)
 	if n, err := strconv.ParseInt(get("HERALD_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
 	} else {

@@ -31,6 +31,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.EqualValues(t, 4194304, c.MaxBodyBytes)
 	require.Equal(t, 100, c.MaxSearchClauses)
 	require.Equal(t, 100, c.MaxSearchValues)
+	require.Equal(t, Limits{Filters: 20, FilterParams: 20, SubscriptionsPerClient: 1000, ReasonBytes: 1024, HeaderValueBytes: 4096, SubscriptionBytes: 65536}, c.Limits)
 	require.True(t, c.Dev)
 	require.False(t, c.AuthConfigured())
 }
@@ -63,6 +64,9 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"HERALD_MAX_SEARCH_CLAUSES", "many"},
 		{"HERALD_MAX_SEARCH_VALUES", "-1"},
 		{"HERALD_MAX_SEARCH_VALUES", "100001"},
+		{"HERALD_MAX_REASON_BYTES", "0"},
+		{"HERALD_MAX_HEADER_VALUE_BYTES", "big"},
+		{"HERALD_MAX_SUBSCRIPTION_BYTES", "-5"},
 		{"HERALD_SECRET_KEY", "c2hvcnQ="},
 		{"HERALD_AUTH_HS256_SECRET", "short"},
 		{"HERALD_AUTH_JWKS_URL", "jwks"},
