@@ -187,6 +187,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		return err
 	case <-ctx.Done():
 	}
+	drainReadiness(handler, cfg.ShutdownDrain, served, log)
 	// Drain: stop accepting, let in-flight requests finish, then the deferred
 	// st.Close releases the database pool.
 	log.Info("herald shutting down")
@@ -199,6 +200,19 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	<-deliveryDone // the engine drained when ctx ended, alongside the HTTP server
 	log.Info("herald stopped")
 	return nil
+}
+
+// drainReadiness fails /readyz for drain while still serving, so load
+// balancers take the instance out before its listener closes.
+func drainReadiness(handler *api.Server, drain time.Duration, served <-chan error, log *slog.Logger) {
+	handler.Drain()
+	log.Info("herald draining: /readyz fails before the listener closes", "drain", drain)
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-served: // the listener failed: nothing left to drain
+	}
 }
 
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {

@@ -65,10 +65,11 @@ var listening = regexp.MustCompile(`"msg":"herald listening","addr":"([^"]+)"`)
 
 // server runs `herald serve` in-process until the test ends or stop is called.
 type server struct {
-	url    string
-	stdout *logBuffer
-	stderr *logBuffer
-	stop   func() error
+	url       string
+	stdout    *logBuffer
+	stderr    *logBuffer
+	stop      func() error // terminate and wait for run to return
+	terminate func()       // what SIGTERM does, without waiting
 }
 
 func startServer(t *testing.T, env map[string]string) *server {
@@ -82,6 +83,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 	}()
 	var once sync.Once
 	var runErr error
+	s.terminate = cancel
 	s.stop = func() error {
 		once.Do(func() { cancel(); runErr = <-done })
 		return runErr

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -56,10 +57,15 @@ type Options struct {
 
 // Server is the HTTP handler of Herald.
 type Server struct {
-	opts   Options
-	engine *gin.Engine
-	routes []route
+	opts     Options
+	engine   *gin.Engine
+	routes   []route
+	draining atomic.Bool
 }
+
+// Drain makes /readyz fail from now on, so load balancers stop sending
+// new requests before the listener closes; requests are still served.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // New builds the Server and its routes.
 func New(opts Options) *Server {

@@ -40,6 +40,7 @@ type Config struct {
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
 	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
+	ShutdownDrain        time.Duration // /readyz fails this long before the listener closes
 	DB                   Timeouts
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
@@ -125,6 +126,7 @@ var settings = []setting{
 	{"HERALD_DB_STATEMENT_TIMEOUT", "db-statement-timeout", "25s", "PostgreSQL statement_timeout of Herald's connections (0: off)"},
 	{"HERALD_DB_LOCK_TIMEOUT", "db-lock-timeout", "10s", "PostgreSQL lock_timeout of Herald's connections: a write waiting longer for a row lock fails with 503 (0: off)"},
 	{"HERALD_DB_ACQUIRE_TIMEOUT", "db-acquire-timeout", "10s", "longest wait for a free database connection before 503 (0: wait for the request's deadline)"},
+	{"HERALD_SHUTDOWN_DRAIN", "shutdown-drain", "5s", "on SIGTERM, how long /readyz fails (requests still served) before the listener closes"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HERALD_PPROF_ADDR", "pprof-addr", "", "loopback address for a Go pprof listener (profiling); empty: off"},
 }
@@ -271,6 +273,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	nonNegative("HERALD_DB_STATEMENT_TIMEOUT", &c.DB.Statement)
 	nonNegative("HERALD_DB_LOCK_TIMEOUT", &c.DB.Lock)
 	nonNegative("HERALD_DB_ACQUIRE_TIMEOUT", &c.DB.Acquire)
+	nonNegative("HERALD_SHUTDOWN_DRAIN", &c.ShutdownDrain)
 	if c.Delivery.RetryMax < c.Delivery.RetryBase {
 		fail("HERALD_RETRY_MAX", "must not be shorter than HERALD_RETRY_BASE")
 	}
