@@ -84,8 +84,22 @@ type releasingRows struct {
 	conn *pgxpool.Conn
 }
 
+// Next releases the connection after the last row, as pgxpool does, for
+// callers that read to the end without closing.
+func (r *releasingRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.release()
+	return false
+}
+
 func (r *releasingRows) Close() {
 	r.Rows.Close()
+	r.release()
+}
+
+func (r *releasingRows) release() {
 	if r.conn != nil {
 		r.conn.Release()
 		r.conn = nil
