@@ -44,7 +44,7 @@ func unavailableError(c *gin.Context, fe *fhir.Error) *fhir.Error {
 			Message: "the request did not finish in time and was rolled back; retry it later"}
 	case errors.Is(fe, store.ErrUnavailable):
 		return &fhir.Error{Kind: fhir.KindUnavailable, Err: fe,
-			Message: "the database is unavailable or busy; nothing was stored, retry later"}
+			Message: "the database is unavailable or busy; retry later"}
 	}
 	return fe
 }
