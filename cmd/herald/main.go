@@ -115,7 +115,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	subscriptionRules := &subscription.Rules{
 		Topics: library, Compiler: compiler, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret,
-			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient},
+			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient,
+			MaxReasonBytes: cfg.Limits.ReasonBytes, MaxHeaderValueBytes: cfg.Limits.HeaderValueBytes, MaxSubscriptionBytes: cfg.Limits.SubscriptionBytes},
 	}
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
@@ -142,18 +143,19 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	defer func() { stopDelivery(); <-deliveryDone }()
 
 	handler := api.New(api.Options{
-		Resources:    svc,
-		Admin:        st,
-		Topics:       library,
-		Operations:   &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
-		Auth:         verifier,
-		Ready:        st,
-		Logger:       log,
-		BaseURL:      cfg.BaseURL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		ParamLimits:  paramLimits,
-		Version:      version,
-		Metrics:      delivery.Handler(registry),
+		Resources:      svc,
+		Admin:          st,
+		Topics:         library,
+		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
+		Auth:           verifier,
+		Ready:          st,
+		Logger:         log,
+		BaseURL:        cfg.BaseURL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		ParamLimits:    paramLimits,
+		Version:        version,
+		Metrics:        delivery.Handler(registry),
+		RequestTimeout: cfg.RequestTimeout,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -164,7 +166,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      config.WriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -185,6 +187,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		return err
 	case <-ctx.Done():
 	}
+	drainReadiness(handler, cfg.ShutdownDrain, served, log)
 	// Drain: stop accepting, let in-flight requests finish, then the deferred
 	// st.Close releases the database pool.
 	log.Info("herald shutting down")
@@ -199,6 +202,19 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	return nil
 }
 
+// drainReadiness fails /readyz for drain while still serving, so load
+// balancers take the instance out before its listener closes.
+func drainReadiness(handler *api.Server, drain time.Duration, served <-chan error, log *slog.Logger) {
+	handler.Drain()
+	log.Info("herald draining: /readyz fails before the listener closes", "drain", drain)
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-served: // the listener failed: nothing left to drain
+	}
+}
+
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.DatabaseURL == "" {
 		log.Warn("DATABASE_URL is not set: using the embedded in-memory store. ALL DATA IS LOST WHEN HERALD EXITS. Set DATABASE_URL to a PostgreSQL database for anything but a trial.")
@@ -209,12 +225,12 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			return nil, err
 		}
 	}
-	return postgres.Open(ctx, cfg.DatabaseURL)
+	return postgres.Open(ctx, cfg.DatabaseURL, postgres.WithTimeouts(postgres.Timeouts(cfg.DB)))
 }
 
 // newKeyring builds the key that seals signing secrets and channel headers.
-// Without HERALD_SECRET_KEY (allowed in dev mode and with the embedded
-// store) an ephemeral key is used: sealed values die with the process.
+// Without HERALD_SECRET_KEY (allowed only with the embedded store) an
+// ephemeral key is used: sealed values die with the process, as the store does.
 func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
 	key := secrets.GenerateKey("")
 	if cfg.SecretKey != nil {

@@ -124,6 +124,11 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		{method: "GET", path: "/admin/clients/app-2", token: admin, status: 404, validRequest: true},
 		{method: "GET", path: "/admin/clients/bad%20id", token: admin, status: 400},
 		{method: "GET", path: "/admin/clients/app-1", status: 401},
+
+		{method: "GET", path: "/admin/audit", token: admin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/audit?limit=1&before=3", token: admin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/audit?limit=0", token: admin, status: 400},
+		{method: "GET", path: "/admin/audit", token: user, status: 403, validRequest: true},
 	}
 	ok2xx := map[string]bool{}
 	for _, x := range exchanges {

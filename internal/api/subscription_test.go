@@ -36,7 +36,7 @@ type subHarness struct {
 	keys *secrets.Keyring
 }
 
-func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
+func setupSubscriptions(t *testing.T, st store.Store, policy ...func(*subscription.Policy)) *subHarness {
 	t.Helper()
 	ctx := context.Background()
 	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
@@ -46,6 +46,9 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "e1", URLPrefix: hookBase, CreatedAt: time.Now()}))
 	subRules := &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
+	for _, fn := range policy {
+		fn(&subRules.Policy)
+	}
 	rules := typerules.Rules(subRules, lib)
 	ops := &subscription.Operations{Store: st, Topics: lib, Rules: subRules}
 	pub := &publish.Publisher{Topics: lib}

@@ -17,6 +17,10 @@ var (
 	// ErrConflict: a write lost a race (the version it expected to create
 	// already exists). The caller may retry the whole transaction.
 	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable: the store cannot answer now (down, out of connections,
+	// or a statement or lock wait ran out of time). Nothing was committed,
+	// unless the store lost the reply to a COMMIT it had sent.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Method is how a version came to be; history entries echo it in request.method.

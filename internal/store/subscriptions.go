@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -110,21 +111,21 @@ type SubscriptionWriter interface {
 
 // AllowedEndpoint is one entry of the endpoint allow-list.
 type AllowedEndpoint struct {
-	ID                  string
-	URLPrefix           string // normalised by internal/allowlist before storing
-	AllowPrivateNetwork bool
-	Note                string
-	CreatedAt           time.Time
+	ID                  string    `json:"id"`
+	URLPrefix           string    `json:"url_prefix"` // normalised by internal/allowlist before storing
+	AllowPrivateNetwork bool      `json:"allow_private_network"`
+	Note                string    `json:"note"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // Client is one entry of the client registry. Clients without an entry get
 // the configured defaults.
 type Client struct {
-	ClientID     string
-	Status       string // active or suspended
-	MaxPayload   string // empty, id-only or full-resource
-	ScopeCeiling string // space-separated scopes; empty means no ceiling
-	UpdatedAt    time.Time
+	ClientID     string    `json:"client_id"`
+	Status       string    `json:"status"`        // active or suspended
+	MaxPayload   string    `json:"max_payload"`   // empty, id-only or full-resource
+	ScopeCeiling string    `json:"scope_ceiling"` // space-separated scopes; empty means no ceiling
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // AdminReader reads the allow-list and the client registry. A Tx is one
@@ -150,6 +151,53 @@ type AdminStore interface {
 	Clients(ctx context.Context) ([]Client, error)
 	// PutClient inserts or replaces the entry; created reports an insert.
 	PutClient(ctx context.Context, c Client) (created bool, err error)
+
+	// AuditLog returns recorded admin changes, newest first: at most limit,
+	// older than beforeSeq when it is above 0. AddEndpoint, RemoveEndpoint
+	// and PutClient append their entry atomically with the change, naming
+	// the actor of ctx (WithActor).
+	AuditLog(ctx context.Context, beforeSeq int64, limit int) ([]AuditEntry, error)
+}
+
+// AuditEntry is one admin change, kept append-only. The allow-list and the
+// registry hold no secrets, so Before and After are the whole entries.
+type AuditEntry struct {
+	Seq    int64     // 1, 2, 3, … in the order of the changes
+	At     time.Time // when the change was made
+	Actor  string    // the admin's client id; empty when not made through the admin API
+	Action string    // AuditAddEndpoint, AuditRemoveEndpoint or AuditPutClient
+	Target string    // the endpoint's id or the client's id
+	Before []byte    // JSON of the entry before the change; nil when none
+	After  []byte    // JSON of the entry after the change; nil when none
+}
+
+// Audit actions.
+const (
+	AuditAddEndpoint    = "endpoint.add"
+	AuditRemoveEndpoint = "endpoint.remove"
+	AuditPutClient      = "client.put"
+)
+
+type actorKey struct{}
+
+// WithActor names who makes the admin changes made with ctx.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorOf is the actor WithActor set; empty when none.
+func ActorOf(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
+// AuditJSON is the Before or After of an entry.
+func AuditJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("store: audit entry: " + err.Error()) // plain structs always marshal
+	}
+	return b
 }
 
 // View reads everything a request may need to see: resources, subscription

@@ -31,6 +31,10 @@ type Policy struct {
 	// MaxFilters, MaxFilterParams and MaxSubscriptionsPerClient bound what
 	// one client may ask for (0: the defaults, 20, 20 and 1,000).
 	MaxFilters, MaxFilterParams, MaxSubscriptionsPerClient int
+	// MaxReasonBytes, MaxHeaderValueBytes and MaxSubscriptionBytes bound
+	// what every stored version and every send carries (0: the defaults,
+	// 1,024, 4,096 and 65,536).
+	MaxReasonBytes, MaxHeaderValueBytes, MaxSubscriptionBytes int
 }
 
 // withDefaults fills the zero limits.
@@ -38,7 +42,28 @@ func (p Policy) withDefaults() Policy {
 	p.MaxFilters = cmp.Or(p.MaxFilters, 20)
 	p.MaxFilterParams = cmp.Or(p.MaxFilterParams, 20)
 	p.MaxSubscriptionsPerClient = cmp.Or(p.MaxSubscriptionsPerClient, 1000)
+	p.MaxReasonBytes = cmp.Or(p.MaxReasonBytes, 1024)
+	p.MaxHeaderValueBytes = cmp.Or(p.MaxHeaderValueBytes, 4096)
+	p.MaxSubscriptionBytes = cmp.Or(p.MaxSubscriptionBytes, 64<<10)
 	return p
+}
+
+// checkBytes refuses a Subscription larger than the policy allows: every
+// status change stores a new version of it, and reason and headers travel
+// with every send.
+func (p Policy) checkBytes(body []byte, sub *Subscription) error {
+	if len(body) > p.MaxSubscriptionBytes {
+		return invalid("Subscription", "the Subscription is %d bytes; at most %d are allowed", len(body), p.MaxSubscriptionBytes)
+	}
+	if len(sub.Reason) > p.MaxReasonBytes {
+		return invalid("Subscription.reason", "reason is %d bytes; at most %d are allowed", len(sub.Reason), p.MaxReasonBytes)
+	}
+	for _, h := range sub.Headers {
+		if len(h.Value) > p.MaxHeaderValueBytes {
+			return invalid("Subscription.channel.header", "the value of header %s is %d bytes; at most %d are allowed", h.Name, len(h.Value), p.MaxHeaderValueBytes)
+		}
+	}
+	return nil
 }
 
 // checkSize refuses more filters, or filter parameters, than the policy
@@ -174,6 +199,9 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 		return Written{}, err
 	}
 	if err := limits.checkSize(sub.Filters); err != nil {
+		return Written{}, err
+	}
+	if err := limits.checkBytes(body, sub); err != nil {
 		return Written{}, err
 	}
 	if r.Policy.RequireSigningSecret && sub.SigningSecret == "" {

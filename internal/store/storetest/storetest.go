@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Endpoints", testEndpoints},
 		{"ConcurrentAddEndpointOneWins", testConcurrentAddEndpoint},
 		{"Clients", testClients},
+		{"AdminAuditLog", testAdminAuditLog},
 		// events.go
 		{"EventNumbering", testEventNumbering},
 		{"EventRollback", testEventRollback},
