@@ -28,9 +28,16 @@ type Operations struct {
 	Now     func() time.Time
 }
 
-// mayQuery allows the owner (with a read scope on Subscription) and admins.
-func mayQuery(p *auth.Principal, st store.SubscriptionState) bool {
-	return p != nil && (p.Admin || Owns(p, store.SubscriptionOwner{Client: st.Owner, Context: st.Context}) && p.Can(auth.Read, "Subscription"))
+// mayQuery allows the owner (with a read scope on Subscription) and, unless
+// the answer reveals events, admins: $status is the operators' business, but
+// $events names the resources and patients a change was about, which
+// herald.admin alone grants no right to read.
+func mayQuery(p *auth.Principal, st store.SubscriptionState, revealsEvents bool) bool {
+	if p == nil {
+		return false
+	}
+	owner := Owns(p, store.SubscriptionOwner{Client: st.Owner, Context: st.Context}) && p.Can(auth.Read, "Subscription")
+	return owner || p.Admin && !revealsEvents
 }
 
 // queried is a Subscription the caller may query now: its owner or an
@@ -41,15 +48,16 @@ type queried struct {
 	owner *auth.Principal // the owner's grants now
 }
 
-// state finds the Subscription for p. withPolicy also runs the policy:
-// always for $events (what the owner may receive), for $status unless an
-// admin asks (its status is the operators' business).
-func (o *Operations) state(ctx context.Context, p *auth.Principal, id string, withPolicy bool) (queried, error) {
+// state finds the Subscription for p; events says the answer reveals them.
+// withPolicy also runs the policy: always for $events (what the owner may
+// receive), for $status unless an admin asks (its status is the operators'
+// business).
+func (o *Operations) state(ctx context.Context, p *auth.Principal, id string, events, withPolicy bool) (queried, error) {
 	if !fhir.ValidID(id) {
 		return queried{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", clip(id))
 	}
 	st, err := o.Store.Subscription(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !mayQuery(p, st) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && !mayQuery(p, st, events) {
 		return queried{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", id)
 	}
 	if err != nil || !withPolicy {
@@ -99,7 +107,7 @@ func (o *Operations) describe(ctx context.Context, st store.SubscriptionState) (
 func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, ids, statuses []string) ([]byte, error) {
 	var states []store.SubscriptionState
 	if id != "" {
-		q, err := o.state(ctx, p, id, !p.Admin)
+		q, err := o.state(ctx, p, id, false, !p.Admin)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +146,7 @@ func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, i
 // may lower the Subscription's payload content, never raise it; full
 // resources are included only when the caller may read their type.
 func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, until, content string) ([]byte, error) {
-	q, err := o.state(ctx, p, id, true)
+	q, err := o.state(ctx, p, id, true, true)
 	if err != nil {
 		return nil, err
 	}
