@@ -257,7 +257,7 @@ func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoi
 	}
 	state := store.SubscriptionState{
 		ID: id, Owner: p.ClientID, Context: p.Context(), Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
-		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content, End: r.lease(p, sub.End, now),
+		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content,
 		HeartbeatPeriod: sub.HeartbeatPeriod, Timeout: sub.Timeout, MaxCount: sub.MaxCount,
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -273,6 +273,8 @@ func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoi
 			state.Owner, state.Context, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Context, prev.Scopes, prev.Patient, prev.TokenExp
 		}
 	}
+	// The lease follows the owner's grants, also when an admin edits.
+	state.End = r.lease(auth.ParseScopes(state.Scopes), state.TokenExp, sub.End, now)
 	return state
 }
 
@@ -353,17 +355,29 @@ func rendered(body []byte, state store.SubscriptionState) (Written, error) {
 	return Written{Store: storedRes, Echo: echoRes}, nil
 }
 
-// lease caps end: by HERALD_MAX_LEASE always, and by the token's exp for
-// tokens that act for a user or patient (their authority ends with the session).
-func (r *Rules) lease(p *auth.Principal, end, now time.Time) time.Time {
+// lease caps end: by HERALD_MAX_LEASE always, and by the token's exp when
+// any of the owner's grants is a user's or a patient's (that authority ends
+// with the session, whatever system/ scope sits beside it).
+func (r *Rules) lease(grants auth.ScopeSet, tokenExp, end, now time.Time) time.Time {
 	limit := now.Add(r.Policy.MaxLease).UTC().Truncate(time.Millisecond)
-	if p.Context() != "system" && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(limit) {
-		limit = p.ExpiresAt.UTC().Truncate(time.Millisecond)
+	if sessionBound(grants) && !tokenExp.IsZero() && tokenExp.Before(limit) {
+		limit = tokenExp.UTC().Truncate(time.Millisecond)
 	}
 	if end.IsZero() || end.After(limit) {
 		return limit
 	}
 	return end
+}
+
+// sessionBound reports whether any grant belongs to a user's or patient's
+// session.
+func sessionBound(grants auth.ScopeSet) bool {
+	for _, g := range grants {
+		if !g.Admin && g.Context != auth.ContextSystem {
+			return true
+		}
+	}
+	return false
 }
 
 // checkEndpoint normalises endpoint and finds the allow-list entry it
