@@ -112,35 +112,6 @@ func make65() []byte {
 	return b
 }
 
-func TestCompartmentPatients(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		in   string
-		want []string
-	}{
-		{`{"resourceType":"Patient","id":"p1"}`, []string{"p1"}},
-		{`{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}`, []string{"p1"}},
-		{`{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/p2/_history/3"}}`, []string{"p2"}},
-		{`{"resourceType":"Observation","subject":{"reference":"https://h.example/fhir/Patient/p3"}}`, []string{"p3"}},
-		{`{"resourceType":"Observation","subject":{"reference":"https://elsewhere.example/fhir/Patient/p3"}}`, nil},
-		{`{"resourceType":"Observation","subject":{"reference":"https://h.example/fhir/../fhir/Patient/p3"}}`, nil},
-		{`{"resourceType":"Observation","subject":{"reference":"https://h.example/fhirx/Patient/p3"}}`, nil},
-		{`{"resourceType":"Observation","subject":{"reference":"HTTPS://H.EXAMPLE/fhir/Patient/p3"}}`, []string{"p3"}},
-		{`{"resourceType":"Observation","subject":{"reference":"Group/g1"}}`, nil},
-		{`{"resourceType":"Observation","subject":"Patient/p1"}`, nil},
-		{`{"resourceType":"Encounter","subject":{"reference":"Patient/a"},"patient":{"reference":"Patient/a"}}`, []string{"a"}},
-	}
-	for _, c := range cases {
-		r, err := Parse([]byte(c.in))
-		require.NoError(t, err)
-		id := r.ID
-		if id == "" {
-			id = "x"
-		}
-		require.Equal(t, c.want, CompartmentPatients(r, id, "https://h.example/fhir"), c.in)
-	}
-}
-
 func TestOutcomeHidesInternalCauses(t *testing.T) {
 	t.Parallel()
 	err := AsError(errSecret{})

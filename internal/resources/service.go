@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
 )
 
@@ -270,12 +271,14 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		}
 		next.Body = toStore.Stamp(op.id, next.VersionID, next.LastUpdated)
 		next.Decoded = toStore.StampedMap(op.id, next.VersionID, next.LastUpdated)
-		next.Patients = fhir.CompartmentPatients(toStore, op.id, s.baseURL)
+		if next.Patients, err = s.compartment(next.Decoded); err != nil {
+			return Result{}, err
+		}
 		if echo != toStore {
 			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)
 		}
 		if !ownedBy(next, patient) {
-			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token (its subject or patient must be Patient/%s)", op.typ, patient)
+			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token: by the R4 Patient CompartmentDefinition it must be in Patient/%s's compartment and in no other patient's", op.typ, patient)
 		}
 	}
 	if err := tx.Put(ctx, next); err != nil {
@@ -466,4 +469,15 @@ func (s *Service) virtualRead(p *auth.Principal, typ, id string) (store.Version,
 		return store.Version{}, false
 	}
 	return store.Version{Type: typ, ID: id, VersionID: 1, Method: store.MethodUpdate, LastUpdated: s.started, Body: body}, true
+}
+
+// compartment lists the patients whose compartment holds a version (decoded
+// as the matcher reads it), by the R4 Patient CompartmentDefinition, with
+// references under Herald's own base counted as local.
+func (s *Service) compartment(decoded map[string]any) ([]string, error) {
+	r, err := search.ResourceFromMap(decoded)
+	if err != nil {
+		return nil, err
+	}
+	return search.PatientCompartment(r.WithBase(s.baseURL)), nil
 }

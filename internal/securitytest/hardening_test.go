@@ -66,3 +66,36 @@ func TestSessionLeaseCapNotBypassed(t *testing.T) {
 		require.True(t, h.state(id).End.Before(sessionEnd), "an admin's edit lifted the patient's lease to %s", h.state(id).End)
 	})
 }
+
+// TestPatientTokenCannotWriteIntoAnotherCompartment (issue 17, finding 5):
+// a patient/ token for pA created an Observation with subject pA and
+// performer Patient/pB. By the R4 CompartmentDefinition it is in pB's
+// compartment too, but the write check read subject and patient only, so it
+// was stored and pB's subscribers were notified. Now the compartment comes
+// from the definition, for the write check and for reads alike.
+func TestPatientTokenCannotWriteIntoAnotherCompartment(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		pA := h.token("patient/*.cruds", forPatient("pA"), asClient("portal"))
+		for _, w := range []struct{ name, method, path, body string }{
+			{"Observation performer", "POST", "/fhir/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pA"},"performer":[{"reference":"Patient/pB"}]}`},
+			{"Condition asserter", "POST", "/fhir/Condition", `{"resourceType":"Condition","subject":{"reference":"Patient/pA"},"asserter":{"reference":"Patient/pB"}}`},
+			{"Patient link", "PUT", "/fhir/Patient/pA", `{"resourceType":"Patient","id":"pA","link":[{"other":{"reference":"Patient/pB"},"type":"seealso"}]}`},
+		} {
+			r := h.request(w.method, w.path, pA, w.body)
+			require.Equal(t, 403, r.status, "%s: %s", w.name, r.body)
+			requireOutcome(t, r, 403, "compartment")
+		}
+		require.Zero(t, h.count("Observation"))
+		require.Zero(t, h.count("Condition"))
+		require.Zero(t, h.count("Patient"))
+
+		// Written by a system client, the same Observation is in both
+		// compartments: pB reads it as well as pA.
+		sys := h.token("system/*.cruds")
+		require.Equal(t, 201, h.request("PUT", "/fhir/Observation/o1", sys, `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pA"},"performer":[{"reference":"Patient/pB"}]}`).status)
+		pB := h.token("patient/*.rs", forPatient("pB"), asClient("portal"))
+		require.Equal(t, 200, h.request("GET", "/fhir/Observation/o1", pB, "").status)
+		require.Equal(t, 200, h.request("GET", "/fhir/Observation/o1", pA, "").status)
+	})
+}
