@@ -119,7 +119,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 			MaxReasonBytes: cfg.Limits.ReasonBytes, MaxHeaderValueBytes: cfg.Limits.HeaderValueBytes, MaxSubscriptionBytes: cfg.Limits.SubscriptionBytes},
 	}
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: typerules.Rules(subscriptionRules, library)})
 
@@ -146,7 +146,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Resources:      svc,
 		Admin:          st,
 		Topics:         library,
-		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL},
+		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes},
 		Auth:           verifier,
 		Ready:          st,
 		Logger:         log,

@@ -37,6 +37,8 @@ type Config struct {
 	MaxBodyBytes         int64
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
 	MaxSearchValues      int           // comma-separated values in one parameter
+	MaxEventsBytes       int           // resources one $events answer may carry
+	MaxBundleEntries     int           // entries of one batch or transaction
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
 	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
@@ -115,6 +117,8 @@ var settings = []setting{
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
+	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
+	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
@@ -302,6 +306,8 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	}
 	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
+	count("HERALD_MAX_EVENTS_BYTES", 1<<30, &c.MaxEventsBytes)
+	count("HERALD_MAX_BUNDLE_ENTRIES", 100_000, &c.MaxBundleEntries)
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {

@@ -196,7 +196,7 @@ func (e *Engine) load(ctx context.Context, tk store.DeliveryTask, n *notificatio
 		return nil, nil
 	}
 	return subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
-		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner})
+		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, 0) // maxCount bounds a notification
 }
 
 // build renders the notification Bundle. The status it reports is the

@@ -126,6 +126,9 @@ func (s *Service) Bundle(ctx context.Context, p *auth.Principal, body []byte, mi
 	if r.Type != "Bundle" {
 		return nil, fhir.Errorf(fhir.KindInvalid, "POST to the base accepts only a batch or transaction Bundle, not %s", r.Type)
 	}
+	if n := len(r.Tree().Get("entry").Itemized()); n > s.maxEntries {
+		return nil, fhir.Errorf(fhir.KindTooLarge, "the Bundle has %d entries; at most %d are allowed in one batch or transaction", n, s.maxEntries)
+	}
 	req := readBundle(r.Tree())
 	problems := fhir.Problems(r)
 	if len(problems) >= fhir.MaxProblems {

@@ -5,6 +5,7 @@
 package resources
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -38,24 +39,31 @@ type Config struct {
 	Virtual map[string]Virtual
 	// ParamLimits bound the query of a Bundle's GET entry (zero: the defaults).
 	ParamLimits fhir.ParamLimits
+	// MaxBundleEntries bounds a batch or transaction (0: DefaultMaxBundleEntries).
+	MaxBundleEntries int
 }
+
+// DefaultMaxBundleEntries is the entry cap when Config.MaxBundleEntries is 0.
+const DefaultMaxBundleEntries = 1000
 
 // Service performs FHIR interactions on behalf of an authenticated caller.
 type Service struct {
-	store   store.Store
-	baseURL string
-	now     func() time.Time
-	newID   func() string
-	onWrite []WriteHook
-	rules   map[string]TypeRules
-	virtual map[string]Virtual
-	limits  fhir.ParamLimits
-	started time.Time // lastUpdated of virtual resources
+	store      store.Store
+	baseURL    string
+	now        func() time.Time
+	newID      func() string
+	onWrite    []WriteHook
+	rules      map[string]TypeRules
+	virtual    map[string]Virtual
+	limits     fhir.ParamLimits
+	maxEntries int
+	started    time.Time // lastUpdated of virtual resources
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits}
+	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits,
+		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries)}
 	if s.now == nil {
 		s.now = time.Now
 	}

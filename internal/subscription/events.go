@@ -32,10 +32,13 @@ type Audience struct {
 // the reader may read carries its stored JSON; the others appear as
 // references only. $events and delivery both build on it. baseURL is
 // Herald's own: only references local to it are included.
-func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseURL string, stored []store.Event, content string, a Audience) ([]notify.Event, error) {
+// budget, when > 0, bounds the bytes of resources carried: the events
+// stop before the one that would exceed it (never before the first).
+func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseURL string, stored []store.Event, content string, a Audience, budget int) ([]notify.Event, error) {
 	full := content == fhir.ContentFullResource
 	mayRead := func(ver store.Version) bool { return a.Reader.MayRead(ver.Type, ver.Patients) }
 	events := make([]notify.Event, 0, len(stored))
+	used := 0
 	for _, e := range stored {
 		fv, focus, err := loadFocus(ctx, v, e, baseURL)
 		if err != nil {
@@ -53,6 +56,9 @@ func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseUR
 			if ev.Additional, err = includes(ctx, v, topics, e, focus, full, mayRead); err != nil {
 				return nil, err
 			}
+		}
+		if used += carried(ev); budget > 0 && used > budget && len(events) > 0 {
+			break // the caller asks again from the last event it got
 		}
 		events = append(events, ev)
 	}
@@ -128,4 +134,13 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 		}
 	}
 	return out, nil
+}
+
+// carried is the bytes of resources an event carries.
+func carried(ev notify.Event) int {
+	n := len(ev.Resource)
+	for _, in := range ev.Additional {
+		n += len(in.Resource)
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package subscription
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -26,7 +27,13 @@ type Operations struct {
 	Rules   *Rules         // the policy's compiler and client registry
 	BaseURL string
 	Now     func() time.Time
+	// MaxBytes bounds the resources one $events answer carries (0:
+	// DefaultEventsBytes): it ends early rather than build a huge answer.
+	MaxBytes int
 }
+
+// DefaultEventsBytes is $events' budget when Operations.MaxBytes is 0.
+const DefaultEventsBytes = 8 << 20
 
 // mayQuery allows the owner (with a read scope on Subscription) and, unless
 // the answer reveals events, admins: $status is the operators' business, but
@@ -174,7 +181,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	events, err := LoadEvents(ctx, o.Store, o.Topics, o.BaseURL, stored, sub.Content, Audience{Sub: q.sub, Owner: q.owner, Reader: p})
+	events, err := LoadEvents(ctx, o.Store, o.Topics, o.BaseURL, stored, sub.Content, Audience{Sub: q.sub, Owner: q.owner, Reader: p}, cmp.Or(o.MaxBytes, DefaultEventsBytes))
 	if err != nil {
 		return nil, err
 	}
