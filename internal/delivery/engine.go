@@ -43,9 +43,12 @@ const (
 
 // Config wires an Engine.
 type Config struct {
-	Store   store.Store
-	Rules   *subscription.Rules // send-time authorization and secrets
-	Topics  *topic.Library      // notificationShape includes
+	Store store.Store
+	Rules *subscription.Rules // send-time authorization and secrets
+	// Admin caches the allow-list and registry the sends decide against;
+	// nil: read both for every claim batch.
+	Admin   *subscription.AdminCache
+	Topics  *topic.Library // notificationShape includes
 	Sender  *webhook.Client
 	BaseURL string // the FHIR base notifications refer to
 
@@ -142,7 +145,7 @@ func (e *Engine) Run(ctx context.Context) {
 			if len(tasks) > 0 {
 				// One read of the allow-list and the registry serves the
 				// batch: the check before each send uses it moments later.
-				if admin, err = e.cfg.Rules.ReadAdmin(ctx); err != nil {
+				if admin, err = e.admin(ctx, tasks); err != nil {
 					e.log.Warn("delivery: cannot read the allow-list and client registry; releasing the claimed Subscriptions", "err", err)
 					for _, tk := range tasks {
 						_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), tk.State.ID, tk.Lease)
@@ -183,6 +186,19 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-poll.C:
 		}
 	}
+}
+
+// admin is what the sends of a claim batch decide against: at least as
+// new as the configuration the claim saw.
+func (e *Engine) admin(ctx context.Context, tasks []store.DeliveryTask) (*subscription.Admin, error) {
+	if e.cfg.Admin == nil {
+		return e.cfg.Rules.ReadAdmin(ctx)
+	}
+	var gen int64
+	for _, tk := range tasks {
+		gen = max(gen, tk.ConfigGeneration)
+	}
+	return e.cfg.Admin.AtLeast(ctx, gen)
 }
 
 // resetPoll arms the poll timer for the next poll or the earliest time a

@@ -49,7 +49,7 @@ var claimSQL = `WITH claimed AS (
 		WHERE s.id = due.id
 		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `, statement_timestamp() AS db_now
 	)
-	SELECT c.*, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
+	SELECT c.*, (SELECT value FROM config_generation) AS config_gen, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
 		e.focus_type AS ev_focus_type, e.focus_id AS ev_focus_id, e.focus_version AS ev_focus_version,
 		e.method AS ev_method
 	FROM claimed c LEFT JOIN LATERAL (
@@ -92,6 +92,7 @@ type claimRow struct {
 type claimEventRow struct {
 	claimRow
 	DBNow          time.Time  `db:"db_now"`
+	ConfigGen      int64      `db:"config_gen"`
 	EvNumber       *int64     `db:"ev_number"`
 	EvTimestamp    *time.Time `db:"ev_timestamp"`
 	EvTopic        *string    `db:"ev_topic"`
@@ -121,6 +122,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 				LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
 				HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
 				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
+				ConfigGeneration: r.ConfigGen,
 			})
 		}
 		if r.EvNumber != nil {
