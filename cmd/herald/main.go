@@ -211,7 +211,15 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			return nil, err
 		}
 	}
-	return postgres.Open(ctx, cfg.DatabaseURL)
+	st, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil || cfg.Delivery.DBConns == 0 {
+		return st, err
+	}
+	if err := st.SeparateDeliveryPool(ctx, int32(cfg.Delivery.DBConns)); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // newKeyring builds the key that seals signing secrets and channel headers.

@@ -126,7 +126,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0))
+	rows, err := s.deliveryPool().Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0))
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
@@ -161,7 +161,7 @@ const releaseLeaseSQL = `UPDATE subscriptions SET lease_token = NULL, lease_unti
 	WHERE id = $1 AND lease_token = $2`
 
 func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) error {
-	_, err := s.pool.Exec(ctx, releaseLeaseSQL, subscriptionID, lease)
+	_, err := s.deliveryPool().Exec(ctx, releaseLeaseSQL, subscriptionID, lease)
 	return wrap("release lease of subscription "+subscriptionID, err)
 }
 
@@ -192,7 +192,7 @@ func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) erro
 	b.Queue("SET LOCAL synchronous_commit TO off")
 	b.Queue(finishSQL, finishArgs(r)...)
 	b.Queue("COMMIT")
-	br := s.pool.SendBatch(ctx, b)
+	br := s.deliveryPool().SendBatch(ctx, b)
 	var tag pgconn.CommandTag
 	var err error
 	for i := range 4 {
