@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Phase relay (scripts/relay-bench.sh): herald-load runs tagged
@@ -117,6 +120,13 @@ func writeRelay(w io.Writer, r *run) {
 	}
 	fmt.Fprintln(w, "## Herald against a bare relay (issue 13)")
 	fmt.Fprintln(w)
+	if date, commit := r.info["date"], r.info["commit"]; date != "" {
+		fmt.Fprintf(w, "Run on %s, commit %s.", date, commit)
+		if len(r.loads) > 0 {
+			fmt.Fprintf(w, " Load average at the start %s; at the end %s.", r.loads[0], r.loads[len(r.loads)-1])
+		}
+		fmt.Fprint(w, "\n\n")
+	}
 	fmt.Fprintf(w, "scripts/relay-bench.sh: in each of %d rounds Herald and `cmd/herald-relay` (one statement stores an"+
 		" Encounter and its events; a worker pool POSTs one id-only Bundle per event and records it) ran one after"+
 		" the other, each over a fresh database, with herald-load's receiver and the same load. The ratio is"+
@@ -153,4 +163,53 @@ func writeRelay(w io.Writer, r *run) {
 			num(events, 0), num(missing, 0), num(dups, 0), num(reordered, 0), num(gaps, 0))
 	}
 	fmt.Fprintln(w)
+}
+
+const relayHeading = "## Herald against a bare relay (issue 13)"
+
+// updateRelaySection puts the relay section of in's run into outDir's
+// report.md in place of the one there, or before its notes, leaving the
+// rest of the report as it was.
+func updateRelaySection(in, outDir string) error {
+	f, err := os.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := parse(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	var section strings.Builder
+	writeRelay(&section, r)
+	if section.Len() == 0 {
+		return fmt.Errorf("%s: no relay runs of both servers", in)
+	}
+	path := filepath.Join(outDir, "report.md")
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	report := spliceSection(string(old), section.String())
+	if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("benchreport: updated the relay section of %s\n", path)
+	return nil
+}
+
+// spliceSection replaces the relay section of report with section, or
+// inserts it before the notes (else at the end).
+func spliceSection(report, section string) string {
+	if i := strings.Index(report, relayHeading); i >= 0 {
+		end := len(report)
+		if j := strings.Index(report[i+len(relayHeading):], "\n## "); j >= 0 {
+			end = i + len(relayHeading) + j + 1
+		}
+		return report[:i] + section + report[end:]
+	}
+	if i := strings.Index(report, "## Notes from the run"); i >= 0 {
+		return report[:i] + section + report[i:]
+	}
+	return strings.TrimRight(report, "\n") + "\n\n" + section
 }
