@@ -30,6 +30,8 @@ func (s *Server) routeTable() []route {
 		// The CapabilityStatement is public, as FHIR and SMART clients expect.
 		{method: "GET", path: "/fhir/metadata", handlers: []gin.HandlerFunc{s.fhirJSON, s.metadata}},
 		{method: "POST", path: "/fhir", interactions: []string{"transaction", "batch"}, system: true, handlers: with(s.bundle)},
+		// Clients that join the base and an empty path (fhir-kit-client) post here.
+		{method: "POST", path: "/fhir/", handlers: with(s.bundle)},
 
 		{method: "GET", path: "/fhir/:type", interactions: []string{"search-type"}, handlers: with(s.search)},
 		{method: "POST", path: "/fhir/:type/_search", handlers: with(s.searchPost)},
