@@ -144,6 +144,11 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		ParamLimits:  paramLimits,
 		Version:      version,
 		Metrics:      delivery.Handler(registry),
+		SMART: api.SMARTConfig{
+			Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL,
+			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,
+			Capabilities: cfg.SMART.Capabilities,
+		},
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

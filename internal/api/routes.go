@@ -29,6 +29,8 @@ func (s *Server) routeTable() []route {
 
 		// The CapabilityStatement is public, as FHIR and SMART clients expect.
 		{method: "GET", path: "/fhir/metadata", handlers: []gin.HandlerFunc{s.fhirJSON, s.metadata}},
+		// SMART discovery is public too: clients read it to obtain a token.
+		{method: "GET", path: "/fhir/.well-known/smart-configuration", handlers: []gin.HandlerFunc{s.smartConfiguration}},
 		{method: "POST", path: "/fhir", interactions: []string{"transaction", "batch"}, system: true, handlers: with(s.bundle)},
 		// Clients that join the base and an empty path (fhir-kit-client) post here.
 		{method: "POST", path: "/fhir/", handlers: with(s.bundle)},
