@@ -76,6 +76,10 @@ type Reader interface {
 	// Search returns the current, non-deleted versions of one type that
 	// match q, ordered by id.
 	Search(ctx context.Context, q SearchQuery) ([]Version, error)
+	// Changes returns versions of many resources (type and system history),
+	// in history order: newest first, ties by type, id and version id
+	// descending. No version at all is an empty result, not ErrNotFound.
+	Changes(ctx context.Context, q ChangesQuery) ([]Version, error)
 }
 
 // Tx is a transaction. Reads through a Tx lock nothing except as stated.
@@ -105,6 +109,47 @@ type HistoryQuery struct {
 	Before int64
 	// Count caps the number of versions returned; 0 means no cap.
 	Count int
+}
+
+// ChangesQuery selects versions across resources. All conditions are ANDed.
+type ChangesQuery struct {
+	// Types, when non-empty, keeps versions of these types.
+	Types []string
+	// Patient, when set, keeps versions in that patient's compartment.
+	Patient string
+	// Since, when set, keeps versions with LastUpdated at or after it.
+	Since time.Time
+	// After, when set, keeps versions that come after it in history order
+	// (paging: the position of the last version of the previous page).
+	After *Position
+	// Count caps the number of versions returned; 0 means no cap.
+	Count int
+}
+
+// Position is a place in history order.
+type Position struct {
+	LastUpdated time.Time
+	Type, ID    string
+	VersionID   int64
+}
+
+// PositionOf is the position of v in history order.
+func PositionOf(v Version) Position {
+	return Position{LastUpdated: v.LastUpdated, Type: v.Type, ID: v.ID, VersionID: v.VersionID}
+}
+
+// Before reports whether p comes before o in history order (p is newer).
+func (p Position) Before(o Position) bool {
+	if !p.LastUpdated.Equal(o.LastUpdated) {
+		return p.LastUpdated.After(o.LastUpdated)
+	}
+	if p.Type != o.Type {
+		return p.Type > o.Type
+	}
+	if p.ID != o.ID {
+		return p.ID > o.ID
+	}
+	return p.VersionID > o.VersionID
 }
 
 // SearchQuery selects current versions of one resource type. All conditions
