@@ -61,6 +61,16 @@ func (s *Server) history(c *gin.Context) {
 	s.respondBundle(c, b, err)
 }
 
+func (s *Server) typeHistory(c *gin.Context) {
+	b, err := s.opts.Resources.TypeHistory(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query())
+	s.respondBundle(c, b, err)
+}
+
+func (s *Server) systemHistory(c *gin.Context) {
+	b, err := s.opts.Resources.SystemHistory(c.Request.Context(), principal(c), c.Request.URL.Query())
+	s.respondBundle(c, b, err)
+}
+
 func (s *Server) search(c *gin.Context) {
 	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), strictHandling(c))
 	s.respondBundle(c, b, err)

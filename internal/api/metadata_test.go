@@ -73,7 +73,7 @@ func TestCapabilityStatement(t *testing.T) {
 	require.Len(t, cs.Rest, 1)
 	rest := cs.Rest[0]
 	require.Equal(t, "server", rest.Mode)
-	require.ElementsMatch(t, []string{"transaction", "batch"}, codes(rest.Interaction))
+	require.ElementsMatch(t, []string{"transaction", "batch", "history-system"}, codes(rest.Interaction))
 	require.Len(t, rest.Security.Service, 1)
 	require.Equal(t, "SMART-on-FHIR", rest.Security.Service[0].Coding[0].Code)
 
@@ -81,7 +81,7 @@ func TestCapabilityStatement(t *testing.T) {
 	for _, res := range rest.Resource {
 		types = append(types, res.Type)
 		require.ElementsMatch(t,
-			[]string{"read", "vread", "update", "delete", "history-instance", "create", "search-type"},
+			[]string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"},
 			codes(res.Interaction), res.Type)
 		require.Equal(t, "versioned-update", res.Versioning, res.Type)
 		require.True(t, res.ReadHistory, res.Type)
@@ -125,6 +125,8 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 			"vread":            {"GET", p + "/_history/1", "", 200},
 			"update":           {"PUT", p, body("true"), 200},
 			"history-instance": {"GET", p + "/_history", "", 200},
+			"history-type":     {"GET", "/fhir/Patient/_history", "", 200},
+			"history-system":   {"GET", "/fhir/_history", "", 200},
 			"search-type":      {"GET", "/fhir/Patient?_id=" + id, "", 200},
 			"delete":           {"DELETE", p, "", 204},
 			"transaction":      {"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/` + id + `"},"resource":` + body("false") + `}]}`, 200},
@@ -166,8 +168,6 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 
 		// and what is not claimed is not served
 		for _, c := range []struct{ name, method, path string }{
-			{"history-type", "GET", "/fhir/Patient/_history"},
-			{"history-system", "GET", "/fhir/_history"},
 			{"search-system", "GET", "/fhir?_id=" + id},
 			{"patch", "PATCH", p},
 			{"conditional update", "PUT", "/fhir/Patient?_id=" + id},

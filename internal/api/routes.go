@@ -35,7 +35,9 @@ func (s *Server) routeTable() []route {
 		// Clients that join the base and an empty path (fhir-kit-client) post here.
 		{method: "POST", path: "/fhir/", handlers: with(s.bundle)},
 
+		{method: "GET", path: "/fhir/_history", interactions: []string{"history-system"}, system: true, handlers: with(s.systemHistory)},
 		{method: "GET", path: "/fhir/:type", interactions: []string{"search-type"}, handlers: with(s.search)},
+		{method: "GET", path: "/fhir/:type/_history", interactions: []string{"history-type"}, handlers: with(s.typeHistory)},
 		{method: "POST", path: "/fhir/:type/_search", handlers: with(s.searchPost)},
 		{method: "POST", path: "/fhir/:type", interactions: []string{"create"}, handlers: with(s.create)},
 		{method: "GET", path: "/fhir/:type/:id", interactions: []string{"read"}, handlers: with(s.read)},
