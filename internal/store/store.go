@@ -39,6 +39,11 @@ type Version struct {
 	Deleted     bool     // a delete marker; Body is nil exactly when Deleted
 	Body        []byte   // the exact resource JSON (with id and meta stamped)
 	Patients    []string // ids of the patients whose compartment holds this version; nil and empty are the same
+	// Index holds the search index keys of a version being Put
+	// (search.Resource.IndexKeys). nil means unknown: the version is then a
+	// candidate for every indexed search (slower, never wrong). Stores need
+	// not return it.
+	Index []string
 }
 
 // Store is the whole storage contract.
@@ -163,6 +168,12 @@ type SearchQuery struct {
 	// Patient, when set, keeps only resources in that patient's compartment
 	// (Version.Patients contains it).
 	Patient string
+	// Index narrows by search index keys: a resource is kept when, for
+	// every inner list, it holds one of its keys (or its keys are unknown).
+	// It is only ever a necessary condition of Match, so a store may ignore it.
+	Index [][]string
+	// Match, when set, keeps the resources it accepts (the search matcher).
+	Match func(Version) bool
 	// AfterID, when set, keeps resources whose id sorts after it (paging).
 	AfterID string
 	// Count caps the number of results; 0 means no cap.

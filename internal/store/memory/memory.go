@@ -193,6 +193,7 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	v.LastUpdated = v.LastUpdated.UTC()
 	v.Body = slices.Clone(v.Body)
 	v.Patients = slices.Clone(v.Patients)
+	v.Index = nil // the matcher answers searches here
 	t.pending[k] = append(t.pending[k], v)
 	return nil
 }
@@ -274,5 +275,5 @@ func matches(v store.Version, q store.SearchQuery) bool {
 			return false
 		}
 	}
-	return true
+	return q.Match == nil || q.Match(v)
 }

@@ -193,6 +193,7 @@ const (
 	searchIDsSQL     = ` AND id = ANY($%d::text[])`
 	searchPatientSQL = ` AND patients @> ARRAY[$%d::text]` // uses the GIN index
 	searchAfterIDSQL = ` AND id > $%d`
+	searchKeysSQL    = ` AND (search_keys && $%d::text[] OR search_keys IS NULL)`
 	searchFromSQL    = ` AND last_updated >= $%d`
 	searchToSQL      = ` AND last_updated < $%d`
 	searchOutsideSQL = ` AND (last_updated < $%d OR last_updated >= $%d)`
@@ -201,7 +202,40 @@ const (
 	searchLimitSQL   = ` LIMIT $%d`
 )
 
+// search applies the SQL conditions; with a matcher, it reads candidates in
+// id order, in growing batches, until Count of them match or none are left,
+// so pages are full and in the same order as without one.
 func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	if sq.Match == nil {
+		return searchRows(ctx, q, sq)
+	}
+	batch := sq
+	batch.Count = min(max(sq.Count, 64), maxSearchBatch)
+	var out []store.Version
+	for {
+		rows, err := searchRows(ctx, q, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range rows {
+			if !sq.Match(v) {
+				continue
+			}
+			if out = append(out, v); len(out) == sq.Count {
+				return out, nil
+			}
+		}
+		if len(rows) < batch.Count {
+			return out, nil
+		}
+		batch.AfterID = rows[len(rows)-1].ID
+		batch.Count = min(batch.Count*2, maxSearchBatch)
+	}
+}
+
+const maxSearchBatch = 1024
+
+func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
 	var b strings.Builder
 	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
 	args[0] = sq.Type
@@ -220,6 +254,9 @@ func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Versi
 	}
 	if sq.Patient != "" {
 		add(searchPatientSQL, sq.Patient)
+	}
+	for _, keys := range sq.Index {
+		add(searchKeysSQL, keys)
 	}
 	if sq.AfterID != "" {
 		add(searchAfterIDSQL, sq.AfterID)
@@ -286,8 +323,8 @@ func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 // concurrent updater waits on the row lock, then fails the guard.
 const (
 	putCreateSQL = `WITH head AS (
-		INSERT INTO resources (` + versionColumns + `)
-		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'))
+		INSERT INTO resources (` + versionColumns + `, search_keys)
+		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'), $8::text[])
 		ON CONFLICT (type, id) DO NOTHING
 		RETURNING ` + versionColumns + `
 	)
@@ -297,13 +334,25 @@ const (
 	putUpdateSQL = `WITH head AS (
 		UPDATE resources
 		SET version_id = $3, last_updated = $4, method = $5, deleted = $6, body = $7,
-			patients = coalesce($8::text[], '{}')
+			patients = coalesce($8::text[], '{}'), search_keys = $9::text[]
 		WHERE type = $1 AND id = $2 AND version_id = $3 - 1
 		RETURNING ` + versionColumns + `
 	)
 	INSERT INTO resource_versions (` + versionColumns + `)
 	SELECT ` + versionColumns + ` FROM head`
 )
+
+// searchKeys is the search_keys of a version: NULL when unknown, so that
+// the row stays a candidate of every indexed search; none for a delete marker.
+func searchKeys(v store.Version) []string {
+	switch {
+	case v.Deleted:
+		return []string{}
+	case v.Index == nil:
+		return nil
+	}
+	return v.Index
+}
 
 func (t *tx) Put(ctx context.Context, v store.Version) error {
 	op := "put " + v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.VersionID, 10)
@@ -318,9 +367,9 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	case v.VersionID < 1:
 		return store.ErrConflict
 	case v.VersionID == 1:
-		tag, err = t.q.Exec(ctx, putCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients)
+		tag, err = t.q.Exec(ctx, putCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
 	default:
-		tag, err = t.q.Exec(ctx, putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients)
+		tag, err = t.q.Exec(ctx, putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
 	}
 	if err != nil {
 		return wrap(op, err)

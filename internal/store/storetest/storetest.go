@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchPatient", testSearchPatient},
 		{"SearchPaging", testSearchPaging},
 		{"SearchCombined", testSearchCombined},
+		{"SearchMatchAndIndex", testSearchMatchAndIndex},
 		{"BodyBytesExact", testBodyBytesExact},
 		{"LastUpdatedMilliseconds", testLastUpdatedMilliseconds},
 		// subscriptions.go

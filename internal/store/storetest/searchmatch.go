@@ -1,0 +1,63 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// testSearchMatchAndIndex: Match decides, Index only narrows. Versions
+// carry a colour in their index keys and the matcher reads the same colour
+// from a side table; the newest version's keys count, unknown keys (nil)
+// keep a version a candidate, delete markers never match; pages are full.
+func testSearchMatchAndIndex(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	colour := map[string]string{} // "id/version" → colour
+	version := func(id string, n int64, c string, indexed bool) store.Version {
+		v := ver("Patient", id, n)
+		colour[fmt.Sprintf("%s/%d", id, n)] = c
+		if indexed {
+			v.Index = []string{"Patient.colour=c:" + c}
+		}
+		return v
+	}
+	var want []string
+	for i := range 30 {
+		id := fmt.Sprintf("p%02d", i)
+		c := []string{"red", "blue", "green"}[i%3]
+		put(t, s, version(id, 1, "red", i%2 == 0), version(id, 2, c, i%5 != 0))
+		if c == "red" {
+			want = append(want, id)
+		}
+	}
+	gone := deleted("Patient", "p00", 3)
+	put(t, s, gone)
+	want = slices.DeleteFunc(want, func(id string) bool { return id == "p00" })
+
+	q := store.SearchQuery{
+		Type:  "Patient",
+		Index: [][]string{{"Patient.colour=c:red", "Patient.colour=c:purple"}},
+		Match: func(v store.Version) bool { return colour[fmt.Sprintf("%s/%d", v.ID, v.VersionID)] == "red" },
+	}
+	got, err := s.Search(ctx, q)
+	require.NoError(t, err)
+	require.Equal(t, want, ids(got), "the matcher decides; the index only narrows")
+
+	var walked []string
+	q.Count = 3
+	for {
+		page, err := s.Search(ctx, q)
+		require.NoError(t, err)
+		walked = append(walked, ids(page)...)
+		if len(page) < q.Count {
+			break
+		}
+		require.Len(t, page, q.Count, "pages are full")
+		q.AfterID = page[len(page)-1].ID
+	}
+	require.Equal(t, want, walked)
+}
