@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,7 +70,7 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 			params = withIDs(params, ids)
 		}
 	}
-	q, applied, err := parseSearch(typ, params, strict)
+	q, applied, err := parseSearch(typ, s.baseURL, params, strict)
 	if err != nil {
 		return nil, err
 	}
@@ -196,9 +197,10 @@ func (s *Service) link(typ string, applied url.Values, count int, after string) 
 
 // parseSearch turns query parameters into a store query and the parameters
 // that were applied (for the self link).
-func parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+func parseSearch(typ, base string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
 	q := store.SearchQuery{Type: typ}
 	applied := url.Values{}
+	var criteria []string // the matcher's clauses, re-encoded
 	for name, values := range params {
 		switch name {
 		case "_id":
@@ -232,15 +234,70 @@ func parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery,
 			}
 			q.AfterID = values[0]
 		default:
-			if strict && !resultParams[name] {
-				return q, nil, fhir.Errorf(fhir.KindInvalid, "search parameter %q is not supported on %s", clip(name), typ)
+			if !searchable(typ, name) {
+				if strict && !resultParams[name] {
+					return q, nil, fhir.Errorf(fhir.KindInvalid, "search parameter %q is not supported on %s", clip(name), typ)
+				}
+				continue
 			}
+			for _, v := range values {
+				criteria = append(criteria, url.PathEscape(name)+"="+url.PathEscape(v))
+			}
+			applied[name] = values
 		}
 	}
 	if q.Count == 0 && params.Get("_count") == "" {
 		q.Count = defaultCount
 	}
+	if len(criteria) > 0 {
+		slices.Sort(criteria) // map order must not change the query
+		c, err := search.ParseCriteria(typ, strings.Join(criteria, "&"))
+		if err != nil {
+			return q, nil, fhir.Errorf(fhir.KindInvalid, "%s", err)
+		}
+		q.Index = c.IndexTerms(base)
+		q.Match = matcher(c, base)
+	}
 	return q, applied, nil
+}
+
+// searchable reports whether name ("code" or "code:modifier") is a
+// parameter of typ the matcher evaluates; _id and _lastUpdated are the
+// store's own.
+func searchable(typ, name string) bool {
+	code, _, _ := strings.Cut(name, ":")
+	code, _, _ = strings.Cut(code, ".") // a chain: the matcher names what it lacks
+	p, ok := search.Lookup(typ, code)
+	return ok && p.Supported()
+}
+
+// indexKeys are the search index keys of a resource about to be stored
+// (nil when unknown: the store then always offers it to the matcher).
+func (s *Service) indexKeys(r *fhir.Resource) []string {
+	if r.Tree() == nil {
+		return nil
+	}
+	sr, err := search.ResourceFromTree(r.Tree())
+	if err != nil {
+		return nil
+	}
+	if keys := sr.WithBase(s.baseURL).IndexKeys(); keys != nil {
+		return keys
+	}
+	return []string{}
+}
+
+// matcher is the search matcher as a store filter: REST search returns
+// exactly the current resources it matches.
+func matcher(c *search.Criteria, base string) func(store.Version) bool {
+	return func(v store.Version) bool {
+		r, err := search.NewResource(v.Body)
+		if err != nil {
+			return false
+		}
+		ok, err := c.Match(r.WithBase(base))
+		return ok && err == nil
+	}
 }
 
 func parseCount(v string) (int, error) {

@@ -275,6 +275,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		}
 		next.Body = toStore.Stamp(op.id, next.VersionID, next.LastUpdated)
 		next.Patients = fhir.CompartmentPatients(toStore, op.id, s.baseURL)
+		next.Index = s.indexKeys(toStore)
 		if echo != toStore {
 			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)
 		}
