@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -189,4 +190,38 @@ func TestPreferOperationOutcomeIsFHIRJSON(t *testing.T) {
 	r := h.request("POST", "/fhir/Patient", h.token(allScopes), `{"resourceType":"Patient"}`, "Prefer: return=OperationOutcome")
 	require.Equal(t, 201, r.status)
 	require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"))
+}
+
+// TestCapabilityStatementClaimsOnlySearchedParams: every search parameter
+// the statement claims for these types is applied by search under
+// Prefer: handling=strict (which refuses parameters search would ignore),
+// and the well-known ones of issue 14 are among them.
+func TestCapabilityStatementClaimsOnlySearchedParams(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	tok := h.token(allScopes)
+	claimed := map[string]map[string]string{}
+	for _, res := range h.capabilities(t).Rest[0].Resource {
+		claimed[res.Type] = map[string]string{}
+		for _, p := range res.SearchParam {
+			claimed[res.Type][p.Name] = p.Type
+		}
+	}
+	for _, typ := range []string{"Patient", "Observation", "Encounter", "DiagnosticReport", "MedicationRequest"} {
+		for name, ptype := range claimed[typ] {
+			query := name + ":missing=true"
+			if ptype == "composite" {
+				continue // composites take no :missing; the matcher tests cover them
+			}
+			r := h.request("GET", "/fhir/"+typ+"?"+query, tok, "", "Prefer: handling=strict")
+			require.Equal(t, 200, r.status, "%s?%s: %s", typ, query, r.body)
+			require.Contains(t, string(r.body), url.QueryEscape(name+":missing")+"=true", "the self link keeps %s", query)
+		}
+	}
+	require.Equal(t, "reference", claimed["Encounter"]["patient"])
+	require.Equal(t, "token", claimed["Observation"]["code"])
+	require.Equal(t, "date", claimed["Observation"]["date"])
+	require.Equal(t, "string", claimed["Patient"]["family"])
+	require.Equal(t, "quantity", claimed["Observation"]["value-quantity"])
+	require.NotContains(t, claimed["Observation"], "_text", "not evaluated, not claimed")
 }
