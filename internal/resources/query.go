@@ -82,18 +82,42 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 	if hadIDs {
 		applied["_id"] = userIDs
 	}
+	opts, err := parseResults(typ, params, applied)
+	if err != nil {
+		return nil, err
+	}
 	q.Patient = patient
+	return s.searchset(ctx, r, p, typ, q, applied, opts)
+}
+
+// searchset runs q and builds the page: matches, included resources,
+// total and links that keep every applied parameter.
+func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal, typ string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
+	b := fhir.NewBundle("searchset", s.now())
 	limit := q.Count
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, q.AfterID)})
+	if opts.total {
+		all := q
+		all.Count, all.AfterID = 0, ""
+		found, err := r.Search(ctx, all)
+		if err != nil {
+			return nil, err
+		}
+		b.Total = ptr(len(found))
+	}
+	if opts.summaryCount {
+		return b, nil
+	}
 	q.Count = limit + 1 // one more tells whether a next page exists
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	b := fhir.NewBundle("searchset", s.now())
-	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, q.AfterID)})
 	if len(found) > limit {
 		found = found[:limit]
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(typ, applied, limit, found[limit-1].ID)})
+	} else if q.AfterID == "" && b.Total == nil {
+		b.Total = ptr(len(found)) // everything is on this page: the total is free
 	}
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
@@ -103,8 +127,15 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 			Search:   &fhir.EntrySearch{Mode: "match"},
 		})
 	}
+	inc, err := s.included(ctx, r, p, opts, found)
+	if err != nil {
+		return nil, err
+	}
+	b.Entry = append(b.Entry, inc...)
 	return b, nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // History returns the history Bundle of one resource, newest version first.
 func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string, params url.Values) (*fhir.Bundle, error) {
@@ -234,6 +265,9 @@ func parseSearch(typ, base string, params url.Values, strict bool) (store.Search
 			}
 			q.AfterID = values[0]
 		default:
+			if resultOptionParams[name] {
+				continue // parseResults
+			}
 			if !searchable(typ, name) {
 				if strict && !resultParams[name] {
 					return q, nil, fhir.Errorf(fhir.KindInvalid, "search parameter %q is not supported on %s", clip(name), typ)

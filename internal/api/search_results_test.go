@@ -1,0 +1,90 @@
+package api_test
+
+import (
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/fhirtest"
+)
+
+// modes lists "mode Type/id" per entry of a searchset, sorted.
+func modes(t *testing.T, r response) []string {
+	t.Helper()
+	require.Equal(t, 200, r.status, string(r.body))
+	fhirtest.RequireValidR4(t, r.body)
+	var out []string
+	entries, _ := r.json(t)["entry"].([]any)
+	for _, e := range entries {
+		m := e.(map[string]any)
+		res := m["resource"].(map[string]any)
+		out = append(out, m["search"].(map[string]any)["mode"].(string)+" "+res["resourceType"].(string)+"/"+res["id"].(string))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSearchIncludesAndTotals: _include, _revinclude and :iterate add each
+// referenced or referring resource once, only as the token may read it;
+// _total and _summary=count count every match, and links keep them.
+func TestSearchIncludesAndTotals(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		sys := h.token(allScopes)
+		for _, put := range []struct{ path, body string }{
+			{"/fhir/Patient/p1", `{"resourceType":"Patient","id":"p1"}`},
+			{"/fhir/Patient/p2", `{"resourceType":"Patient","id":"p2"}`},
+			{"/fhir/Encounter/e1", `{"resourceType":"Encounter","id":"e1","status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`},
+			{"/fhir/Observation/o1", `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"encounter":{"reference":"Encounter/e1"}}`},
+			{"/fhir/Observation/o2", `{"resourceType":"Observation","id":"o2","status":"final","code":{"text":"x"},"subject":{"reference":"` + h.base + `/Patient/p2"},"encounter":{"reference":"Encounter/e1"}}`},
+		} {
+			r := h.request("PUT", put.path, sys, put.body)
+			require.Less(t, r.status, 300, string(r.body))
+		}
+		get := func(tok, query string) []string { return modes(t, h.request("GET", "/fhir/"+query, tok, "")) }
+
+		require.Equal(t, []string{"include Patient/p1", "include Patient/p2", "match Observation/o1", "match Observation/o2"},
+			get(sys, "Observation?_include=Observation:patient"))
+		require.Equal(t, []string{"include Encounter/e1", "include Patient/p1", "match Observation/o1"},
+			get(sys, "Observation?_id=o1&_include=Observation:subject:Patient&_include=Observation:encounter"))
+		require.Equal(t, []string{"match Observation/o1"}, get(sys, "Observation?_id=o1&_include=Observation:subject:Group"))
+		require.Equal(t, []string{"include Observation/o1", "match Patient/p1"}, get(sys, "Patient?_id=p1&_revinclude=Observation:subject"))
+		require.Equal(t, []string{"include Encounter/e1", "include Observation/o1", "match Patient/p1"},
+			get(sys, "Patient?_id=p1&_revinclude=Observation:subject&_include:iterate=Observation:encounter"))
+		require.Equal(t, []string{"include Encounter/e1", "include Observation/o1", "include Observation/o2", "match Patient/p1"},
+			get(sys, "Patient?_id=p1&_revinclude=Encounter:subject&_revinclude:iterate=Observation:encounter"))
+
+		// Included resources are filtered by the token's read permission.
+		p2 := h.token("patient/*.rs", forPatient("p2"))
+		require.Equal(t, []string{"include Patient/p2", "match Observation/o2"}, get(p2, "Observation?_include=Observation:encounter&_include=Observation:patient"))
+		obsOnly := h.token("system/Observation.rs")
+		require.Equal(t, []string{"match Observation/o1", "match Observation/o2"}, get(obsOnly, "Observation?_include=Observation:patient"))
+
+		// _total and _summary=count count every match; links keep them.
+		r := h.request("GET", "/fhir/Observation?_total=accurate&_count=1&_include=Observation:patient", sys, "")
+		require.EqualValues(t, 2, r.json(t)["total"])
+		var next string
+		for _, l := range r.json(t)["link"].([]any) {
+			if link := l.(map[string]any); link["relation"] == "next" {
+				next = link["url"].(string)
+			}
+		}
+		u, err := url.Parse(next)
+		require.NoError(t, err)
+		require.Equal(t, []string{"accurate"}, u.Query()["_total"])
+		require.Equal(t, []string{"Observation:patient"}, u.Query()["_include"])
+		r = h.request("GET", "/fhir/Observation?_summary=count&subject=Patient/p1", sys, "")
+		require.Equal(t, 200, r.status, string(r.body))
+		fhirtest.RequireValidR4(t, r.body)
+		require.EqualValues(t, 1, r.json(t)["total"])
+		require.Nil(t, r.json(t)["entry"])
+		require.EqualValues(t, 1, h.request("GET", "/fhir/Patient?_id=p1", sys, "").json(t)["total"], "one page: the total is known")
+
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_include=Observation:status", sys, ""), 400, "reference search parameter")
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_include=Patient:organization", sys, ""), 400, "searched type")
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_total=some", sys, ""), 400, "_total")
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_summary=text", sys, ""), 400, "_summary")
+	})
+}
