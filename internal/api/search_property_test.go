@@ -75,32 +75,49 @@ func matching(t *testing.T, base string, stored []store.Version, cs []clause) []
 	return out
 }
 
-// searchAll follows next links and returns every id found.
+// searchAll follows next links and returns every id found; then it walks
+// back along previous links from the last page and requires the same ids.
 func (h *harness) searchAll(t *testing.T, tok string, cs []clause, count int) []string {
 	t.Helper()
 	q := url.Values{"_count": {fmt.Sprint(count)}}
 	for _, c := range cs {
 		q.Add(c.name, c.value)
 	}
-	path := "/fhir/Observation?" + q.Encode()
-	out := []string{}
+	out, last := h.walkPages(t, tok, "/fhir/Observation?"+q.Encode(), "next", count)
+	back, _ := h.walkPages(t, tok, last, "previous", count)
+	require.Equal(t, out, back, "previous links walk the same pages backwards")
+	return out
+}
+
+// walkPages follows links of one relation from path, checks that pages
+// with a further link are full, and returns every id in id order (pages
+// read backwards are put back in order) and the last page's path.
+func (h *harness) walkPages(t *testing.T, tok, path, relation string, count int) ([]string, string) {
+	t.Helper()
+	var pages [][]string
+	last := path
 	for path != "" {
+		last = path
 		r := h.request("GET", path, tok, "")
 		require.Equal(t, 200, r.status, "%s: %s", path, r.body)
 		ids := entryIDs(t, r)
 		require.LessOrEqual(t, len(ids), count)
-		out = append(out, ids...)
+		pages = append(pages, ids)
 		path = ""
 		for _, l := range r.json(t)["link"].([]any) {
-			if link := l.(map[string]any); link["relation"] == "next" {
+			if link := l.(map[string]any); link["relation"] == relation {
 				path = strings.TrimPrefix(link["url"].(string), h.srv.URL)
 			}
 		}
-		if path != "" {
-			require.Len(t, ids, count, "a page with a next link is full")
+		// Every page but the last forwards is full (backwards, the walk starts there).
+		if path != "" && (relation == "next" || len(pages) > 1) {
+			require.Len(t, ids, count, "a page with a %s link is full", relation)
 		}
 	}
-	return out
+	if relation == "previous" {
+		slices.Reverse(pages)
+	}
+	return append([]string{}, slices.Concat(pages...)...), last
 }
 
 // observationGen draws Observations and queries over a small vocabulary so

@@ -18,10 +18,11 @@ const (
 	defaultCount = 50
 	maxCount     = 1000
 	cursorParam  = "_cursor" // opaque paging position in next links
+	beforeParam  = "_before" // opaque paging position in previous links
 )
 
 // resultParams are accepted by every search and history without filtering.
-var resultParams = map[string]bool{"_count": true, cursorParam: true, "_format": true, "_pretty": true}
+var resultParams = map[string]bool{"_count": true, cursorParam: true, beforeParam: true, "_format": true, "_pretty": true}
 
 // Search returns a searchset Bundle of the current resources of typ matching
 // params. Unknown parameters are ignored (and left out of the self link, as
@@ -95,10 +96,14 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal, typ string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	b := fhir.NewBundle("searchset", s.now())
 	limit := q.Count
-	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, q.AfterID)})
+	if q.BeforeID != "" {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, beforeParam, q.BeforeID)})
+	} else {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, cursorParam, q.AfterID)})
+	}
 	if opts.total {
 		all := q
-		all.Count, all.AfterID = 0, ""
+		all.Count, all.AfterID, all.BeforeID = 0, "", ""
 		found, err := r.Search(ctx, all)
 		if err != nil {
 			return nil, err
@@ -113,12 +118,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	if err != nil {
 		return nil, err
 	}
-	if len(found) > limit {
-		found = found[:limit]
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(typ, applied, limit, found[limit-1].ID)})
-	} else if q.AfterID == "" && b.Total == nil {
-		b.Total = ptr(len(found)) // everything is on this page: the total is free
-	}
+	found = s.pageLinks(b, typ, applied, q, limit, found)
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
 		b.Entry = append(b.Entry, fhir.BundleEntry{
@@ -133,6 +133,32 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	}
 	b.Entry = append(b.Entry, inc...)
 	return b, nil
+}
+
+// pageLinks trims the one extra version a page was read with and adds the
+// next and previous links it implies.
+func (s *Service) pageLinks(b *fhir.Bundle, typ string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) []store.Version {
+	more := len(found) > limit // beyond the page, in the direction it was read
+	switch {
+	case more && q.BeforeID != "":
+		found = found[1:]
+	case more:
+		found = found[:limit]
+	}
+	if len(found) == 0 {
+		return found
+	}
+	first, last := found[0].ID, found[len(found)-1].ID
+	if (more && q.BeforeID != "") || q.AfterID != "" {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.link(typ, applied, limit, beforeParam, first)})
+	}
+	if (more && q.BeforeID == "") || q.BeforeID != "" {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(typ, applied, limit, cursorParam, last)})
+	}
+	if !more && q.AfterID == "" && q.BeforeID == "" && b.Total == nil {
+		b.Total = ptr(len(found)) // everything is on this page: the total is free
+	}
+	return found
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -214,14 +240,16 @@ func (s *Service) historyEntry(v store.Version) fhir.BundleEntry {
 // FullURL is the absolute URL of a resource on this server.
 func (s *Service) fullURL(typ, id string) string { return s.baseURL + "/" + typ + "/" + id }
 
-func (s *Service) link(typ string, applied url.Values, count int, after string) string {
+// link is a page's URL: the applied parameters, _count and the paging
+// position (cursorParam or beforeParam; none for the first page).
+func (s *Service) link(typ string, applied url.Values, count int, position, id string) string {
 	v := url.Values{}
 	for k, vs := range applied {
 		v[k] = vs
 	}
 	v.Set("_count", strconv.Itoa(count))
-	if after != "" {
-		v.Set(cursorParam, after)
+	if id != "" {
+		v.Set(position, id)
 	}
 	return s.baseURL + "/" + typ + "?" + v.Encode()
 }
@@ -259,11 +287,15 @@ func parseSearch(typ, base string, params url.Values, strict bool) (store.Search
 				return q, nil, err
 			}
 			q.Count = n
-		case cursorParam:
+		case cursorParam, beforeParam:
 			if !fhir.ValidID(values[0]) {
-				return q, nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
+				return q, nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", name)
 			}
-			q.AfterID = values[0]
+			if name == cursorParam {
+				q.AfterID = values[0]
+			} else {
+				q.BeforeID = values[0]
+			}
 		default:
 			if resultOptionParams[name] {
 				continue // parseResults

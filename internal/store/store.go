@@ -176,6 +176,9 @@ type SearchQuery struct {
 	Match func(Version) bool
 	// AfterID, when set, keeps resources whose id sorts after it (paging).
 	AfterID string
+	// BeforeID, when set, keeps resources whose id sorts before it, and
+	// with Count the last Count of them (paging backwards; still in id order).
+	BeforeID string
 	// Count caps the number of results; 0 means no cap.
 	Count int
 }

@@ -252,6 +252,9 @@ func search(committed, pending map[key][]store.Version, q store.SearchQuery) []s
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	if q.Count > 0 && len(out) > q.Count {
+		if q.BeforeID != "" {
+			return out[len(out)-q.Count:]
+		}
 		out = out[:q.Count]
 	}
 	return out
@@ -262,6 +265,9 @@ func matches(v store.Version, q store.SearchQuery) bool {
 		return false
 	}
 	if q.AfterID != "" && v.ID <= q.AfterID {
+		return false
+	}
+	if q.BeforeID != "" && v.ID >= q.BeforeID {
 		return false
 	}
 	if len(q.IDs) > 0 && !slices.Contains(q.IDs, v.ID) {

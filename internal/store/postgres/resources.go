@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,23 +190,33 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 // Search builds its WHERE clause from these fragments; every value is a
 // parameter. Time bounds are half-open: [from, to).
 const (
-	searchSQL        = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND NOT deleted`
-	searchIDsSQL     = ` AND id = ANY($%d::text[])`
-	searchPatientSQL = ` AND patients @> ARRAY[$%d::text]` // uses the GIN index
-	searchAfterIDSQL = ` AND id > $%d`
-	searchKeysSQL    = ` AND (search_keys && $%d::text[] OR search_keys IS NULL)`
-	searchFromSQL    = ` AND last_updated >= $%d`
-	searchToSQL      = ` AND last_updated < $%d`
-	searchOutsideSQL = ` AND (last_updated < $%d OR last_updated >= $%d)`
-	searchNothingSQL = ` AND false`
-	searchOrderSQL   = ` ORDER BY id`
-	searchLimitSQL   = ` LIMIT $%d`
+	searchSQL          = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND NOT deleted`
+	searchIDsSQL       = ` AND id = ANY($%d::text[])`
+	searchPatientSQL   = ` AND patients @> ARRAY[$%d::text]` // uses the GIN index
+	searchAfterIDSQL   = ` AND id > $%d`
+	searchBeforeIDSQL  = ` AND id < $%d`
+	searchOrderDescSQL = ` ORDER BY id DESC`
+	searchKeysSQL      = ` AND (search_keys && $%d::text[] OR search_keys IS NULL)`
+	searchFromSQL      = ` AND last_updated >= $%d`
+	searchToSQL        = ` AND last_updated < $%d`
+	searchOutsideSQL   = ` AND (last_updated < $%d OR last_updated >= $%d)`
+	searchNothingSQL   = ` AND false`
+	searchOrderSQL     = ` ORDER BY id`
+	searchLimitSQL     = ` LIMIT $%d`
 )
 
 // search applies the SQL conditions; with a matcher, it reads candidates in
 // id order, in growing batches, until Count of them match or none are left,
 // so pages are full and in the same order as without one.
 func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	vs, err := searchOneWay(ctx, q, sq)
+	if sq.BeforeID != "" {
+		slices.Reverse(vs) // read backwards from BeforeID
+	}
+	return vs, err
+}
+
+func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
 	if sq.Match == nil {
 		return searchRows(ctx, q, sq)
 	}
@@ -228,7 +239,11 @@ func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Versi
 		if len(rows) < batch.Count {
 			return out, nil
 		}
-		batch.AfterID = rows[len(rows)-1].ID
+		if sq.BeforeID != "" {
+			batch.BeforeID = rows[len(rows)-1].ID
+		} else {
+			batch.AfterID = rows[len(rows)-1].ID
+		}
 		batch.Count = min(batch.Count*2, maxSearchBatch)
 	}
 }
@@ -261,6 +276,9 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 	if sq.AfterID != "" {
 		add(searchAfterIDSQL, sq.AfterID)
 	}
+	if sq.BeforeID != "" {
+		add(searchBeforeIDSQL, sq.BeforeID)
+	}
 	for _, r := range sq.LastUpdated {
 		switch {
 		case !r.Exclude:
@@ -280,7 +298,11 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 			add(searchOutsideSQL, r.From, r.To)
 		}
 	}
-	b.WriteString(searchOrderSQL)
+	if sq.BeforeID != "" {
+		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
+	} else {
+		b.WriteString(searchOrderSQL)
+	}
 	if sq.Count > 0 {
 		add(searchLimitSQL, sq.Count)
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -60,4 +61,26 @@ func testSearchMatchAndIndex(t *testing.T, s store.Store) {
 		q.AfterID = page[len(page)-1].ID
 	}
 	require.Equal(t, want, walked)
+
+	// Backwards from the end: each page is the last Count before its
+	// successor's first id, still in id order.
+	for _, match := range []func(store.Version) bool{q.Match, nil} {
+		back := store.SearchQuery{Type: "Patient", Index: q.Index, Match: match, Count: 3, BeforeID: "zz"}
+		all, err := s.Search(ctx, store.SearchQuery{Type: "Patient", Index: q.Index, Match: match})
+		require.NoError(t, err)
+		var pages [][]string
+		for {
+			page, err := s.Search(ctx, back)
+			require.NoError(t, err)
+			require.True(t, slices.IsSortedFunc(page, func(a, b store.Version) int { return strings.Compare(a.ID, b.ID) }))
+			if len(page) == 0 {
+				break
+			}
+			pages = append(pages, ids(page))
+			back.BeforeID = page[0].ID
+		}
+		slices.Reverse(pages)
+		require.Equal(t, ids(all), slices.Concat(pages...), "backwards paging walks everything once")
+		require.Len(t, pages[len(pages)-1], 3, "the page nearest the start of the walk is full")
+	}
 }
