@@ -90,8 +90,8 @@ func (h *harness) searchAll(t *testing.T, tok string, cs []clause, count int) []
 }
 
 // walkPages follows links of one relation from path, checks that pages
-// with a further link are full, and returns every id in id order (pages
-// read backwards are put back in order) and the last page's path.
+// with a further link are full, and returns every id in result order
+// (pages read backwards are put back in order) and the last page's path.
 func (h *harness) walkPages(t *testing.T, tok, path, relation string, count int) ([]string, string) {
 	t.Helper()
 	var pages [][]string

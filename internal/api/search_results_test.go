@@ -88,3 +88,39 @@ func TestSearchIncludesAndTotals(t *testing.T) {
 		requireOutcome(t, h.request("GET", "/fhir/Observation?_summary=text", sys, ""), 400, "_summary")
 	})
 }
+
+// TestSearchSort: _sort orders by one or more parameters (- descending;
+// resources without a value last; ties by id), pages keep the order both
+// ways, and the total is known.
+func TestSearchSort(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok := h.token(allScopes)
+		for _, o := range []struct{ id, status, date string }{
+			{"a", "final", "2024-03-01"}, {"b", "amended", "2024-01-01T10:00:00Z"}, {"c", "final", ""},
+			{"d", "amended", "2024-02"}, {"e", "final", "2023-12-31T23:00:00-02:00"},
+		} {
+			date := ""
+			if o.date != "" {
+				date = `,"effectiveDateTime":"` + o.date + `"`
+			}
+			r := h.request("PUT", "/fhir/Observation/"+o.id, tok, `{"resourceType":"Observation","id":"`+o.id+`","status":"`+o.status+`","code":{"text":"x"}`+date+`}`)
+			require.Less(t, r.status, 300, string(r.body))
+		}
+		walk := func(query string) []string {
+			ids, last := h.walkPages(t, tok, "/fhir/Observation?"+query, "next", 2)
+			back, _ := h.walkPages(t, tok, last, "previous", 2)
+			require.Equal(t, ids, back, "previous links walk the same order back")
+			return ids
+		}
+		require.Equal(t, []string{"a", "d", "b", "e", "c"}, walk("_sort=-date&_count=2"))
+		require.Equal(t, []string{"e", "b", "d", "a", "c"}, walk("_sort=date&_count=2"))
+		require.Equal(t, []string{"d", "b", "a", "e", "c"}, walk("_sort=status,-date&_count=2"))
+		require.Equal(t, []string{"a", "e", "c"}, walk("_sort=-date&status=final&_count=2"))
+		r := h.request("GET", "/fhir/Observation?_sort=-_lastUpdated&_count=1", tok, "")
+		require.EqualValues(t, 5, r.json(t)["total"])
+		require.Equal(t, []string{"e"}, entryIDs(t, r))
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_sort=colour", tok, ""), 400, "_sort")
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_sort=date&_offset=x", tok, ""), 400, "_offset")
+	})
+}

@@ -88,6 +88,9 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 		return nil, err
 	}
 	q.Patient = patient
+	if len(opts.sort) > 0 {
+		return s.sortedSearchset(ctx, r, p, typ, q, applied, opts)
+	}
 	return s.searchset(ctx, r, p, typ, q, applied, opts)
 }
 

@@ -17,7 +17,7 @@ const maxRevIncludes = 1000
 
 // resultOptionParams shape a search's answer rather than select resources.
 var resultOptionParams = map[string]bool{
-	"_total": true, "_summary": true,
+	"_total": true, "_summary": true, "_sort": true, offsetParam: true,
 	"_include": true, "_revinclude": true, "_include:iterate": true, "_revinclude:iterate": true,
 }
 
@@ -27,6 +27,8 @@ type results struct {
 	summaryCount bool
 	includes     []include // _include, then _include:iterate
 	revincludes  []include
+	sort         []sortKey
+	offset       int // with sort: the page's position
 }
 
 // include is "Source:param[:Target]": the references param of Source
@@ -40,6 +42,13 @@ type include struct {
 // records them in applied (for the links).
 func parseResults(typ string, params, applied url.Values) (results, error) {
 	var r results
+	var err error
+	if r.sort, err = parseSort(typ, params, applied); err != nil {
+		return r, err
+	}
+	if r.offset, err = parseOffset(params.Get(offsetParam)); err != nil {
+		return r, err
+	}
 	for _, v := range params["_total"] {
 		switch v {
 		case "none":
