@@ -76,6 +76,13 @@ func (s *Server) search(c *gin.Context) {
 	s.respondBundle(c, b, err)
 }
 
+// compartmentSearch is GET /Patient/{id}/{type}; it shares the route of
+// instance operations (GET /{type}/{id}/{op}).
+func (s *Server) compartmentSearch(c *gin.Context) {
+	b, err := s.opts.Resources.CompartmentSearch(c.Request.Context(), principal(c), c.Param("id"), c.Param("op"), c.Request.URL.Query(), strictHandling(c))
+	s.respondBundle(c, b, err)
+}
+
 // searchPost is search with the parameters in a form body, as FHIR allows.
 func (s *Server) searchPost(c *gin.Context) {
 	if mt := c.ContentType(); mt != "application/x-www-form-urlencoded" && mt != "" {

@@ -124,3 +124,31 @@ func TestSearchSort(t *testing.T) {
 		requireOutcome(t, h.request("GET", "/fhir/Observation?_sort=date&_offset=x", tok, ""), 400, "_offset")
 	})
 }
+
+// TestCompartmentSearch: GET /Patient/{id}/{type} searches the resources
+// whose subject or patient is that patient, with every search parameter;
+// a patient/ token reaches only its own compartment.
+func TestCompartmentSearch(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		sys := h.token(allScopes)
+		for _, put := range []struct{ path, body string }{
+			{"/fhir/Observation/o1", `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`},
+			{"/fhir/Observation/o2", `{"resourceType":"Observation","id":"o2","status":"amended","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`},
+			{"/fhir/Observation/o3", `{"resourceType":"Observation","id":"o3","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p2"}}`},
+		} {
+			r := h.request("PUT", put.path, sys, put.body)
+			require.Less(t, r.status, 300, string(r.body))
+		}
+		require.Equal(t, []string{"o1", "o2"}, entryIDs(t, h.request("GET", "/fhir/Patient/p1/Observation", sys, "")))
+		r := h.request("GET", "/fhir/Patient/p1/Observation?status=final", sys, "")
+		require.Equal(t, []string{"o1"}, entryIDs(t, r))
+		require.Contains(t, string(r.body), h.base+"/Patient/p1/Observation?", "links stay in the compartment")
+		require.Equal(t, []string{"o3"}, entryIDs(t, h.request("GET", "/fhir/Patient/p2/Observation", sys, "")))
+
+		p2 := h.token("patient/*.rs", forPatient("p2"))
+		require.Equal(t, []string{"o3"}, entryIDs(t, h.request("GET", "/fhir/Patient/p2/Observation", p2, "")))
+		require.Empty(t, entryIDs(t, h.request("GET", "/fhir/Patient/p1/Observation", p2, "")))
+		requireOutcome(t, h.request("GET", "/fhir/Patient/p1/Nothing", sys, ""), 404, "")
+	})
+}

@@ -31,7 +31,23 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, par
 	return s.search(ctx, s.store, p, typ, params, strict)
 }
 
+// CompartmentSearch is Search within Patient/patient's compartment
+// (GET /Patient/{id}/{type}): the resources whose subject or patient is
+// that patient, as the compartment of patient/ tokens.
+func (s *Service) CompartmentSearch(ctx context.Context, p *auth.Principal, patient, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	if err := checkTypeID("Patient", patient); err != nil {
+		return nil, err
+	}
+	return s.searchIn(ctx, s.store, p, typ, patient, params, strict)
+}
+
 func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	return s.searchIn(ctx, r, p, typ, "", params, strict)
+}
+
+// searchIn searches typ, within a patient's compartment when compartment
+// is set.
+func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal, typ, compartment string, params url.Values, strict bool) (*fhir.Bundle, error) {
 	if !fhir.IsResourceType(typ) {
 		return nil, unknownType(typ)
 	}
@@ -88,21 +104,33 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 		return nil, err
 	}
 	q.Patient = patient
-	if len(opts.sort) > 0 {
-		return s.sortedSearchset(ctx, r, p, typ, q, applied, opts)
+	path := typ
+	if compartment != "" {
+		path = "Patient/" + compartment + "/" + typ
+		if patient != "" && patient != compartment {
+			// Another patient's compartment: nothing this token may see.
+			b := fhir.NewBundle("searchset", s.now())
+			b.Total = ptr(0)
+			b.Link = []fhir.BundleLink{{Relation: "self", URL: s.link(path, applied, q.Count, cursorParam, "")}}
+			return b, nil
+		}
+		q.Patient = compartment
 	}
-	return s.searchset(ctx, r, p, typ, q, applied, opts)
+	if len(opts.sort) > 0 {
+		return s.sortedSearchset(ctx, r, p, path, q, applied, opts)
+	}
+	return s.searchset(ctx, r, p, path, q, applied, opts)
 }
 
 // searchset runs q and builds the page: matches, included resources,
 // total and links that keep every applied parameter.
-func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal, typ string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
+func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	b := fhir.NewBundle("searchset", s.now())
 	limit := q.Count
 	if q.BeforeID != "" {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, beforeParam, q.BeforeID)})
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, beforeParam, q.BeforeID)})
 	} else {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, cursorParam, q.AfterID)})
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, cursorParam, q.AfterID)})
 	}
 	if opts.total {
 		all := q
@@ -121,7 +149,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	if err != nil {
 		return nil, err
 	}
-	found = s.pageLinks(b, typ, applied, q, limit, found)
+	found = s.pageLinks(b, path, applied, q, limit, found)
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
 		b.Entry = append(b.Entry, fhir.BundleEntry{
@@ -140,7 +168,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 
 // pageLinks trims the one extra version a page was read with and adds the
 // next and previous links it implies.
-func (s *Service) pageLinks(b *fhir.Bundle, typ string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) []store.Version {
+func (s *Service) pageLinks(b *fhir.Bundle, path string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) []store.Version {
 	more := len(found) > limit // beyond the page, in the direction it was read
 	switch {
 	case more && q.BeforeID != "":
@@ -153,10 +181,10 @@ func (s *Service) pageLinks(b *fhir.Bundle, typ string, applied url.Values, q st
 	}
 	first, last := found[0].ID, found[len(found)-1].ID
 	if (more && q.BeforeID != "") || q.AfterID != "" {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.link(typ, applied, limit, beforeParam, first)})
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.link(path, applied, limit, beforeParam, first)})
 	}
 	if (more && q.BeforeID == "") || q.BeforeID != "" {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(typ, applied, limit, cursorParam, last)})
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(path, applied, limit, cursorParam, last)})
 	}
 	if !more && q.AfterID == "" && q.BeforeID == "" && b.Total == nil {
 		b.Total = ptr(len(found)) // everything is on this page: the total is free
@@ -243,9 +271,10 @@ func (s *Service) historyEntry(v store.Version) fhir.BundleEntry {
 // FullURL is the absolute URL of a resource on this server.
 func (s *Service) fullURL(typ, id string) string { return s.baseURL + "/" + typ + "/" + id }
 
-// link is a page's URL: the applied parameters, _count and the paging
-// position (cursorParam or beforeParam; none for the first page).
-func (s *Service) link(typ string, applied url.Values, count int, position, id string) string {
+// link is a page's URL below the base (path: "Observation" or
+// "Patient/1/Observation"): the applied parameters, _count and the paging
+// position (cursorParam, beforeParam or offsetParam; none for the first page).
+func (s *Service) link(path string, applied url.Values, count int, position, id string) string {
 	v := url.Values{}
 	for k, vs := range applied {
 		v[k] = vs
@@ -254,7 +283,7 @@ func (s *Service) link(typ string, applied url.Values, count int, position, id s
 	if id != "" {
 		v.Set(position, id)
 	}
-	return s.baseURL + "/" + typ + "?" + v.Encode()
+	return s.baseURL + "/" + path + "?" + v.Encode()
 }
 
 // parseSearch turns query parameters into a store query and the parameters

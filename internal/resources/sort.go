@@ -53,7 +53,7 @@ func parseOffset(v string) (int, error) {
 
 // sortedSearchset answers a search with _sort: every match is read,
 // sorted by the keys (then by id) and the page cut at offset.
-func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Principal, typ string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
+func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	limit := q.Count
 	q.Count, q.AfterID, q.BeforeID = 0, "", ""
 	found, err := r.Search(ctx, q)
@@ -63,15 +63,15 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	sortVersions(found, opts.sort)
 	b := fhir.NewBundle("searchset", s.now())
 	b.Total = ptr(len(found))
-	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.offsetLink(typ, applied, limit, opts.offset)})
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.offsetLink(path, applied, limit, opts.offset)})
 	if opts.summaryCount {
 		return b, nil
 	}
 	if opts.offset > 0 {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.offsetLink(typ, applied, limit, max(0, opts.offset-limit))})
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.offsetLink(path, applied, limit, max(0, opts.offset-limit))})
 	}
 	if opts.offset+limit < len(found) {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(typ, applied, limit, opts.offset+limit)})
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, opts.offset+limit)})
 	}
 	page := found[min(opts.offset, len(found)):min(opts.offset+limit, len(found))]
 	for _, v := range page {
@@ -85,12 +85,12 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	return b, nil
 }
 
-func (s *Service) offsetLink(typ string, applied url.Values, count, offset int) string {
+func (s *Service) offsetLink(path string, applied url.Values, count, offset int) string {
 	pos := ""
 	if offset > 0 {
 		pos = strconv.Itoa(offset)
 	}
-	return s.link(typ, applied, count, offsetParam, pos)
+	return s.link(path, applied, count, offsetParam, pos)
 }
 
 // sortVersions orders vs by the keys, ties (and absent values, last) by id.
