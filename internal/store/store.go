@@ -100,6 +100,10 @@ type Tx interface {
 	// when none exists; the lock still serialises concurrent creators as far
 	// as the implementation can, otherwise Put reports ErrConflict).
 	Lock(ctx context.Context, typ, id string) (Version, error)
+	// LockKey serialises the transactions that take the same key until they
+	// end (e.g. conditional creates with the same condition); a transaction
+	// that waited sees what the others committed.
+	LockKey(ctx context.Context, key string) error
 	// Put appends v as the resource's newest version. v.VersionID must be
 	// exactly one more than the current version (1 for a new resource);
 	// otherwise Put returns ErrConflict and writes nothing. LastUpdated is

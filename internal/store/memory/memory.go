@@ -182,6 +182,9 @@ func (t *tx) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, 
 	return search(t.s.db.versions, t.pending, q), nil
 }
 
+// LockKey has nothing to do: write transactions already run one at a time.
+func (t *tx) LockKey(ctx context.Context, key string) error { return ctx.Err() }
+
 func (t *tx) Put(ctx context.Context, v store.Version) error {
 	k := key{v.Type, v.ID}
 	if int64(len(t.all(k)))+1 != v.VersionID {

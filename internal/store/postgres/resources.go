@@ -323,6 +323,16 @@ const (
 	lockAdvisorySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1::text || '/' || $2::text, 0))`
 )
 
+// LockKey: a transaction-scoped advisory lock on the key (with the schema,
+// as for Lock). Transactions read committed data afresh in each statement,
+// so one that waited sees what the holder committed.
+const lockKeySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/key/' || $1::text, 0))`
+
+func (t *tx) LockKey(ctx context.Context, key string) error {
+	_, err := t.q.Exec(ctx, lockKeySQL, key)
+	return wrap("lock key", err)
+}
+
 func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 	op := "lock " + typ + "/" + id
 	v, err := queryOne(ctx, t.q, lockSQL, typ, id)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -83,4 +84,41 @@ func testSearchMatchAndIndex(t *testing.T, s store.Store) {
 		require.Equal(t, ids(all), slices.Concat(pages...), "backwards paging walks everything once")
 		require.Len(t, pages[len(pages)-1], 3, "the page nearest the start of the walk is full")
 	}
+}
+
+// testLockKeySerialisesCheckThenCreate: transactions that take the same
+// key, then look for a resource and create one only when none exists,
+// create exactly one between them (what conditional create relies on).
+func testLockKeySerialisesCheckThenCreate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 16
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			<-start
+			errs <- s.InTx(ctx, func(tx store.Tx) error {
+				if err := tx.LockKey(ctx, "Device?identifier=x"); err != nil {
+					return err
+				}
+				found, err := tx.Search(ctx, store.SearchQuery{Type: "Device"})
+				if err != nil || len(found) > 0 {
+					return err
+				}
+				return tx.Put(ctx, ver("Device", fmt.Sprintf("d%02d", i), 1))
+			})
+		}()
+	}
+	close(start)
+	for range n {
+		select {
+		case err := <-errs:
+			require.NoError(t, err)
+		case <-time.After(waitLimit):
+			t.Fatal("a transaction did not finish")
+		}
+	}
+	found, err := s.Search(ctx, store.SearchQuery{Type: "Device"})
+	require.NoError(t, err)
+	require.Len(t, found, 1)
 }

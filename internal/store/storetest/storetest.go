@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchPaging", testSearchPaging},
 		{"SearchCombined", testSearchCombined},
 		{"SearchMatchAndIndex", testSearchMatchAndIndex},
+		{"LockKeySerialisesCheckThenCreate", testLockKeySerialisesCheckThenCreate},
 		{"BodyBytesExact", testBodyBytesExact},
 		{"LastUpdatedMilliseconds", testLastUpdatedMilliseconds},
 		// subscriptions.go
