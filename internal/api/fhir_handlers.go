@@ -20,8 +20,38 @@ func (s *Server) create(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if h := c.GetHeader("If-None-Exist"); h != "" {
+		condition, err := fhir.ParseParams(strings.TrimPrefix(h, "?"), s.opts.ParamLimits)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		res, err := s.opts.Resources.ConditionalCreate(c.Request.Context(), principal(c), c.Param("type"), body, condition)
+		s.respondWrite(c, res, err)
+		return
+	}
 	res, err := s.opts.Resources.Create(c.Request.Context(), principal(c), c.Param("type"), body)
 	s.respondWrite(c, res, err)
+}
+
+// conditionalUpdate is PUT /{type}?query.
+func (s *Server) conditionalUpdate(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Resources.ConditionalUpdate(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), body, c.GetHeader("If-Match"))
+	s.respondWrite(c, res, err)
+}
+
+// conditionalDelete is DELETE /{type}?query.
+func (s *Server) conditionalDelete(c *gin.Context) {
+	_, err := s.opts.Resources.ConditionalDelete(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), c.GetHeader("If-Match"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func (s *Server) update(c *gin.Context) {

@@ -73,7 +73,11 @@ func (s *Server) capabilityStatement() []byte {
 			Versioning:   ptr(models.ResourceVersionPolicyVersionedUpdate),
 			ReadHistory:  ptr(true),
 			UpdateCreate: ptr(slices.Contains(typeInteractions, "update")),
-			SearchParam:  searchParams(typ),
+			// Served by create's If-None-Exist and the PUT and DELETE routes on the type.
+			ConditionalCreate: ptr(true),
+			ConditionalUpdate: ptr(true),
+			ConditionalDelete: ptr(models.ConditionalDeleteStatusSingle),
+			SearchParam:       searchParams(typ),
 		}
 		if typ == "Subscription" {
 			s.describeSubscriptions(&res)
@@ -131,6 +135,9 @@ var subscriptionSearchParams = []struct{ name, typ, definition string }{
 // parameters and every active topic canonical to the Subscription entry.
 func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResource) {
 	res.SupportedProfile = []string{fhir.ProfileSubscription}
+	// Subscriptions are owner-isolated by their rules; conditions do not apply.
+	res.ConditionalCreate, res.ConditionalUpdate = ptr(false), ptr(false)
+	res.ConditionalDelete = ptr(models.ConditionalDeleteStatusNotSupported)
 	// The rules' own parameters replace the generic ones of the same name.
 	params := slices.DeleteFunc(slices.Clone(res.SearchParam), func(sp models.CapabilityStatementRestResourceSearchParam) bool {
 		return slices.ContainsFunc(subscriptionSearchParams, func(p struct{ name, typ, definition string }) bool { return p.name == sp.Name })

@@ -40,6 +40,9 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/fhir/:type/_history", interactions: []string{"history-type"}, handlers: with(s.typeHistory)},
 		{method: "POST", path: "/fhir/:type/_search", handlers: with(s.searchPost)},
 		{method: "POST", path: "/fhir/:type", interactions: []string{"create"}, handlers: with(s.create)},
+		// Conditional update and delete (the CapabilityStatement says so beside update and delete).
+		{method: "PUT", path: "/fhir/:type", handlers: with(s.conditionalUpdate)},
+		{method: "DELETE", path: "/fhir/:type", handlers: with(s.conditionalDelete)},
 		{method: "GET", path: "/fhir/:type/:id", interactions: []string{"read"}, handlers: with(s.read)},
 		{method: "PUT", path: "/fhir/:type/:id", interactions: []string{"update"}, handlers: with(s.update)},
 		{method: "DELETE", path: "/fhir/:type/:id", interactions: []string{"delete"}, handlers: with(s.delete)},
