@@ -148,3 +148,33 @@ func TestConditionalNotOnSubscriptions(t *testing.T) {
 	tok := h.token(allScopes)
 	requireOutcome(t, h.request("DELETE", "/fhir/Subscription?status=active", tok, ""), 400, "not supported on Subscription")
 }
+
+// TestConditionalEntries: a transaction's ifNoneExist POST that matches
+// answers 200 with the existing resource and its urn:uuid fullUrl refers to
+// it in other entries; conditional PUT and DELETE URLs work in Bundles.
+func TestConditionalEntries(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok := h.token(allScopes)
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"fullUrl":"` + patientURN + `","resource":` + patientX + `,"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:mrn|x"}},
+			{"resource":{"resourceType":"Observation","status":"final","code":{"text":"w"},"subject":{"reference":"` + patientURN + `"}},"request":{"method":"POST","url":"Observation"}}]}`
+		b1, _ := h.postBundle(t, tok, tx, "transaction-response")
+		require.Equal(t, "201 Created", b1.Entry[0].Response.Status)
+		b2, _ := h.postBundle(t, tok, tx, "transaction-response")
+		require.Equal(t, "200 OK", b2.Entry[0].Response.Status)
+		require.Equal(t, b1.Entry[0].Response.Location, b2.Entry[0].Response.Location)
+		id := resourceField(t, b1.Entry[0].Resource, "id").(string)
+		require.Equal(t, "Patient/"+id, resourceField(t, b2.Entry[1].Resource, "subject", "reference"))
+		require.Equal(t, 1, h.count("Patient"))
+		require.Equal(t, 2, h.count("Observation"))
+
+		batch := `{"resourceType":"Bundle","type":"batch","entry":[
+			{"resource":` + strings.Replace(patientX, "true", "false", 1) + `,"request":{"method":"PUT","url":"Patient?identifier=urn:mrn|x"}},
+			{"request":{"method":"DELETE","url":"Observation?subject=Patient/` + id + `"}}]}`
+		b3, _ := h.postBundle(t, tok, batch, "batch-response")
+		require.Equal(t, "200 OK", b3.Entry[0].Response.Status)
+		require.Equal(t, "Patient/"+id+"/_history/2", b3.Entry[0].Response.Location)
+		require.Equal(t, "412 Precondition Failed", b3.Entry[1].Response.Status, "two Observations match")
+	})
+}
