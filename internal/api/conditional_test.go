@@ -178,3 +178,24 @@ func TestConditionalEntries(t *testing.T) {
 		require.Equal(t, "412 Precondition Failed", b3.Entry[1].Response.Status, "two Observations match")
 	})
 }
+
+// TestConditionalRead: If-None-Match with the current ETag and
+// If-Modified-Since at or after the last change answer 304 without a body.
+func TestConditionalRead(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	tok := h.token(allScopes)
+	r := h.request("PUT", "/fhir/Patient/a", tok, `{"resourceType":"Patient","id":"a"}`)
+	require.Equal(t, 201, r.status)
+	etag, modified := r.header.Get("ETag"), r.header.Get("Last-Modified")
+
+	for _, hdr := range []string{"If-None-Match: " + etag, `If-None-Match: "1"`, `If-None-Match: W/"7", ` + etag, "If-Modified-Since: " + modified} {
+		r := h.request("GET", "/fhir/Patient/a", tok, "", hdr)
+		require.Equal(t, 304, r.status, hdr)
+		require.Empty(t, r.body)
+		require.Equal(t, etag, r.header.Get("ETag"))
+	}
+	for _, hdr := range []string{`If-None-Match: W/"2"`, "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT"} {
+		require.Equal(t, 200, h.request("GET", "/fhir/Patient/a", tok, "", hdr).status, hdr)
+	}
+}

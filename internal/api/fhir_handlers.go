@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -78,7 +79,28 @@ func (s *Server) read(c *gin.Context) {
 		return
 	}
 	v, err := s.opts.Resources.Read(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"))
+	if err == nil && notModified(c, v) {
+		versionHeaders(c, v)
+		c.Status(http.StatusNotModified)
+		return
+	}
 	s.respondVersion(c, v, err)
+}
+
+// notModified applies If-None-Match (the version's ETag, weak comparison,
+// or *) and, without it, If-Modified-Since (RFC 9110 §13.1.3).
+func notModified(c *gin.Context, v store.Version) bool {
+	if inm := c.GetHeader("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == "*" || tag == strings.TrimPrefix(fhir.ETag(v.VersionID), "W/") {
+				return true
+			}
+		}
+		return false
+	}
+	since, err := http.ParseTime(c.GetHeader("If-Modified-Since"))
+	return err == nil && !v.LastUpdated.Truncate(time.Second).After(since)
 }
 
 func (s *Server) vread(c *gin.Context) {
