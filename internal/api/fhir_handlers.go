@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -53,6 +54,20 @@ func (s *Server) conditionalDelete(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// patch is PATCH /{type}/{id} with a JSON Patch (application/json-patch+json).
+func (s *Server) patch(c *gin.Context) {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json-patch+json" {
+		writeError(c, fhir.Errorf(fhir.KindUnsupportedMedia, "PATCH takes a JSON Patch (Content-Type: application/json-patch+json)"))
+		return
+	}
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Resources.Patch(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"), body, c.GetHeader("If-Match"))
+	s.respondWrite(c, res, err)
 }
 
 func (s *Server) update(c *gin.Context) {

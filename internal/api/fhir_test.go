@@ -238,7 +238,7 @@ func TestErrors(t *testing.T) {
 			{"unknown type read", "GET", "/fhir/Foo/1", "", nil, 404, "resource type"},
 			{"unknown resource", "GET", "/fhir/Patient/nope", "", nil, 404, "not known"},
 			{"unknown route", "GET", "/nowhere", "", nil, 404, ""},
-			{"method not allowed", "PATCH", "/fhir/Patient/a", `{}`, nil, 405, "PATCH"},
+			{"method not allowed", "PATCH", "/fhir/Patient", `{}`, nil, 405, "PATCH"},
 			{"XML body", "POST", "/fhir/Patient", `<Patient/>`, []string{"Content-Type: application/fhir+xml"}, 415, "Content-Type"},
 			{"form body", "POST", "/fhir/Patient", `a=b`, []string{"Content-Type: application/x-www-form-urlencoded"}, 415, ""},
 			{"wrong fhirVersion", "POST", "/fhir/Patient", `{"resourceType":"Patient"}`, []string{"Content-Type: application/fhir+json; fhirVersion=4.3"}, 415, "fhirVersion"},

@@ -82,7 +82,7 @@ func TestCapabilityStatement(t *testing.T) {
 	for _, res := range rest.Resource {
 		types = append(types, res.Type)
 		require.ElementsMatch(t,
-			[]string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"},
+			[]string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"},
 			codes(res.Interaction), res.Type)
 		require.Equal(t, "versioned-update", res.Versioning, res.Type)
 		require.True(t, res.ReadHistory, res.Type)
@@ -120,18 +120,20 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 		calls := map[string]struct {
 			method, path, body string
 			status             int
+			headers            []string
 		}{
-			"create":           {"POST", "/fhir/Patient", `{"resourceType":"Patient"}`, 201},
-			"read":             {"GET", p, "", 200},
-			"vread":            {"GET", p + "/_history/1", "", 200},
-			"update":           {"PUT", p, body("true"), 200},
-			"history-instance": {"GET", p + "/_history", "", 200},
-			"history-type":     {"GET", "/fhir/Patient/_history", "", 200},
-			"history-system":   {"GET", "/fhir/_history", "", 200},
-			"search-type":      {"GET", "/fhir/Patient?_id=" + id, "", 200},
-			"delete":           {"DELETE", p, "", 204},
-			"transaction":      {"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/` + id + `"},"resource":` + body("false") + `}]}`, 200},
-			"batch":            {"POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + id + `"}}]}`, 200},
+			"create":           {"POST", "/fhir/Patient", `{"resourceType":"Patient"}`, 201, nil},
+			"read":             {"GET", p, "", 200, nil},
+			"vread":            {"GET", p + "/_history/1", "", 200, nil},
+			"update":           {"PUT", p, body("true"), 200, nil},
+			"history-instance": {"GET", p + "/_history", "", 200, nil},
+			"history-type":     {"GET", "/fhir/Patient/_history", "", 200, nil},
+			"patch":            {"PATCH", p, `[{"op":"add","path":"/gender","value":"other"}]`, 200, []string{"Content-Type: application/json-patch+json"}},
+			"history-system":   {"GET", "/fhir/_history", "", 200, nil},
+			"search-type":      {"GET", "/fhir/Patient?_id=" + id, "", 200, nil},
+			"delete":           {"DELETE", p, "", 204, nil},
+			"transaction":      {"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/` + id + `"},"resource":` + body("false") + `}]}`, 200, nil},
+			"batch":            {"POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + id + `"}}]}`, 200, nil},
 		}
 		cs := h.capabilities(t)
 		claimed := codes(cs.Rest[0].Interaction)
@@ -153,7 +155,7 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 		for _, code := range claimed {
 			c, ok := calls[code]
 			require.True(t, ok, "the statement claims %q, which this test does not know how to call", code)
-			r := h.request(c.method, c.path, tok, c.body)
+			r := h.request(c.method, c.path, tok, c.body, c.headers...)
 			require.Equal(t, c.status, r.status, "%s: %s %s: %s", code, c.method, c.path, r.body)
 			if c.status != 204 {
 				require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"), code)
@@ -170,7 +172,6 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 		// and what is not claimed is not served
 		for _, c := range []struct{ name, method, path string }{
 			{"search-system", "GET", "/fhir?_id=" + id},
-			{"patch", "PATCH", p},
 		} {
 			r := h.request(c.method, c.path, tok, "")
 			require.GreaterOrEqual(t, r.status, 400, "%s is not claimed but answered %d", c.name, r.status)

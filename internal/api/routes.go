@@ -46,6 +46,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/fhir/:type/:id", interactions: []string{"read"}, handlers: with(s.read)},
 		{method: "PUT", path: "/fhir/:type/:id", interactions: []string{"update"}, handlers: with(s.update)},
 		{method: "DELETE", path: "/fhir/:type/:id", interactions: []string{"delete"}, handlers: with(s.delete)},
+		{method: "PATCH", path: "/fhir/:type/:id", interactions: []string{"patch"}, handlers: with(s.patch)},
 		{method: "GET", path: "/fhir/:type/:id/_history", interactions: []string{"history-instance"}, handlers: with(s.history)},
 		// Operations: /Subscription/$status (type level; gin sees "$status" as the id) and
 		// /Subscription/{id}/$status|$events. Reads of ids starting with "$" are operations.
