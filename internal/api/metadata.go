@@ -64,6 +64,7 @@ func (s *Server) capabilityStatement() []byte {
 			Description: ptr("Bearer JWT (SMART on FHIR v1/v2 scopes) on every request except this CapabilityStatement."),
 		},
 	}
+	rest.Security.Extension = s.oauthURIs()
 	for _, code := range systemInteractions {
 		rest.Interaction = append(rest.Interaction, models.CapabilityStatementRestInteraction{Code: enum[models.SystemRestfulInteraction](code)})
 	}
@@ -159,4 +160,19 @@ func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResour
 	for _, t := range s.opts.Topics.Active() {
 		res.Extension = append(res.Extension, models.Extension{Url: fhir.ExtTopicCanonical, ValueCanonical: ptr(t.Canonical())})
 	}
+}
+
+// oauthURIs is SMART's oauth-uris extension (the endpoints of
+// /.well-known/smart-configuration, for clients that read them here), when
+// configured.
+func (s *Server) oauthURIs() []models.Extension {
+	sm := s.opts.SMART
+	if sm.TokenEndpoint == "" {
+		return nil
+	}
+	uris := []models.Extension{{Url: "token", ValueUri: ptr(sm.TokenEndpoint)}}
+	if sm.AuthorizationEndpoint != "" {
+		uris = append(uris, models.Extension{Url: "authorize", ValueUri: ptr(sm.AuthorizationEndpoint)})
+	}
+	return []models.Extension{{Url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", Extension: uris}}
 }

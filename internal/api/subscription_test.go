@@ -35,7 +35,7 @@ type subHarness struct {
 	keys *secrets.Keyring
 }
 
-func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
+func setupSubscriptions(t *testing.T, st store.Store, opts ...option) *subHarness {
 	t.Helper()
 	ctx := context.Background()
 	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
@@ -50,13 +50,13 @@ func setupSubscriptions(t *testing.T, st store.Store) *subHarness {
 	}
 	ops := &subscription.Operations{Store: st, Topics: lib}
 	pub := &publish.Publisher{Topics: lib}
-	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
+	h := setup(t, st, append([]option{func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib
 		o.Operations = ops
 		rc.Rules = rules
 		rc.OnWrite = []resources.WriteHook{pub.Hook}
 		rc.Virtual = map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}}
-	})
+	}}, opts...)...)
 	ops.BaseURL = h.base
 	pub.BaseURL = h.base // known once the server listens; before any request
 	return &subHarness{harness: h, keys: keys}
