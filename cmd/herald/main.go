@@ -112,6 +112,17 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		"Subscription":      subscriptionRules,
 	}})
 
+	if pg, ok := st.(*postgres.Store); ok {
+		// Searches trust the index: resources written without keys get them first.
+		n, err := pg.Reindex(ctx, svc.IndexKeysOf)
+		if err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+		if n > 0 {
+			log.Info("search index: indexed resources written without keys", "resources", n)
+		}
+	}
+
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
 		Store: st, Rules: subscriptionRules, Topics: library, BaseURL: cfg.BaseURL,

@@ -138,7 +138,7 @@ func (s *Service) conditionMatches(ctx context.Context, tx store.Tx, p *auth.Pri
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindForbidden, "%s is a search: the token's scopes do not permit search on %s", what, typ)
 	}
-	q, _, err := parseSearch(typ, s.baseURL, condition, true)
+	q, _, err := s.parseSearch(typ, condition, true)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 			params = withIDs(params, ids)
 		}
 	}
-	q, applied, err := parseSearch(typ, s.baseURL, params, strict)
+	q, applied, err := s.parseSearch(typ, params, strict)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +288,8 @@ func (s *Service) link(path string, applied url.Values, count int, position, id 
 
 // parseSearch turns query parameters into a store query and the parameters
 // that were applied (for the self link).
-func parseSearch(typ, base string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+	base := s.baseURL
 	q := store.SearchQuery{Type: typ}
 	applied := url.Values{}
 	var criteria []string // the matcher's clauses, re-encoded
@@ -354,7 +355,11 @@ func parseSearch(typ, base string, params url.Values, strict bool) (store.Search
 			return q, nil, fhir.Errorf(fhir.KindInvalid, "%s", err)
 		}
 		q.Index = c.IndexTerms(base)
-		q.Match = matcher(c, base)
+		// Every version the service writes carries its keys; types with rules
+		// also get versions written elsewhere (seeds, status changes) without.
+		if s.rulesFor(typ) != nil || !c.IndexDecides(base) {
+			q.Match = matcher(c, base)
+		}
 	}
 	return q, applied, nil
 }
@@ -383,6 +388,16 @@ func (s *Service) indexKeys(r *fhir.Resource) []string {
 		return keys
 	}
 	return []string{}
+}
+
+// IndexKeysOf computes the search index keys of a stored version (for a
+// store re-indexing what was written without keys).
+func (s *Service) IndexKeysOf(v store.Version) []string {
+	r, err := search.NewResource(v.Body)
+	if err != nil {
+		return nil
+	}
+	return r.WithBase(s.baseURL).IndexKeys()
 }
 
 // matcher is the search matcher as a store filter: REST search returns

@@ -168,3 +168,31 @@ func (cl *clause) indexTerm(typ, base string) ([]string, bool) {
 	}
 	return keys, len(keys) > 0
 }
+
+// IndexDecides reports whether c's index terms decide it alone: every
+// clause is a plain code (no system) of a token parameter or a local
+// reference, whose key a resource holds exactly when the clause matches it.
+// A store may then answer from the index without the matcher, for
+// resources whose keys it has.
+func (c *Criteria) IndexDecides(base string) bool {
+	for i := range c.clauses {
+		if !c.clauses[i].indexDecides(c.resourceType, base) {
+			return false
+		}
+	}
+	return true
+}
+
+func (cl *clause) indexDecides(typ, base string) bool {
+	if _, ok := cl.indexTerm(typ, base); !ok {
+		return false
+	}
+	if cl.p.Type == TypeToken {
+		for _, t := range cl.tokens {
+			if t.hasBar {
+				return false // the key holds the code, not the system
+			}
+		}
+	}
+	return true // references: the key is the local type and id the matcher compares
+}

@@ -13,7 +13,7 @@ import (
 // a matching resource, not everything.
 func TestIndexTermsAreNecessary(t *testing.T) {
 	t.Parallel()
-	narrowed := 0
+	narrowed, decided := 0, 0
 	for file, cases := range matchCases {
 		r := load(t, file)
 		keys := r.IndexKeys()
@@ -25,6 +25,14 @@ func TestIndexTermsAreNecessary(t *testing.T) {
 			require.NoError(t, err)
 			terms := c.IndexTerms(examplesBase)
 			narrowed += len(terms)
+			if c.IndexDecides(examplesBase) {
+				holds := true
+				for _, term := range terms {
+					holds = holds && slices.ContainsFunc(term, func(k string) bool { return slices.Contains(keys, k) })
+				}
+				require.Equal(t, ok, holds, "%s?%s on %s: the index decides it, and must agree with the matcher", r.Type(), tc.query, file)
+				decided++
+			}
 			if !ok {
 				continue
 			}
@@ -35,6 +43,7 @@ func TestIndexTermsAreNecessary(t *testing.T) {
 		}
 	}
 	require.Greater(t, narrowed, 50, "the examples exercise indexed clauses")
+	require.Greater(t, decided, 20, "and clauses the index decides")
 }
 
 func TestIndexKeysOfAnEncounter(t *testing.T) {

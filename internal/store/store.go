@@ -174,7 +174,8 @@ type SearchQuery struct {
 	Patient string
 	// Index narrows by search index keys: a resource is kept when, for
 	// every inner list, it holds one of its keys (or its keys are unknown).
-	// It is only ever a necessary condition of Match, so a store may ignore it.
+	// With Match it is a necessary condition of Match; without, it decides
+	// (for resources whose keys are known).
 	Index [][]string
 	// Match, when set, keeps the resources it accepts (the search matcher).
 	Match func(Version) bool

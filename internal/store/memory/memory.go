@@ -196,7 +196,7 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	v.LastUpdated = v.LastUpdated.UTC()
 	v.Body = slices.Clone(v.Body)
 	v.Patients = slices.Clone(v.Patients)
-	v.Index = nil // the matcher answers searches here
+	v.Index = slices.Clone(v.Index)
 	t.pending[k] = append(t.pending[k], v)
 	return nil
 }
@@ -281,6 +281,11 @@ func matches(v store.Version, q store.SearchQuery) bool {
 	}
 	for _, r := range q.LastUpdated {
 		if !r.Contains(v.LastUpdated) {
+			return false
+		}
+	}
+	for _, keys := range q.Index {
+		if v.Index != nil && !slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(v.Index, k) }) {
 			return false
 		}
 	}
