@@ -42,9 +42,14 @@ func (g *generator) transaction(ctx context.Context, w *worker) outcome {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		return outcome{status: resp.StatusCode, err: clipBody(body)}
 	}
-	// The whole response (the written resources) is part of the latency.
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	// The whole response (the written resources) is part of the latency;
+	// its first entry names the Patient, for a search phase after.
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
 		return outcome{err: transportError(err)}
+	}
+	if id := patientFromResponse(body); id != "" {
+		g.records.add(id)
 	}
 	return outcome{status: resp.StatusCode}
 }
