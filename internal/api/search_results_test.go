@@ -161,3 +161,25 @@ func TestCompartmentSearch(t *testing.T) {
 		requireOutcome(t, h.request("GET", "/fhir/Patient/p1/Nothing", sys, ""), 404, "")
 	})
 }
+
+// TestSearchElements: _elements keeps resourceType, id, meta and the named
+// elements (a choice name keeps its typed forms), byte for byte, tags the
+// resource SUBSETTED and stays in the links.
+func TestSearchElements(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	tok := h.token(allScopes)
+	r := h.request("PUT", "/fhir/Observation/o1", tok, `{"resourceType":"Observation","id":"o1","status":"final","_status":{"extension":[{"url":"http://example.org/x","valueString":"y"}]},"code":{"text":"x"},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":1.50,"unit":"kg"}}`)
+	require.Equal(t, 201, r.status, string(r.body))
+	r = h.request("GET", "/fhir/Observation?_id=o1&_elements=status,value", tok, "")
+	require.Equal(t, 200, r.status, string(r.body))
+	body := string(r.body)
+	require.Contains(t, body, `"status":"final","_status":{"extension":[{"url":"http://example.org/x","valueString":"y"}]}`)
+	require.Contains(t, body, `"valueQuantity":{"value":1.50,"unit":"kg"}`)
+	require.Contains(t, body, `"SUBSETTED"`)
+	require.Contains(t, body, `"versionId":"1"`)
+	require.NotContains(t, body, `"subject"`)
+	require.NotContains(t, body, `"code":{"text"`)
+	require.Contains(t, body, "_elements=status%2Cvalue", "the self link keeps _elements")
+	requireOutcome(t, h.request("GET", "/fhir/Observation?_elements=a.b", tok, ""), 400, "_elements")
+}

@@ -152,11 +152,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	found = s.pageLinks(b, path, applied, q, limit, found)
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
-		b.Entry = append(b.Entry, fhir.BundleEntry{
-			FullURL:  s.fullURL(v.Type, v.ID),
-			Resource: v.Body,
-			Search:   &fhir.EntrySearch{Mode: "match"},
-		})
+		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
 	}
 	inc, err := s.included(ctx, r, p, opts, found)
 	if err != nil {

@@ -17,7 +17,7 @@ const maxRevIncludes = 1000
 
 // resultOptionParams shape a search's answer rather than select resources.
 var resultOptionParams = map[string]bool{
-	"_total": true, "_summary": true, "_sort": true, offsetParam: true,
+	"_total": true, "_summary": true, "_sort": true, offsetParam: true, "_elements": true,
 	"_include": true, "_revinclude": true, "_include:iterate": true, "_revinclude:iterate": true,
 }
 
@@ -28,7 +28,8 @@ type results struct {
 	includes     []include // _include, then _include:iterate
 	revincludes  []include
 	sort         []sortKey
-	offset       int // with sort: the page's position
+	offset       int      // with sort: the page's position
+	elements     []string // _elements: the matches carry only these
 }
 
 // include is "Source:param[:Target]": the references param of Source
@@ -47,6 +48,9 @@ func parseResults(typ string, params, applied url.Values) (results, error) {
 		return r, err
 	}
 	if r.offset, err = parseOffset(params.Get(offsetParam)); err != nil {
+		return r, err
+	}
+	if r.elements, err = parseElements(params, applied); err != nil {
 		return r, err
 	}
 	for _, v := range params["_total"] {
