@@ -133,13 +133,11 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, cursorParam, q.AfterID)})
 	}
 	if opts.total {
-		all := q
-		all.Count, all.AfterID, all.BeforeID = 0, "", ""
-		found, err := r.Search(ctx, all)
+		n, err := r.Count(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		b.Total = ptr(len(found))
+		b.Total = ptr(n)
 	}
 	if opts.summaryCount {
 		return b, nil

@@ -81,6 +81,9 @@ type Reader interface {
 	// Search returns the current, non-deleted versions of one type that
 	// match q, ordered by id.
 	Search(ctx context.Context, q SearchQuery) ([]Version, error)
+	// Count is how many resources Search would return without Count,
+	// AfterID and BeforeID.
+	Count(ctx context.Context, q SearchQuery) (int, error)
 	// Changes returns versions of many resources (type and system history),
 	// in history order: newest first, ties by type, id and version id
 	// descending. No version at all is an empty result, not ErrNotFound.

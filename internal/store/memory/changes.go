@@ -52,3 +52,15 @@ func changeMatches(v store.Version, q store.ChangesQuery) bool {
 	}
 	return q.After == nil || q.After.Before(store.PositionOf(v))
 }
+
+func (s *Store) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	vs, err := s.Search(ctx, q)
+	return len(vs), err
+}
+
+func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	vs, err := t.Search(ctx, q)
+	return len(vs), err
+}

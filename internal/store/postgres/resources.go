@@ -251,10 +251,21 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 const maxSearchBatch = 1024
 
 func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	sql, args := searchStatement(searchSQL, sq, true)
+	vs, err := queryMany(ctx, q, sql, args...)
+	if err != nil {
+		return nil, wrap("search "+sq.Type, err)
+	}
+	return vs, nil
+}
+
+// searchStatement appends sq's conditions to head (a SELECT … WHERE type =
+// $1 AND NOT deleted), and with paged its order and limit.
+func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
 	args[0] = sq.Type
-	b.WriteString(searchSQL)
+	b.WriteString(head)
 	// add appends a fragment whose %d verbs are the parameters vals.
 	add := func(fragment string, vals ...any) {
 		nums := make([]any, len(vals))
@@ -298,6 +309,9 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 			add(searchOutsideSQL, r.From, r.To)
 		}
 	}
+	if !paged {
+		return b.String(), args
+	}
 	if sq.BeforeID != "" {
 		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
 	} else {
@@ -306,11 +320,34 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 	if sq.Count > 0 {
 		add(searchLimitSQL, sq.Count)
 	}
-	vs, err := queryMany(ctx, q, b.String(), args...)
-	if err != nil {
-		return nil, wrap("search "+sq.Type, err)
+	return b.String(), args
+}
+
+const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted`
+
+// Count counts in SQL when the index decides; with a matcher every
+// candidate has to be matched.
+func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
+	sq.Count, sq.AfterID, sq.BeforeID = 0, "", ""
+	if sq.Match != nil {
+		vs, err := search(ctx, q, sq)
+		return len(vs), err
 	}
-	return vs, nil
+	sql, args := searchStatement(countSQL, sq, false)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, wrap("count "+sq.Type, err)
+	}
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	return n, wrap("count "+sq.Type, err)
+}
+
+func (s *Store) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	return count(ctx, s.pool, q)
+}
+
+func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	return count(ctx, t.q, q)
 }
 
 // Lock: a FOR UPDATE of the head row. When there is no row yet, creators are

@@ -60,6 +60,14 @@ func testSearchMatchAndIndex(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, want, ids(got), "the matcher decides; the index only narrows")
 
+	// Count counts what Search returns, whatever the paging.
+	n, err := s.Count(ctx, store.SearchQuery{Type: "Patient", Index: q.Index, Match: q.Match, Count: 1, AfterID: "p01"})
+	require.NoError(t, err)
+	require.Equal(t, len(want), n)
+	n, err = s.Count(ctx, store.SearchQuery{Type: "Patient", Index: [][]string{{"Patient.colour=c:red"}}, BeforeID: "p05"})
+	require.NoError(t, err)
+	require.Equal(t, len(byIndex), n)
+
 	var walked []string
 	q.Count = 3
 	for {
