@@ -9,7 +9,7 @@ import (
 )
 
 // Reindex gives live resources that have no search keys (written before
-// migration 00011, or by a writer that computes none) the keys that keys
+// migration 00012, or by a writer that computes none) the keys that keys
 // returns, in batches, and reports how many it indexed. A resource changed
 // meanwhile keeps the keys its new version was written with.
 const (
