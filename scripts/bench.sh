@@ -181,6 +181,7 @@ start_server() {
 		HERALD_AUTH_HS256_SECRET="$secret" \
 		HERALD_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
 		HERALD_LOG_LEVEL=warn \
+		HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT="${HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT:-100000}" \
 		${pprof_port:+HERALD_PPROF_ADDR=127.0.0.1:$pprof_port} \
 		"$bin" serve >"$server_log" 2>&1 8>&- 9>&- &
 	server_pid=$!

@@ -65,65 +65,68 @@ func (s *idSet) list() []string {
 // create POSTs one Patient and records its id.
 func (g *generator) create(ctx context.Context, w *worker) outcome {
 	w.buf = appendPatient(w.buf[:0], w.rng)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/Patient", bytes.NewReader(w.buf))
+	o := g.roundTrip(ctx, http.MethodPost, g.base+"/Patient", w.buf, http.StatusCreated, func(resp *http.Response, body []byte) outcome {
+		id := idFromLocation(resp.Header.Get("Location"))
+		if id == "" {
+			var r struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(body, &r) != nil || r.ID == "" {
+				return outcome{status: resp.StatusCode, err: "201 without a Location or id"}
+			}
+			id = r.ID
+		}
+		g.ids.add(id)
+		return outcome{status: resp.StatusCode}
+	})
+	return o
+}
+
+// reader GETs random Patients among ids.
+func (g *generator) reader(ids []string) workFunc {
+	return func(ctx context.Context, w *worker) outcome {
+		o := g.roundTrip(ctx, http.MethodGet, g.base+"/Patient/"+ids[w.rng.IntN(len(ids))], nil, http.StatusOK, nil)
+		return o
+	}
+}
+
+// roundTrip sends one request and reads the whole answer (part of the
+// latency, and it lets the connection be reused); a status other than want
+// is a failure. keep, when not nil, is handed the response and its body.
+func (g *generator) roundTrip(ctx context.Context, method, url string, body []byte, want int, keep func(*http.Response, []byte) outcome) outcome {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return outcome{err: err.Error()}
 	}
 	req.Header.Set("Authorization", g.auth)
-	req.Header.Set("Content-Type", "application/fhir+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
 	req.Header.Set("Accept", "application/fhir+json")
 	resp, err := g.client.Do(req)
 	if err != nil {
 		return outcome{err: transportError(err)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return outcome{err: transportError(err)}
+	if resp.StatusCode != want {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return outcome{status: resp.StatusCode, err: clipBody(b)}
 	}
-	if resp.StatusCode != http.StatusCreated {
-		return outcome{status: resp.StatusCode, err: clipBody(body)}
-	}
-	id := idFromLocation(resp.Header.Get("Location"))
-	if id == "" {
-		var r struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(body, &r) != nil || r.ID == "" {
-			return outcome{status: resp.StatusCode, err: "201 without a Location or id"}
-		}
-		id = r.ID
-	}
-	g.ids.add(id)
-	return outcome{status: resp.StatusCode}
-}
-
-// reader GETs random Patients among ids.
-func (g *generator) reader(ids []string) workFunc {
-	return func(ctx context.Context, w *worker) outcome {
-		id := ids[w.rng.IntN(len(ids))]
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/Patient/"+id, nil)
-		if err != nil {
-			return outcome{err: err.Error()}
-		}
-		req.Header.Set("Authorization", g.auth)
-		req.Header.Set("Accept", "application/fhir+json")
-		resp, err := g.client.Do(req)
-		if err != nil {
-			return outcome{err: transportError(err)}
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-			return outcome{status: resp.StatusCode, err: clipBody(body)}
-		}
-		// Read the whole body: that is part of the latency, and it lets the
-		// connection be reused.
+	if keep == nil {
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			return outcome{err: transportError(err)}
 		}
 		return outcome{status: resp.StatusCode}
 	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return outcome{err: transportError(err)}
+	}
+	return keep(resp, b)
 }
 
 // seed creates n Patients with c workers, unmeasured.

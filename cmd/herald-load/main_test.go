@@ -158,6 +158,6 @@ func TestWaitReadyTimesOut(t *testing.T) {
 	defer srv.Close()
 	u, err := parseFlags([]string{"-url", srv.URL + "/fhir", "-token", "x"}, func(string) string { return "" }, &bytes.Buffer{})
 	require.NoError(t, err)
-	err = waitReady(context.Background(), srv.Client(), u.base, 300*time.Millisecond)
+	err = waitReady(context.Background(), srv.Client(), u.base, 2*time.Second) // long enough for one answer on a loaded machine
 	require.ErrorContains(t, err, "503")
 }

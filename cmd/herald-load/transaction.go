@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -23,35 +21,18 @@ const (
 	resourcesPerTransaction    = 1 + observationsPerTransaction
 )
 
-// transaction POSTs one transaction Bundle and expects 200.
+// transaction POSTs one transaction Bundle and expects 200; the whole
+// response (the written resources) is part of the latency.
 func (g *generator) transaction(ctx context.Context, w *worker) outcome {
 	w.buf = appendTransaction(w.buf[:0], w.rng)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.base, bytes.NewReader(w.buf))
-	if err != nil {
-		return outcome{err: err.Error()}
-	}
-	req.Header.Set("Authorization", g.auth)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Accept", "application/fhir+json")
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return outcome{err: transportError(err)}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return outcome{status: resp.StatusCode, err: clipBody(body)}
-	}
 	// The whole response (the written resources) is part of the latency;
 	// its first entry names the Patient, for a search phase after.
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return outcome{err: transportError(err)}
-	}
-	if id := patientFromResponse(body); id != "" {
-		g.records.add(id)
-	}
-	return outcome{status: resp.StatusCode}
+	return g.roundTrip(ctx, http.MethodPost, g.base, w.buf, http.StatusOK, func(resp *http.Response, body []byte) outcome {
+		if id := patientFromResponse(body); id != "" {
+			g.records.add(id)
+		}
+		return outcome{status: resp.StatusCode}
+	})
 }
 
 // appendTransaction appends a transaction Bundle: a Patient, then

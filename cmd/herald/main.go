@@ -35,6 +35,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/postgres"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -99,18 +100,28 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
-	publisher := &publish.Publisher{Topics: library, BaseURL: cfg.BaseURL}
+	// Other instances change topics too: follow the store's (stopped before
+	// the store closes: deferred later, runs earlier).
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		topic.Follow(followCtx, st, library, time.Second, log.With("component", "topics"))
+	}()
+	defer func() { stopFollowing(); <-following }()
+
+	compiler := &subscription.Compiler{Topics: library} // one cache for publish, writes, sends and queries
+	publisher := &publish.Publisher{Topics: library, Compiler: compiler, BaseURL: cfg.BaseURL}
 	subscriptionRules := &subscription.Rules{
-		Topics: library, Keys: keys, Admin: st, Now: time.Now,
-		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret},
+		Topics: library, Compiler: compiler, Keys: keys, Admin: st, Now: time.Now,
+		Policy: subscription.Policy{MaxLease: cfg.MaxLease, DefaultMaxPayload: cfg.DefaultMaxPayload, RequireSigningSecret: cfg.RequireSigningSecret,
+			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient,
+			MaxReasonBytes: cfg.Limits.ReasonBytes, MaxHeaderValueBytes: cfg.Limits.HeaderValueBytes, MaxSubscriptionBytes: cfg.Limits.SubscriptionBytes},
 	}
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
-	}, Rules: map[string]resources.TypeRules{
-		"SubscriptionTopic": &topic.Rules{Library: library},
-		"Subscription":      subscriptionRules,
-	}})
+	}, Rules: typerules.Rules(subscriptionRules, library)})
 
 	if pg, ok := st.(*postgres.Store); ok {
 		// Searches trust the index: resources written without keys get them first.
@@ -143,18 +154,19 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	defer func() { stopDelivery(); <-deliveryDone }()
 
 	handler := api.New(api.Options{
-		Resources:    svc,
-		Admin:        st,
-		Topics:       library,
-		Operations:   &subscription.Operations{Store: st, Topics: library, BaseURL: cfg.BaseURL},
-		Auth:         verifier,
-		Ready:        st,
-		Logger:       log,
-		BaseURL:      cfg.BaseURL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		ParamLimits:  paramLimits,
-		Version:      version,
-		Metrics:      delivery.Handler(registry),
+		Resources:      svc,
+		Admin:          st,
+		Topics:         library,
+		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes},
+		Auth:           verifier,
+		Ready:          st,
+		Logger:         log,
+		BaseURL:        cfg.BaseURL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		ParamLimits:    paramLimits,
+		Version:        version,
+		Metrics:        delivery.Handler(registry),
+		RequestTimeout: cfg.RequestTimeout,
 		SMART: api.SMARTConfig{
 			Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL,
 			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,
@@ -170,7 +182,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      config.WriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -191,6 +203,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		return err
 	case <-ctx.Done():
 	}
+	drainReadiness(handler, cfg.ShutdownDrain, served, log)
 	// Drain: stop accepting, let in-flight requests finish, then the deferred
 	// st.Close releases the database pool.
 	log.Info("herald shutting down")
@@ -205,6 +218,19 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	return nil
 }
 
+// drainReadiness fails /readyz for drain while still serving, so load
+// balancers take the instance out before its listener closes.
+func drainReadiness(handler *api.Server, drain time.Duration, served <-chan error, log *slog.Logger) {
+	handler.Drain()
+	log.Info("herald draining: /readyz fails before the listener closes", "drain", drain)
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-served: // the listener failed: nothing left to drain
+	}
+}
+
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.DatabaseURL == "" {
 		log.Warn("DATABASE_URL is not set: using the embedded in-memory store. ALL DATA IS LOST WHEN HERALD EXITS. Set DATABASE_URL to a PostgreSQL database for anything but a trial.")
@@ -215,12 +241,12 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			return nil, err
 		}
 	}
-	return postgres.Open(ctx, cfg.DatabaseURL)
+	return postgres.Open(ctx, cfg.DatabaseURL, postgres.WithTimeouts(postgres.Timeouts(cfg.DB)))
 }
 
 // newKeyring builds the key that seals signing secrets and channel headers.
-// Without HERALD_SECRET_KEY (allowed in dev mode and with the embedded
-// store) an ephemeral key is used: sealed values die with the process.
+// Without HERALD_SECRET_KEY (allowed only with the embedded store) an
+// ephemeral key is used: sealed values die with the process, as the store does.
 func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
 	key := secrets.GenerateKey("")
 	if cfg.SecretKey != nil {

@@ -65,10 +65,11 @@ var listening = regexp.MustCompile(`"msg":"herald listening","addr":"([^"]+)"`)
 
 // server runs `herald serve` in-process until the test ends or stop is called.
 type server struct {
-	url    string
-	stdout *logBuffer
-	stderr *logBuffer
-	stop   func() error
+	url       string
+	stdout    *logBuffer
+	stderr    *logBuffer
+	stop      func() error // terminate and wait for run to return
+	terminate func()       // what SIGTERM does, without waiting
 }
 
 func startServer(t *testing.T, env map[string]string) *server {
@@ -82,6 +83,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 	}()
 	var once sync.Once
 	var runErr error
+	s.terminate = cancel
 	s.stop = func() error {
 		once.Do(func() { cancel(); runErr = <-done })
 		return runErr
@@ -158,7 +160,7 @@ func TestPostgresKeepsDataAcrossRestart(t *testing.T) {
 	env := map[string]string{
 		"DATABASE_URL":             pgtest.URL(t),
 		"HERALD_AUTH_HS256_SECRET": secret,
-		"HERALD_SECRET_KEY":        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"HERALD_SECRET_KEY":        "dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LXRlc3Q=",
 	}
 	token, err := auth.MintHS256([]byte(secret), auth.MintClaims{ClientID: "c", Scope: "system/*.cruds", TTL: time.Hour})
 	require.NoError(t, err)
@@ -220,7 +222,7 @@ func TestMigrateCommand(t *testing.T) {
 // Subscription by sending the redacted header back.
 func TestSecretKeyRotation(t *testing.T) {
 	t.Parallel()
-	const keyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	const keyA = "dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LXRlc3Q="
 	const keyB = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
 	env := map[string]string{"DATABASE_URL": pgtest.URL(t), "HERALD_AUTH_HS256_SECRET": secret, "HERALD_SECRET_KEY": keyA}
 	mint := func(scope string) string {

@@ -30,7 +30,7 @@ import (
 )
 
 const (
-	procSecretKey  = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	procSecretKey  = "dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LXRlc3Q="
 	encounterStart = "https://herald.dev/fhir/SubscriptionTopic/encounter-start"
 	backport       = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
 )

@@ -2,10 +2,13 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -90,6 +93,7 @@ func (s *Server) requireAdmin(c *gin.Context) {
 		abort(c, errors.New("api: Options.Admin is not set"))
 		return
 	}
+	c.Request = c.Request.WithContext(store.WithActor(c.Request.Context(), p.ClientID)) // the audit log's "who"
 	c.Next()
 }
 
@@ -322,4 +326,64 @@ func adminEnum(field, v string, allowed []string) error {
 		Kind:    fhir.KindUnprocessable,
 		Message: fmt.Sprintf("%s: %s one of %s", field, what, strings.Join(allowed, ", ")),
 	}
+}
+
+// auditJSON is an admin audit log entry as the admin API shows it.
+type auditJSON struct {
+	Seq    int64           `json:"seq"`
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Action string          `json:"action"`
+	Target string          `json:"target"`
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
+}
+
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 1000
+)
+
+func (s *Server) auditLog(c *gin.Context) {
+	before, err := auditParam(c, "before", 0, math.MaxInt64)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	limit, err := auditParam(c, "limit", defaultAuditLimit, maxAuditLimit)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	log, err := s.opts.Admin.AuditLog(c.Request.Context(), before, int(limit))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := make([]auditJSON, len(log))
+	for i, e := range log {
+		out[i] = auditJSON{Seq: e.Seq, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Target: e.Target,
+			Before: orNull(e.Before), After: orNull(e.After)}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// auditParam reads an optional positive integer query parameter.
+func auditParam(c *gin.Context, name string, def, max int64) (int64, error) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || n > max {
+		return 0, fhir.Errorf(fhir.KindInvalid, "%s must be an integer from 1 to %d", name, max)
+	}
+	return n, nil
+}
+
+func orNull(b []byte) json.RawMessage {
+	if b == nil {
+		return json.RawMessage("null")
+	}
+	return b
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/fhirtest"
+	"github.com/herald-fhir/herald/internal/resources"
 )
 
 // bundleResponse is the part of a response Bundle the tests read.
@@ -394,4 +395,27 @@ func TestTransactionDuplicateFullURL(t *testing.T) {
 		require.Zero(t, h.count("Patient"))
 		require.Zero(t, h.count("Observation"))
 	})
+}
+
+// TestBundleEntryCap (issue 17, finding 2): a batch or transaction has at
+// most resources.DefaultMaxBundleEntries entries; more get 413 and nothing
+// runs.
+func TestBundleEntryCap(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	tok := h.token(allScopes)
+	entries := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`{"request":{"method":"PUT","url":"Patient/cap%d"},"resource":{"resourceType":"Patient","id":"cap%d"}}`, i, i)
+		}
+		return strings.Join(parts, ",")
+	}
+	gets := strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient/x"}},`, resources.DefaultMaxBundleEntries+1), ",")
+	for _, typ := range []string{"batch", "transaction"} {
+		body := `{"resourceType":"Bundle","type":"` + typ + `","entry":[` + gets + `]}`
+		requireOutcome(t, h.request("POST", "/fhir", tok, body), 413, "at most")
+	}
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[` + entries(3) + `]}`
+	require.Equal(t, 200, h.request("POST", "/fhir", tok, body).status)
 }

@@ -37,9 +37,9 @@ func TestFHIRKitClient(t *testing.T) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
 			t.Parallel()
-			h := setupSubscriptions(t, st.open(t), func(o *api.Options, _ *resources.Config) {
+			h := setupSubscriptionsWith(t, st.open(t), []option{func(o *api.Options, _ *resources.Config) {
 				o.SMART = api.SMARTConfig{TokenEndpoint: tokenURL}
-			})
+			}})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, node, "run.mjs")

@@ -41,8 +41,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	doc := loadOpenAPI(t)
 	h := setup(t, memory.New())
-	srv, ok := h.srv.Config.Handler.(*api.Server)
-	require.True(t, ok)
+	srv := h.api
 
 	var registered []string
 	for _, r := range srv.Routes() {
@@ -124,6 +123,11 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		{method: "GET", path: "/admin/clients/app-2", token: admin, status: 404, validRequest: true},
 		{method: "GET", path: "/admin/clients/bad%20id", token: admin, status: 400},
 		{method: "GET", path: "/admin/clients/app-1", status: 401},
+
+		{method: "GET", path: "/admin/audit", token: admin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/audit?limit=1&before=3", token: admin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/audit?limit=0", token: admin, status: 400},
+		{method: "GET", path: "/admin/audit", token: user, status: 403, validRequest: true},
 	}
 	ok2xx := map[string]bool{}
 	for _, x := range exchanges {

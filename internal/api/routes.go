@@ -63,5 +63,6 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/admin/clients", handlers: admin(s.listClients)},
 		{method: "GET", path: "/admin/clients/*client_id", handlers: admin(s.getClient)},
 		{method: "PUT", path: "/admin/clients/*client_id", handlers: admin(s.putClient)},
+		{method: "GET", path: "/admin/audit", handlers: admin(s.auditLog)},
 	}
 }

@@ -135,7 +135,7 @@ func testSearchSort(t *testing.T, h *harness) {
 }
 
 // TestCompartmentSearch: GET /Patient/{id}/{type} searches the resources
-// whose subject or patient is that patient, with every search parameter;
+// in that patient's compartment, with every search parameter;
 // a patient/ token reaches only its own compartment.
 func TestCompartmentSearch(t *testing.T) {
 	t.Parallel()

@@ -7,6 +7,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -49,14 +51,23 @@ type Options struct {
 	SMART SMARTConfig
 	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.
 	Metrics http.Handler
+	// RequestTimeout bounds each request's work (its context); when it
+	// passes, the request's transaction rolls back and the client gets 503.
+	// Zero: no deadline.
+	RequestTimeout time.Duration
 }
 
 // Server is the HTTP handler of Herald.
 type Server struct {
-	opts   Options
-	engine *gin.Engine
-	routes []route
+	opts     Options
+	engine   *gin.Engine
+	routes   []route
+	draining atomic.Bool
 }
+
+// Drain makes /readyz fail from now on, so load balancers stop sending
+// new requests before the listener closes; requests are still served.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // New builds the Server and its routes.
 func New(opts Options) *Server {
@@ -69,7 +80,7 @@ func New(opts Options) *Server {
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
 	s.engine.ContextWithFallback = true
-	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.checkQuery)
+	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.requestDeadline, s.checkQuery)
 	s.engine.NoRoute(func(c *gin.Context) { writeError(c, notFoundRoute(c)) })
 	s.engine.NoMethod(func(c *gin.Context) { writeError(c, notAllowed(c)) })
 	s.routes = s.routeTable()

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/topics"
 )
 
@@ -35,7 +36,13 @@ type subHarness struct {
 	keys *secrets.Keyring
 }
 
-func setupSubscriptions(t *testing.T, st store.Store, opts ...option) *subHarness {
+func setupSubscriptions(t *testing.T, st store.Store, policy ...func(*subscription.Policy)) *subHarness {
+	t.Helper()
+	return setupSubscriptionsWith(t, st, nil, policy...)
+}
+
+// setupSubscriptionsWith is setupSubscriptions with more server options.
+func setupSubscriptionsWith(t *testing.T, st store.Store, opts []option, policy ...func(*subscription.Policy)) *subHarness {
 	t.Helper()
 	ctx := context.Background()
 	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
@@ -43,12 +50,13 @@ func setupSubscriptions(t *testing.T, st store.Store, opts ...option) *subHarnes
 	keys, err := secrets.NewKeyring(secrets.GenerateKey(""))
 	require.NoError(t, err)
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "e1", URLPrefix: hookBase, CreatedAt: time.Now()}))
-	rules := map[string]resources.TypeRules{
-		"SubscriptionTopic": &topic.Rules{Library: lib},
-		"Subscription": &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
-			Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}},
+	subRules := &subscription.Rules{Topics: lib, Keys: keys, Admin: st, Now: time.Now,
+		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
+	for _, fn := range policy {
+		fn(&subRules.Policy)
 	}
-	ops := &subscription.Operations{Store: st, Topics: lib}
+	rules := typerules.Rules(subRules, lib)
+	ops := &subscription.Operations{Store: st, Topics: lib, Rules: subRules}
 	pub := &publish.Publisher{Topics: lib}
 	h := setup(t, st, append([]option{func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib

@@ -16,6 +16,7 @@ type claims struct {
 	ClientID string     `json:"client_id,omitempty"`
 	Scope    scopeClaim `json:"scope,omitempty"`
 	Patient  string     `json:"patient,omitempty"`
+	FHIRUser string     `json:"fhirUser,omitempty"`
 }
 
 // UnmarshalJSON reads a token body with strictjson's exact names, so a

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -16,6 +17,9 @@ type MintClaims struct {
 	// Scope is space-separated, written as given (normalised spacing).
 	Scope   string
 	Patient string
+	// Subject is the sub claim (the client id when empty); FHIRUser the
+	// fhirUser claim. They name the user of a user/ token.
+	Subject, FHIRUser string
 	// TTL must be positive: every Herald token expires.
 	TTL              time.Duration
 	Issuer, Audience string
@@ -41,7 +45,7 @@ func MintHS256(secret []byte, c MintClaims) (string, error) {
 	}
 	body := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   c.ClientID,
+			Subject:   cmp.Or(c.Subject, c.ClientID),
 			Issuer:    c.Issuer,
 			ExpiresAt: jwt.NewNumericDate(now.Add(c.TTL)),
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -50,6 +54,7 @@ func MintHS256(secret []byte, c MintClaims) (string, error) {
 		ClientID: c.ClientID,
 		Scope:    strings.Fields(c.Scope),
 		Patient:  c.Patient,
+		FHIRUser: c.FHIRUser,
 	}
 	if c.Audience != "" {
 		body.Audience = jwt.ClaimStrings{c.Audience}

@@ -42,6 +42,7 @@ func TestMintHS256(t *testing.T) {
 		Scopes:    ParseScopes("system/Subscription.cruds patient/Observation.rs"),
 		RawScopes: []string{"system/Subscription.cruds", "patient/Observation.rs"},
 		Patient:   "p1",
+		User:      "sub:client-1",
 		ExpiresAt: testNow.Add(time.Hour),
 	}, p)
 	require.True(t, p.PatientScoped(Read, "Observation"))

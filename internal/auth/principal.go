@@ -14,10 +14,33 @@ type Principal struct {
 	Scopes    ScopeSet
 	RawScopes []string
 	// Patient is the patient claim (SMART launch context), if any.
-	Patient   string
+	Patient string
+	// User is who a user/ token acts for: the fhirUser claim, else "sub:"
+	// and the sub claim (two namespaces that never meet).
+	User      string
 	ExpiresAt time.Time
 	// Admin is set when the token carries [AdminScope].
 	Admin bool
+}
+
+// Context is the launch context p acts in, which with ClientID owns what
+// it creates: "system" when it has a system/ scope (it acts for the whole
+// client), else "user/<User>" with a user/ scope, else "patient/<Patient>".
+func (p *Principal) Context() string {
+	var user bool
+	for _, s := range p.Scopes {
+		switch {
+		case s.Admin:
+		case s.Context == ContextSystem:
+			return "system"
+		case s.Context == ContextUser:
+			user = true
+		}
+	}
+	if user {
+		return "user/" + p.User
+	}
+	return "patient/" + p.Patient
 }
 
 // decision applies the principal-level policy to the raw scope facts:
@@ -39,6 +62,25 @@ func (p *Principal) decision(i Interaction, resourceType string) Decision {
 // compartment of p.Patient.
 func (p *Principal) Can(i Interaction, resourceType string) bool {
 	return p.decision(i, resourceType).Unrestricted()
+}
+
+// MayRead reports whether p may read a version of resourceType that lies
+// in the compartments of patients, as a REST read allows it: a read grant
+// on the type and, when that grant is patient/ only, p's patient among
+// patients. Full resources in notifications and $events answers are
+// limited to what the recipient MayRead.
+func (p *Principal) MayRead(resourceType string, patients []string) bool {
+	if !p.Can(Read, resourceType) {
+		return false
+	}
+	return !p.PatientScoped(Read, resourceType) || InCompartment(patients, p.Patient)
+}
+
+// InCompartment reports whether a version in the compartments of patients
+// is in the compartment of patient; "" (no patient bounds the caller) is
+// everywhere. It is the one compartment test of reads.
+func InCompartment(patients []string, patient string) bool {
+	return patient == "" || slices.Contains(patients, patient)
 }
 
 // PatientScoped reports whether every non-granular grant of i on

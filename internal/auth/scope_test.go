@@ -217,3 +217,16 @@ func FuzzParseScope(f *testing.F) {
 		require.Equal(t, sc.String(), again.String())
 	})
 }
+
+// TestPrincipalContext: the launch context that owns what a token creates.
+func TestPrincipalContext(t *testing.T) {
+	for scopes, want := range map[string]string{
+		"system/Encounter.rs patient/Encounter.rs user/Encounter.rs": "system",
+		"user/Encounter.rs patient/Encounter.rs":                     "user/Practitioner/7",
+		"patient/Encounter.rs herald.admin":                          "patient/p1",
+		"herald.admin":                                               "patient/p1",
+	} {
+		p := &Principal{ClientID: "c", Scopes: ParseScopes(scopes), Patient: "p1", User: "Practitioner/7"}
+		require.Equal(t, want, p.Context(), scopes)
+	}
+}

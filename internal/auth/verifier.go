@@ -166,6 +166,7 @@ func principal(c *claims) (*Principal, error) {
 		RawScopes: c.Scope,
 		Scopes:    ParseScopes(c.Scope...),
 		Patient:   c.Patient,
+		User:      userOf(c.FHIRUser, c.Subject),
 		ExpiresAt: c.ExpiresAt.UTC(), // WithExpirationRequired guarantees exp
 	}
 	p.Admin = p.Scopes.Admin()
@@ -219,4 +220,14 @@ func (v *Verifier) reason(tok *jwt.Token, c *claims, err error) string {
 		return "audience mismatch"
 	}
 	return "token invalid"
+}
+
+// userOf names who a user/ token acts for: its fhirUser (a FHIR reference
+// such as Practitioner/alice), else its sub in a namespace of its own, so
+// that a sub spelled like a reference can never stand for that user.
+func userOf(fhirUser, sub string) string {
+	if fhirUser != "" {
+		return fhirUser
+	}
+	return "sub:" + sub
 }

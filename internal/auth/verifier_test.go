@@ -107,21 +107,26 @@ func TestVerifyHS256(t *testing.T) {
 		{
 			name:  "valid",
 			token: hs(good(map[string]any{"patient": "p1"})),
-			want: &Principal{
+			want: &Principal{User: "sub:user-9",
 				ClientID: "client-1", Patient: "p1", Admin: true, ExpiresAt: testNow.Add(time.Hour),
 				RawScopes: []string{"system/Encounter.rs", "herald.admin"},
 				Scopes:    ParseScopes("system/Encounter.rs herald.admin"),
 			},
 		},
 		{
+			name:  "fhirUser names the user",
+			token: hs(good(map[string]any{"fhirUser": "Practitioner/7", "scope": nil})),
+			want:  &Principal{User: "Practitioner/7", ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour)},
+		},
+		{
 			name:  "sub names the client without client_id",
 			token: hs(good(map[string]any{"client_id": nil, "scope": nil})),
-			want:  &Principal{ClientID: "user-9", ExpiresAt: testNow.Add(time.Hour)},
+			want:  &Principal{User: "sub:user-9", ClientID: "user-9", ExpiresAt: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "scope as array, unknown scopes kept raw only",
 			token: hs(good(map[string]any{"scope": []string{"openid", "user/*.read patient/Patient.rs"}})),
-			want: &Principal{
+			want: &Principal{User: "sub:user-9",
 				ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour),
 				RawScopes: []string{"openid", "user/*.read", "patient/Patient.rs"},
 				Scopes:    ParseScopes("user/*.rs patient/Patient.rs"),
@@ -131,12 +136,12 @@ func TestVerifyHS256(t *testing.T) {
 			name:  "issuer and audience match",
 			cfg:   VerifierConfig{Issuer: "https://idp", Audience: "herald"},
 			token: hs(good(map[string]any{"iss": "https://idp", "aud": []string{"other", "herald"}, "scope": nil})),
-			want:  &Principal{ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour)},
+			want:  &Principal{User: "sub:user-9", ClientID: "client-1", ExpiresAt: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "within leeway",
 			token: hs(good(map[string]any{"exp": testNow.Add(-10 * time.Second).Unix(), "scope": nil})),
-			want:  &Principal{ClientID: "client-1", ExpiresAt: testNow.Add(-10 * time.Second)},
+			want:  &Principal{User: "sub:user-9", ClientID: "client-1", ExpiresAt: testNow.Add(-10 * time.Second)},
 		},
 		{name: "expired", token: hs(good(map[string]any{"exp": testNow.Add(-time.Hour).Unix()})), reason: "token expired"},
 		{name: "no exp", token: hs(good(map[string]any{"exp": nil})), reason: "token has no exp"},

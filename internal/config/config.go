@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,15 +33,42 @@ type Config struct {
 	RequireSigningSecret bool
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
+	Limits               Limits
 	MaxBodyBytes         int64
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
 	MaxSearchValues      int           // comma-separated values in one parameter
+	MaxEventsBytes       int           // resources one $events answer may carry
+	MaxBundleEntries     int           // entries of one batch or transaction
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
 	SMART                SMART
+	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
+	ShutdownDrain        time.Duration // /readyz fails this long before the listener closes
+	DB                   Timeouts
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
+}
+
+// Limits bound what one client may ask of the server.
+type Limits struct {
+	Filters                int // filters on one Subscription
+	FilterParams           int // parameters in one filter
+	SubscriptionsPerClient int // live Subscriptions of one client
+	ReasonBytes            int // Subscription.reason
+	HeaderValueBytes       int // one channel.header value
+	SubscriptionBytes      int // one Subscription as sent
+}
+
+// WriteTimeout is the HTTP server's write timeout: a request whose answer
+// is not written by then loses its connection, so RequestTimeout stays under it.
+const WriteTimeout = 60 * time.Second
+
+// Timeouts bound waits on PostgreSQL; zero leaves a bound off.
+type Timeouts struct {
+	Statement time.Duration // statement_timeout
+	Lock      time.Duration // lock_timeout
+	Acquire   time.Duration // wait for a free pooled connection
 }
 
 // Delivery tunes the delivery engine.
@@ -87,14 +115,23 @@ var settings = []setting{
 	{"HERALD_SMART_AUTHORIZATION_ENDPOINT", "smart-authorization-endpoint", "", "authorization endpoint of the authorization server (authorization-code grant), published with the token endpoint"},
 	{"HERALD_SMART_CAPABILITIES", "smart-capabilities", "", "space-separated SMART capabilities of the authorization server (e.g. client-confidential-asymmetric launch-standalone), published beside Herald's permission-v1 permission-v2 permission-patient permission-user"},
 	{"HERALD_DEV", "dev", "false", "development mode: with no auth configured, mint an ephemeral secret and print tokens"},
+	{"HERALD_DEV_ALLOW_PRODUCTION", "dev-allow-production", "false", "let HERALD_DEV run beside production settings (a PostgreSQL DATABASE_URL or a JWKS); refused otherwise"},
 	{"HERALD_SECRET_KEY", "secret-key", "", "base64 32-byte key encrypting signing secrets and channel headers at rest"},
 	{"HERALD_SECRET_KEYS_PREVIOUS", "secret-keys-previous", "", "comma-separated base64 keys that used to be HERALD_SECRET_KEY: still decrypt, never encrypt (key rotation)"},
 	{"HERALD_REQUIRE_SIGNING_SECRET", "require-signing-secret", "false", "reject Subscriptions without a signing secret"},
 	{"HERALD_DEFAULT_MAX_PAYLOAD", "default-max-payload", "id-only", "payload ceiling for unregistered clients: empty, id-only or full-resource"},
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
+	{"HERALD_MAX_FILTERS", "max-filters", "20", "most filters (backport-filter-criteria) on one Subscription"},
+	{"HERALD_MAX_FILTER_PARAMS", "max-filter-params", "20", "most parameters in one filter"},
+	{"HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", "max-subscriptions-per-client", "1000", "most live (not off) Subscriptions of one client, across its launch contexts"},
+	{"HERALD_MAX_REASON_BYTES", "max-reason-bytes", "1024", "largest Subscription.reason in bytes; larger get 422"},
+	{"HERALD_MAX_HEADER_VALUE_BYTES", "max-header-value-bytes", "4096", "largest value of one Subscription channel.header in bytes; larger get 422"},
+	{"HERALD_MAX_SUBSCRIPTION_BYTES", "max-subscription-bytes", "65536", "largest Subscription resource in bytes; larger get 422"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
+	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
+	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
@@ -102,6 +139,11 @@ var settings = []setting{
 	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance (longer while a send with a longer channel timeout is in flight); a crashed instance's work resumes when its leases expire"},
 	{"HERALD_RETRY_BASE", "retry-base", "1s", "first delivery retry delay (doubles per failure, with jitter)"},
 	{"HERALD_RETRY_MAX", "retry-max", "5m", "longest delay between delivery retries"},
+	{"HERALD_REQUEST_TIMEOUT", "request-timeout", "30s", "deadline of each request's work; when it passes the request's transaction rolls back and the client gets 503 (under the 60s write timeout)"},
+	{"HERALD_DB_STATEMENT_TIMEOUT", "db-statement-timeout", "25s", "PostgreSQL statement_timeout of Herald's connections (0: off)"},
+	{"HERALD_DB_LOCK_TIMEOUT", "db-lock-timeout", "10s", "PostgreSQL lock_timeout of Herald's connections: a write waiting longer for a row lock fails with 503 (0: off)"},
+	{"HERALD_DB_ACQUIRE_TIMEOUT", "db-acquire-timeout", "10s", "longest wait for a free database connection before 503 (0: wait for the request's deadline)"},
+	{"HERALD_SHUTDOWN_DRAIN", "shutdown-drain", "5s", "on SIGTERM, how long /readyz fails (requests still served) before the listener closes"},
 	{"HERALD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HERALD_PPROF_ADDR", "pprof-addr", "", "loopback address for a Go pprof listener (profiling); empty: off"},
 }
@@ -161,6 +203,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		return b
 	}
 	c.Dev = boolean("HERALD_DEV")
+	devAllowProduction := boolean("HERALD_DEV_ALLOW_PRODUCTION")
 	c.RequireSigningSecret = boolean("HERALD_REQUIRE_SIGNING_SECRET")
 
 	if c.Addr == "" {
@@ -172,19 +215,22 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		fail("DATABASE_URL", "must be a postgres:// URL")
 	}
-	if c.AuthJWKSURL != "" {
-		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			fail("HERALD_AUTH_JWKS_URL", "must be an absolute https URL")
-		}
+	if c.AuthJWKSURL != "" && !secureJWKSURL(c.AuthJWKSURL) {
+		fail("HERALD_AUTH_JWKS_URL", "must be an absolute https URL (http only on a loopback address, for tests): keys fetched over plain http can be swapped in transit")
 	}
 	c.SMART = loadSMART(get, fail)
 	if s := string(c.AuthHS256Secret); s != "" && len(s) < 32 {
 		fail("HERALD_AUTH_HS256_SECRET", "must be at least 32 characters")
 	}
+	if slices.Contains(exampleHS256Secrets, string(c.AuthHS256Secret)) {
+		fail("HERALD_AUTH_HS256_SECRET", "is a published example secret: anyone could mint tokens; generate one (openssl rand -base64 32)")
+	}
 	if k := get("HERALD_SECRET_KEY"); k != "" {
 		key, err := base64.StdEncoding.DecodeString(k)
 		if err != nil || len(key) != 32 {
 			fail("HERALD_SECRET_KEY", "must be 32 bytes in standard base64 (e.g. from `openssl rand -base64 32`)")
+		} else if slices.Contains(exampleKeys, string(key)) {
+			fail("HERALD_SECRET_KEY", "is a published example key: generate one (openssl rand -base64 32)")
 		}
 		c.SecretKey = key
 	}
@@ -197,6 +243,9 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 			if err != nil || len(key) != 32 {
 				fail("HERALD_SECRET_KEYS_PREVIOUS", "key %d must be 32 bytes in standard base64", i+1)
 				continue
+			}
+			if slices.Contains(exampleKeys, string(key)) {
+				fail("HERALD_SECRET_KEYS_PREVIOUS", "key %d is a published example key: whatever it sealed is readable by anyone", i+1)
 			}
 			c.SecretKeysPrevious = append(c.SecretKeysPrevious, key)
 		}
@@ -228,6 +277,21 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
 	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)
 	positive("HERALD_RETRY_MAX", &c.Delivery.RetryMax)
+	positive("HERALD_REQUEST_TIMEOUT", &c.RequestTimeout)
+	if c.RequestTimeout >= WriteTimeout {
+		fail("HERALD_REQUEST_TIMEOUT", "must be shorter than the server's write timeout (%s)", WriteTimeout)
+	}
+	nonNegative := func(env string, into *time.Duration) {
+		if d, err := time.ParseDuration(get(env)); err != nil || d < 0 {
+			fail(env, "must be a duration such as %s, or 0 for no bound", lookup(env).def)
+		} else {
+			*into = d
+		}
+	}
+	nonNegative("HERALD_DB_STATEMENT_TIMEOUT", &c.DB.Statement)
+	nonNegative("HERALD_DB_LOCK_TIMEOUT", &c.DB.Lock)
+	nonNegative("HERALD_DB_ACQUIRE_TIMEOUT", &c.DB.Acquire)
+	nonNegative("HERALD_SHUTDOWN_DRAIN", &c.ShutdownDrain)
 	if c.Delivery.RetryMax < c.Delivery.RetryBase {
 		fail("HERALD_RETRY_MAX", "must not be shorter than HERALD_RETRY_BASE")
 	}
@@ -236,20 +300,28 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	} else {
 		c.Delivery.Workers = n
 	}
+	count := func(env string, max int, into *int) {
+		if n, err := strconv.Atoi(get(env)); err != nil || n < 1 || n > max {
+			fail(env, "must be an integer from 1 to %d", max)
+		} else {
+			*into = n
+		}
+	}
+	count("HERALD_MAX_FILTERS", 1000, &c.Limits.Filters)
+	count("HERALD_MAX_FILTER_PARAMS", 1000, &c.Limits.FilterParams)
+	count("HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", 10_000_000, &c.Limits.SubscriptionsPerClient)
+	count("HERALD_MAX_REASON_BYTES", 1<<20, &c.Limits.ReasonBytes)
+	count("HERALD_MAX_HEADER_VALUE_BYTES", 1<<20, &c.Limits.HeaderValueBytes)
+	count("HERALD_MAX_SUBSCRIPTION_BYTES", 1<<30, &c.Limits.SubscriptionBytes)
 	if n, err := strconv.ParseInt(get("HERALD_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
 	} else {
 		c.MaxBodyBytes = n
 	}
-	count := func(env string, into *int) {
-		if n, err := strconv.Atoi(get(env)); err != nil || n < 1 || n > 10000 {
-			fail(env, "must be an integer from 1 to 10000")
-		} else {
-			*into = n
-		}
-	}
-	count("HERALD_MAX_SEARCH_CLAUSES", &c.MaxSearchClauses)
-	count("HERALD_MAX_SEARCH_VALUES", &c.MaxSearchValues)
+	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
+	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
+	count("HERALD_MAX_EVENTS_BYTES", 1<<30, &c.MaxEventsBytes)
+	count("HERALD_MAX_BUNDLE_ENTRIES", 100_000, &c.MaxBundleEntries)
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
@@ -263,8 +335,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		if !c.AuthConfigured() && !c.Dev {
 			errs = append(errs, errors.New("no authentication configured: set HERALD_AUTH_JWKS_URL or HERALD_AUTH_HS256_SECRET, or HERALD_DEV=true for local development (Herald is secure by default and will not serve without it)"))
 		}
-		if c.DatabaseURL != "" && c.SecretKey == nil && !c.Dev {
-			errs = append(errs, errors.New("HERALD_SECRET_KEY: required with a PostgreSQL store outside development mode (it encrypts signing secrets and channel headers at rest)"))
+		if c.Dev && !devAllowProduction && (c.DatabaseURL != "" || c.AuthJWKSURL != "") {
+			errs = append(errs, errors.New("HERALD_DEV: development mode beside production settings (DATABASE_URL or HERALD_AUTH_JWKS_URL); unset HERALD_DEV, or set HERALD_DEV_ALLOW_PRODUCTION=true if this really is a development setup"))
+		}
+		if c.DatabaseURL != "" && c.SecretKey == nil {
+			errs = append(errs, errors.New("HERALD_SECRET_KEY: required with a PostgreSQL store, also in development mode (it encrypts signing secrets and channel headers at rest; an ephemeral key would make them unreadable after a restart)"))
 		}
 	}
 	return c, errors.Join(errs...)
@@ -307,6 +382,27 @@ var smartCapabilities = map[string]bool{
 	"context-standalone-patient": true, "context-standalone-encounter": true,
 	"permission-offline": true, "permission-online": true, "permission-patient": true, "permission-user": true,
 	"permission-v1": true, "permission-v2": true,
+}
+
+// Secrets published as examples (in docker-compose.yml) are known to
+// everyone. Keys are compared decoded.
+var (
+	exampleHS256Secrets = []string{"change-me-to-a-long-random-secret-0123456789"}
+	exampleKeys         = []string{"0123456789abcdef0123456789abcdef"} // MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+)
+
+// secureJWKSURL: https, or http to a loopback address (a test's key server).
+func secureJWKSURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	return u.Scheme == "http" && (host == "localhost" || ip != nil && ip.IsLoopback())
 }
 
 // AuthConfigured reports whether any token verification is configured.

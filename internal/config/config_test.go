@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -14,7 +15,10 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-const secret32 = "0123456789abcdef0123456789abcdef"
+const (
+	secret32 = "0123456789abcdef0123456789abcdef"
+	key32    = "dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LXRlc3Q=" // base64 of 32 bytes, not an example secret
+)
 
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
@@ -27,6 +31,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.EqualValues(t, 4194304, c.MaxBodyBytes)
 	require.Equal(t, 100, c.MaxSearchClauses)
 	require.Equal(t, 100, c.MaxSearchValues)
+	require.Equal(t, Limits{Filters: 20, FilterParams: 20, SubscriptionsPerClient: 1000, ReasonBytes: 1024, HeaderValueBytes: 4096, SubscriptionBytes: 65536}, c.Limits)
 	require.True(t, c.Dev)
 	require.False(t, c.AuthConfigured())
 }
@@ -59,6 +64,9 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"HERALD_MAX_SEARCH_CLAUSES", "many"},
 		{"HERALD_MAX_SEARCH_VALUES", "-1"},
 		{"HERALD_MAX_SEARCH_VALUES", "100001"},
+		{"HERALD_MAX_REASON_BYTES", "0"},
+		{"HERALD_MAX_HEADER_VALUE_BYTES", "big"},
+		{"HERALD_MAX_SUBSCRIPTION_BYTES", "-5"},
 		{"HERALD_SECRET_KEY", "c2hvcnQ="},
 		{"HERALD_AUTH_HS256_SECRET", "short"},
 		{"HERALD_AUTH_JWKS_URL", "jwks"},
@@ -97,7 +105,7 @@ func TestSecureByDefault(t *testing.T) {
 	require.ErrorContains(t, err, "HERALD_SECRET_KEY")
 
 	c, err := Load(env(map[string]string{"HERALD_AUTH_HS256_SECRET": secret32, "DATABASE_URL": "postgres://x/y",
-		"HERALD_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}), nil, io.Discard)
+		"HERALD_SECRET_KEY": key32}), nil, io.Discard)
 	require.NoError(t, err)
 	require.Len(t, c.SecretKey, 32)
 }
@@ -137,4 +145,93 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 			require.Contains(t, string(readme), row+"`"+s[1]+"`", "README shows the wrong default for %s", s[0])
 		}
 	}
+}
+
+func TestTimeouts(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"HERALD_DEV": "1"}), nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, c.RequestTimeout)
+	require.Less(t, c.RequestTimeout, WriteTimeout, "a request ends with an answer before the server drops it")
+	require.Equal(t, Timeouts{Statement: 25 * time.Second, Lock: 10 * time.Second, Acquire: 10 * time.Second}, c.DB)
+
+	c, err = Load(env(map[string]string{"HERALD_DEV": "1", "HERALD_DB_LOCK_TIMEOUT": "0", "HERALD_REQUEST_TIMEOUT": "5s"}), nil, io.Discard)
+	require.NoError(t, err)
+	require.Zero(t, c.DB.Lock, "0 turns a database bound off")
+	require.Equal(t, 5*time.Second, c.RequestTimeout)
+
+	for _, bad := range []map[string]string{
+		{"HERALD_REQUEST_TIMEOUT": "0"},
+		{"HERALD_REQUEST_TIMEOUT": WriteTimeout.String()},
+		{"HERALD_DB_STATEMENT_TIMEOUT": "soon"},
+		{"HERALD_DB_ACQUIRE_TIMEOUT": "-1s"},
+	} {
+		bad["HERALD_DEV"] = "1"
+		_, err := Load(env(bad), nil, io.Discard)
+		for k := range bad {
+			if k != "HERALD_DEV" {
+				require.ErrorContains(t, err, k)
+			}
+		}
+	}
+}
+
+// Finding 12: configuration that would run insecurely does not start.
+func TestRefusesUnsafeConfiguration(t *testing.T) {
+	t.Parallel()
+	const (
+		composeHS256 = "change-me-to-a-long-random-secret-0123456789"
+		composeKey   = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+		pg           = "postgres://herald@db/herald"
+		jwks         = "https://idp.example.org/jwks.json"
+	)
+	cases := []struct {
+		name    string
+		env     map[string]string
+		mention string
+	}{
+		{"docker-compose HS256 secret", map[string]string{"HERALD_AUTH_HS256_SECRET": composeHS256}, "HERALD_AUTH_HS256_SECRET"},
+		{"docker-compose secret key", map[string]string{"HERALD_AUTH_HS256_SECRET": secret32, "HERALD_SECRET_KEY": composeKey}, "HERALD_SECRET_KEY"},
+		{"docker-compose key as a previous key", map[string]string{"HERALD_AUTH_HS256_SECRET": secret32, "HERALD_SECRET_KEY": key32, "HERALD_SECRET_KEYS_PREVIOUS": composeKey}, "HERALD_SECRET_KEYS_PREVIOUS"},
+		{"dev with PostgreSQL", map[string]string{"HERALD_DEV": "true", "DATABASE_URL": pg, "HERALD_SECRET_KEY": key32}, "HERALD_DEV"},
+		{"dev with a JWKS", map[string]string{"HERALD_DEV": "true", "HERALD_AUTH_JWKS_URL": jwks}, "HERALD_DEV"},
+		{"dev allowed with PostgreSQL but no key", map[string]string{"HERALD_DEV": "true", "HERALD_DEV_ALLOW_PRODUCTION": "true", "DATABASE_URL": pg}, "HERALD_SECRET_KEY"},
+		{"http JWKS", map[string]string{"HERALD_AUTH_JWKS_URL": "http://idp.example.org/jwks.json"}, "HERALD_AUTH_JWKS_URL"},
+		{"http JWKS on a private address", map[string]string{"HERALD_AUTH_JWKS_URL": "http://10.0.0.5/jwks.json"}, "HERALD_AUTH_JWKS_URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(env(c.env), nil, io.Discard)
+			require.ErrorContains(t, err, c.mention)
+			require.NotContains(t, err.Error(), composeHS256, "errors never echo secrets")
+		})
+	}
+
+	allowed := []map[string]string{
+		{"HERALD_DEV": "true", "HERALD_DEV_ALLOW_PRODUCTION": "true", "DATABASE_URL": pg, "HERALD_SECRET_KEY": key32},
+		{"HERALD_DEV": "true", "HERALD_DEV_ALLOW_PRODUCTION": "true", "HERALD_AUTH_JWKS_URL": jwks},
+		{"HERALD_AUTH_JWKS_URL": "http://127.0.0.1:9999/jwks.json"},
+		{"HERALD_AUTH_JWKS_URL": "http://localhost:9999/jwks.json"},
+		{"HERALD_AUTH_JWKS_URL": "http://[::1]:9999/jwks.json"},
+	}
+	for _, m := range allowed {
+		_, err := Load(env(m), nil, io.Discard)
+		require.NoError(t, err, "%v", m)
+	}
+}
+
+// docker-compose.yml must not ship usable secrets: it requires them from
+// the environment (${VAR:?message}).
+func TestDockerComposeRequiresItsSecrets(t *testing.T) {
+	t.Parallel()
+	compose, err := os.ReadFile("../../docker-compose.yml")
+	require.NoError(t, err)
+	for _, name := range []string{"HERALD_SECRET_KEY", "HERALD_AUTH_HS256_SECRET", "POSTGRES_PASSWORD"} {
+		re := regexp.MustCompile(`(?m)^\s+` + name + `:\s*(.*)$`)
+		m := re.FindStringSubmatch(string(compose))
+		require.NotNil(t, m, "%s is set in docker-compose.yml", name)
+		require.Regexp(t, `^"?\$\{[A-Z0-9_]+:\?[^}]+\}"?$`, m[1], "%s is required from the environment, not written down", name)
+	}
+	require.NotContains(t, string(compose), "herald:herald@", "the database password is not written down either")
 }

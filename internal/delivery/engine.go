@@ -36,8 +36,6 @@ const (
 	DefaultErrorOffAfter = 24 * time.Hour
 	DefaultMaxEvents     = 100
 	DefaultDrain         = 10 * time.Second
-	DefaultTimeout       = 10 * time.Second
-	MaxTimeout           = 60 * time.Second
 	// leaseMargin is kept between the end of a send's timeout and the end
 	// of the lease, so a slow send never outlives its lease.
 	leaseMargin = 2 * time.Second

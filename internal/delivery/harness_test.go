@@ -26,6 +26,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/pgtest"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -205,7 +206,7 @@ func newEnv(t *testing.T, st store.Store, opts ...option) *env {
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "full-resource"}}
 	e.svc = resources.New(resources.Config{Store: st, BaseURL: baseURL,
 		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: baseURL}).Hook},
-		Rules:   map[string]resources.TypeRules{"SubscriptionTopic": &topic.Rules{Library: lib}, "Subscription": e.rules}})
+		Rules:   typerules.Rules(e.rules, lib)})
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "recv", URLPrefix: e.recv.srv.URL + "/", AllowPrivateNetwork: true, CreatedAt: time.Now()}))
 	e.start(opts...)
 	return e

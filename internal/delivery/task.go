@@ -12,9 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/webhook"
@@ -57,7 +57,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		return
 	}
 	send, err := e.cfg.Rules.Recheck(admin, st, now)
-	var revoked *subscription.Revoked
+	var revoked *policy.Denied
 	if errors.As(err, &revoked) {
 		e.cfg.Metrics.revoked()
 		e.record(ctx, res, fhir.StatusOff, revoked.Reason, "")
@@ -70,11 +70,19 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	}
 
 	n, err := e.decide(ctx, tk, now)
+	var events []notify.Event
 	if err == nil && n != nil {
-		var body []byte
-		if body, err = e.build(ctx, tk, n, now, send.Owner); err == nil {
-			n.body = body
-		}
+		events, err = e.load(ctx, tk, n, send)
+	}
+	if err == nil && n != nil && n.kind == notify.EventNotification && len(events) == 0 {
+		// None of these events may reach the Subscription as it is now:
+		// acknowledge them unsent and look at what follows.
+		res.DeliveredThrough, res.Next = n.events[len(n.events)-1].Number, now
+		e.record(ctx, res, "", "", "")
+		return
+	}
+	if err == nil && n != nil {
+		n.body, err = e.build(tk, n, events, now)
 	}
 	if ctx.Err() != nil {
 		e.release(ctx, st.ID, tk.Lease) // shutdown: not the subscriber's failure
@@ -94,7 +102,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	// The lease must outlast the wait for a turn at the endpoint and the
 	// attempt, measured from now (building took time too), or another
 	// worker could send this Subscription's next notification meanwhile.
-	timeout := sendTimeout(st)
+	timeout := webhook.Timeout(st.Timeout)
 	leaseUntil := tk.LeaseUntil
 	start := e.cfg.Now()
 	if need := start.Add(queueWait + timeout + leaseMargin); need.After(leaseUntil) {
@@ -113,7 +121,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	defer cancel()
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
-		Headers: headers(send.Headers), Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
@@ -179,25 +187,26 @@ func (e *Engine) decide(ctx context.Context, tk store.DeliveryTask, now time.Tim
 	return nil, nil
 }
 
-// build renders the notification Bundle. The status it reports is the
-// Subscription's now; events are shown with the content the Subscription
-// asked for (the recheck confirmed the owner may still receive it), and a
+// load reads the events of an event-notification with the content the
+// Subscription asked for, keeping only those the policy admits for it and
+// its owner now (the recheck confirmed the owner may still have it), with a
 // full resource only where the owner could read that version itself.
-func (e *Engine) build(ctx context.Context, tk store.DeliveryTask, n *notification, now time.Time, owner *auth.Principal) ([]byte, error) {
+func (e *Engine) load(ctx context.Context, tk store.DeliveryTask, n *notification, send subscription.Send) ([]notify.Event, error) {
+	if len(n.events) == 0 {
+		return nil, nil
+	}
+	return subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
+		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, 0) // maxCount bounds a notification
+}
+
+// build renders the notification Bundle. The status it reports is the
+// Subscription's now.
+func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.Event, now time.Time) ([]byte, error) {
 	st := tk.State
 	sub := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content,
 		EventsSinceStart: tk.LastEventNumber}
 	if st.Error != "" {
 		sub.Errors = []notify.Error{{Text: st.Error}}
-	}
-	var events []notify.Event
-	if len(n.events) > 0 {
-		var err error
-		events, err = subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, st.Content,
-			func(v store.Version) bool { return subscription.Readable(owner, v) })
-		if err != nil {
-			return nil, err
-		}
 	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }
@@ -293,13 +302,6 @@ func (e *Engine) backoff(failures int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-func sendTimeout(st store.SubscriptionState) time.Duration {
-	if st.Timeout <= 0 {
-		return DefaultTimeout
-	}
-	return min(st.Timeout, MaxTimeout)
-}
-
 // messageID is the webhook-id: derived from what is sent, so a retry of the
 // same notification (by any instance) carries the same id, and never a FHIR
 // id.
@@ -315,14 +317,6 @@ func messageID(subID string, tk store.DeliveryTask, n *notification) string {
 	}
 	sum := sha256.Sum256([]byte(key))
 	return "msg_" + base64.RawURLEncoding.EncodeToString(sum[:18])
-}
-
-func headers(hs []subscription.Header) []webhook.Header {
-	out := make([]webhook.Header, len(hs))
-	for i, h := range hs {
-		out[i] = webhook.Header{Name: h.Name, Value: h.Value}
-	}
-	return out
 }
 
 // endpointBusy is the webhook client's reason when no turn at the endpoint

@@ -24,6 +24,7 @@ const (
 	KindTooLarge                     // 413 body over the limit
 	KindUnsupportedMedia             // 415
 	KindUnprocessable                // 422 well-formed but breaks a rule
+	KindTooMany                      // 429 over a quota
 	KindUnavailable                  // 503
 )
 
@@ -41,6 +42,7 @@ var kindStatus = map[Kind]int{
 	KindTooLarge:         http.StatusRequestEntityTooLarge,
 	KindUnsupportedMedia: http.StatusUnsupportedMediaType,
 	KindUnprocessable:    http.StatusUnprocessableEntity,
+	KindTooMany:          http.StatusTooManyRequests,
 	KindUnavailable:      http.StatusServiceUnavailable,
 }
 
@@ -59,6 +61,7 @@ var issueType = map[Kind]string{
 	KindTooLarge:         "too-costly",
 	KindUnsupportedMedia: "not-supported",
 	KindUnprocessable:    "processing",
+	KindTooMany:          "throttled",
 	KindUnavailable:      "transient",
 }
 

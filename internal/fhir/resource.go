@@ -145,6 +145,24 @@ func (r *Resource) Stamp(id string, versionID int64, lastUpdated time.Time) []by
 	return b.Bytes()
 }
 
+// StampedMap is what Stamp's bytes decode to (as strictjson.Value.Any
+// decodes them), made from the parsed resource without parsing the bytes.
+func (r *Resource) StampedMap(id string, versionID int64, lastUpdated time.Time) map[string]any {
+	m, _ := r.root.Any().(map[string]any)
+	if m == nil {
+		return nil
+	}
+	m["id"] = id
+	meta, _ := m["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["meta"] = meta
+	}
+	meta["versionId"] = strconv.FormatInt(versionID, 10)
+	meta["lastUpdated"] = FormatInstant(lastUpdated)
+	return m
+}
+
 func (r *Resource) stampMeta(versionID int64, lastUpdated time.Time) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"versionId":`)

@@ -16,6 +16,10 @@ func Validate(r *Resource) error {
 	return Invalid(r.Type, Problems(r))
 }
 
+// MaxProblems is the most problems Problems reports: a list this long may
+// have left parts of the resource unchecked.
+const MaxProblems = r4.MaxProblems
+
 // Problems lists every way r is not valid R4 (nil when it is, or when it is
 // of one of Herald's own types).
 func Problems(r *Resource) []Problem {

@@ -134,3 +134,88 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// fanOutSubscriptions inserts n active, unpinned encounter-start
+// Subscriptions that every Encounter of Patient/me passes, each with
+// filters filters: the patient and, for the rest, the class of the
+// benchmark's Encounters.
+func fanOutSubscriptions(b *testing.B, databaseURL string, n, filters int) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	fs := []string{}
+	if filters > 0 {
+		fs = append(fs, "Encounter?patient=Patient/me")
+		for len(fs) < filters {
+			fs = append(fs, "Encounter?class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB")
+		}
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO subscriptions (id, owner, scopes, patient, status, error, topic, filters,
+		endpoint, content, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers,
+		created_at, updated_at, patient_key)
+		SELECT 'fan-' || g, 'c', '', '', 'active', '', $1, $3::text[],
+			'https://hooks.example.org/x', 'id-only', 0, 0, 0, '', '', now(), now(), ''
+		FROM generate_series(1, $2::int) AS g`, start, n, fs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE subscriptions`); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkPublishFanOut measures an Encounter write that every one of
+// 1,000 Subscriptions matches, unfiltered and with 20 filters each: filters
+// are compiled once per Subscription version, so they should cost the
+// write little (issue 12: at most 2× the unfiltered write).
+func BenchmarkPublishFanOut(b *testing.B) {
+	const subscriptions = 1_000
+	for _, filters := range []int{0, 20} {
+		b.Run(fmt.Sprintf("subscriptions=%d/filters=%d", subscriptions, filters), func(b *testing.B) {
+			ctx := context.Background()
+			url := pgtest.URL(b)
+			st, err := postgres.Open(ctx, url, postgres.WithMaxConns(4))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(st.Close)
+			fanOutSubscriptions(b, url, subscriptions, filters)
+			lib, err := topic.Load(ctx, st, topics.FS, time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc := resources.New(resources.Config{Store: st, BaseURL: "https://h.example/fhir",
+				OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib}).Hook}})
+			write := func(id string) {
+				if _, err := svc.Update(ctx, system, "Encounter", id, []byte(encounter(id, "in-progress", "me")), ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+			write("warm-up") // compiles the Subscriptions once, as a running server has
+			var took []time.Duration
+			i := 0
+			b.ResetTimer()
+			for b.Loop() {
+				i++
+				t0 := time.Now()
+				write(fmt.Sprintf("e%d", i))
+				took = append(took, time.Since(t0))
+			}
+			b.StopTimer()
+			n, err := st.EventCount(ctx, "fan-1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n != int64(i+1) {
+				b.Fatalf("%d events for %d writes", n, i+1)
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}

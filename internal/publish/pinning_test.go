@@ -16,6 +16,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/topics"
 )
 
@@ -97,7 +98,7 @@ func TestPinnedNotLoaded(t *testing.T) {
 		ctx := context.Background()
 		svc, loaded := pinnedSetup(t, st,
 			store.SubscriptionState{ID: "p1", Status: "active", Topic: start, Filters: []string{"Encounter?patient=Patient/p1"}},
-			store.SubscriptionState{ID: "p1-untyped", Status: "active", Topic: start, Filters: []string{"patient=Patient/p1", "status=in-progress"}},
+			store.SubscriptionState{ID: "p1-untyped", Status: "active", Topic: start, Filters: []string{"patient=Patient/p1", "class=AMB"}},
 			store.SubscriptionState{ID: "p2", Status: "active", Topic: start, Filters: []string{"Encounter?patient=Patient/p2"}},
 			store.SubscriptionState{ID: "all", Status: "active", Topic: start + "|1.0.0"},
 			store.SubscriptionState{ID: "bare-id", Status: "active", Topic: start, Filters: []string{"Encounter?patient=p2"}},         // not pinned
@@ -226,7 +227,7 @@ func TestTopicChangeUnpins(t *testing.T) {
 		require.NoError(t, err)
 		p := &publish.Publisher{Topics: lib}
 		svc := resources.New(resources.Config{Store: st, BaseURL: "https://h.example/fhir", OnWrite: []resources.WriteHook{p.Hook},
-			Rules: map[string]resources.TypeRules{"SubscriptionTopic": &topic.Rules{Library: lib}}})
+			Rules: map[string]resources.TypeRules{"SubscriptionTopic": typerules.Topic{Rules: &topic.Rules{Library: lib}}}})
 		def := func(types ...string) []byte {
 			trig := ""
 			for i, typ := range types {

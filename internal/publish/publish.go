@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-fhir/herald/internal/fhir"
@@ -25,7 +26,20 @@ type Publisher struct {
 	// BaseURL is Herald's own base: references under it are local, like
 	// relative ones; other absolute references never match a local filter.
 	BaseURL string
-	Now     func() time.Time
+	// Compiler caches compiled Subscriptions; nil: one of the Publisher's own.
+	Compiler *subscription.Compiler
+	Now      func() time.Time
+
+	once sync.Once
+}
+
+func (p *Publisher) compiler() *subscription.Compiler {
+	p.once.Do(func() {
+		if p.Compiler == nil {
+			p.Compiler = &subscription.Compiler{Topics: p.Topics}
+		}
+	})
+	return p.Compiler
 }
 
 // receiving are the statuses whose Subscriptions still get events: events
@@ -48,6 +62,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	}
 	keys := patients(cur.Type, change)
 	now := p.now()
+	memo := map[*search.Criteria]bool{} // each distinct filter evaluated once for this write
 	var events []store.Event
 	for _, t := range watching {
 		fires, err := t.Fires(change)
@@ -65,8 +80,8 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 			if !s.End.IsZero() && !now.Before(s.End) {
 				continue // the lease is over; delivery switches it off
 			}
-			if !subscription.MatchFilters(s.Filters, cur.Type, focus) {
-				continue
+			if compiled, err := p.compiler().Compile(s); err != nil || !compiled.Matches(cur.Type, focus, memo) {
+				continue // filters the topic no longer accepts match nothing
 			}
 			events = append(events, store.Event{
 				SubscriptionID: s.ID, Timestamp: cur.LastUpdated, Topic: t.Canonical(),
@@ -85,7 +100,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 // Subscriptions, those that are not pinned or pinned to a patient of the
 // write (store.SubscriptionState.PatientKey): a write then costs in
 // proportion to the Subscriptions it can match, not to all of a topic's.
-// MatchFilters still decides; the key only skips Subscriptions whose filters
+// The compiled filters still decide; the key only skips Subscriptions whose filters
 // cannot pass. Only the focus is filtered, so its patients would do; the
 // union with the other version's patients (the patient an update moved the
 // resource from or to) is a superset that stays correct should filters ever
@@ -154,11 +169,20 @@ func describe(prev *store.Version, cur store.Version, baseURL string) (topic.Cha
 	default:
 		c.Interaction = topic.Create
 	}
-	if c.Cur, err = search.NewResource(cur.Body); err != nil {
+	if c.Cur, err = decoded(cur); err != nil {
 		return c, nil, err
 	}
 	c.Cur = c.Cur.WithBase(baseURL)
 	return c, c.Cur, nil
+}
+
+// decoded is the version as the matcher reads it: what the writer already
+// parsed when it has it, else Body parsed.
+func decoded(v store.Version) (*search.Resource, error) {
+	if v.Decoded != nil {
+		return search.ResourceFromMap(v.Decoded)
+	}
+	return search.NewResource(v.Body)
 }
 
 func (p *Publisher) now() time.Time {

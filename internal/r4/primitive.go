@@ -2,7 +2,6 @@ package r4
 
 import (
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/herald-fhir/herald/internal/strictjson"
 )
@@ -72,17 +71,7 @@ func quote(v *strictjson.Value) string {
 }
 
 // clip shortens client text before it is echoed in a problem.
-func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+var clip = strictjson.Clip
 
 func clipBytes(b []byte) []byte {
 	if len(b) <= 64 {

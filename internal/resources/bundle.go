@@ -131,8 +131,17 @@ func (s *Service) Bundle(ctx context.Context, p *auth.Principal, body []byte, mi
 	if r.Type != "Bundle" {
 		return nil, fhir.Errorf(fhir.KindInvalid, "POST to the base accepts only a batch or transaction Bundle, not %s", r.Type)
 	}
+	if n := len(r.Tree().Get("entry").Itemized()); n > s.maxEntries {
+		return nil, fhir.Errorf(fhir.KindTooLarge, "the Bundle has %d entries; at most %d are allowed in one batch or transaction", n, s.maxEntries)
+	}
 	req := readBundle(r.Tree())
-	own, byEntry := splitProblems(fhir.Problems(r))
+	problems := fhir.Problems(r)
+	if len(problems) >= fhir.MaxProblems {
+		// Validation stopped at the cap: the entries (and Bundle members)
+		// after the last problem were never checked, so none may run.
+		return nil, fhir.Invalid("Bundle", problems)
+	}
+	own, byEntry := splitProblems(problems)
 	if len(own) > 0 {
 		return nil, fhir.Invalid("Bundle", own)
 	}
@@ -441,15 +450,20 @@ func (s *Service) entryCondition(i int, raw string) (url.Values, error) {
 
 // parseEntryResource makes the resource of a POST or PUT entry. The Bundle
 // was validated as a whole: problems are this entry's. body is the
-// resource's bytes, changed only where urn: references were resolved.
+// resource's bytes, changed only where urn: references were resolved; a
+// changed resource is validated again (a resolved urn:uuid is no longer a
+// uuid, say).
 func parseEntryResource(e *entry, body []byte, problems []fhir.Problem) (*fhir.Resource, error) {
 	id := ""
 	if e.method == "PUT" {
 		id = e.id
 	}
-	r, err := entryResource(e, body)
+	r, rewritten, err := entryResource(e, body)
 	if err == nil {
 		err = matchesURL(r, e.typ, id)
+	}
+	if err == nil && rewritten {
+		problems = fhir.Problems(r)
 	}
 	if err == nil {
 		err = fhir.Invalid(e.typ, problems)
@@ -464,12 +478,14 @@ func parseEntryResource(e *entry, body []byte, problems []fhir.Problem) (*fhir.R
 }
 
 // entryResource reuses the parsed entry unless resolving references changed
-// its bytes.
-func entryResource(e *entry, body []byte) (*fhir.Resource, error) {
+// its bytes (rewritten).
+func entryResource(e *entry, body []byte) (r *fhir.Resource, rewritten bool, err error) {
 	if e.tree != nil && len(body) == len(e.tree.Raw) && (len(body) == 0 || &body[0] == &e.tree.Raw[0]) {
-		return fhir.FromTree(e.tree)
+		r, err = fhir.FromTree(e.tree)
+		return r, false, err
 	}
-	return fhir.Parse(body)
+	r, err = fhir.Parse(body)
+	return r, true, err
 }
 
 // entryError prefixes an error with the entry it came from.

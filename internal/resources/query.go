@@ -32,8 +32,8 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, par
 }
 
 // CompartmentSearch is Search within Patient/patient's compartment
-// (GET /Patient/{id}/{type}): the resources whose subject or patient is
-// that patient, as the compartment of patient/ tokens.
+// (GET /Patient/{id}/{type}): the compartment patient/ tokens are bounded
+// by (Version.Patients).
 func (s *Service) CompartmentSearch(ctx context.Context, p *auth.Principal, patient, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
 	if err := checkTypeID("Patient", patient); err != nil {
 		return nil, err
@@ -223,6 +223,17 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
 	}
+	if len(versions) == 0 && before > 0 {
+		// An empty page past the first answers as the resource does: judged
+		// by its newest version, so a page cursor reveals no one's ids.
+		newest, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Count: 1})
+		if err != nil {
+			return nil, notFound(err, typ, id)
+		}
+		if len(newest) > 0 && (s.allowedBy(ctx, s.store, p, auth.Read, typ, &newest[0]) != nil || !visible(newest[0], patient)) {
+			return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
+		}
+	}
 	if len(versions) > 0 && s.allowedBy(ctx, s.store, p, auth.Read, typ, &versions[0]) != nil {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
@@ -368,17 +379,15 @@ func searchable(typ, name string) bool {
 	return ok && p.Supported()
 }
 
-// indexKeys are the search index keys of a resource about to be stored
-// (nil when unknown: the store then always offers it to the matcher).
-func (s *Service) indexKeys(r *fhir.Resource) []string {
-	if r.Tree() == nil {
-		return nil
-	}
-	sr, err := search.ResourceFromTree(r.Tree())
+// indexKeys are the search index keys of a resource about to be stored,
+// from the map the write hooks read too (nil when unknown: the store then
+// always offers it to the matcher).
+func (s *Service) indexKeys(decoded map[string]any) []string {
+	r, err := search.ResourceFromMap(decoded)
 	if err != nil {
 		return nil
 	}
-	if keys := sr.WithBase(s.baseURL).IndexKeys(); keys != nil {
+	if keys := r.WithBase(s.baseURL).IndexKeys(); keys != nil {
 		return keys
 	}
 	return []string{}

@@ -14,9 +14,10 @@ import (
 // after the caller's scopes allowed the interaction.
 type TypeRules interface {
 	// Authorize may refuse more than scopes do: admin-only writes, owner
-	// isolation. v is the version concerned, nil for creates and searches;
-	// r reads in the request's transaction when there is one. Returning a
-	// KindNotFound error hides the resource from the caller.
+	// isolation. v is the version concerned: nil for searches and creates
+	// of new ids, the delete marker for a create (PUT) over a deleted
+	// resource; r reads in the request's transaction when there is one.
+	// Returning a KindNotFound error hides the resource from the caller.
 	Authorize(ctx context.Context, r store.View, p *auth.Principal, i auth.Interaction, v *store.Version) error
 	// Prepare checks a resource about to be written, inside the write's
 	// transaction, and returns what to store and what to show the writer.

@@ -5,6 +5,7 @@
 package resources
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
 )
 
@@ -37,24 +39,31 @@ type Config struct {
 	Virtual map[string]Virtual
 	// ParamLimits bound the query of a Bundle's GET entry (zero: the defaults).
 	ParamLimits fhir.ParamLimits
+	// MaxBundleEntries bounds a batch or transaction (0: DefaultMaxBundleEntries).
+	MaxBundleEntries int
 }
+
+// DefaultMaxBundleEntries is the entry cap when Config.MaxBundleEntries is 0.
+const DefaultMaxBundleEntries = 1000
 
 // Service performs FHIR interactions on behalf of an authenticated caller.
 type Service struct {
-	store   store.Store
-	baseURL string
-	now     func() time.Time
-	newID   func() string
-	onWrite []WriteHook
-	rules   map[string]TypeRules
-	virtual map[string]Virtual
-	limits  fhir.ParamLimits
-	started time.Time // lastUpdated of virtual resources
+	store      store.Store
+	baseURL    string
+	now        func() time.Time
+	newID      func() string
+	onWrite    []WriteHook
+	rules      map[string]TypeRules
+	virtual    map[string]Virtual
+	limits     fhir.ParamLimits
+	maxEntries int
+	started    time.Time // lastUpdated of virtual resources
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits}
+	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits,
+		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -237,11 +246,9 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	if exists && !ownedBy(*prev, patient) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
 	}
-	var current *store.Version
-	if exists {
-		current = prev
-	}
-	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, current); err != nil {
+	// A create over a deleted resource shows the rules its delete marker:
+	// its history may carry an owner's data (TypeRules.Authorize).
+	if err := s.allowedBy(ctx, tx, p, interaction, op.typ, prev); err != nil {
 		return Result{}, err
 	}
 	// Preconditions are checked only for a request that would otherwise be
@@ -253,11 +260,8 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		return Result{NoOp: true}, nil
 	}
 
-	next := store.Version{Type: op.typ, ID: op.id, VersionID: 1, Method: op.method, LastUpdated: s.stamp(prev)}
+	next := store.Next(prev, op.typ, op.id, op.method, s.now())
 	var echoBody []byte
-	if prev != nil {
-		next.VersionID = prev.VersionID + 1
-	}
 	if op.method == store.MethodDelete {
 		next.Deleted = true
 		next.Patients = prev.Patients // a delete marker stays in its compartment
@@ -274,13 +278,16 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 			}
 		}
 		next.Body = toStore.Stamp(op.id, next.VersionID, next.LastUpdated)
-		next.Patients = fhir.CompartmentPatients(toStore, op.id, s.baseURL)
-		next.Index = s.indexKeys(toStore)
+		next.Decoded = toStore.StampedMap(op.id, next.VersionID, next.LastUpdated)
+		if next.Patients, err = s.compartment(next.Decoded); err != nil {
+			return Result{}, err
+		}
+		next.Index = s.indexKeys(next.Decoded)
 		if echo != toStore {
 			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)
 		}
 		if !ownedBy(next, patient) {
-			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token (its subject or patient must be Patient/%s)", op.typ, patient)
+			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token: by the R4 Patient CompartmentDefinition it must be in Patient/%s's compartment and in no other patient's", op.typ, patient)
 		}
 	}
 	if err := tx.Put(ctx, next); err != nil {
@@ -303,16 +310,6 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		echoBody = next.Body
 	}
 	return Result{Version: next, Echo: echoBody, Created: !exists && op.method != store.MethodDelete}, nil
-}
-
-// stamp is the lastUpdated of a new version: now at millisecond precision,
-// and always after the previous version so history stays ordered.
-func (s *Service) stamp(prev *store.Version) time.Time {
-	t := s.now().UTC().Truncate(time.Millisecond)
-	if prev != nil && !t.After(prev.LastUpdated) {
-		t = prev.LastUpdated.Add(time.Millisecond)
-	}
-	return t
 }
 
 // inTx runs fn in a transaction, retrying when a concurrent writer created
@@ -386,17 +383,7 @@ func ownedBy(v store.Version, patient string) bool {
 }
 
 // visible reports whether v lies in the patient's compartment (or no patient bounds it).
-func visible(v store.Version, patient string) bool {
-	if patient == "" {
-		return true
-	}
-	for _, id := range v.Patients {
-		if id == patient {
-			return true
-		}
-	}
-	return false
-}
+func visible(v store.Version, patient string) bool { return auth.InCompartment(v.Patients, patient) }
 
 // parseFor reads and validates the body of a write to typ (and id, for an
 // update).
@@ -491,4 +478,15 @@ func (s *Service) virtualRead(p *auth.Principal, typ, id string) (store.Version,
 		return store.Version{}, false
 	}
 	return store.Version{Type: typ, ID: id, VersionID: 1, Method: store.MethodUpdate, LastUpdated: s.started, Body: body}, true
+}
+
+// compartment lists the patients whose compartment holds a version (decoded
+// as the matcher reads it), by the R4 Patient CompartmentDefinition, with
+// references under Herald's own base counted as local.
+func (s *Service) compartment(decoded map[string]any) ([]string, error) {
+	r, err := search.ResourceFromMap(decoded)
+	if err != nil {
+		return nil, err
+	}
+	return search.PatientCompartment(r.WithBase(s.baseURL)), nil
 }

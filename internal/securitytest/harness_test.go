@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store/pgtest"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
 	"github.com/herald-fhir/herald/topics"
 )
@@ -203,11 +205,14 @@ type harness struct {
 type config struct {
 	jwksOnly   bool // no HS256 secret: RS256 through the JWKS only
 	errorAfter int
+	maxSubs    int
 }
 
 type option func(*config)
 
 func jwksOnly(c *config) { c.jwksOnly = true }
+
+func maxSubscriptions(n int) option { return func(c *config) { c.maxSubs = n } }
 
 var stores = []struct {
 	name string
@@ -237,7 +242,7 @@ func onPostgres(t *testing.T, opts ...option) *harness {
 
 func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	t.Helper()
-	cfg := config{errorAfter: 3}
+	cfg := config{errorAfter: 3, maxSubs: 1000}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -274,9 +279,19 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "recv", URLPrefix: h.recv.srv.URL + "/", AllowPrivateNetwork: true, CreatedAt: time.Now()}))
 
 	rules := &subscription.Rules{Topics: lib, Keys: h.keys, Admin: st, Now: time.Now,
-		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only"}}
-	ops := &subscription.Operations{Store: st, Topics: lib}
-	h.srv = httptest.NewUnstartedServer(nil)
+		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only", MaxSubscriptionsPerClient: cfg.maxSubs}}
+	ops := &subscription.Operations{Store: st, Topics: lib, Rules: rules}
+	// The handler needs the server's URL, so it is installed after Start; a
+	// stray connection (a client of an earlier server on the same port)
+	// gets 503 instead of racing with the installation.
+	var handler atomic.Pointer[api.Server]
+	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv := handler.Load(); srv != nil {
+			srv.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
 	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	h.base = h.srv.URL + "/fhir"
@@ -284,16 +299,13 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	svc := resources.New(resources.Config{Store: st, BaseURL: h.base,
 		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: h.base}).Hook},
 		Virtual: map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}},
-		Rules: map[string]resources.TypeRules{
-			"SubscriptionTopic": &topic.Rules{Library: lib},
-			"Subscription":      rules,
-		}})
+		Rules:   typerules.Rules(rules, lib)})
 	registry, metrics := delivery.NewRegistry(st)
-	h.srv.Config.Handler = api.New(api.Options{
+	handler.Store(api.New(api.Options{
 		Resources: svc, Auth: verifier, Ready: st, Admin: st, Topics: lib, Operations: ops,
 		Logger: log, BaseURL: h.base, MaxBodyBytes: maxBody, Version: "securitytest",
 		Metrics: delivery.Handler(registry),
-	})
+	}))
 
 	engine := delivery.New(delivery.Config{
 		Store: st, Rules: rules, Topics: lib, BaseURL: h.base,

@@ -107,6 +107,9 @@ type DeliveryQueue interface {
 	// With eventsPerTask > 0, each task that has a backlog and owes no
 	// handshake carries its next events (at most its MaxCount, else
 	// eventsPerTask), read in the same round trip.
+	// A shared store sets and judges leases by its own clock (PostgreSQL:
+	// the database's), so instances with skewed clocks never both hold a
+	// lease; DeliveryTask.LeaseUntil is given in the caller's clock (now).
 	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]DeliveryTask, error)
 	// ReleaseLease ends a lease without recording anything (graceful
 	// shutdown): the Subscription can be claimed again at once. A lease

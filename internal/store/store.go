@@ -17,6 +17,10 @@ var (
 	// ErrConflict: a write lost a race (the version it expected to create
 	// already exists). The caller may retry the whole transaction.
 	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable: the store cannot answer now (down, out of connections,
+	// or a statement or lock wait ran out of time). Nothing was committed,
+	// unless the store lost the reply to a COMMIT it had sent.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Method is how a version came to be; history entries echo it in request.method.
@@ -44,6 +48,25 @@ type Version struct {
 	// candidate for every indexed search (slower, never wrong). Stores need
 	// not return it.
 	Index []string
+	// Decoded is Body as the matcher reads it (fhir.Resource.StampedMap),
+	// set by the writer so the write hooks need not parse Body again; nil
+	// when the version was read from a store. Never stored.
+	Decoded map[string]any
+}
+
+// Next is the version that follows prev (nil: none) at now: numbered one
+// more, stamped at millisecond precision and always after prev, so history
+// stays ordered whatever the clocks of the instances. It is the one rule
+// for appending a version; the caller sets the body (or Deleted).
+func Next(prev *Version, typ, id string, method Method, now time.Time) Version {
+	v := Version{Type: typ, ID: id, VersionID: 1, Method: method, LastUpdated: now.UTC().Truncate(time.Millisecond)}
+	if prev != nil {
+		v.VersionID = prev.VersionID + 1
+		if !v.LastUpdated.After(prev.LastUpdated) {
+			v.LastUpdated = prev.LastUpdated.Add(time.Millisecond)
+		}
+	}
+	return v
 }
 
 // Store is the whole storage contract.
@@ -55,6 +78,7 @@ type Store interface {
 	DeliveryQueue
 	EventPruner
 	AdminStore
+	ConfigWatch
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
 	// error (which InTx returns). fn may be called again when the
@@ -66,6 +90,19 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases resources; the Store is unusable afterwards.
 	Close()
+}
+
+// ConfigWatch tells every instance sharing a store that configuration it
+// caches changed: SubscriptionTopics, the allow-list or the client registry.
+type ConfigWatch interface {
+	// ConfigGeneration is a counter that every transaction changing that
+	// configuration moves forward, in the transaction itself.
+	ConfigGeneration(ctx context.Context) (int64, error)
+	// ConfigChanges returns a channel that receives (coalesced, never
+	// blocking the sender) soon after such a change commits, on any
+	// instance. A change can be missed (a broken connection): callers also
+	// check ConfigGeneration periodically.
+	ConfigChanges() <-chan struct{}
 }
 
 // Reader reads committed data. A Tx is also a Reader that sees its own writes.
@@ -93,6 +130,7 @@ type Reader interface {
 // Tx is a transaction. Reads through a Tx lock nothing except as stated.
 type Tx interface {
 	Reader
+	AdminReader
 	SubscriptionReader
 	SubscriptionWriter
 	EventReader

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -10,8 +12,11 @@ import (
 // what later authorization and delivery need and what the resource must not
 // show: the owner and its grants, and the encrypted secrets.
 type SubscriptionState struct {
-	ID       string
-	Owner    string    // client id of the creator
+	ID    string
+	Owner string // client id of the creator
+	// Context is the creator's launch context, which with Owner owns the
+	// Subscription: "system", "patient/<id>" or "user/<fhirUser or sub>".
+	Context  string
 	Scopes   string    // the creating token's scopes, space-separated, as granted
 	Patient  string    // the creating token's patient claim, if any
 	TokenExp time.Time // the creating token's exp
@@ -48,6 +53,7 @@ type SubscriptionState struct {
 // SubscriptionFilter selects subscription states; empty fields match all.
 type SubscriptionFilter struct {
 	Owner    string
+	Context  string   // with Owner: the owner's launch context
 	Status   []string // any of
 	Topic    string
 	Endpoint string
@@ -67,11 +73,32 @@ type SubscriptionReader interface {
 	Subscription(ctx context.Context, id string) (SubscriptionState, error)
 	// Subscriptions returns the states matching f, ordered by id.
 	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]SubscriptionState, error)
+	// CountSubscriptions counts the states Subscriptions(f) returns.
+	CountSubscriptions(ctx context.Context, f SubscriptionFilter) (int, error)
+	// SubscriptionOwner returns who id belongs to, also once its state is
+	// deleted; ErrNotFound when no state with id was ever put.
+	SubscriptionOwner(ctx context.Context, id string) (SubscriptionOwner, error)
+}
+
+// Redefines reports whether next changes what old is about or where it goes:
+// its topic, filters or endpoint.
+func Redefines(old, next SubscriptionState) bool {
+	return old.Topic != next.Topic || old.Endpoint != next.Endpoint || !slices.Equal(old.Filters, next.Filters)
+}
+
+// SubscriptionOwner is who a Subscription id belongs to. PutSubscription
+// records it and DeleteSubscription keeps it: a deleted Subscription's
+// history carries its owner's data, so its id stays with that owner.
+type SubscriptionOwner struct {
+	Client, Context string // as SubscriptionState.Owner and .Context
 }
 
 // SubscriptionWriter changes subscription states inside a transaction.
 type SubscriptionWriter interface {
-	// PutSubscription inserts or replaces the state with s.ID.
+	// PutSubscription inserts or replaces the state with s.ID. A
+	// replacement that Redefines the Subscription acknowledges every event
+	// appended so far: events queued under the old definition are never
+	// delivered under the new one.
 	PutSubscription(ctx context.Context, s SubscriptionState) error
 	// DeleteSubscription removes the state; deleting an absent one is not an error.
 	DeleteSubscription(ctx context.Context, id string) error
@@ -84,27 +111,36 @@ type SubscriptionWriter interface {
 
 // AllowedEndpoint is one entry of the endpoint allow-list.
 type AllowedEndpoint struct {
-	ID                  string
-	URLPrefix           string // normalised by internal/allowlist before storing
-	AllowPrivateNetwork bool
-	Note                string
-	CreatedAt           time.Time
+	ID                  string    `json:"id"`
+	URLPrefix           string    `json:"url_prefix"` // normalised by internal/allowlist before storing
+	AllowPrivateNetwork bool      `json:"allow_private_network"`
+	Note                string    `json:"note"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // Client is one entry of the client registry. Clients without an entry get
 // the configured defaults.
 type Client struct {
-	ClientID     string
-	Status       string // active or suspended
-	MaxPayload   string // empty, id-only or full-resource
-	ScopeCeiling string // space-separated scopes; empty means no ceiling
-	UpdatedAt    time.Time
+	ClientID     string    `json:"client_id"`
+	Status       string    `json:"status"`        // active or suspended
+	MaxPayload   string    `json:"max_payload"`   // empty, id-only or full-resource
+	ScopeCeiling string    `json:"scope_ceiling"` // space-separated scopes; empty means no ceiling
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// AdminReader reads the allow-list and the client registry. A Tx is one
+// too, so a write that checks them uses its own connection and never waits
+// for a second one from the pool.
+type AdminReader interface {
+	// Endpoints returns the allow-list ordered by URLPrefix then ID.
+	Endpoints(ctx context.Context) ([]AllowedEndpoint, error)
+	// Client returns one entry; ErrNotFound when absent.
+	Client(ctx context.Context, clientID string) (Client, error)
 }
 
 // AdminStore holds the allow-list and the client registry.
 type AdminStore interface {
-	// Endpoints returns the allow-list ordered by URLPrefix then ID.
-	Endpoints(ctx context.Context) ([]AllowedEndpoint, error)
+	AdminReader
 	// AddEndpoint stores e (ID set by the caller); ErrConflict when an
 	// entry with the same URLPrefix exists.
 	AddEndpoint(ctx context.Context, e AllowedEndpoint) error
@@ -113,10 +149,55 @@ type AdminStore interface {
 
 	// Clients returns the registry ordered by ClientID.
 	Clients(ctx context.Context) ([]Client, error)
-	// Client returns one entry; ErrNotFound when absent.
-	Client(ctx context.Context, clientID string) (Client, error)
 	// PutClient inserts or replaces the entry; created reports an insert.
 	PutClient(ctx context.Context, c Client) (created bool, err error)
+
+	// AuditLog returns recorded admin changes, newest first: at most limit,
+	// older than beforeSeq when it is above 0. AddEndpoint, RemoveEndpoint
+	// and PutClient append their entry atomically with the change, naming
+	// the actor of ctx (WithActor).
+	AuditLog(ctx context.Context, beforeSeq int64, limit int) ([]AuditEntry, error)
+}
+
+// AuditEntry is one admin change, kept append-only. The allow-list and the
+// registry hold no secrets, so Before and After are the whole entries.
+type AuditEntry struct {
+	Seq    int64     // 1, 2, 3, … in the order of the changes
+	At     time.Time // when the change was made
+	Actor  string    // the admin's client id; empty when not made through the admin API
+	Action string    // AuditAddEndpoint, AuditRemoveEndpoint or AuditPutClient
+	Target string    // the endpoint's id or the client's id
+	Before []byte    // JSON of the entry before the change; nil when none
+	After  []byte    // JSON of the entry after the change; nil when none
+}
+
+// Audit actions.
+const (
+	AuditAddEndpoint    = "endpoint.add"
+	AuditRemoveEndpoint = "endpoint.remove"
+	AuditPutClient      = "client.put"
+)
+
+type actorKey struct{}
+
+// WithActor names who makes the admin changes made with ctx.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorOf is the actor WithActor set; empty when none.
+func ActorOf(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
+// AuditJSON is the Before or After of an entry.
+func AuditJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("store: audit entry: " + err.Error()) // plain structs always marshal
+	}
+	return b
 }
 
 // View reads everything a request may need to see: resources, subscription

@@ -69,7 +69,7 @@ func dotted(pointer string) string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(clip(tok))
+		b.WriteString(Clip(tok))
 	}
 	return b.String()
 }

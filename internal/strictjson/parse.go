@@ -161,7 +161,7 @@ func (p *parser) pathString() string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(clip(s.name))
+		b.WriteString(Clip(s.name))
 	}
 	return b.String()
 }
@@ -258,9 +258,9 @@ func (p *parser) object(v *Value, depth int) error {
 		if clash, ok := names.add(name); !ok {
 			p.pos = at
 			if clash == name {
-				return p.fail("duplicate member %q", clip(name))
+				return p.fail("duplicate member %q", Clip(name))
 			}
-			return p.fail("members %q and %q differ only in case", clip(clash), clip(name))
+			return p.fail("members %q and %q differ only in case", Clip(clash), Clip(name))
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -556,8 +556,9 @@ func quoteByte(c byte) string {
 	return fmt.Sprintf("0x%02x", c)
 }
 
-// clip shortens client text before it is echoed in an error.
-func clip(s string) string {
+// Clip shortens client text (at a rune boundary) before it is echoed in
+// an error.
+func Clip(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s

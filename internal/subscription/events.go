@@ -5,52 +5,94 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/topic"
 )
 
+// Audience is who events are loaded for: every event must be
+// policy.Admits for Sub and its Owner (the owner's grants now); full
+// resources go only where Reader (the owner when sending, the caller of
+// $events) MayRead them.
+type Audience struct {
+	Sub    *policy.Subscription
+	Owner  *auth.Principal
+	Reader *auth.Principal
+}
+
 // LoadEvents turns stored events into notification events for a payload
-// content: with id-only and full-resource, the topic's notificationShape
-// includes become additional context; with full-resource, each focus
-// version and included resource the recipient may read (mayRead) carries
-// its stored JSON; the others appear as references only. $events and delivery both build on it.
-// baseURL is Herald's own: only references local to it are included.
-func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseURL string, stored []store.Event, content string, mayRead func(store.Version) bool) ([]notify.Event, error) {
+// content, keeping only those the audience is admitted to now (the others
+// are left out: the IG allows gaps in the numbers). With id-only and
+// full-resource, the topic's notificationShape includes become additional
+// context; with full-resource, each focus version and included resource
+// the reader may read carries its stored JSON; the others appear as
+// references only. $events and delivery both build on it. baseURL is
+// Herald's own: only references local to it are included.
+// budget, when > 0, bounds the bytes of resources carried: the events
+// stop before the one that would exceed it (never before the first).
+func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseURL string, stored []store.Event, content string, a Audience, budget int) ([]notify.Event, error) {
 	full := content == fhir.ContentFullResource
+	mayRead := func(ver store.Version) bool { return a.Reader.MayRead(ver.Type, ver.Patients) }
 	events := make([]notify.Event, 0, len(stored))
+	used := 0
 	for _, e := range stored {
+		fv, focus, err := loadFocus(ctx, v, e, baseURL)
+		if err != nil {
+			return nil, err // not a reason to send less: the caller retries
+		}
+		if !policy.Admits(a.Sub, a.Owner, policy.Event{Topic: e.Topic, FocusType: e.FocusType, Patients: fv.Patients, Focus: focus}) {
+			continue
+		}
 		ev := notify.Event{Number: e.Number, Timestamp: e.Timestamp, Method: notify.Method(e.Method),
 			Focus: notify.Ref{Type: e.FocusType, ID: e.FocusID, VersionID: e.FocusVersion}}
 		if content != fhir.ContentEmpty && e.Method != store.MethodDelete {
-			fv, err := v.Version(ctx, e.FocusType, e.FocusID, e.FocusVersion)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-			case err != nil:
-				// Not a reason to send less: the caller retries.
-				return nil, err
-			case !fv.Deleted:
-				if full && mayRead(fv) {
-					ev.Resource = fv.Body
-				}
-				if ev.Additional, err = includes(ctx, v, topics, baseURL, e, fv.Body, full, mayRead); err != nil {
-					return nil, err
-				}
+			if full && mayRead(fv) {
+				ev.Resource = fv.Body
 			}
+			if ev.Additional, err = includes(ctx, v, topics, e, focus, full, mayRead); err != nil {
+				return nil, err
+			}
+		}
+		if used += carried(ev); budget > 0 && used > budget && len(events) > 0 {
+			break // the caller asks again from the last event it got
 		}
 		events = append(events, ev)
 	}
 	return events, nil
 }
 
+// loadFocus reads and decodes the version an event is about: for a delete,
+// the version before it. A version that is gone or does not decode gives a
+// nil resource (no event is admitted without its focus).
+func loadFocus(ctx context.Context, v store.View, e store.Event, baseURL string) (store.Version, *search.Resource, error) {
+	n := e.FocusVersion
+	if e.Method == store.MethodDelete {
+		n--
+	}
+	fv, err := v.Version(ctx, e.FocusType, e.FocusID, n)
+	if errors.Is(err, store.ErrNotFound) || err == nil && fv.Deleted {
+		return store.Version{}, nil, nil
+	}
+	if err != nil {
+		return store.Version{}, nil, err
+	}
+	r, err := search.NewResource(fv.Body)
+	if err != nil {
+		return fv, nil, nil
+	}
+	return fv, r.WithBase(baseURL), nil
+}
+
 // includes resolves the topic's notificationShape includes for one event
 // ("Encounter:patient" → the Patient the focus references), as additional
 // context. With full, each included resource the recipient may read
-// carries its current stored JSON. Another server's reference is never
-// resolved to a local resource.
-func includes(ctx context.Context, v store.View, topics *topic.Library, baseURL string, e store.Event, focus []byte, full bool, mayRead func(store.Version) bool) ([]notify.Included, error) {
+// carries its current stored JSON. r reads references with Herald's base:
+// another server's reference is never resolved to a local resource.
+func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, r *search.Resource, full bool, mayRead func(store.Version) bool) ([]notify.Included, error) {
 	if topics == nil {
 		return nil, nil
 	}
@@ -58,11 +100,6 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, baseURL 
 	if !ok {
 		return nil, nil
 	}
-	r, err := search.NewResource(focus)
-	if err != nil {
-		return nil, nil
-	}
-	r = r.WithBase(baseURL)
 	var out []notify.Included
 	seen := map[string]bool{}
 	for _, shape := range t.Shapes {
@@ -97,4 +134,13 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, baseURL 
 		}
 	}
 	return out, nil
+}
+
+// carried is the bytes of resources an event carries.
+func carried(ev notify.Event) int {
+	n := len(ev.Resource)
+	for _, in := range ev.Additional {
+		n += len(in.Resource)
+	}
+	return n
 }

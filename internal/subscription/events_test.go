@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
@@ -42,7 +43,8 @@ func TestIncludesOnlyLocalReferences(t *testing.T) {
 	}
 	included := func(focus, baseURL string) []string {
 		ev := store.Event{Number: 1, Topic: "https://herald.dev/fhir/SubscriptionTopic/encounter-start", FocusType: "Encounter", FocusID: focus, FocusVersion: 1, Method: store.MethodUpdate}
-		events, err := subscription.LoadEvents(ctx, st, lib, baseURL, []store.Event{ev}, fhir.ContentIDOnly, func(store.Version) bool { return true })
+		everything := subscription.Audience{Sub: &policy.Subscription{Topic: ev.Topic}, Owner: system, Reader: system}
+		events, err := subscription.LoadEvents(ctx, st, lib, baseURL, []store.Event{ev}, fhir.ContentIDOnly, everything, 0)
 		require.NoError(t, err)
 		out := []string{}
 		for _, in := range events[0].Additional {
@@ -63,4 +65,40 @@ func encounterWith(id, base string) string {
 		base += "/"
 	}
 	return fmt.Sprintf(`{"resourceType":"Encounter","id":%q,"status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"%sPatient/p1"},"participant":[{"individual":{"reference":"%sPractitioner/dr1"}}]}`, id, base, base)
+}
+
+// TestEventsStopAtTheByteBudget (issue 17, finding 2): $events over large
+// full resources was built whole in memory (three concurrent answers took
+// 1.8 GB); with a budget the answer ends before the event that would exceed
+// it — never before the first — and the client asks again from there.
+func TestEventsStopAtTheByteBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := memory.New()
+	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
+	require.NoError(t, err)
+	svc := resources.New(resources.Config{Store: st})
+	system := &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
+	var stored []store.Event
+	for i := range 5 {
+		id := fmt.Sprintf("e%d", i)
+		_, err := svc.Update(ctx, system, "Encounter", id, []byte(encounterWith(id, "")), "")
+		require.NoError(t, err)
+		stored = append(stored, store.Event{Number: int64(i + 1), Topic: "https://herald.dev/fhir/SubscriptionTopic/encounter-start", FocusType: "Encounter", FocusID: id, FocusVersion: 1, Method: store.MethodUpdate})
+	}
+	everything := subscription.Audience{Sub: &policy.Subscription{Topic: stored[0].Topic}, Owner: system, Reader: system}
+	all, err := subscription.LoadEvents(ctx, st, lib, "", stored, fhir.ContentFullResource, everything, 0)
+	require.NoError(t, err)
+	require.Len(t, all, 5)
+	one := len(all[0].Resource)
+	require.Positive(t, one)
+
+	some, err := subscription.LoadEvents(ctx, st, lib, "", stored, fhir.ContentFullResource, everything, 2*one+one/2)
+	require.NoError(t, err)
+	require.Len(t, some, 2, "the third event would exceed the budget")
+	require.Equal(t, int64(2), some[1].Number)
+
+	first, err := subscription.LoadEvents(ctx, st, lib, "", stored, fhir.ContentFullResource, everything, 1)
+	require.NoError(t, err)
+	require.Len(t, first, 1, "the first event goes out even over the budget, so a client always makes progress")
 }

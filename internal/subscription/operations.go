@@ -1,9 +1,9 @@
 package subscription
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"time"
 
@@ -12,6 +12,7 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/topic"
 )
@@ -23,24 +24,76 @@ const MaxEventsPerQuery = 100
 type Operations struct {
 	Store   store.Store
 	Topics  *topic.Library // for notificationShape includes; nil: none
+	Rules   *Rules         // the policy's compiler and client registry
 	BaseURL string
 	Now     func() time.Time
+	// MaxBytes bounds the resources one $events answer carries (0:
+	// DefaultEventsBytes): it ends early rather than build a huge answer.
+	MaxBytes int
 }
 
-// mayQuery allows the owner (with a read scope on Subscription) and admins.
-func mayQuery(p *auth.Principal, st store.SubscriptionState) bool {
-	return p != nil && (p.Admin || st.Owner == p.ClientID && p.Can(auth.Read, "Subscription"))
+// DefaultEventsBytes is $events' budget when Operations.MaxBytes is 0.
+const DefaultEventsBytes = 8 << 20
+
+// mayQuery allows the owner (with a read scope on Subscription) and, unless
+// the answer reveals events, admins: $status is the operators' business, but
+// $events names the resources and patients a change was about, which
+// herald.admin alone grants no right to read.
+func mayQuery(p *auth.Principal, st store.SubscriptionState, revealsEvents bool) bool {
+	if p == nil {
+		return false
+	}
+	owner := Owns(p, store.SubscriptionOwner{Client: st.Owner, Context: st.Context}) && p.Can(auth.Read, "Subscription")
+	return owner || p.Admin && !revealsEvents
 }
 
-func (o *Operations) state(ctx context.Context, p *auth.Principal, id string) (store.SubscriptionState, error) {
+// queried is a Subscription the caller may query now: its owner or an
+// admin asks, and the policy still lets the owner have it.
+type queried struct {
+	state store.SubscriptionState
+	sub   *policy.Subscription
+	owner *auth.Principal // the owner's grants now
+}
+
+// state finds the Subscription for p; events says the answer reveals them.
+// withPolicy also runs the policy: always for $events (what the owner may
+// receive), for $status unless an admin asks (its status is the operators'
+// business).
+func (o *Operations) state(ctx context.Context, p *auth.Principal, id string, events, withPolicy bool) (queried, error) {
 	if !fhir.ValidID(id) {
-		return store.SubscriptionState{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", clip(id))
+		return queried{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", clip(id))
 	}
 	st, err := o.Store.Subscription(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !mayQuery(p, st) {
-		return store.SubscriptionState{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !mayQuery(p, st, events) {
+		return queried{}, fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", id)
 	}
-	return st, err
+	if err != nil || !withPolicy {
+		return queried{state: st}, err
+	}
+	return o.decide(ctx, st)
+}
+
+// decide asks the policy whether the owner may have st now.
+func (o *Operations) decide(ctx context.Context, st store.SubscriptionState) (queried, error) {
+	c, err := o.Rules.client(ctx, o.Rules.Admin, st.Owner)
+	if err != nil {
+		return queried{}, err
+	}
+	return o.decideFor(st, c)
+}
+
+// decideFor is decide with the owner's registry entry c.
+func (o *Operations) decideFor(st store.SubscriptionState, c store.Client) (queried, error) {
+	sub, err := o.Rules.compiler().Compile(st)
+	if err != nil {
+		return queried{}, fhir.Errorf(fhir.KindForbidden, "Subscription/%s cannot be queried now: its topic or filters are no longer valid", st.ID)
+	}
+	owner, err := policy.Decide(sub, policyClient(c), o.now(), policy.ForQuery)
+	var denied *policy.Denied
+	if errors.As(err, &denied) {
+		return queried{}, fhir.Errorf(fhir.KindForbidden, "Subscription/%s cannot be queried now: %s", st.ID, denied.Reason)
+	}
+	return queried{state: st, sub: sub, owner: owner}, err
 }
 
 func (o *Operations) describe(ctx context.Context, st store.SubscriptionState) (notify.Subscription, error) {
@@ -61,22 +114,27 @@ func (o *Operations) describe(ctx context.Context, st store.SubscriptionState) (
 func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, ids, statuses []string) ([]byte, error) {
 	var states []store.SubscriptionState
 	if id != "" {
-		st, err := o.state(ctx, p, id)
+		q, err := o.state(ctx, p, id, false, !p.Admin)
 		if err != nil {
 			return nil, err
 		}
-		states = []store.SubscriptionState{st}
+		states = []store.SubscriptionState{q.state}
 	} else {
 		if p == nil || !p.Admin && !p.Can(auth.Read, "Subscription") {
 			return nil, fhir.Errorf(fhir.KindForbidden, "$status needs a read scope on Subscription")
 		}
 		f := store.SubscriptionFilter{IDs: ids, Status: statuses}
 		if !p.Admin {
-			f.Owner = p.ClientID
+			f.Owner, f.Context = p.ClientID, p.Context()
 		}
 		var err error
 		if states, err = o.Store.Subscriptions(ctx, f); err != nil {
 			return nil, err
+		}
+		if !p.Admin {
+			if states, err = o.allowed(ctx, p.ClientID, states); err != nil {
+				return nil, err
+			}
 		}
 	}
 	subs := make([]notify.Subscription, 0, len(states))
@@ -95,7 +153,7 @@ func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, i
 // may lower the Subscription's payload content, never raise it; full
 // resources are included only when the caller may read their type.
 func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, until, content string) ([]byte, error) {
-	st, err := o.state(ctx, p, id)
+	q, err := o.state(ctx, p, id, true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +165,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	sub, err := o.describe(ctx, st)
+	sub, err := o.describe(ctx, q.state)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +181,7 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 	if err != nil {
 		return nil, err
 	}
-	events, err := LoadEvents(ctx, o.Store, o.Topics, o.BaseURL, stored, sub.Content, func(v store.Version) bool { return Readable(p, v) })
+	events, err := LoadEvents(ctx, o.Store, o.Topics, o.BaseURL, stored, sub.Content, Audience{Sub: q.sub, Owner: q.owner, Reader: p}, cmp.Or(o.MaxBytes, DefaultEventsBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +194,26 @@ func (o *Operations) Events(ctx context.Context, p *auth.Principal, id, since, u
 		}
 	}
 	return notify.Build(o.BaseURL, sub, notify.QueryEvent, events, o.now(), uuid.NewString)
+}
+
+// allowed keeps the states of client whose owner the policy lets have them
+// now.
+func (o *Operations) allowed(ctx context.Context, client string, states []store.SubscriptionState) ([]store.SubscriptionState, error) {
+	c, err := o.Rules.client(ctx, o.Rules.Admin, client)
+	if err != nil {
+		return nil, err
+	}
+	out := states[:0]
+	for _, st := range states {
+		_, err := o.decideFor(st, c)
+		switch {
+		case err == nil:
+			out = append(out, st)
+		case fhir.AsError(err).Kind != fhir.KindForbidden:
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func eventNumber(name, v string, def int64) (int64, error) {
@@ -154,15 +232,4 @@ func (o *Operations) now() time.Time {
 		return time.Now()
 	}
 	return o.Now()
-}
-
-// Readable reports whether p may read the version itself, as a REST read
-// would allow it: a read grant on its type, and for a patient/ grant only a
-// version in p's patient's compartment. Full resources in notifications and
-// $events answers are limited to what is readable.
-func Readable(p *auth.Principal, v store.Version) bool {
-	if !p.Can(auth.Read, v.Type) {
-		return false
-	}
-	return !p.PatientScoped(auth.Read, v.Type) || slices.Contains(v.Patients, p.Patient)
 }

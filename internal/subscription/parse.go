@@ -12,6 +12,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/strictjson"
+	"github.com/herald-fhir/herald/internal/webhook"
 )
 
 // wire mirrors the JSON members Herald reads. Extensions stay raw so their
@@ -113,9 +114,6 @@ func Parse(body []byte, now time.Time) (*Subscription, error) {
 				return nil, invalid("Subscription._criteria.extension", "%s", err)
 			}
 			s.Filters = append(s.Filters, f)
-		}
-		if len(s.Filters) > Limits.MaxFilters {
-			return nil, invalid("Subscription._criteria.extension", "at most %d filters are allowed", Limits.MaxFilters)
 		}
 	}
 	if w.Channel == nil {
@@ -242,7 +240,7 @@ func parseChannelExtension(s *Subscription, raw json.RawMessage) error {
 	case fhir.ExtHeartbeatPeriod:
 		s.HeartbeatPeriod, err = seconds("valueUnsignedInt", Limits.MinHeartbeat, Limits.MaxHeartbeat)
 	case fhir.ExtTimeout:
-		s.Timeout, err = seconds("valueUnsignedInt", Limits.MinTimeout, Limits.MaxTimeout)
+		s.Timeout, err = seconds("valueUnsignedInt", webhook.MinTimeout, webhook.MaxTimeout)
 	case fhir.ExtMaxCount:
 		if err = ext.as("valuePositiveInt", &s.MaxCount); err == nil && (s.MaxCount < 1 || s.MaxCount > Limits.MaxMaxCount) {
 			err = invalid(where, "backport-max-count must be between 1 and %d", Limits.MaxMaxCount)
@@ -340,17 +338,6 @@ func validParamName(s string) bool {
 	return true
 }
 
-// forbiddenHeaders are set by Herald itself or by the HTTP transport; a
-// subscriber may not override them.
-var forbiddenHeaders = map[string]bool{
-	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
-	"Transfer-Encoding": true, "Connection": true, "Keep-Alive": true, "Upgrade": true,
-	"Te": true, "Trailer": true, "Expect": true, "Proxy-Authorization": true, "Proxy-Connection": true,
-	"User-Agent": true, "Cookie": true, "X-Hub-Signature": true, "X-Hub-Signature-256": true,
-	"Webhook-Id": true, "Webhook-Timestamp": true, "Webhook-Signature": true,
-	"X-Forwarded-For": true, "X-Forwarded-Host": true, "Forwarded": true,
-}
-
 // ParseHeader reads one channel.header line, "Name: value", rejecting
 // header injection (CR, LF, NUL), bad names and headers Herald owns.
 func ParseHeader(line string) (Header, error) {
@@ -365,7 +352,7 @@ func ParseHeader(line string) (Header, error) {
 		return Header{}, fmt.Errorf("header name %q is not a valid HTTP header name", clip(name))
 	}
 	canonical := textproto.CanonicalMIMEHeaderKey(name)
-	if forbiddenHeaders[canonical] || strings.HasPrefix(canonical, "Proxy-") || strings.HasPrefix(canonical, "Sec-") {
+	if webhook.Reserved(canonical) {
 		return Header{}, fmt.Errorf("header %s is set by Herald and cannot be supplied", canonical)
 	}
 	value = strings.TrimSpace(value)

@@ -8,24 +8,23 @@ import (
 	"github.com/herald-fhir/herald/internal/allowlist"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/policy"
+	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/webhook"
 )
-
-// Revoked reports that a Subscription may no longer receive notifications.
-// Reason is recorded on the Subscription (Subscription.error): it names the
-// rule, never a secret or PHI.
-type Revoked struct{ Reason string }
-
-func (e *Revoked) Error() string { return "subscription revoked: " + e.Reason }
 
 // Send is what one send to a Subscription needs once it is authorized.
 type Send struct {
 	AllowPrivateNetwork bool // from the matching allow-list entry
-	Secret              string
-	Headers             []Header
+	Secret              secrets.Secret
+	Headers             []webhook.Header
+	// Sub is the Subscription compiled; every event sent must be
+	// policy.Admits for it and Owner.
+	Sub *policy.Subscription
 	// Owner holds the owner's grants now (recorded scopes within the
 	// current ceiling) and patient: full-resource notifications carry only
-	// the versions Readable by it.
+	// the versions it MayRead.
 	Owner *auth.Principal
 }
 
@@ -62,65 +61,41 @@ func (a *Admin) client(id string) store.Client {
 	if c, ok := a.clients[id]; ok {
 		return c
 	}
-	return store.Client{ClientID: id, Status: "active", MaxPayload: a.defaultMaxPayload}
+	return unregistered(id, a.defaultMaxPayload)
 }
 
-// Recheck repeats, before a send, every check the Subscription passed when
-// it was created, against admin (read just before) and the current topic
-// library (interface.md, "Before every send"): it is requested, active or
-// in error and before its end; its owner is not suspended; the scopes
-// recorded at creation, within the client's current ceiling, still cover
-// the topic and filters; its content is within the client's payload
-// ceiling; its endpoint still matches the allow-list. A failed rule is a
-// *Revoked; other errors (a key that cannot open the secret) are failures
-// to retry.
+// Recheck decides, before a send, with the policy that admitted the
+// Subscription, against admin (read just before) and the current topic
+// library (interface.md, "Before every send"), and checks that the endpoint
+// still matches the allow-list. A failed rule is a *policy.Denied; other
+// errors (a key that cannot open the secret) are failures to retry.
 func (r *Rules) Recheck(admin *Admin, st store.SubscriptionState, now time.Time) (Send, error) {
-	switch st.Status {
-	case fhir.StatusRequested, fhir.StatusActive, fhir.StatusError:
-	default:
-		return Send{}, &Revoked{"the Subscription is " + st.Status}
-	}
-	if !st.End.IsZero() && !now.Before(st.End) {
-		return Send{}, &Revoked{"the Subscription's end has passed"}
-	}
-	c := admin.client(st.Owner)
-	if c.Status != "active" {
-		return Send{}, &Revoked{"the owning client is suspended"}
-	}
-	t, ok := r.Topics.Lookup(st.Topic)
-	if !ok {
-		return Send{}, &Revoked{"the topic is no longer offered"}
-	}
-	filters := make([]Filter, 0, len(st.Filters))
-	for _, raw := range st.Filters {
-		f, err := ParseFilter(raw)
-		if err != nil {
-			return Send{}, &Revoked{"a filter is no longer valid"}
-		}
-		filters = append(filters, f)
-	}
-	clauses, err := CheckFilters(t, filters)
+	sub, err := r.compiler().Compile(st)
 	if err != nil {
-		return Send{}, &Revoked{"the filters are no longer valid for the topic"}
+		return Send{}, &policy.Denied{Reason: "the topic or filters are no longer valid: " + fhir.AsError(err).Message}
 	}
-	if err := mayReceive(t, clauses, st.Content, st.Scopes, st.Patient, c); err != nil {
-		return Send{}, &Revoked{"the owner's grants no longer allow it: " + err.Error()}
+	owner, err := policy.Decide(sub, policyClient(admin.client(st.Owner)), now, policy.ForSend)
+	if err != nil {
+		return Send{}, err
 	}
 	_, entry, err := matchEndpoint(admin.allowList, st.Endpoint)
 	if err != nil {
-		return Send{}, &Revoked{"the endpoint is no longer on the allow-list"}
+		return Send{}, &policy.Denied{Reason: "the endpoint is no longer on the allow-list"}
 	}
-	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork,
-		Owner: &auth.Principal{ClientID: st.Owner, Scopes: Grants(st.Scopes, c), Patient: st.Patient}}
-	if send.Headers, err = r.openHeaders(st.ID, st.SealedHeaders); err != nil {
+	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork, Sub: sub, Owner: owner}
+	headers, err := r.openHeaders(st.ID, st.SealedHeaders)
+	if err != nil {
 		return Send{}, err
+	}
+	for _, h := range headers {
+		send.Headers = append(send.Headers, webhook.Header{Name: h.Name, Value: secrets.Secret(h.Value)})
 	}
 	if st.SealedSecret != "" {
 		b, err := r.Keys.Open(st.SealedSecret, secretAD(st.ID))
 		if err != nil {
 			return Send{}, errors.New("subscription " + st.ID + ": the signing secret cannot be decrypted (was HERALD_SECRET_KEY changed without keeping the old key?)")
 		}
-		send.Secret = string(b)
+		send.Secret = secrets.Secret(b)
 	}
 	return send, nil
 }

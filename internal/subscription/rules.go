@@ -1,6 +1,7 @@
 package subscription
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,12 +9,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-fhir/herald/internal/allowlist"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
-	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/secrets"
 	"github.com/herald-fhir/herald/internal/store"
@@ -26,192 +28,340 @@ type Policy struct {
 	MaxLease             time.Duration
 	DefaultMaxPayload    string
 	RequireSigningSecret bool
+	// MaxFilters, MaxFilterParams and MaxSubscriptionsPerClient bound what
+	// one client may ask for (0: the defaults, 20, 20 and 1,000).
+	MaxFilters, MaxFilterParams, MaxSubscriptionsPerClient int
+	// MaxReasonBytes, MaxHeaderValueBytes and MaxSubscriptionBytes bound
+	// what every stored version and every send carries (0: the defaults,
+	// 1,024, 4,096 and 65,536).
+	MaxReasonBytes, MaxHeaderValueBytes, MaxSubscriptionBytes int
 }
 
-// Rules make /fhir/Subscription a backport Subscription endpoint: they
-// validate against the topic library and the allow-list, authorise the
-// caller for everything the Subscription could reveal, keep secrets out of
-// the stored resource, and record the state delivery needs.
-type Rules struct {
-	Topics *topic.Library
-	Keys   *secrets.Keyring
-	Admin  store.AdminStore
-	Policy Policy
-	Now    func() time.Time
+// withDefaults fills the zero limits.
+func (p Policy) withDefaults() Policy {
+	p.MaxFilters = cmp.Or(p.MaxFilters, 20)
+	p.MaxFilterParams = cmp.Or(p.MaxFilterParams, 20)
+	p.MaxSubscriptionsPerClient = cmp.Or(p.MaxSubscriptionsPerClient, 1000)
+	p.MaxReasonBytes = cmp.Or(p.MaxReasonBytes, 1024)
+	p.MaxHeaderValueBytes = cmp.Or(p.MaxHeaderValueBytes, 4096)
+	p.MaxSubscriptionBytes = cmp.Or(p.MaxSubscriptionBytes, 64<<10)
+	return p
 }
 
-var _ resources.TypeRules = (*Rules)(nil)
-
-// ScopeExempt: Subscriptions are governed by SMART scopes on Subscription.
-func (r *Rules) ScopeExempt(auth.Interaction) bool { return false }
-
-// Authorize isolates owners: a client sees and changes only its own
-// Subscriptions (others are "not found"); admins see all.
-func (r *Rules) Authorize(ctx context.Context, rd store.View, p *auth.Principal, _ auth.Interaction, v *store.Version) error {
-	if v == nil || p.Admin {
-		return nil
+// checkBytes refuses a Subscription larger than the policy allows: every
+// status change stores a new version of it, and reason and headers travel
+// with every send.
+func (p Policy) checkBytes(body []byte, sub *Subscription) error {
+	if len(body) > p.MaxSubscriptionBytes {
+		return invalid("Subscription", "the Subscription is %d bytes; at most %d are allowed", len(body), p.MaxSubscriptionBytes)
 	}
-	st, err := rd.Subscription(ctx, v.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Deleted Subscriptions have no state: their history is the admins'.
-		return fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", v.ID)
+	if len(sub.Reason) > p.MaxReasonBytes {
+		return invalid("Subscription.reason", "reason is %d bytes; at most %d are allowed", len(sub.Reason), p.MaxReasonBytes)
 	}
-	if err != nil {
-		return err
-	}
-	if st.Owner != p.ClientID {
-		return fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", v.ID)
+	for _, h := range sub.Headers {
+		if len(h.Value) > p.MaxHeaderValueBytes {
+			return invalid("Subscription.channel.header", "the value of header %s is %d bytes; at most %d are allowed", h.Name, len(h.Value), p.MaxHeaderValueBytes)
+		}
 	}
 	return nil
 }
 
+// checkSize refuses more filters, or filter parameters, than the policy
+// allows: each costs every matching write and every send.
+func (p Policy) checkSize(filters []Filter) error {
+	if len(filters) > p.MaxFilters {
+		return invalid("Subscription._criteria.extension", "at most %d filters are allowed", p.MaxFilters)
+	}
+	for _, f := range filters {
+		if filterValues(f) > p.MaxFilterParams {
+			return invalid("Subscription._criteria.extension", "filter %q: at most %d parameters (counting each comma-separated value) are allowed in one filter", clip(f.Raw), p.MaxFilterParams)
+		}
+	}
+	return nil
+}
+
+// filterValues counts a filter's parameters by their values: each value
+// of "code=a,b,c" is a criterion the matcher evaluates on every write.
+func filterValues(f Filter) int {
+	n := 0
+	for _, fp := range f.Params {
+		n += 1 + strings.Count(fp.Value, ",")
+	}
+	return n
+}
+
+// checkQuota refuses a live Subscription beyond its owner's quota. The
+// owner is the client in one launch context (a patient's, a user's, the
+// system's): one patient of a shared app cannot use up the others' quota,
+// and the refusal counts nothing of theirs. Two concurrent creates may both
+// pass: the quota bounds abuse, not exact counts, and they overshoot it by
+// at most the requests in flight.
+func (p Policy) checkQuota(ctx context.Context, tx store.Tx, state store.SubscriptionState, prev *store.SubscriptionState) error {
+	live := []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}
+	n, err := tx.CountSubscriptions(ctx, store.SubscriptionFilter{Owner: state.Owner, Context: state.Context, Status: live})
+	if err != nil {
+		return err
+	}
+	if prev != nil && prev.Owner == state.Owner && prev.Context == state.Context && slices.Contains(live, prev.Status) {
+		n-- // the one being updated
+	}
+	if n >= p.MaxSubscriptionsPerClient {
+		return fhir.Errorf(fhir.KindTooMany, "at most %d live Subscriptions are allowed for this client in this launch context; delete or switch off (status off) one it no longer needs", p.MaxSubscriptionsPerClient)
+	}
+	return nil
+}
+
+// Rules are the Subscription lifecycle (package typerules serves them at
+// /fhir/Subscription): they validate against the topic library and the
+// allow-list, ask the policy whether the owner may have the Subscription,
+// keep secrets out of the stored resource, record the state delivery needs,
+// and recheck it all before every send.
+type Rules struct {
+	Topics *topic.Library
+	// Compiler caches compiled Subscriptions; nil: one of the Rules' own.
+	Compiler *Compiler
+	Keys     *secrets.Keyring
+	Admin    store.AdminStore
+	Policy   Policy
+	Now      func() time.Time
+
+	once sync.Once
+}
+
+func (r *Rules) compiler() *Compiler {
+	r.once.Do(func() {
+		if r.Compiler == nil {
+			r.Compiler = &Compiler{Topics: r.Topics}
+		}
+	})
+	return r.Compiler
+}
+
+// ScopeExempt: Subscriptions are governed by SMART scopes on Subscription.
+func (r *Rules) ScopeExempt(auth.Interaction) bool { return false }
+
+// Authorize isolates owners: a client in one launch context sees and
+// changes only its own Subscriptions (others are "not found"); admins see
+// all. The id of a deleted Subscription stays with its owner: its history
+// shows the owner's endpoint, filters and header names.
+func (r *Rules) Authorize(ctx context.Context, rd store.View, p *auth.Principal, i auth.Interaction, v *store.Version) error {
+	if v == nil || p.Admin {
+		return nil
+	}
+	o, err := rd.SubscriptionOwner(ctx, v.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err // not found: stored before owners were recorded, the admins' alone
+	}
+	switch {
+	case Owns(p, o):
+		return nil
+	case v.Deleted && i == auth.Create:
+		return fhir.Errorf(fhir.KindForbidden, "Subscription/%s was deleted by another owner and its id stays with it; choose another id, or POST to let the server choose", v.ID)
+	}
+	return fhir.Errorf(fhir.KindNotFound, "Subscription/%s is not known", v.ID)
+}
+
+// Owns reports whether p is the owner o: the same client in the same
+// launch context (auth.Principal.Context).
+func Owns(p *auth.Principal, o store.SubscriptionOwner) bool {
+	return p != nil && o.Client == p.ClientID && o.Context == p.Context()
+}
+
 // client returns the caller's registry entry, or the defaults.
-func (r *Rules) client(ctx context.Context, id string) (store.Client, error) {
-	c, err := r.Admin.Client(ctx, id)
+func (r *Rules) client(ctx context.Context, admin store.AdminReader, id string) (store.Client, error) {
+	c, err := admin.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Client{ClientID: id, Status: "active", MaxPayload: r.Policy.DefaultMaxPayload}, nil
+		return unregistered(id, r.Policy.DefaultMaxPayload), nil
 	}
 	return c, err
 }
 
-// Grants is what a client may receive now: its token's scopes within the
-// client's current ceiling.
-func Grants(scopes string, c store.Client) auth.ScopeSet {
-	set := auth.ParseScopes(scopes)
-	if strings.TrimSpace(c.ScopeCeiling) != "" {
-		set = set.Intersect(auth.ParseScopes(c.ScopeCeiling))
-	}
-	return set
+// unregistered is what a client without a registry entry gets.
+func unregistered(id, defaultMaxPayload string) store.Client {
+	return store.Client{ClientID: id, Status: "active", MaxPayload: defaultMaxPayload}
 }
 
-// Prepare validates the Subscription, authorises the caller, seals its
-// secrets into the state row and returns the redacted resource to store and
-// the resource to echo (headers as sent, never the signing secret).
-func (r *Rules) Prepare(ctx context.Context, tx store.Tx, p *auth.Principal, w resources.Write) (resources.Prepared, error) {
+// Written is what a Subscription write stores and what it shows the writer.
+type Written struct {
+	Store *fhir.Resource // redacted: header values hidden, no secret
+	Echo  *fhir.Resource // header values as sent, never the signing secret
+}
+
+// Write validates the Subscription the client sent as body for id (prev:
+// its current version, nil when none), authorises it for its owner (the
+// policy), seals its secrets into the state row and returns the resource
+// to store and the one to echo.
+func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id string, prev *store.Version, body []byte) (Written, error) {
 	now := r.Now()
-	sub, err := Parse(w.Body, now)
+	limits := r.Policy.withDefaults()
+	sub, err := Parse(body, now)
 	if err != nil {
-		return resources.Prepared{}, err
+		return Written{}, err
 	}
-	c, err := r.client(ctx, p.ClientID)
-	if err != nil {
-		return resources.Prepared{}, err
+	if err := limits.checkSize(sub.Filters); err != nil {
+		return Written{}, err
 	}
-	if c.Status != "active" {
-		return resources.Prepared{}, fhir.Errorf(fhir.KindForbidden, "client %s is suspended", p.ClientID)
-	}
-	t, ok := r.Topics.Lookup(sub.Topic)
-	if !ok {
-		return resources.Prepared{}, &fhir.Error{Kind: fhir.KindUnprocessable, Code: "not-supported", Expression: []string{"Subscription.criteria"},
-			Message: fmt.Sprintf("Subscription.criteria: topic %q is not supported here; the CapabilityStatement lists the topics Herald offers", clip(sub.Topic))}
-	}
-	clauses, err := CheckFilters(t, sub.Filters)
-	if err != nil {
-		return resources.Prepared{}, err
-	}
-	if err := mayReceive(t, clauses, sub.Content, strings.Join(p.RawScopes, " "), p.Patient, c); err != nil {
-		return resources.Prepared{}, fhir.Errorf(fhir.KindForbidden, "this token may not subscribe to %s: %s", t.URL, err)
-	}
-	endpoint, _, err := r.checkEndpoint(ctx, sub.Endpoint)
-	if err != nil {
-		return resources.Prepared{}, err
+	if err := limits.checkBytes(body, sub); err != nil {
+		return Written{}, err
 	}
 	if r.Policy.RequireSigningSecret && sub.SigningSecret == "" {
-		return resources.Prepared{}, invalid("Subscription.channel.extension", "a signing secret is required on this server (extension %s, at least %d characters)", fhir.ExtSigningSecret, Limits.MinSecretLen)
+		return Written{}, invalid("Subscription.channel.extension", "a signing secret is required on this server (extension %s, at least %d characters)", fhir.ExtSigningSecret, Limits.MinSecretLen)
 	}
+	endpoint, _, err := r.checkEndpoint(ctx, tx, sub.Endpoint)
+	if err != nil {
+		return Written{}, err
+	}
+	prevState, err := r.previous(ctx, tx, id, prev)
+	if err != nil {
+		return Written{}, err
+	}
+	state := r.newState(p, id, sub, endpoint, prevState, now)
+	if err := r.authorizeOwner(ctx, tx, state, now); err != nil {
+		return Written{}, err
+	}
+	if state.Status != fhir.StatusOff {
+		if err := limits.checkQuota(ctx, tx, state, prevState); err != nil {
+			return Written{}, err
+		}
+	}
+	if err := r.seal(&state, sub, prevState); err != nil {
+		return Written{}, err
+	}
+	if err := tx.PutSubscription(ctx, state); err != nil {
+		return Written{}, err
+	}
+	return rendered(body, state)
+}
 
-	var prev *store.SubscriptionState
-	if w.Prev != nil && !w.Prev.Deleted {
-		st, err := tx.Subscription(ctx, w.ID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return resources.Prepared{}, err
-		}
-		if err == nil {
-			prev = &st
-		}
+// previous is the state of the Subscription being updated; nil for a create.
+func (r *Rules) previous(ctx context.Context, tx store.Tx, id string, prev *store.Version) (*store.SubscriptionState, error) {
+	if prev == nil || prev.Deleted {
+		return nil, nil
 	}
-	headers := sub.Headers
-	if prev != nil {
-		old, err := r.openHeaders(w.ID, prev.SealedHeaders)
-		if err != nil {
-			return resources.Prepared{}, err
-		}
-		if headers, err = KeepRedactedHeaders(headers, old); err != nil {
-			return resources.Prepared{}, err
-		}
-		if sub.SigningSecret == "" && prev.SealedSecret != "" {
-			// An update cannot see the write-only secret, so it keeps it.
-			if s, err := r.Keys.Open(prev.SealedSecret, secretAD(w.ID)); err == nil {
-				sub.SigningSecret = string(s)
-			}
-		}
-	} else if slices.ContainsFunc(headers, func(h Header) bool { return h.Value == Redacted }) {
-		return resources.Prepared{}, invalid("Subscription.channel.header", "a header value of %s can only keep a stored value on update", Redacted)
+	st, err := tx.Subscription(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
 
+// newState is the state the write records (without its sealed secrets).
+// An admin's edit keeps the owner and the owner's grants.
+func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoint string, prev *store.SubscriptionState, now time.Time) store.SubscriptionState {
 	status := fhir.StatusRequested // the handshake makes it active
 	if sub.Status == fhir.StatusOff {
 		status = fhir.StatusOff // a client may switch its Subscription off
 	}
-	end := r.lease(p, sub.End, now)
 	state := store.SubscriptionState{
-		ID: w.ID, Owner: p.ClientID, Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
-		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content, End: end,
+		ID: id, Owner: p.ClientID, Context: p.Context(), Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
+		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content,
 		HeartbeatPeriod: sub.HeartbeatPeriod, Timeout: sub.Timeout, MaxCount: sub.MaxCount,
-		PatientKey: PatientKey(t, sub.Filters),
-		CreatedAt:  now, UpdatedAt: now,
-	}
-	if prev != nil {
-		state.CreatedAt = prev.CreatedAt
-		if p.Admin && prev.Owner != p.ClientID {
-			// An admin's edit keeps the owner and the owner's grants.
-			state.Owner, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Scopes, prev.Patient, prev.TokenExp
-		}
+		CreatedAt: now, UpdatedAt: now,
 	}
 	for _, f := range sub.Filters {
 		state.Filters = append(state.Filters, f.Raw)
 	}
-	if state.SealedHeaders, err = r.sealHeaders(w.ID, headers); err != nil {
-		return resources.Prepared{}, err
+	if t, ok := r.Topics.Lookup(sub.Topic); ok {
+		state.PatientKey = PatientKey(t, sub.Filters)
 	}
-	if sub.SigningSecret != "" {
-		if state.SealedSecret, err = r.Keys.Seal([]byte(sub.SigningSecret), secretAD(w.ID)); err != nil {
-			return resources.Prepared{}, err
+	if prev != nil {
+		state.CreatedAt = prev.CreatedAt
+		if p.Admin && prev.Owner != p.ClientID {
+			state.Owner, state.Context, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Context, prev.Scopes, prev.Patient, prev.TokenExp
 		}
 	}
-	if err := tx.PutSubscription(ctx, state); err != nil {
-		return resources.Prepared{}, err
-	}
+	// The lease follows the owner's grants, also when an admin edits.
+	state.End = r.lease(auth.ParseScopes(state.Scopes), state.TokenExp, sub.End, now)
+	return state
+}
 
+// authorizeOwner compiles the state and asks the policy whether its owner
+// may have it.
+func (r *Rules) authorizeOwner(ctx context.Context, admin store.AdminReader, state store.SubscriptionState, now time.Time) error {
+	sub, err := r.compiler().Compile(state)
+	if err != nil {
+		return err
+	}
+	c, err := r.client(ctx, admin, state.Owner)
+	if err != nil {
+		return err
+	}
+	if _, err := policy.Decide(sub, policyClient(c), now, policy.ForWrite); err != nil {
+		return fhir.Errorf(fhir.KindForbidden, "Subscription to %s is not allowed: %s", state.Topic, err.(*policy.Denied).Reason)
+	}
+	return nil
+}
+
+// seal encrypts the headers and the signing secret into the state. An
+// update keeps the write-only secret, and a header value sent back as
+// [redacted], from the stored state, the latter only for the same endpoint.
+func (r *Rules) seal(state *store.SubscriptionState, sub *Subscription, prev *store.SubscriptionState) error {
+	headers, secret := sub.Headers, sub.SigningSecret
+	if prev != nil {
+		old, err := r.openHeaders(state.ID, prev.SealedHeaders)
+		if err != nil {
+			return err
+		}
+		if prev.Endpoint != state.Endpoint {
+			old = nil // a stored credential never follows the Subscription to a new endpoint
+		}
+		if headers, err = KeepRedactedHeaders(headers, old); err != nil {
+			return err
+		}
+		if secret == "" && prev.SealedSecret != "" {
+			if s, err := r.Keys.Open(prev.SealedSecret, secretAD(state.ID)); err == nil {
+				secret = string(s)
+			}
+		}
+	} else if slices.ContainsFunc(headers, func(h Header) bool { return h.Value == Redacted }) {
+		return invalid("Subscription.channel.header", "a header value of %s can only keep a stored value on update", Redacted)
+	}
+	var err error
+	if state.SealedHeaders, err = r.sealHeaders(state.ID, headers); err != nil {
+		return err
+	}
+	if secret != "" {
+		state.SealedSecret, err = r.Keys.Seal([]byte(secret), secretAD(state.ID))
+	}
+	return err
+}
+
+// rendered is the resource to store (redacted) and the one to echo, with
+// the status and end the server decided.
+func rendered(body []byte, state store.SubscriptionState) (Written, error) {
 	endText := ""
-	if !end.IsZero() {
-		endText = fhir.FormatInstant(end)
+	if !state.End.IsZero() {
+		endText = fhir.FormatInstant(state.End)
 	}
-	stored, err := Rewrite(w.Body, status, endText)
+	stored, err := Rewrite(body, state.Status, endText)
 	if err != nil {
-		return resources.Prepared{}, err
+		return Written{}, err
 	}
-	echo, err := Echo(w.Body, status, endText)
+	echo, err := Echo(body, state.Status, endText)
 	if err != nil {
-		return resources.Prepared{}, err
+		return Written{}, err
 	}
 	storedRes, err := fhir.Parse(stored)
 	if err != nil {
-		return resources.Prepared{}, err
+		return Written{}, err
 	}
 	echoRes, err := fhir.Parse(echo)
 	if err != nil {
-		return resources.Prepared{}, err
+		return Written{}, err
 	}
-	return resources.Prepared{Store: storedRes, Echo: echoRes}, nil
+	return Written{Store: storedRes, Echo: echoRes}, nil
 }
 
-// lease caps end: by HERALD_MAX_LEASE always, and by the token's exp for
-// tokens that act for a user or patient (their authority ends with the session).
-func (r *Rules) lease(p *auth.Principal, end, now time.Time) time.Time {
+// lease caps end: by HERALD_MAX_LEASE always, and by the token's exp when
+// any of the owner's grants is a user's or a patient's (that authority ends
+// with the session, whatever system/ scope sits beside it).
+func (r *Rules) lease(grants auth.ScopeSet, tokenExp, end, now time.Time) time.Time {
 	limit := now.Add(r.Policy.MaxLease).UTC().Truncate(time.Millisecond)
-	if userBound(p) && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(limit) {
-		limit = p.ExpiresAt.UTC().Truncate(time.Millisecond)
+	if sessionBound(grants) && !tokenExp.IsZero() && tokenExp.Before(limit) {
+		limit = tokenExp.UTC().Truncate(time.Millisecond)
 	}
 	if end.IsZero() || end.After(limit) {
 		return limit
@@ -219,40 +369,21 @@ func (r *Rules) lease(p *auth.Principal, end, now time.Time) time.Time {
 	return end
 }
 
-// userBound reports whether the token acts for a user or patient: it has no
-// system/ scope.
-func userBound(p *auth.Principal) bool {
-	for _, s := range p.Scopes {
-		if !s.Admin && s.Context == auth.ContextSystem {
-			return false
+// sessionBound reports whether any grant belongs to a user's or patient's
+// session.
+func sessionBound(grants auth.ScopeSet) bool {
+	for _, g := range grants {
+		if !g.Admin && g.Context != auth.ContextSystem {
+			return true
 		}
 	}
-	return true
-}
-
-// mayReceive is the authorization a Subscription needs, at creation and
-// before every send: the grants (scopes within the client's ceiling) cover
-// every type the topic can notify about with these filters (and, for full
-// resources, the types it includes), and the content is within the
-// client's payload ceiling.
-func mayReceive(t *topic.Topic, clauses []auth.FilterClause, content, scopes, patient string, c store.Client) error {
-	notice := auth.Notice{Types: t.ResourceTypes(), Filters: clauses}
-	if content == fhir.ContentFullResource {
-		notice.Types = appendNew(notice.Types, t.IncludedTypes(referenceTargets)...)
-	}
-	if err := auth.MayReceive(Grants(scopes, c), patient, notice); err != nil {
-		return err
-	}
-	if !auth.ContentWithin(content, c.MaxPayload) {
-		return fmt.Errorf("payload content %s exceeds this client's ceiling (%s)", content, c.MaxPayload)
-	}
-	return nil
+	return false
 }
 
 // checkEndpoint normalises endpoint and finds the allow-list entry it
 // matches.
-func (r *Rules) checkEndpoint(ctx context.Context, endpoint string) (string, allowlist.Entry, error) {
-	entries, err := r.Admin.Endpoints(ctx)
+func (r *Rules) checkEndpoint(ctx context.Context, admin store.AdminReader, endpoint string) (string, allowlist.Entry, error) {
+	entries, err := admin.Endpoints(ctx)
 	if err != nil {
 		return "", allowlist.Entry{}, err
 	}
@@ -333,7 +464,7 @@ func (r *Rules) Search(ctx context.Context, rd store.View, p *auth.Principal, pa
 	f := store.SubscriptionFilter{}
 	applied := url.Values{}
 	if !p.Admin {
-		f.Owner = p.ClientID
+		f.Owner, f.Context = p.ClientID, p.Context()
 	}
 	if vs := params["status"]; len(vs) > 0 {
 		for _, v := range vs {
@@ -368,49 +499,9 @@ func (r *Rules) Search(ctx context.Context, rd store.View, p *auth.Principal, pa
 	return ids, applied, nil
 }
 
-// CheckFilters checks each filter against the topic's canFilterBy and the
-// search table, and returns them as clauses for authorization.
-func CheckFilters(t *topic.Topic, filters []Filter) ([]auth.FilterClause, error) {
-	var out []auth.FilterClause
-	for _, f := range filters {
-		types := t.ResourceTypes()
-		if f.ResourceType != "" {
-			if !t.TriggersOn(f.ResourceType) {
-				return nil, invalid("Subscription._criteria.extension", "filter %q names %s, but topic %s triggers on %s", clip(f.Raw), f.ResourceType, t.URL, strings.Join(types, ", "))
-			}
-			types = []string{f.ResourceType}
-		}
-		for _, fp := range f.Params {
-			for _, typ := range types {
-				fd, ok := t.FilterFor(typ, fp.Name)
-				if !ok {
-					return nil, invalid("Subscription._criteria.extension", "filter parameter %q is not offered by topic %s for %s (canFilterBy: %s)", fp.Name, t.URL, typ, offered(t, typ))
-				}
-				if fp.Modifier != "" && !slices.Contains(fd.Modifiers, fp.Modifier) {
-					return nil, invalid("Subscription._criteria.extension", "modifier :%s is not allowed on filter parameter %s by topic %s", fp.Modifier, fp.Name, t.URL)
-				}
-				name, value := topic.StandardFilter(typ, fp.Name, fp.Value)
-				key := name
-				if fp.Modifier != "" {
-					key += ":" + fp.Modifier
-				}
-				crit, err := search.ParseCriteria(typ, url.QueryEscape(key)+"="+url.QueryEscape(value))
-				if err != nil {
-					return nil, invalid("Subscription._criteria.extension", "filter %q: %s", clip(f.Raw), err)
-				}
-				if len(fd.Comparators) == 0 && len(fd.Modifiers) == 0 {
-					for _, cl := range crit.Clauses() {
-						if cmp := cl.Comparators(); len(cmp) > 0 && !(len(cmp) == 1 && cmp[0] == "eq") {
-							return nil, invalid("Subscription._criteria.extension", "comparator %s is not allowed on filter parameter %s by topic %s", cmp[0], fp.Name, t.URL)
-						}
-					}
-				}
-			}
-			res := f.ResourceType
-			out = append(out, auth.FilterClause{ResourceType: res, Param: fp.Name, Modifier: fp.Modifier, Value: fp.Value})
-		}
-	}
-	return out, nil
+func unknownTopic(canonical string) error {
+	return &fhir.Error{Kind: fhir.KindUnprocessable, Code: "not-supported", Expression: []string{"Subscription.criteria"},
+		Message: fmt.Sprintf("Subscription.criteria: topic %q is not supported here; the CapabilityStatement lists the topics Herald offers", clip(canonical))}
 }
 
 func offered(t *topic.Topic, typ string) string {
@@ -433,13 +524,4 @@ func referenceTargets(typ, param string) []string {
 		return nil
 	}
 	return p.Targets
-}
-
-func appendNew(dst []string, more ...string) []string {
-	for _, s := range more {
-		if !slices.Contains(dst, s) {
-			dst = append(dst, s)
-		}
-	}
-	return dst
 }

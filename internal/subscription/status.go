@@ -47,17 +47,11 @@ func SetStatus(ctx context.Context, tx store.Tx, id, status, reason string, now 
 	if err != nil {
 		return err
 	}
-	// Versions never go back in time, whatever the clocks of the instances.
-	now = now.UTC().Truncate(time.Millisecond)
-	if !now.After(cur.LastUpdated) {
-		now = cur.LastUpdated.Add(time.Millisecond)
-	}
-	next := store.Version{Type: "Subscription", ID: id, VersionID: cur.VersionID + 1, LastUpdated: now,
-		Method: store.MethodUpdate}
-	next.Body = res.Stamp(id, next.VersionID, now)
+	next := store.Next(&cur, "Subscription", id, store.MethodUpdate, now)
+	next.Body = res.Stamp(id, next.VersionID, next.LastUpdated)
 	if err := tx.Put(ctx, next); err != nil {
 		return err
 	}
-	st.Status, st.Error, st.UpdatedAt = status, reason, now
+	st.Status, st.Error, st.UpdatedAt = status, reason, next.LastUpdated
 	return tx.PutSubscription(ctx, st)
 }

@@ -99,7 +99,8 @@ func joinArray(items []json.RawMessage) json.RawMessage {
 // KeepRedactedHeaders fills header values sent back as Redacted from the
 // previously stored headers of the same name, so a client can update a
 // Subscription it read without knowing its secrets. A redacted header with
-// no stored counterpart is an error.
+// no stored counterpart (none is passed when the endpoint changed) is an
+// error.
 func KeepRedactedHeaders(sent, stored []Header) ([]Header, error) {
 	out := make([]Header, len(sent))
 	for i, h := range sent {
@@ -115,7 +116,7 @@ func KeepRedactedHeaders(sent, stored []Header) ([]Header, error) {
 			}
 		}
 		if !found {
-			return nil, invalid("Subscription.channel.header", "header %s is sent as %s but no stored value exists; send the real value", h.Name, Redacted)
+			return nil, invalid("Subscription.channel.header", "header %s is sent as %s, which keeps a stored value only while the endpoint stays the same; send the real value", h.Name, Redacted)
 		}
 	}
 	return out, nil

@@ -1,7 +1,9 @@
-// Package subscription parses and validates backport Subscriptions (the
-// Subscriptions R5 Backport IG's profile of the R4 Subscription) from the
-// JSON a client sent, including the primitive extensions on criteria,
-// channel.type and channel.payload that typed models drop.
+// Package subscription is the lifecycle of backport Subscriptions (the
+// Subscriptions R5 Backport IG's profile of the R4 Subscription): parsing
+// the JSON a client sent (including the primitive extensions on criteria,
+// channel.type and channel.payload that typed models drop), compiling each
+// version for the policy (package policy), writing it, rechecking it before
+// every send, status changes, and $status/$events.
 package subscription
 
 import (
@@ -48,14 +50,12 @@ type FilterParam struct {
 // Limits are the bounds Herald accepts for channel settings.
 var Limits = struct {
 	MinHeartbeat, MaxHeartbeat time.Duration
-	MinTimeout, MaxTimeout     time.Duration
 	MaxMaxCount                int
 	MinSecretLen               int
-	MaxFilters, MaxHeaders     int
+	MaxHeaders                 int
 }{
 	MinHeartbeat: 10 * time.Second, MaxHeartbeat: 24 * time.Hour,
-	MinTimeout: time.Second, MaxTimeout: 60 * time.Second,
 	MaxMaxCount:  100,
 	MinSecretLen: 32,
-	MaxFilters:   20, MaxHeaders: 20,
+	MaxHeaders:   20,
 }

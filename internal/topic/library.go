@@ -15,11 +15,14 @@ type Library struct {
 	mu    sync.RWMutex
 	byURL map[string][]*Topic // versions of one URL, in Put order
 	byID  map[string]*Topic   // by resource id
+	// loaded is the stored version each topic was read from by Reload;
+	// Put (a write on this instance) forgets it.
+	loaded map[string]int64
 }
 
 // NewLibrary returns an empty library.
 func NewLibrary() *Library {
-	return &Library{byURL: map[string][]*Topic{}, byID: map[string]*Topic{}}
+	return &Library{byURL: map[string][]*Topic{}, byID: map[string]*Topic{}, loaded: map[string]int64{}}
 }
 
 // Put adds t, replacing the topic stored under the same resource id.
@@ -27,6 +30,7 @@ func (l *Library) Put(t *Topic) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.removeLocked(t.ID)
+	delete(l.loaded, t.ID)
 	l.byID[t.ID] = t
 	l.byURL[t.URL] = append(l.byURL[t.URL], t)
 }

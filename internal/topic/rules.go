@@ -8,7 +8,6 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
-	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 )
 
@@ -18,8 +17,6 @@ import (
 type Rules struct {
 	Library *Library
 }
-
-var _ resources.TypeRules = (*Rules)(nil)
 
 // ScopeExempt: topics are catalogue data, not PHI; access is decided here.
 func (r *Rules) ScopeExempt(auth.Interaction) bool { return true }
@@ -36,16 +33,17 @@ func (r *Rules) Authorize(_ context.Context, _ store.View, p *auth.Principal, i 
 	return nil
 }
 
-// Prepare rejects a topic Herald cannot evaluate; a valid one is stored as sent.
-func (r *Rules) Prepare(_ context.Context, _ store.Tx, _ *auth.Principal, w resources.Write) (resources.Prepared, error) {
-	t, err := Parse(w.Body)
+// Check rejects a topic Herald cannot evaluate, to be written under id; a
+// valid one is stored as sent.
+func (r *Rules) Check(id string, body []byte) error {
+	t, err := Parse(body)
 	if err != nil {
-		return resources.Prepared{}, err
+		return err
 	}
-	if t.ID != "" && t.ID != w.ID {
-		return resources.Prepared{}, fhir.Errorf(fhir.KindInvalid, "id %q does not match %q", t.ID, w.ID)
+	if t.ID != "" && t.ID != id {
+		return fhir.Errorf(fhir.KindInvalid, "id %q does not match %q", t.ID, id)
 	}
-	return resources.Prepared{Store: w.Resource}, nil
+	return nil
 }
 
 // AfterWrite unpins the Subscriptions of the topic's URL when the write may

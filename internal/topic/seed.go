@@ -22,25 +22,10 @@ func Load(ctx context.Context, st store.Store, builtins fs.FS, now time.Time) (*
 		return nil, err
 	}
 	lib := NewLibrary()
-	after := ""
-	for {
-		page, err := st.Search(ctx, store.SearchQuery{Type: "SubscriptionTopic", AfterID: after, Count: 500})
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range page {
-			t, err := Parse(v.Body)
-			if err != nil {
-				return nil, fmt.Errorf("stored SubscriptionTopic/%s no longer parses: %w", v.ID, err)
-			}
-			t.ID = v.ID
-			lib.Put(t)
-		}
-		if len(page) < 500 {
-			break
-		}
-		after = page[len(page)-1].ID
+	if err := lib.Reload(ctx, st); err != nil {
+		return nil, err
 	}
+	seeded := false
 	for i, t := range topics {
 		if _, stored := lib.Lookup(t.URL + "|" + t.Version); stored {
 			continue
@@ -49,11 +34,65 @@ func Load(ctx context.Context, st store.Store, builtins fs.FS, now time.Time) (*
 		if err != nil {
 			return nil, err
 		}
-		if created {
-			lib.Put(t)
+		seeded = seeded || created
+	}
+	if seeded {
+		if err := lib.Reload(ctx, st); err != nil { // loaded as stored, like every topic
+			return nil, err
 		}
 	}
 	return lib, nil
+}
+
+// Reload makes the library what the store holds: every current
+// SubscriptionTopic, whichever instance wrote it. Topics whose stored
+// version it already holds are kept as they are (compiled Subscriptions
+// keyed by them stay valid).
+func (l *Library) Reload(ctx context.Context, st store.Reader) error {
+	var versions []store.Version
+	after := ""
+	for {
+		page, err := st.Search(ctx, store.SearchQuery{Type: "SubscriptionTopic", AfterID: after, Count: 500})
+		if err != nil {
+			return err
+		}
+		versions = append(versions, page...)
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	return l.replace(versions)
+}
+
+// replace swaps in the topics of versions, keeping those already loaded.
+func (l *Library) replace(versions []store.Version) error {
+	next := NewLibrary()
+	for _, v := range versions {
+		t, ok := l.loadedAt(v)
+		if !ok {
+			var err error
+			if t, err = Parse(v.Body); err != nil {
+				return fmt.Errorf("stored SubscriptionTopic/%s no longer parses: %w", v.ID, err)
+			}
+			t.ID = v.ID
+		}
+		next.Put(t)
+		next.loaded[v.ID] = v.VersionID
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.byURL, l.byID, l.loaded = next.byURL, next.byID, next.loaded
+	return nil
+}
+
+// loadedAt returns the topic the library holds for v's id if it was loaded
+// from that very version.
+func (l *Library) loadedAt(v store.Version) (*Topic, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	t, ok := l.byID[v.ID]
+	return t, ok && l.loaded[v.ID] == v.VersionID
 }
 
 // seed stores a built-in topic under its id unless that id was ever used.
@@ -68,11 +107,9 @@ func seed(ctx context.Context, st store.Store, t *Topic, raw []byte, now time.Ti
 		if err != nil {
 			return err
 		}
-		ts := now.UTC().Truncate(time.Millisecond)
-		return tx.Put(ctx, store.Version{
-			Type: "SubscriptionTopic", ID: t.ID, VersionID: 1, Method: store.MethodUpdate,
-			LastUpdated: ts, Body: r.Stamp(t.ID, 1, ts),
-		})
+		v := store.Next(nil, "SubscriptionTopic", t.ID, store.MethodUpdate, now)
+		v.Body = r.Stamp(t.ID, v.VersionID, v.LastUpdated)
+		return tx.Put(ctx, v)
 	})
 	return created, err
 }

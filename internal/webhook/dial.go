@@ -24,7 +24,7 @@ type dialer struct {
 }
 
 func newDialer(allowPrivate bool, resolve func(context.Context, string) ([]netip.Addr, error)) *dialer {
-	nd := &net.Dialer{Timeout: maxTimeout, KeepAlive: 30 * time.Second}
+	nd := &net.Dialer{Timeout: MaxTimeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		nd.Control = controlPublic
 	}

@@ -152,11 +152,11 @@ func TestSendCanceled(t *testing.T) {
 
 func TestTimeoutDefaults(t *testing.T) {
 	t.Parallel()
-	assert.Equal(t, 10*time.Second, timeout(0))
-	assert.Equal(t, 10*time.Second, timeout(-time.Second))
-	assert.Equal(t, 3*time.Second, timeout(3*time.Second))
-	assert.Equal(t, 60*time.Second, timeout(60*time.Second))
-	assert.Equal(t, 60*time.Second, timeout(10*time.Minute))
+	assert.Equal(t, 10*time.Second, Timeout(0))
+	assert.Equal(t, 10*time.Second, Timeout(-time.Second))
+	assert.Equal(t, 3*time.Second, Timeout(3*time.Second))
+	assert.Equal(t, 60*time.Second, Timeout(60*time.Second))
+	assert.Equal(t, 60*time.Second, Timeout(10*time.Minute))
 }
 
 // TestSendLargeResponseBody: a receiver answering with a huge body does not

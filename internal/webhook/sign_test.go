@@ -14,6 +14,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/secrets"
 )
 
 // TestSignVectors pins Sign to values computed outside Go with
@@ -90,7 +92,7 @@ func TestSignaturesVerifyWithStandardWebhooks(t *testing.T) {
 			rec := newRecorder(t, http.StatusOK)
 			r := request(rec.URL)
 			r.AllowPrivateNetwork = true
-			r.Secret = c.secret
+			r.Secret = secrets.Secret(c.secret)
 			r.MessageID = "01J9Z6Y8K3-msg"
 			before := time.Now().Unix()
 			_, err := New(Options{}).Send(testContext(t), r)

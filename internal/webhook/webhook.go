@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,11 +21,18 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/herald-fhir/herald/internal/allowlist"
+	"github.com/herald-fhir/herald/internal/secrets"
+)
+
+// Timeouts of one attempt: the channel's backport-timeout, validated
+// against these bounds when a Subscription is written, else DefaultTimeout.
+const (
+	MinTimeout     = time.Second
+	DefaultTimeout = 10 * time.Second
+	MaxTimeout     = 60 * time.Second
 )
 
 const (
-	defaultTimeout        = 10 * time.Second
-	maxTimeout            = 60 * time.Second
 	defaultMaxPerEndpoint = 4
 	defaultUserAgent      = "Herald"
 	fhirJSON              = "application/fhir+json"
@@ -36,7 +45,10 @@ const (
 )
 
 // Header is one channel header line.
-type Header struct{ Name, Value string }
+type Header struct {
+	Name  string
+	Value secrets.Secret // a receiver's credential, often
+}
 
 // Request is one notification POST.
 type Request struct {
@@ -54,7 +66,7 @@ type Request struct {
 	Headers []Header
 	// Secret is the signing secret as the client wrote it; "" sends the
 	// notification unsigned.
-	Secret string
+	Secret secrets.Secret
 	// MessageID is the webhook-id: server-minted and the same across
 	// retries. Required when Secret is set.
 	MessageID string
@@ -166,8 +178,8 @@ func newRoute(d *dialer, tc *tls.Config, maxPerHost int) route {
 		MaxIdleConns:           100,
 		MaxIdleConnsPerHost:    maxPerHost,
 		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    maxTimeout, // backstops; the request context is tighter
-		ResponseHeaderTimeout:  maxTimeout,
+		TLSHandshakeTimeout:    MaxTimeout, // backstops; the request context is tighter
+		ResponseHeaderTimeout:  MaxTimeout,
 		MaxResponseHeaderBytes: maxResponseHeader,
 		DisableCompression:     true,
 	}
@@ -198,7 +210,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	}
 	defer release()
 
-	actx, cancel := context.WithTimeout(ctx, timeout(r.Timeout))
+	actx, cancel := context.WithTimeout(ctx, Timeout(r.Timeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, ep.String(), bytes.NewReader(r.Body))
 	if err != nil {
@@ -210,7 +222,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	req.Header.Set("User-Agent", c.userAgent)
 	start := c.now()
 	if r.Secret != "" {
-		hub, sig := Sign(r.Secret, r.MessageID, start, r.Body)
+		hub, sig := Sign(r.Secret.Reveal(), r.MessageID, start, r.Body)
 		req.Header.Set("X-Hub-Signature", hub)
 		req.Header.Set("Webhook-Id", r.MessageID)
 		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(start.Unix(), 10))
@@ -238,12 +250,13 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	return res, nil
 }
 
-func timeout(d time.Duration) time.Duration {
+// Timeout is the timeout of an attempt for a channel timeout d (0: none given).
+func Timeout(d time.Duration) time.Duration {
 	switch {
 	case d <= 0:
-		return defaultTimeout
-	case d > maxTimeout:
-		return maxTimeout
+		return DefaultTimeout
+	case d > MaxTimeout:
+		return MaxTimeout
 	}
 	return d
 }
@@ -277,22 +290,23 @@ func check(r Request) (allowlist.Endpoint, string, http.Header, error) {
 		// Checked again although validated at create time: a CR or LF here
 		// would be header injection. Neither name nor value goes into the
 		// error: the name may be malformed, the value may be a credential.
-		if strings.ContainsAny(ch.Name+ch.Value, "\r\n\x00") ||
-			!httpguts.ValidHeaderFieldName(ch.Name) || !httpguts.ValidHeaderFieldValue(ch.Value) {
+		if strings.ContainsAny(ch.Name+ch.Value.Reveal(), "\r\n\x00") ||
+			!httpguts.ValidHeaderFieldName(ch.Name) || !httpguts.ValidHeaderFieldValue(ch.Value.Reveal()) {
 			return ep, "", nil, &SendError{Reason: "invalid header",
 				Err: fmt.Errorf("channel header %d is not a valid single-line header", i+1)}
 		}
 		name := textproto.CanonicalMIMEHeaderKey(ch.Name)
-		if reserved(name) {
+		if Reserved(name) {
 			continue
 		}
-		h.Add(name, ch.Value)
+		h.Add(name, ch.Value.Reveal())
 	}
 	return ep, ct, h, nil
 }
 
-// reservedHeaders are set by Herald or the transport (the list matches what
-// Subscription validation refuses); a channel header never overrides them.
+// reservedHeaders are set by Herald or the transport: Subscription
+// validation refuses them (Reserved) and a channel header never overrides
+// them.
 var reservedHeaders = map[string]bool{
 	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
 	"Transfer-Encoding": true, "Connection": true, "Keep-Alive": true, "Upgrade": true,
@@ -302,7 +316,16 @@ var reservedHeaders = map[string]bool{
 	"X-Forwarded-For": true, "X-Forwarded-Host": true, "Forwarded": true,
 }
 
-func reserved(canonical string) bool {
+// ReservedHeaders lists, sorted, the header names Herald sets itself; every
+// name starting Proxy- or Sec- is reserved too.
+func ReservedHeaders() []string {
+	names := slices.Collect(maps.Keys(reservedHeaders))
+	slices.Sort(names)
+	return names
+}
+
+// Reserved reports whether a canonical header name is Herald's own.
+func Reserved(canonical string) bool {
 	return reservedHeaders[canonical] ||
 		strings.HasPrefix(canonical, "Proxy-") || strings.HasPrefix(canonical, "Sec-")
 }

@@ -264,7 +264,32 @@ func writeTargets(w io.Writer, r *run) {
 			"an event is one write reaching one Subscription; several can share a POST")
 	}
 	writeValidationTargets(w, r)
+	publishRatio(w, r, "a write matching 1,000 Subscriptions with 20 filters each ≤ 2× one matching 1,000 unfiltered",
+		"BenchmarkPublishFanOut/subscriptions=1000/filters=20", "BenchmarkPublishFanOut/subscriptions=1000/filters=0", 2)
+	publishRatio(w, r, "publish with 100,000 other Subscriptions ≤ 1.2× with none",
+		"BenchmarkPublish/others=100000", "BenchmarkPublish/others=0", 1.2)
 	fmt.Fprintln(w)
+}
+
+// publishRatio is a target row comparing the p50 of two publish benchmarks
+// (issue 12).
+func publishRatio(w io.Writer, r *run, what, name, base string, limit float64) {
+	p50 := func(name string) (float64, bool) {
+		for _, p := range r.publish {
+			if p.name == name {
+				v, ok := p.metrics["p50-µs"]
+				return v, ok && v > 0
+			}
+		}
+		return 0, false
+	}
+	v, okV := p50(name)
+	b, okB := p50(base)
+	if !okV || !okB {
+		row(w, what, "12", dash, "not measured", "")
+		return
+	}
+	row(w, what, "12", num(v/b, 2)+"×", verdict(v/b <= limit), fmt.Sprintf("p50 %s µs against %s µs", num(v, 0), num(b, 0)))
 }
 
 // cpuCells are the CPU µs per request or event of the usual labels, and
@@ -408,8 +433,9 @@ func writePublish(w io.Writer, r *run) {
 	fmt.Fprintln(w, "## Publish (BenchmarkPublish)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "An Encounter write that fires encounter-start for one Subscription while *others* Subscriptions on the"+
-		" same topic are pinned to other patients (unpinned: without patient keys, for comparison), in-process"+
-		" against PostgreSQL; µs per write.")
+		" same topic are pinned to other patients (unpinned: without patient keys, for comparison); and"+
+		" (BenchmarkPublishFanOut) a write that 1,000 Subscriptions match, unfiltered and with 20 filters each;"+
+		" in-process against PostgreSQL; µs per write.")
 	fmt.Fprintln(w)
 	var units []string
 	for _, p := range r.publish {

@@ -30,6 +30,7 @@ import (
 func main() {
 	pkg := flag.String("pkg", "", "directory of the unpacked R4 package (…/package)")
 	out := flag.String("out", "internal/search/params_gen.go", "output file")
+	compartmentOut := flag.String("compartment", "internal/search/compartment_gen.go", "output file of the Patient compartment table")
 	flag.Parse()
 	if *pkg == "" {
 		log.Fatal("gensearch: -pkg is required")
@@ -47,6 +48,13 @@ func main() {
 		log.Fatal(err)
 	}
 	if err := os.WriteFile(*out, src, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	compartment, err := renderCompartment(*pkg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*compartmentOut, compartment, 0o644); err != nil {
 		log.Fatal(err)
 	}
 	supported := 0

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -18,6 +19,32 @@ type admin struct {
 	mu        sync.Mutex
 	endpoints map[string]store.AllowedEndpoint // by ID
 	clients   map[string]store.Client          // by ClientID
+	audit     []store.AuditEntry               // oldest first; only appended to
+}
+
+// record appends an audit entry for a change made under mu.
+func (a *admin) record(ctx context.Context, action, target string, before, after any) {
+	e := store.AuditEntry{Seq: int64(len(a.audit)) + 1, At: time.Now().UTC().Truncate(time.Millisecond),
+		Actor: store.ActorOf(ctx), Action: action, Target: target}
+	if before != nil {
+		e.Before = store.AuditJSON(before)
+	}
+	if after != nil {
+		e.After = store.AuditJSON(after)
+	}
+	a.audit = append(a.audit, e)
+}
+
+func (s *Store) AuditLog(ctx context.Context, beforeSeq int64, limit int) ([]store.AuditEntry, error) {
+	s.admin.mu.Lock()
+	defer s.admin.mu.Unlock()
+	var out []store.AuditEntry
+	for i := len(s.admin.audit) - 1; i >= 0 && len(out) < limit; i-- {
+		if e := s.admin.audit[i]; beforeSeq <= 0 || e.Seq < beforeSeq {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 func (s *Store) Endpoints(ctx context.Context) ([]store.AllowedEndpoint, error) {
@@ -51,16 +78,21 @@ func (s *Store) AddEndpoint(ctx context.Context, e store.AllowedEndpoint) error 
 	}
 	e.CreatedAt = e.CreatedAt.UTC()
 	s.admin.endpoints[e.ID] = e
+	s.admin.record(ctx, store.AuditAddEndpoint, e.ID, nil, e)
+	s.configChanged()
 	return nil
 }
 
 func (s *Store) RemoveEndpoint(ctx context.Context, id string) error {
 	s.admin.mu.Lock()
 	defer s.admin.mu.Unlock()
-	if _, ok := s.admin.endpoints[id]; !ok {
+	old, ok := s.admin.endpoints[id]
+	if !ok {
 		return store.ErrNotFound
 	}
 	delete(s.admin.endpoints, id)
+	s.admin.record(ctx, store.AuditRemoveEndpoint, id, old, nil)
+	s.configChanged()
 	return nil
 }
 
@@ -95,8 +127,24 @@ func (s *Store) PutClient(ctx context.Context, c store.Client) (created bool, er
 	}
 	s.admin.mu.Lock()
 	defer s.admin.mu.Unlock()
-	_, exists := s.admin.clients[c.ClientID]
+	old, exists := s.admin.clients[c.ClientID]
 	c.UpdatedAt = c.UpdatedAt.UTC()
 	s.admin.clients[c.ClientID] = c
+	var before any
+	if exists {
+		before = old
+	}
+	s.admin.record(ctx, store.AuditPutClient, c.ClientID, before, c)
+	s.configChanged()
 	return !exists, nil
+}
+
+// Endpoints and Client on a transaction read the committed registry: admin
+// changes do not go through transactions.
+func (t *tx) Endpoints(ctx context.Context) ([]store.AllowedEndpoint, error) {
+	return t.s.Endpoints(ctx)
+}
+
+func (t *tx) Client(ctx context.Context, clientID string) (store.Client, error) {
+	return t.s.Client(ctx, clientID)
 }

@@ -41,8 +41,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []string
+	clock := time.Now() // leases follow the store's clock (store.DeliveryQueue), due times now
 	for id, sc := range s.db.sched {
-		if !sc.dueAt.IsZero() && !sc.dueAt.After(now) && !sc.leaseUntil.After(now) {
+		if !sc.dueAt.IsZero() && !sc.dueAt.After(now) && !sc.leaseUntil.After(clock) {
 			due = append(due, id)
 		}
 	}
@@ -56,10 +57,10 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	out := make([]store.DeliveryTask, 0, len(due))
 	for _, id := range due {
 		sc := s.db.sched[id]
-		sc.lease, sc.leaseUntil = token, now.Add(leaseFor).UTC()
+		sc.lease, sc.leaseUntil = token, clock.Add(leaseFor).UTC()
 		s.db.sched[id] = sc
 		tk := store.DeliveryTask{
-			State: cloneSub(s.db.subs[id]), Lease: sc.lease, LeaseUntil: sc.leaseUntil,
+			State: cloneSub(s.db.subs[id]), Lease: sc.lease, LeaseUntil: now.Add(leaseFor).UTC(),
 			LastEventNumber: s.db.lastEvent[id], DeliveredThrough: s.db.delivered[id],
 			HandshakePending: sc.handshakePending, FailureCount: sc.failures,
 			DueAt: sc.dueAt, LastSentAt: sc.lastSentAt, ErrorSince: sc.errorSince,
@@ -202,7 +203,7 @@ func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
 		sc.dueAt = r.Next.UTC()
 	}
 	if r.KeepFor > 0 {
-		sc.leaseUntil = now.Add(r.KeepFor)
+		sc.leaseUntil = time.Now().Add(r.KeepFor) // the store's clock, as in ClaimDue
 	} else {
 		sc.lease, sc.leaseUntil = "", time.Time{}
 	}

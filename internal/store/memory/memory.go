@@ -8,9 +8,11 @@ package memory
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -21,6 +23,8 @@ type key struct{ typ, id string }
 type data struct {
 	versions map[key][]store.Version // oldest first
 	subs     map[string]store.SubscriptionState
+	// owners outlive subs: the owner of every id ever put.
+	owners map[string]store.SubscriptionOwner
 	// events and lastEvent are keyed by subscription id and exist only
 	// beside a state in subs; lastEvent is the counter (absent: 0), events
 	// are ascending by Number.
@@ -41,6 +45,9 @@ type Store struct {
 	db      data
 	admin   admin // not transactional; guarded by its own lock
 	wake    chan struct{}
+	// generation counts configuration changes (store.ConfigWatch).
+	generation atomic.Int64
+	config     chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -51,12 +58,14 @@ func New() *Store {
 		db: data{
 			versions:  make(map[key][]store.Version),
 			subs:      make(map[string]store.SubscriptionState),
+			owners:    make(map[string]store.SubscriptionOwner),
 			events:    make(map[string][]store.Event),
 			lastEvent: make(map[string]int64),
 			delivered: make(map[string]int64),
 			sched:     make(map[string]schedule),
 		},
-		wake: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		config: make(chan struct{}, 1),
 		admin: admin{
 			endpoints: make(map[string]store.AllowedEndpoint),
 			clients:   make(map[string]store.Client),
@@ -65,7 +74,19 @@ func New() *Store {
 }
 
 func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
-func (s *Store) Close()                         {}
+
+func (s *Store) ConfigGeneration(ctx context.Context) (int64, error) { return s.generation.Load(), nil }
+func (s *Store) ConfigChanges() <-chan struct{}                      { return s.config }
+
+// configChanged moves the generation and tells the watchers.
+func (s *Store) configChanged() {
+	s.generation.Add(1)
+	select {
+	case s.config <- struct{}{}:
+	default:
+	}
+}
+func (s *Store) Close() {}
 
 func (s *Store) Current(ctx context.Context, typ, id string) (store.Version, error) {
 	s.mu.RLock()
@@ -103,6 +124,7 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 		s:                s,
 		pending:          make(map[key][]store.Version),
 		pendingSubs:      make(map[string]pendingSub),
+		pendingOwners:    make(map[string]store.SubscriptionOwner),
 		pendingEvents:    make(map[string]*pendingEvents),
 		pendingSched:     make(map[string]schedule),
 		pendingDelivered: make(map[string]int64),
@@ -125,6 +147,13 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 			s.db.subs[id] = p.state
 		}
 	}
+	maps.Copy(s.db.owners, tx.pendingOwners)
+	for k := range tx.pending {
+		if k.typ == "SubscriptionTopic" {
+			s.configChanged()
+			break
+		}
+	}
 	tx.commitEvents(&s.db)
 	tx.commitSchedules(&s.db)
 	if tx.woken {
@@ -140,6 +169,8 @@ type tx struct {
 	s           *Store
 	pending     map[key][]store.Version
 	pendingSubs map[string]pendingSub // the last write of each state
+	// pendingOwners: the owner of each state put, kept even if deleted later
+	pendingOwners map[string]store.SubscriptionOwner
 	// pendingEvents: the counter and appended events of each subscription
 	// this tx appended to or deleted.
 	pendingEvents map[string]*pendingEvents
@@ -197,6 +228,7 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	v.Body = slices.Clone(v.Body)
 	v.Patients = slices.Clone(v.Patients)
 	v.Index = slices.Clone(v.Index)
+	v.Decoded = nil // the writer's, not stored (as in PostgreSQL)
 	t.pending[k] = append(t.pending[k], v)
 	return nil
 }

@@ -57,6 +57,33 @@ func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]s
 	return filterSubs(t.s.db.subs, t.pendingSubs, f), nil
 }
 
+func (s *Store) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	subs, err := s.Subscriptions(ctx, f)
+	return len(subs), err
+}
+
+func (t *tx) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	subs, err := t.Subscriptions(ctx, f)
+	return len(subs), err
+}
+
+func (s *Store) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	o, ok := s.db.owners[id]
+	if !ok {
+		return store.SubscriptionOwner{}, store.ErrNotFound
+	}
+	return o, nil
+}
+
+func (t *tx) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
+	if o, ok := t.pendingOwners[id]; ok {
+		return o, nil
+	}
+	return t.s.SubscriptionOwner(ctx, id)
+}
+
 func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
 	s = cloneSub(s)
 	s.TokenExp = s.TokenExp.UTC()
@@ -69,8 +96,12 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	if err := checkSub(s); err != nil {
 		return fmt.Errorf("memory: put subscription %s: %w", s.ID, err)
 	}
+	if old, err := t.Subscription(ctx, s.ID); err == nil && store.Redefines(old, s) {
+		t.pendingDelivered[s.ID] = t.lastEvent(s.ID)
+	}
 	t.reschedule(s, t.subExists(s.ID))
 	t.pendingSubs[s.ID] = pendingSub{state: s}
+	t.pendingOwners[s.ID] = store.SubscriptionOwner{Client: s.Owner, Context: s.Context}
 	return nil
 }
 
@@ -161,6 +192,7 @@ func filterSubs(committed map[string]store.SubscriptionState, pending map[string
 
 func subMatches(s store.SubscriptionState, f store.SubscriptionFilter) bool {
 	return (f.Owner == "" || s.Owner == f.Owner) &&
+		(f.Context == "" || s.Context == f.Context) &&
 		(len(f.Status) == 0 || slices.Contains(f.Status, s.Status)) &&
 		(f.Topic == "" || s.Topic == f.Topic) &&
 		(f.Endpoint == "" || s.Endpoint == f.Endpoint) &&

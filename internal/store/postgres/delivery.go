@@ -35,18 +35,19 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // with SKIP LOCKED, so concurrent claimers split the work and a row whose
 // write transaction is still open is left for the wake-up its commit sends.
 // The lock lasts only for this statement; the lease is what keeps others off
-// while the worker sends.
+// while the worker sends. Leases are set and judged by the database's clock,
+// so instances with skewed clocks never hold one Subscription at once.
 var claimSQL = `WITH claimed AS (
-		UPDATE subscriptions s SET lease_token = $1, lease_until = $2::timestamptz + $4::interval
+		UPDATE subscriptions s SET lease_token = $1, lease_until = statement_timestamp() + $4::interval
 		FROM (
 			SELECT id FROM subscriptions
-			WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+			WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp())
 			ORDER BY due_at
 			LIMIT $3
 			FOR UPDATE SKIP LOCKED
 		) due
 		WHERE s.id = due.id
-		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `
+		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `, statement_timestamp() AS db_now
 	)
 	SELECT c.*, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
 		e.focus_type AS ev_focus_type, e.focus_id AS ev_focus_id, e.focus_version AS ev_focus_version,
@@ -90,6 +91,7 @@ type claimRow struct {
 // events or NULLs.
 type claimEventRow struct {
 	claimRow
+	DBNow          time.Time  `db:"db_now"`
 	EvNumber       *int64     `db:"ev_number"`
 	EvTimestamp    *time.Time `db:"ev_timestamp"`
 	EvTopic        *string    `db:"ev_topic"`
@@ -115,7 +117,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	for _, r := range rs {
 		if len(out) == 0 || out[len(out)-1].State.ID != r.ID {
 			out = append(out, store.DeliveryTask{
-				State: r.state(), Lease: r.LeaseToken, LeaseUntil: r.LeaseUntil.UTC(),
+				State: r.state(), Lease: r.LeaseToken, LeaseUntil: now.Add(r.LeaseUntil.Sub(r.DBNow)).UTC(),
 				LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
 				HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
 				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
@@ -152,7 +154,7 @@ const finishSQL = `UPDATE subscriptions SET
 				AND greatest(delivered_through, least($6::bigint, last_event_number)) < last_event_number
 			THEN $3::timestamptz ELSE $8::timestamptz END,
 		lease_token = CASE WHEN $9::interval IS NULL THEN NULL ELSE lease_token END,
-		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE $3::timestamptz + $9::interval END
+		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE clock_timestamp() + $9::interval END
 	WHERE id = $1 AND lease_token = $2`
 
 // FinishDelivery on the Store commits without waiting for the WAL flush
@@ -246,13 +248,37 @@ func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) 
 	return st, nil
 }
 
-// DeliveryWake starts, on first use, one listener connection that turns
-// notifications on wakeChannel into wake-ups. When the connection breaks it
-// reconnects with a growing pause and sends one wake-up after reconnecting,
-// since notifications sent meanwhile are lost.
+// DeliveryWake starts, on first use, the listener connection (listen)
+// and returns its delivery wake-ups.
 func (s *Store) DeliveryWake() <-chan struct{} {
+	s.startListening()
+	return s.wake
+}
+
+// ConfigChanges starts, on first use, the listener connection (listen) and
+// returns its configuration changes.
+func (s *Store) ConfigChanges() <-chan struct{} {
+	s.startListening()
+	return s.config
+}
+
+const configGenerationSQL = `SELECT value FROM config_generation`
+
+// ConfigGeneration reads the counter that the triggers of migration 00009
+// move in every transaction changing topics, the allow-list or clients.
+func (s *Store) ConfigGeneration(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, configGenerationSQL).Scan(&n)
+	return n, wrap("config generation", err)
+}
+
+// startListening starts one listener connection that turns notifications
+// on wakeChannel and configChannel into signals. When the connection breaks
+// it reconnects with a growing pause and signals both once reconnected,
+// since notifications sent meanwhile are lost.
+func (s *Store) startListening() {
 	s.wakeOnce.Do(func() {
-		s.wake = make(chan struct{}, 1)
+		s.wake, s.config = make(chan struct{}, 1), make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopListen = cancel
 		s.listening.Add(1)
@@ -261,12 +287,13 @@ func (s *Store) DeliveryWake() <-chan struct{} {
 			s.listen(ctx)
 		}()
 	})
-	return s.wake
 }
 
-func (s *Store) signalWake() {
+func (s *Store) signalWake() { signal(s.wake) }
+
+func signal(ch chan struct{}) {
 	select {
-	case s.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -278,7 +305,7 @@ func (s *Store) listen(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		slog.Warn("delivery wake-up listener lost its connection; workers poll until it is back", "err", err)
+		slog.Warn("LISTEN connection lost; delivery workers and configuration checks poll until it is back", "err", err)
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
@@ -296,25 +323,35 @@ func (s *Store) listenOnce(ctx context.Context) error {
 	// The session holds a LISTEN: it never goes back to the pool.
 	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel+"; LISTEN "+configChannel); err != nil {
 		return err
 	}
 	s.signalWake() // anything sent while no one listened
+	signal(s.config)
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
 		}
-		s.signalWake()
+		if n.Channel == configChannel {
+			signal(s.config)
+		} else {
+			s.signalWake()
+		}
 	}
 }
 
-// listener is the part of Store that DeliveryWake starts and Close stops.
+// configChannel is notified by migration 00009's triggers.
+const configChannel = "herald_config"
+
+// listener is the part of Store that startListening starts and Close stops.
 type listener struct {
 	wakeOnce   sync.Once
 	wake       chan struct{}
+	config     chan struct{}
 	stopListen context.CancelFunc
 	listening  sync.WaitGroup
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,24 +35,54 @@ const maxTxAttempts = 4
 
 // Store is a store.Store backed by a pgxpool.Pool.
 type Store struct {
-	pool *pgxpool.Pool
+	pool *timedPool
 	listener
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Option configures Open.
-type Option func(*pgxpool.Config)
+type Option func(*options)
+
+type options struct {
+	pool           *pgxpool.Config
+	acquireTimeout time.Duration
+}
 
 // WithMaxConns sets the most connections the pool opens (default
 // DefaultMaxConns).
 func WithMaxConns(n int32) Option {
-	return func(c *pgxpool.Config) { c.MaxConns = n }
+	return func(o *options) { o.pool.MaxConns = n }
 }
 
 // WithMinConns sets how many idle connections the pool keeps open (default 0).
 func WithMinConns(n int32) Option {
-	return func(c *pgxpool.Config) { c.MinConns = n }
+	return func(o *options) { o.pool.MinConns = n }
+}
+
+// Timeouts bound how long the database may keep a caller waiting; zero
+// leaves a bound off. A statement or lock wait that hits its bound, and an
+// acquire that finds no free connection in time, fail with an error matching
+// store.ErrUnavailable.
+type Timeouts struct {
+	Statement time.Duration // PostgreSQL statement_timeout of every connection
+	Lock      time.Duration // PostgreSQL lock_timeout of every connection
+	Acquire   time.Duration // wait for a free pooled connection
+}
+
+// WithTimeouts sets the Timeouts.
+func WithTimeouts(t Timeouts) Option {
+	return func(o *options) {
+		setMillis(o.pool, "statement_timeout", t.Statement)
+		setMillis(o.pool, "lock_timeout", t.Lock)
+		o.acquireTimeout = t.Acquire
+	}
+}
+
+func setMillis(c *pgxpool.Config, param string, d time.Duration) {
+	if d > 0 {
+		c.ConnConfig.RuntimeParams[param] = strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+	}
 }
 
 // Open connects to databaseURL (a postgres:// URL or a key=value DSN; pgxpool
@@ -69,8 +100,9 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "herald"
 	}
-	for _, o := range opts {
-		o(cfg)
+	o := options{pool: cfg}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -80,7 +112,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: &timedPool{Pool: pool, acquireTimeout: o.acquireTimeout}}, nil
 }
 
 // Close closes every connection. It is safe to call more than once.
@@ -117,7 +149,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // matches store.ErrConflict.
 func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		err := unavailable(s.runTx(ctx, fn))
 		if err == nil || !retryable(err) {
 			return err
 		}

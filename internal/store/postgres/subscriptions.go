@@ -22,6 +22,7 @@ var (
 type subscriptionRow struct {
 	ID                string     `db:"id"`
 	Owner             string     `db:"owner"`
+	Context           string     `db:"owner_context"`
 	Scopes            string     `db:"scopes"`
 	Patient           string     `db:"patient"`
 	TokenExp          *time.Time `db:"token_exp"`
@@ -46,6 +47,7 @@ func (r subscriptionRow) state() store.SubscriptionState {
 	s := store.SubscriptionState{
 		ID:              r.ID,
 		Owner:           r.Owner,
+		Context:         r.Context,
 		Scopes:          r.Scopes,
 		Patient:         r.Patient,
 		TokenExp:        fromNullTime(r.TokenExp),
@@ -89,7 +91,7 @@ func fromNullTime(t *time.Time) time.Time {
 
 const subscriptionColumns = `id, owner, scopes, patient, token_exp, status, error, topic, filters, endpoint,
 	content, end_at, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers,
-	created_at, updated_at, patient_key`
+	created_at, updated_at, patient_key, owner_context`
 
 // querySubscriptions runs a query that returns subscription rows.
 func querySubscriptions(ctx context.Context, q querier, sql string, args ...any) ([]store.SubscriptionState, error) {
@@ -147,6 +149,7 @@ func subscription(ctx context.Context, q querier, id string) (store.Subscription
 const (
 	subscriptionsSQL         = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE true`
 	subscriptionsOwnerSQL    = ` AND owner = $%d`
+	subscriptionsContextSQL  = ` AND owner_context = $%d`
 	subscriptionsStatusSQL   = ` AND status = ANY($%d::text[])`
 	subscriptionsTopicSQL    = ` AND topic = $%d`
 	subscriptionsEndpointSQL = ` AND endpoint = $%d`
@@ -159,14 +162,35 @@ const (
 
 func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
 	var b strings.Builder
-	var args []any
 	b.WriteString(subscriptionsSQL)
+	args := subscriptionsWhere(&b, f)
+	b.WriteString(subscriptionsOrderSQL)
+	if f.ByPatient {
+		// Planned for its values every time: a cached generic plan cannot
+		// see that one topic's keys are selective and may scan every
+		// Subscription of the topic, the cost patient keys exist to avoid.
+		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+	}
+	out, err := querySubscriptions(ctx, q, b.String(), args...)
+	if err != nil {
+		return nil, wrap("subscriptions", err)
+	}
+	return out, nil
+}
+
+// subscriptionsWhere appends f's conditions to b and returns their
+// parameters.
+func subscriptionsWhere(b *strings.Builder, f store.SubscriptionFilter) []any {
+	var args []any
 	add := func(fragment string, val any) {
 		args = append(args, val)
-		fmt.Fprintf(&b, fragment, len(args))
+		fmt.Fprintf(b, fragment, len(args))
 	}
 	if f.Owner != "" {
 		add(subscriptionsOwnerSQL, f.Owner)
+	}
+	if f.Context != "" {
+		add(subscriptionsContextSQL, f.Context)
 	}
 	if len(f.Status) > 0 {
 		add(subscriptionsStatusSQL, f.Status)
@@ -183,18 +207,29 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 	if f.ByPatient {
 		add(subscriptionsPatientSQL, append([]string{""}, f.PatientKeys...))
 	}
-	b.WriteString(subscriptionsOrderSQL)
-	if f.ByPatient {
-		// Planned for its values every time: a cached generic plan cannot
-		// see that one topic's keys are selective and may scan every
-		// Subscription of the topic, the cost patient keys exist to avoid.
-		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
-	}
-	out, err := querySubscriptions(ctx, q, b.String(), args...)
+	return args
+}
+
+const countSubscriptionsSQL = `SELECT count(*) FROM subscriptions WHERE true`
+
+func countSubscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (int, error) {
+	var b strings.Builder
+	b.WriteString(countSubscriptionsSQL)
+	args := subscriptionsWhere(&b, f)
+	rows, err := q.Query(ctx, b.String(), args...)
 	if err != nil {
-		return nil, wrap("subscriptions", err)
+		return 0, wrap("count subscriptions", err)
 	}
-	return out, nil
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	return n, wrap("count subscriptions", err)
+}
+
+func (s *Store) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	return countSubscriptions(ctx, s.pool, f)
+}
+
+func (t *tx) CountSubscriptions(ctx context.Context, f store.SubscriptionFilter) (int, error) {
+	return countSubscriptions(ctx, t.q, f)
 }
 
 // PutSubscription upserts the state columns and adjusts the delivery
@@ -204,14 +239,18 @@ func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) (
 // no one claims the Subscription while the cancelled send may still be in
 // flight; error_since follows the status. Every SET expression
 // reads the row as it was. A handshake owed wakes the workers at commit.
-const putSubscriptionSQL = `WITH put AS (
+const putSubscriptionSQL = `WITH owned AS (
+	INSERT INTO subscription_owners (id, owner, owner_context) VALUES ($1, $2, $21)
+	ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, owner_context = excluded.owner_context
+	WHERE (subscription_owners.owner, subscription_owners.owner_context) IS DISTINCT FROM (excluded.owner, excluded.owner_context)
+), put AS (
 	INSERT INTO subscriptions (` + subscriptionColumns + `, handshake_pending, due_at, error_since)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
-		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
 		$6::text = 'requested', CASE WHEN $6::text = 'requested' THEN $19::timestamptz END,
 		CASE WHEN $6::text = 'error' THEN $19::timestamptz END)
 	ON CONFLICT (id) DO UPDATE SET
-		owner = excluded.owner, scopes = excluded.scopes, patient = excluded.patient,
+		owner = excluded.owner, owner_context = excluded.owner_context, scopes = excluded.scopes, patient = excluded.patient,
 		token_exp = excluded.token_exp, status = excluded.status, error = excluded.error,
 		topic = excluded.topic, filters = excluded.filters, endpoint = excluded.endpoint,
 		content = excluded.content, end_at = excluded.end_at,
@@ -228,7 +267,10 @@ const putSubscriptionSQL = `WITH put AS (
 		lease_token = CASE WHEN excluded.status IN ('requested', 'off') THEN NULL
 			ELSE subscriptions.lease_token END,
 		error_since = CASE WHEN excluded.status <> 'error' THEN NULL
-			ELSE coalesce(subscriptions.error_since, excluded.updated_at) END
+			ELSE coalesce(subscriptions.error_since, excluded.updated_at) END,
+		delivered_through = CASE WHEN (subscriptions.topic, subscriptions.filters, subscriptions.endpoint)
+				IS DISTINCT FROM (excluded.topic, excluded.filters, excluded.endpoint)
+			THEN subscriptions.last_event_number ELSE subscriptions.delivered_through END
 	RETURNING status
 )
 SELECT pg_notify('` + wakeChannel + `', '') FROM put WHERE status = 'requested'`
@@ -237,8 +279,27 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	_, err := t.q.Exec(ctx, putSubscriptionSQL,
 		s.ID, s.Owner, s.Scopes, s.Patient, toNullTime(s.TokenExp), s.Status, s.Error, s.Topic, s.Filters, s.Endpoint,
 		s.Content, toNullTime(s.End), s.HeartbeatPeriod.Milliseconds(), s.Timeout.Milliseconds(), s.MaxCount,
-		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey)
+		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey, s.Context)
 	return wrap("put subscription "+s.ID, err)
+}
+
+const subscriptionOwnerSQL = `SELECT owner, owner_context FROM subscription_owners WHERE id = $1`
+
+func (s *Store) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
+	return subscriptionOwner(ctx, s.pool, id)
+}
+
+func (t *tx) SubscriptionOwner(ctx context.Context, id string) (store.SubscriptionOwner, error) {
+	return subscriptionOwner(ctx, t.q, id)
+}
+
+func subscriptionOwner(ctx context.Context, q querier, id string) (store.SubscriptionOwner, error) {
+	rows, err := q.Query(ctx, subscriptionOwnerSQL, id)
+	if err != nil {
+		return store.SubscriptionOwner{}, wrap("subscription owner "+id, err)
+	}
+	o, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[store.SubscriptionOwner])
+	return o, wrap("subscription owner "+id, err)
 }
 
 const deleteSubscriptionSQL = `DELETE FROM subscriptions WHERE id = $1`

@@ -26,6 +26,22 @@ func claim(t *testing.T, s store.Store, now time.Time, limit int) (ids []string,
 	return ids, tasks
 }
 
+// claimAfterExpiry claims at now, waiting (with a deadline) for the short
+// leases of an earlier claim to end on the store's clock.
+func claimAfterExpiry(t *testing.T, s store.Store, now time.Time, limit int) (ids []string, tasks []store.DeliveryTask) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ids, tasks = claim(t, s, now, limit); len(ids) > 0 || time.Now().After(deadline) {
+			return ids, tasks
+		}
+		time.Sleep(10 * time.Millisecond) // polling the condition
+	}
+}
+
+// shortLease ends soon on the store's clock, for tests of expiry.
+const shortLease = 200 * time.Millisecond
+
 func finish(s store.Store, t *testing.T, r store.DeliveryResult) error {
 	t.Helper()
 	return s.InTx(t.Context(), func(tx store.Tx) error { return tx.FinishDelivery(t.Context(), r) })
@@ -43,23 +59,25 @@ func testQueueHandshake(t *testing.T, s store.Store) {
 	ids, _ := claim(t, s, at(3, 455), 10)
 	require.Empty(t, ids, "the handshake is due at the state's UpdatedAt, not before")
 
-	ids, tasks := claim(t, s, at(3, 456), 10)
-	require.Equal(t, []string{"s1"}, ids, "a requested state owes a handshake; an active one with nothing to send is not due")
+	tasks, err := s.ClaimDue(t.Context(), at(3, 456), 10, shortLease, 0)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1, "a requested state owes a handshake; an active one with nothing to send is not due")
 	tk := tasks[0]
+	require.Equal(t, "s1", tk.State.ID)
 	require.True(t, tk.HandshakePending)
 	require.NotEmpty(t, tk.Lease)
-	require.True(t, tk.LeaseUntil.Equal(at(3, 456).Add(lease)), "lease until %s", tk.LeaseUntil)
+	require.True(t, tk.LeaseUntil.Equal(at(3, 456).Add(shortLease)), "lease until %s, in the caller's clock", tk.LeaseUntil)
 	require.True(t, tk.DueAt.Equal(at(3, 456)))
 	require.Equal(t, sub("s1").Topic, tk.State.Topic, "the task carries the state")
 
-	ids, _ = claim(t, s, at(4, 0), 10)
-	require.Empty(t, ids, "a leased Subscription is not claimed again")
+	ids, _ = claim(t, s, at(400, 0), 10)
+	require.Empty(t, ids, "a leased Subscription is not claimed again, whatever the claimer's clock says")
 
-	ids, again := claim(t, s, at(3, 456).Add(lease), 10)
+	ids, again := claimAfterExpiry(t, s, at(3, 456), 10)
 	require.Equal(t, []string{"s1"}, ids, "an expired lease can be claimed")
 	require.NotEqual(t, tk.Lease, again[0].Lease)
 
-	err := finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tk.Lease, Now: at(5, 0), Sent: true, Handshaken: true})
+	err = finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tk.Lease, Now: at(5, 0), Sent: true, Handshaken: true})
 	require.ErrorIs(t, err, store.ErrLeaseLost, "the first worker's lease was taken over")
 
 	require.NoError(t, finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: again[0].Lease, Now: at(5, 0), Sent: true, Handshaken: true}))
@@ -138,7 +156,8 @@ func testQueueFailureBackoff(t *testing.T, s store.Store) {
 func testQueueStateChanges(t *testing.T, s store.Store) {
 	putSubs(t, s, sub("s1"), sub("s2"))
 	appendEvents(t, s, event("s1", "e1", 1), event("s2", "e1", 1))
-	_, tasks := claim(t, s, at(1, 321), 10)
+	tasks, err := s.ClaimDue(t.Context(), at(1, 321), 10, shortLease, 0)
+	require.NoError(t, err)
 	require.Len(t, tasks, 2)
 	leases := map[string]string{}
 	for _, tk := range tasks {
@@ -159,14 +178,14 @@ func testQueueStateChanges(t *testing.T, s store.Store) {
 	requireAcknowledged(t, s, "s1", 0)
 	ids, _ := claim(t, s, at(2, 0), 10)
 	require.Empty(t, ids, "a cancelled lease still keeps others off until it ends: its send may be in flight")
-	ids, tasks = claim(t, s, at(1, 321).Add(lease), 10)
+	ids, tasks = claimAfterExpiry(t, s, at(2, 0), 10)
 	require.Equal(t, []string{"s1"}, ids, "the updated one owes a handshake; the one switched off owes nothing")
 	require.True(t, tasks[0].HandshakePending)
 	require.True(t, tasks[0].Backlog(), "its events still wait")
 
 	// Deleting a leased Subscription loses the lease too.
 	require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error { return tx.DeleteSubscription(t.Context(), "s1") }))
-	err := finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(3, 0), Sent: true})
+	err = finish(s, t, store.DeliveryResult{SubscriptionID: "s1", Lease: tasks[0].Lease, Now: at(3, 0), Sent: true})
 	require.ErrorIs(t, err, store.ErrLeaseLost)
 }
 

@@ -61,6 +61,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SubscriptionRoundTrip", testSubscriptionRoundTrip},
 		{"SubscriptionReplace", testSubscriptionReplace},
 		{"SubscriptionDelete", testSubscriptionDelete},
+		{"SubscriptionOwner", testSubscriptionOwner},
+		{"SubscriptionRedefined", testSubscriptionRedefined},
+		{"ConfigGeneration", testConfigGeneration},
 		{"SubscriptionRollback", testSubscriptionRollback},
 		{"SubscriptionTxSeesOwnWritesOthersDoNot", testSubscriptionTxSeesOwnWrites},
 		{"SubscriptionsFilter", testSubscriptionsFilter},
@@ -69,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Endpoints", testEndpoints},
 		{"ConcurrentAddEndpointOneWins", testConcurrentAddEndpoint},
 		{"Clients", testClients},
+		{"AdminAuditLog", testAdminAuditLog},
 		// events.go
 		{"EventNumbering", testEventNumbering},
 		{"EventRollback", testEventRollback},

@@ -30,6 +30,7 @@ func sub(id string) store.SubscriptionState {
 	return store.SubscriptionState{
 		ID:              id,
 		Owner:           "client-a",
+		Context:         "patient/pat-1",
 		Scopes:          "system/Subscription.crus system/Encounter.rs patient/Observation.rs",
 		Patient:         "pat-1",
 		TokenExp:        time.Date(2024, 3, 1, 10, 30, 0, 123_000_000, zone),
@@ -71,6 +72,7 @@ func requireSub(t *testing.T, want, got store.SubscriptionState, msgAndArgs ...a
 	}
 	require.Equal(t, want.ID, got.ID, "ID %s", msg)
 	require.Equal(t, want.Owner, got.Owner, "Owner %s", msg)
+	require.Equal(t, want.Context, got.Context, "Context %s", msg)
 	require.Equal(t, want.Scopes, got.Scopes, "Scopes %s", msg)
 	require.Equal(t, want.Patient, got.Patient, "Patient %s", msg)
 	requireTime("TokenExp", want.TokenExp, got.TokenExp)
@@ -189,7 +191,7 @@ func testSubscriptionReplace(t *testing.T, s store.Store) {
 	putSubs(t, s, orig, other)
 
 	repl := orig
-	repl.Owner = "client-b"
+	repl.Owner, repl.Context = "client-b", "system"
 	repl.Scopes = "system/Subscription.crus"
 	repl.Patient = ""
 	repl.TokenExp = time.Time{}
@@ -223,6 +225,62 @@ func testSubscriptionReplace(t *testing.T, s store.Store) {
 	})
 	require.NoError(t, err)
 	requireSubStored(t, s, final, "last put wins")
+}
+
+// testSubscriptionOwner: the owner of an id is recorded by every put and
+// outlives a delete, also one in the same transaction.
+func testSubscriptionOwner(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.SubscriptionOwner(ctx, "never-was")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	a := sub("a")
+	putSubs(t, s, a)
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		require.NoError(t, tx.PutSubscription(ctx, sub("b")))
+		o, err := tx.SubscriptionOwner(ctx, "b")
+		require.NoError(t, err)
+		require.Equal(t, store.SubscriptionOwner{Client: "client-a", Context: "patient/pat-1"}, o, "a Tx sees its own put")
+		require.NoError(t, tx.DeleteSubscription(ctx, "b"))
+		return tx.DeleteSubscription(ctx, "a")
+	}))
+	for _, id := range []string{"a", "b"} {
+		o, err := s.SubscriptionOwner(ctx, id)
+		require.NoError(t, err, id)
+		require.Equal(t, store.SubscriptionOwner{Client: "client-a", Context: "patient/pat-1"}, o, id)
+	}
+	a.Owner, a.Context = "client-b", "system"
+	putSubs(t, s, a)
+	o, err := s.SubscriptionOwner(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, store.SubscriptionOwner{Client: "client-b", Context: "system"}, o, "the last put names the owner")
+}
+
+// testSubscriptionRedefined: a put that changes the topic, the filters or
+// the endpoint acknowledges the events queued so far; other changes keep
+// the cursor.
+func testSubscriptionRedefined(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	st := sub("r")
+	putSubs(t, s, st)
+	acknowledged := func() int64 {
+		n, err := s.Acknowledged(ctx, "r")
+		require.NoError(t, err)
+		return n
+	}
+	appendEvents(t, s, event("r", "e1", 1), event("r", "e2", 1))
+	st.Status, st.Content = "error", "full-resource"
+	putSubs(t, s, st)
+	require.Zero(t, acknowledged(), "same definition: the events still wait")
+	for i, change := range []func(*store.SubscriptionState){
+		func(st *store.SubscriptionState) { st.Endpoint = endpointB },
+		func(st *store.SubscriptionState) { st.Filters = st.Filters[:1] },
+		func(st *store.SubscriptionState) { st.Topic = topicB },
+	} {
+		appendEvents(t, s, event("r", "e3", int64(i+1)))
+		change(&st)
+		putSubs(t, s, st)
+		require.Equal(t, int64(3+i), acknowledged(), "change %d", i)
+	}
 }
 
 func testSubscriptionDelete(t *testing.T, s store.Store) {
@@ -387,6 +445,9 @@ func subscriptionsFixture(t *testing.T, s store.Store) map[string]store.Subscrip
 	mk := func(id, owner, status, topic, endpoint string) store.SubscriptionState {
 		st := sub(id)
 		st.Owner, st.Status, st.Topic, st.Endpoint = owner, status, topic, endpoint
+		if id == "a" {
+			st.Context = "user/Practitioner/1"
+		}
 		st.Filters = []string{"Encounter?patient=Patient/" + id}
 		st.PatientKey = "Patient/" + id
 		if id == "1" || id == "B" {
@@ -441,6 +502,8 @@ func testSubscriptionsFilter(t *testing.T, s store.Store) {
 		{"ids", store.SubscriptionFilter{IDs: []string{"x.y", "A", "-s"}}, []string{"-s", "A", "x.y"}},
 		{"absent ids, and case matters", store.SubscriptionFilter{IDs: []string{"nope", "X.Y", "b"}}, nil},
 		{"repeated id", store.SubscriptionFilter{IDs: []string{"B", "B"}}, []string{"B"}},
+		{"owner and context", store.SubscriptionFilter{Owner: "c1", Context: "patient/pat-1"}, []string{"-s", "A"}},
+		{"context is exact", store.SubscriptionFilter{Owner: "c1", Context: "user/Practitioner"}, nil},
 		{"owner and status", store.SubscriptionFilter{Owner: "c1", Status: []string{"active"}}, []string{"-s", "a"}},
 		{"topic, endpoint and statuses", store.SubscriptionFilter{Topic: topicA, Endpoint: endpointA, Status: []string{"active", "off"}}, []string{"-s", "B"}},
 		{"owner and topic, disjoint", store.SubscriptionFilter{Owner: "c2", Topic: topicB}, nil},
@@ -455,6 +518,9 @@ func testSubscriptionsFilter(t *testing.T, s store.Store) {
 		got, err := s.Subscriptions(t.Context(), tc.f)
 		require.NoError(t, err, tc.name)
 		requireSubs(t, pickSubs(tc.want...), got, tc.name)
+		n, err := s.CountSubscriptions(t.Context(), tc.f)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, len(tc.want), n, "count: %s", tc.name)
 		// The same through a transaction, where it is the first statement.
 		require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error {
 			got, err := tx.Subscriptions(t.Context(), tc.f)
