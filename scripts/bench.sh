@@ -51,6 +51,9 @@
 #   BENCH_SWEEP_SUBS_RATE   …at this many writes/s (default 200).
 #   BENCH_SWEEP_WARMUP, BENCH_SWEEP_DURATION  each sweep point's warm-up and
 #                     measured window (default 1s and 5s).
+#   BENCH_RELAY=0     skip phase relay (scripts/relay-bench.sh: Herald against cmd/herald-relay,
+#                     a bare relay, interleaved, issue 13's ratios); BENCH_RELAY=only runs
+#                     nothing else. BENCH_RELAY_ROUNDS (3), BENCH_RELAY_WARMUP, BENCH_RELAY_DURATION.
 #   BENCH_REPORT=0    do not write bench/report.md and the charts at the end
 #                     (make bench does, after appending the publish benchmark).
 #   BENCH_DELIVERY_FLAGS  more herald-load flags for the delivery phases only, e.g.
@@ -397,6 +400,16 @@ if [[ $validation == only ]]; then
 	finish
 fi
 
+# relay_phase runs scripts/relay-bench.sh with this run's herald binary; it
+# starts its own servers, one at a time.
+relay_phase() {
+	BENCH_HERALD_BIN=$herald DATABASE_URL=$admin_url bash "$root/scripts/relay-bench.sh" 8>&- 9>&-
+}
+if [[ ${BENCH_RELAY:-1} == only ]]; then
+	relay_phase || status=$?
+	finish
+fi
+
 # --- the server --------------------------------------------------------------
 create_db "$db"
 pprof_port=
@@ -597,5 +610,11 @@ if [[ $status == 0 && $validation != 0 ]]; then
 	stop_server
 	drop_db "$db" || true
 	validation_phase "$@" || status=$?
+fi
+
+# --- Herald against a bare relay (issue 13) -------------------------------------
+if [[ $status == 0 && ${BENCH_RELAY:-1} != 0 ]]; then
+	stop_server
+	relay_phase || status=$?
 fi
 finish

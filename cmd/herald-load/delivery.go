@@ -48,6 +48,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
@@ -77,12 +79,14 @@ type deliveryOptions struct {
 	fanoutSubs    int
 	fanoutRate    float64
 	fanoutBacklog int
+	writers       int
 	maxCount      int
 	receivers     int
 	drain         time.Duration
 	setupTimeout  time.Duration
 	profileURL    string
 	profileOut    string
+	xactURL       string
 	cleanup       bool
 }
 
@@ -99,12 +103,14 @@ func deliveryFlags(fs interface {
 	fs.IntVar(&d.fanoutSubs, "fanout-subs", 1000, "fanout phase: Subscriptions matching every write")
 	fs.Float64Var(&d.fanoutRate, "fanout-rate", 0, "fanout phase: writes per second, open loop (0: flow controlled by -fanout-backlog)")
 	fs.IntVar(&d.fanoutBacklog, "fanout-backlog", 2, "fanout phase: a new write goes out while fewer than this many writes' notifications are outstanding")
+	fs.IntVar(&d.writers, "delivery-writers", 0, "delivery phase: closed loop with this many writers, each sending its next write when the last one answered (0: open loop at -delivery-rate)")
 	fs.IntVar(&d.maxCount, "delivery-max-count", 0, "backport-max-count of the Subscriptions, events per notification (0: the server's default)")
 	fs.IntVar(&d.receivers, "delivery-receivers", 1, "receiver listeners (ports) the Subscriptions are spread over; Herald limits concurrent sends per host:port")
 	fs.DurationVar(&d.drain, "delivery-drain", 60*time.Second, "after a delivery phase, how long to wait for the measured writes' notifications")
 	fs.DurationVar(&d.setupTimeout, "delivery-setup-timeout", 120*time.Second, "how long Subscriptions may take to become active")
 	fs.StringVar(&d.profileURL, "profile-url", "", "pprof base URL of the server (loopback), e.g. http://127.0.0.1:6060: profile its CPU during the fanout phase's measured window")
 	fs.StringVar(&d.profileOut, "profile-out", "", "file for the -profile-url CPU profile")
+	fs.StringVar(&d.xactURL, "xact-url", "", "PostgreSQL URL of the server's database: report its committed transactions (pg_stat_database) per event received, from the window's start to the drain's end")
 	fs.BoolVar(&d.cleanup, "delivery-cleanup", true, "delete a delivery phase's Subscriptions once its figures are in, so that they burden neither later phases nor later runs against the same server")
 	return d
 }
@@ -119,6 +125,8 @@ func (d *deliveryOptions) validate() error {
 		return errors.New("-fanout-rate must not be negative")
 	case d.fanoutBacklog < 1:
 		return errors.New("-fanout-backlog must be at least 1")
+	case d.writers < 0:
+		return errors.New("-delivery-writers must not be negative")
 	case d.maxCount < 0:
 		return errors.New("-delivery-max-count must not be negative")
 	case d.receivers < 1 || d.receivers > 64:
@@ -483,8 +491,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 
 // notification is what the receiver reads of a notification Bundle.
 type notification struct {
-	kind  string   // handshake, heartbeat, event-notification
-	focus []string // Encounter ids, one per event
+	kind    string   // handshake, heartbeat, event-notification
+	focus   []string // Encounter ids, one per event
+	numbers []int64  // event numbers, one per event
 }
 
 func parseNotification(body []byte) (notification, error) {
@@ -496,6 +505,7 @@ func parseNotification(body []byte) (notification, error) {
 	for _, e := range sum.Events {
 		if e.Focus != "" {
 			n.focus = append(n.focus, encounterID(e.Focus))
+			n.numbers = append(n.numbers, e.Number)
 		}
 	}
 	return n, nil
@@ -541,9 +551,13 @@ type tracker struct {
 	winPosts, winEvent int
 	winOther           int // handshakes and heartbeats in the window
 
-	lat                   []time.Duration // measured writes' events, from acceptance
-	fromSent              []time.Duration // the same, from the write's request
-	early, dups, unknown  int
+	lat                  []time.Duration // measured writes' events, from acceptance
+	fromSent             []time.Duration // the same, from the write's request
+	early, dups, unknown int
+	// lastNumber is the highest event number received per path;
+	// reordered counts new events below it, gaps jumps over numbers.
+	lastNumber            map[string]int64
+	reordered, gaps       int
 	badBodies             int
 	badSample             string
 	writeLat              []time.Duration // measured writes: PUT → response
@@ -557,7 +571,7 @@ type tracker struct {
 
 func newTracker() *tracker {
 	return &tracker{changed: make(chan struct{}, 1), writes: map[string]*write{}, seen: map[string]bool{},
-		handshakes: map[string]bool{}, writeErrorKinds: map[string]int{}, postsBySize: map[int]int{}}
+		handshakes: map[string]bool{}, lastNumber: map[string]int64{}, writeErrorKinds: map[string]int{}, postsBySize: map[int]int{}}
 }
 
 func (t *tracker) signal() {
@@ -604,7 +618,8 @@ func (t *tracker) observe(path string, n notification, at time.Time) {
 		t.winEvent += len(n.focus)
 		t.postsBySize[len(n.focus)]++
 	}
-	for _, id := range n.focus {
+	for i, id := range n.focus {
+		t.checkOrder(path, n.numbers[i], t.seen[path+"\x00"+id])
 		w := t.writes[id]
 		if w == nil {
 			t.unknown++
@@ -634,6 +649,22 @@ func (t *tracker) observe(path string, n notification, at time.Time) {
 			t.lat = append(t.lat, at.Sub(w.accepted))
 		}
 	}
+}
+
+// checkOrder counts an event number that comes after a higher one (a new
+// event, not a repeat) or skips numbers. Numbers start at 1 per path.
+func (t *tracker) checkOrder(path string, number int64, repeat bool) {
+	last := t.lastNumber[path]
+	switch {
+	case repeat:
+		return
+	case number < last:
+		t.reordered++
+		return
+	case number > last+1:
+		t.gaps++
+	}
+	t.lastNumber[path] = number
 }
 
 // sending registers a write about to go out.
@@ -776,22 +807,36 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 		fan = subs
 	}
 
-	r := &deliveryResult{phase: phase, subs: subs, fan: fan, rate: rate, backlog: b.d.fanoutBacklog, warmup: b.o.warmup}
+	writers := 0
+	if phase == "delivery" {
+		writers = b.d.writers
+	}
+	r := &deliveryResult{phase: phase, subs: subs, fan: fan, rate: rate, backlog: b.d.fanoutBacklog, warmup: b.o.warmup, writers: writers}
 	var wg sync.WaitGroup
 	inFlight := make(chan struct{}, maxInFlightWrites)
+	var seqMu sync.Mutex
 	seq := 0
-	issue := func(measured bool) {
+	next := func() (string, string) {
+		seqMu.Lock()
+		defer seqMu.Unlock()
 		id := b.nonce + "-" + phase[:3] + "-" + strconv.Itoa(seq)
 		to := writeTo(seq)
 		seq++
+		return id, to
+	}
+	write := func(id, to string) {
+		body := encounterBody(make([]byte, 0, 320), id, to)
+		sent := time.Now()
+		o := b.putEncounter(ctx, id, body)
+		t.done(id, sent, time.Now(), o)
+	}
+	issue := func(measured bool) {
+		id, to := next()
 		t.sending(id, fan, measured)
 		inFlight <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-inFlight }()
-			body := encounterBody(make([]byte, 0, 320), id, to)
-			sent := time.Now()
-			o := b.putEncounter(ctx, id, body)
-			t.done(id, sent, time.Now(), o)
+			write(id, to)
 		})
 	}
 
@@ -801,8 +846,10 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 	var before cpuSample
 	var profile chan error
 	armed := false
+	xactsBefore := make(chan int64, 1)
 	arm := func() {
 		armed = true
+		go func() { xactsBefore <- b.xacts(ctx, 0) }()
 		before = sampleCPU(b.o.cpu)
 		t.mu.Lock()
 		t.winStart = time.Now()
@@ -812,7 +859,24 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 			go func() { profile <- fetchProfile(ctx, b.d.profileURL, b.d.profileOut, b.o.duration) }()
 		}
 	}
-	if rate > 0 {
+	if writers > 0 {
+		// Closed loop: each writer sends its next write when the last
+		// one answered; writes sent in the window are measured.
+		for range writers {
+			wg.Go(func() {
+				for ctx.Err() == nil && time.Now().Before(winEnd) {
+					id, to := next()
+					t.sending(id, fan, !time.Now().Before(winStart))
+					write(id, to)
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(winStart)):
+		}
+		arm()
+	} else if rate > 0 {
 		// Open loop: write n is due at start + n/rate, whatever happened to
 		// the ones before.
 		interval := time.Duration(float64(time.Second) / rate)
@@ -881,6 +945,9 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 	drainStart := time.Now()
 	t.drain(ctx, b.d.drain)
 	r.drained = time.Since(drainStart)
+	if b.d.xactURL != "" {
+		r.xacts = b.xacts(ctx, 1500*time.Millisecond) - <-xactsBefore
+	}
 	if profile != nil {
 		if err := <-profile; err != nil {
 			r.profileErr = err.Error()
@@ -893,6 +960,29 @@ func (b *deliveryBench) run(ctx context.Context, phase string) (*deliveryResult,
 	}
 	r.collect(t)
 	return r, nil
+}
+
+// xacts reads the transactions committed in -xact-url's database, after
+// waiting for the statistics (a backend reports its counts at most once a
+// second, so the window's start may miss up to a second of warm-up);
+// -1 when it cannot.
+func (b *deliveryBench) xacts(ctx context.Context, wait time.Duration) int64 {
+	if b.d.xactURL == "" {
+		return 0
+	}
+	time.Sleep(wait)
+	conn, err := pgx.Connect(ctx, b.d.xactURL)
+	if err != nil {
+		fmt.Fprintln(b.stdout, "warning: -xact-url:", err)
+		return -1
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		fmt.Fprintln(b.stdout, "warning: -xact-url:", err)
+		return -1
+	}
+	return n
 }
 
 // cleanup deletes a phase's Subscriptions (unless interrupted: then they
@@ -982,6 +1072,9 @@ type deliveryResult struct {
 	skipped              int
 	expected, received   int // measured writes' events
 	early, dups, unknown int
+	reordered, gaps      int
+	writers              int
+	xacts                int64 // committed in the database from the window's start to the drain's end; 0: not measured
 	bad                  int
 	badSample            string
 	posts, events, other int // received in the window
@@ -1009,6 +1102,7 @@ func (r *deliveryResult) collect(t *tracker) {
 		}
 	}
 	r.early, r.dups, r.unknown, r.bad, r.badSample = t.early, t.dups, t.unknown, t.badBodies, t.badSample
+	r.reordered, r.gaps = t.reordered, t.gaps
 	r.posts, r.events, r.other = t.winPosts, t.winEvent, t.winOther
 	r.acceptedInWindow = t.acceptedInWindow
 	r.postsBySize = t.postsBySize
@@ -1031,6 +1125,9 @@ func (r *deliveryResult) errorRate() float64 {
 }
 
 func (r *deliveryResult) load() string {
+	if r.writers > 0 {
+		return fmt.Sprintf("closed loop, %d writers", r.writers)
+	}
 	if r.rate > 0 {
 		return fmt.Sprintf("open loop %g writes/s", r.rate)
 	}
@@ -1075,6 +1172,9 @@ func (r *deliveryResult) print(w io.Writer) {
 	if r.dups > 0 || r.unknown > 0 || r.bad > 0 || r.skipped > 0 {
 		fmt.Fprintf(w, "warning: %d duplicate events, %d events of unknown writes, %d unreadable notifications%s, %d writes skipped (over %d in flight)\n",
 			r.dups, r.unknown, r.bad, sample(r.badSample), r.skipped, maxInFlightWrites)
+	}
+	if r.reordered > 0 || r.gaps > 0 {
+		fmt.Fprintf(w, "warning: %d events arrived after a higher event number of their Subscription, %d gaps in the numbers\n", r.reordered, r.gaps)
 	}
 	if r.writeErrors > 0 {
 		fmt.Fprintf(w, "write errors (%.2f%%):", 100*r.errorRate())
@@ -1126,7 +1226,9 @@ func (r *deliveryResult) cpuPerEvent(c cpuShare) float64 {
 func (r *deliveryResult) benchLine() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "BENCH phase=%s subs=%d fan=%d", r.phase, r.subs, r.fan)
-	if r.rate > 0 {
+	if r.writers > 0 {
+		fmt.Fprintf(&b, " writers=%d", r.writers)
+	} else if r.rate > 0 {
 		fmt.Fprintf(&b, " rate=%g", r.rate)
 	} else {
 		fmt.Fprintf(&b, " backlog=%d", r.backlog)
@@ -1138,6 +1240,10 @@ func (r *deliveryResult) benchLine() string {
 		ms(percentile(r.lat, 0.50)), ms(percentile(r.lat, 0.90)), ms(percentile(r.lat, 0.99)), ms(percentile(r.lat, 1)),
 		ms(percentile(r.fromSent, 0.99)), ms(percentile(r.writeLat, 0.50)), ms(percentile(r.writeLat, 0.99)),
 		r.posts, r.perSecond(r.posts), r.perSecond(r.events), r.eventsPerPost())
+	fmt.Fprintf(&b, " reordered=%d gaps=%d", r.reordered, r.gaps)
+	if r.xacts > 0 && r.received > 0 {
+		fmt.Fprintf(&b, " xacts=%d xacts_per_event=%.2f", r.xacts, float64(r.xacts)/float64(r.received))
+	}
 	for _, s := range r.cpu {
 		label := strings.ReplaceAll(s.label, "-", "_")
 		fmt.Fprintf(&b, " cpu_%s_pct=%.0f", label, s.pct)

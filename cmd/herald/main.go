@@ -100,16 +100,6 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	if err != nil {
 		return fmt.Errorf("topic library: %w", err)
 	}
-	// Other instances change topics too: follow the store's (stopped before
-	// the store closes: deferred later, runs earlier).
-	followCtx, stopFollowing := context.WithCancel(ctx)
-	following := make(chan struct{})
-	go func() {
-		defer close(following)
-		topic.Follow(followCtx, st, library, time.Second, log.With("component", "topics"))
-	}()
-	defer func() { stopFollowing(); <-following }()
-
 	compiler := &subscription.Compiler{Topics: library} // one cache for publish, writes, sends and queries
 	publisher := &publish.Publisher{Topics: library, Compiler: compiler, BaseURL: cfg.BaseURL}
 	subscriptionRules := &subscription.Rules{
@@ -118,6 +108,18 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 			MaxFilters: cfg.Limits.Filters, MaxFilterParams: cfg.Limits.FilterParams, MaxSubscriptionsPerClient: cfg.Limits.SubscriptionsPerClient,
 			MaxReasonBytes: cfg.Limits.ReasonBytes, MaxHeaderValueBytes: cfg.Limits.HeaderValueBytes, MaxSubscriptionBytes: cfg.Limits.SubscriptionBytes},
 	}
+	adminCache := &subscription.AdminCache{Rules: subscriptionRules, Generation: st.ConfigGeneration}
+	// Other instances change topics, the allow-list and clients too: follow
+	// the store's (stopped before the store closes: deferred later, runs
+	// earlier).
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		topic.Follow(followCtx, st, library, time.Second, log.With("component", "topics"), adminCache.Refresh)
+	}()
+	defer func() { stopFollowing(); <-following }()
+
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
 	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
@@ -136,7 +138,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
-		Store: st, Rules: subscriptionRules, Topics: library, BaseURL: cfg.BaseURL,
+		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, BaseURL: cfg.BaseURL,
 		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/" + version}),
 		Workers:   cfg.Delivery.Workers,
 		Poll:      cfg.Delivery.Poll,
@@ -241,7 +243,15 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			return nil, err
 		}
 	}
-	return postgres.Open(ctx, cfg.DatabaseURL, postgres.WithTimeouts(postgres.Timeouts(cfg.DB)))
+	st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithTimeouts(postgres.Timeouts(cfg.DB)))
+	if err != nil || cfg.Delivery.DBConns == 0 {
+		return st, err
+	}
+	if err := st.SeparateDeliveryPool(ctx, int32(cfg.Delivery.DBConns)); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // newKeyring builds the key that seals signing secrets and channel headers.

@@ -74,6 +74,7 @@ type Timeouts struct {
 // Delivery tunes the delivery engine.
 type Delivery struct {
 	Workers       int
+	DBConns       int // connections of the delivery pool; 0: share the write pool
 	Poll          time.Duration
 	Lease         time.Duration
 	RetryBase     time.Duration
@@ -135,6 +136,7 @@ var settings = []setting{
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
+	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
 	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},
 	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance (longer while a send with a longer channel timeout is in flight); a crashed instance's work resumes when its leases expire"},
 	{"HERALD_RETRY_BASE", "retry-base", "1s", "first delivery retry delay (doubles per failure, with jitter)"},
@@ -299,6 +301,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_DELIVERY_WORKERS", "must be an integer from 1 to 4096")
 	} else {
 		c.Delivery.Workers = n
+	}
+	if n, err := strconv.Atoi(get("HERALD_DELIVERY_DB_CONNS")); err != nil || n < 0 || n > 1000 {
+		fail("HERALD_DELIVERY_DB_CONNS", "must be an integer from 0 to 1000")
+	} else {
+		c.Delivery.DBConns = n
 	}
 	count := func(env string, max int, into *int) {
 		if n, err := strconv.Atoi(get(env)); err != nil || n < 1 || n > max {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-fhir/herald/internal/store"
@@ -43,9 +44,12 @@ const (
 
 // Config wires an Engine.
 type Config struct {
-	Store   store.Store
-	Rules   *subscription.Rules // send-time authorization and secrets
-	Topics  *topic.Library      // notificationShape includes
+	Store store.Store
+	Rules *subscription.Rules // send-time authorization and secrets
+	// Admin caches the allow-list and registry the sends decide against;
+	// nil: read both for every claim batch.
+	Admin   *subscription.AdminCache
+	Topics  *topic.Library // notificationShape includes
 	Sender  *webhook.Client
 	BaseURL string // the FHIR base notifications refer to
 
@@ -74,6 +78,11 @@ type Engine struct {
 	mu       sync.Mutex
 	earliest time.Time     // the earliest retry or heartbeat a worker scheduled
 	hint     chan struct{} // a worker finished or scheduled something soon
+	// wokenAt is when the last commit wake-up came (Unix ns), and full
+	// whether the last claim filled every free slot: a finished send asks
+	// for another claim only then, since otherwise it would find nothing.
+	wokenAt atomic.Int64
+	full    atomic.Bool
 }
 
 // New returns an Engine with cfg's zero values defaulted.
@@ -142,7 +151,7 @@ func (e *Engine) Run(ctx context.Context) {
 			if len(tasks) > 0 {
 				// One read of the allow-list and the registry serves the
 				// batch: the check before each send uses it moments later.
-				if admin, err = e.cfg.Rules.ReadAdmin(ctx); err != nil {
+				if admin, err = e.admin(ctx, tasks); err != nil {
 					e.log.Warn("delivery: cannot read the allow-list and client registry; releasing the claimed Subscriptions", "err", err)
 					for _, tk := range tasks {
 						_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), tk.State.ID, tk.Lease)
@@ -155,7 +164,9 @@ func (e *Engine) Run(ctx context.Context) {
 				wg.Go(func() {
 					defer func() {
 						<-slots
-						e.poke()
+						if e.mayHaveMore(claimed) {
+							e.poke()
+						}
 					}()
 					defer func() {
 						// A bug in one send must not take down the instance
@@ -172,6 +183,7 @@ func (e *Engine) Run(ctx context.Context) {
 		} else {
 			full = true
 		}
+		e.full.Store(full)
 		if !full {
 			e.resetPoll(poll, claimed)
 		}
@@ -179,10 +191,24 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-wake:
+			e.wokenAt.Store(e.cfg.Now().UnixNano())
 		case <-e.hint: // a slot freed, or a worker scheduled a retry or heartbeat
 		case <-poll.C:
 		}
 	}
+}
+
+// admin is what the sends of a claim batch decide against: at least as
+// new as the configuration the claim saw.
+func (e *Engine) admin(ctx context.Context, tasks []store.DeliveryTask) (*subscription.Admin, error) {
+	if e.cfg.Admin == nil {
+		return e.cfg.Rules.ReadAdmin(ctx)
+	}
+	var gen int64
+	for _, tk := range tasks {
+		gen = max(gen, tk.ConfigGeneration)
+	}
+	return e.cfg.Admin.AtLeast(ctx, gen)
 }
 
 // resetPoll arms the poll timer for the next poll or the earliest time a
@@ -208,8 +234,16 @@ func (e *Engine) resetPoll(t *time.Timer, claimed time.Time) {
 	t.Reset(d)
 }
 
+// mayHaveMore reports whether, when a send claimed at claimed ends, a claim
+// can find work its own claim did not: that claim was full, or a commit
+// woke the engine since (its Subscription may have been leased then).
+func (e *Engine) mayHaveMore(claimed time.Time) bool {
+	return e.full.Load() || e.wokenAt.Load() >= claimed.UnixNano()
+}
+
 // schedule records that work is due at t, so the dispatcher wakes for it
-// before the next poll.
+// before the next poll; it is woken now only when t comes before that poll
+// (each pass of the dispatcher arms its timer for the earliest time).
 func (e *Engine) schedule(t time.Time) {
 	if t.IsZero() {
 		return
@@ -219,7 +253,9 @@ func (e *Engine) schedule(t time.Time) {
 		e.earliest = t
 	}
 	e.mu.Unlock()
-	e.poke()
+	if t.Before(e.cfg.Now().Add(e.cfg.Poll)) {
+		e.poke()
+	}
 }
 
 func (e *Engine) poke() {

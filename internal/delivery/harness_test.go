@@ -183,6 +183,7 @@ type env struct {
 	st      store.Store
 	svc     *resources.Service
 	rules   *subscription.Rules
+	admin   *subscription.AdminCache // as in herald serve: refreshed by topic.Follow
 	lib     *topic.Library
 	recv    *receiver
 	metrics *delivery.Metrics
@@ -208,6 +209,8 @@ func newEnv(t *testing.T, st store.Store, opts ...option) *env {
 		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: lib, BaseURL: baseURL}).Hook},
 		Rules:   typerules.Rules(e.rules, lib)})
 	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "recv", URLPrefix: e.recv.srv.URL + "/", AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+	e.admin = &subscription.AdminCache{Rules: e.rules, Generation: st.(topic.Followed).ConfigGeneration}
+	e.follow()
 	e.start(opts...)
 	return e
 }
@@ -216,7 +219,7 @@ func (e *env) engineConfig(opts ...option) delivery.Config {
 	_, metrics := delivery.NewRegistry(e.st)
 	e.metrics = metrics
 	cfg := delivery.Config{
-		Store: e.st, Rules: e.rules, Topics: e.lib, BaseURL: baseURL,
+		Store: e.st, Rules: e.rules, Admin: e.admin, Topics: e.lib, BaseURL: baseURL,
 		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/test"}),
 		Poll:      100 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryCap: 40 * time.Millisecond,
@@ -228,6 +231,18 @@ func (e *env) engineConfig(opts ...option) delivery.Config {
 		o(&cfg)
 	}
 	return cfg
+}
+
+// follow keeps the topic library and the admin cache current, as herald
+// serve does.
+func (e *env) follow() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		topic.Follow(ctx, e.st.(topic.Followed), e.lib, time.Second, slog.New(slog.DiscardHandler), e.admin.Refresh)
+	}()
+	e.t.Cleanup(func() { cancel(); <-done })
 }
 
 func (e *env) start(opts ...option) {

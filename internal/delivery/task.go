@@ -149,6 +149,9 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		e.cfg.Metrics.delivered(n.events, done)
 	}
 	res.Next = e.idleDue(st, done, time.Time{})
+	if max(res.DeliveredThrough, tk.DeliveredThrough) < tk.LastEventNumber {
+		res.Next = done // events the claim saw still wait: due again at once
+	}
 	status := ""
 	if st.Status != fhir.StatusActive {
 		status = fhir.StatusActive // the subscriber answers again

@@ -126,26 +126,15 @@ func patients(typ string, c topic.Change) store.SubscriptionFilter {
 
 // subscribers are the receiving Subscriptions of a topic: those naming its
 // url|version, and those naming its bare url while it is the version that
-// url resolves to; of those, only the ones keys (see patients) select.
+// url resolves to; of those, only the ones keys (see patients) select. One
+// query for both names.
 func (p *Publisher) subscribers(ctx context.Context, tx store.Tx, t *topic.Topic, keys store.SubscriptionFilter) ([]store.SubscriptionState, error) {
 	f := keys
-	f.Topic, f.Status = t.Canonical(), receiving
-	subs, err := tx.Subscriptions(ctx, f)
-	if err != nil {
-		return nil, err
+	f.Topics, f.Status = []string{t.Canonical()}, receiving
+	if current, ok := p.Topics.Lookup(t.URL); t.Version != "" && ok && current == t {
+		f.Topics = append(f.Topics, t.URL)
 	}
-	if t.Version == "" {
-		return subs, nil
-	}
-	if current, ok := p.Topics.Lookup(t.URL); ok && current == t {
-		f.Topic = t.URL
-		bare, err := tx.Subscriptions(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		subs = append(subs, bare...)
-	}
-	return subs, nil
+	return tx.Subscriptions(ctx, f)
 }
 
 // describe decodes the versions once for every topic and filter. The focus

@@ -54,6 +54,11 @@ type DeliveryTask struct {
 	LastSentAt       time.Time // zero: never
 	ErrorSince       time.Time // zero: not in error
 
+	// ConfigGeneration is the configuration generation (ConfigWatch) as the
+	// claim saw it: the allow-list and registry a send decides against must
+	// be at least that new.
+	ConfigGeneration int64
+
 	// Events are the first events after the cursor, ascending, when the
 	// claim asked for them (see ClaimDue); they may be fewer than the
 	// backlog, or none, if the claim raced a write: read the rest with

@@ -22,6 +22,11 @@ type Event struct {
 	FocusID        string
 	FocusVersion   int64  // the version of the focus that fired
 	Method         Method // the interaction: POST, PUT or DELETE
+
+	// Focus is the version a notification shows (for a delete, the one
+	// before it) when the store read it with the event (a delivery claim
+	// does); nil: read it. Never stored.
+	Focus *Version
 }
 
 // EventWriter appends events inside a write's transaction.

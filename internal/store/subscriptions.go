@@ -56,6 +56,7 @@ type SubscriptionFilter struct {
 	Context  string   // with Owner: the owner's launch context
 	Status   []string // any of
 	Topic    string
+	Topics   []string // any of (with Topic, also that one)
 	Endpoint string
 	IDs      []string // any of
 

@@ -69,11 +69,7 @@ func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseUR
 // the version before it. A version that is gone or does not decode gives a
 // nil resource (no event is admitted without its focus).
 func loadFocus(ctx context.Context, v store.View, e store.Event, baseURL string) (store.Version, *search.Resource, error) {
-	n := e.FocusVersion
-	if e.Method == store.MethodDelete {
-		n--
-	}
-	fv, err := v.Version(ctx, e.FocusType, e.FocusID, n)
+	fv, err := focusVersion(ctx, v, e)
 	if errors.Is(err, store.ErrNotFound) || err == nil && fv.Deleted {
 		return store.Version{}, nil, nil
 	}
@@ -85,6 +81,18 @@ func loadFocus(ctx context.Context, v store.View, e store.Event, baseURL string)
 		return fv, nil, nil
 	}
 	return fv, r.WithBase(baseURL), nil
+}
+
+// focusVersion is the version an event shows: read with the event, or now.
+func focusVersion(ctx context.Context, v store.View, e store.Event) (store.Version, error) {
+	if e.Focus != nil {
+		return *e.Focus, nil
+	}
+	n := e.FocusVersion
+	if e.Method == store.MethodDelete {
+		n--
+	}
+	return v.Version(ctx, e.FocusType, e.FocusID, n)
 }
 
 // includes resolves the topic's notificationShape includes for one event

@@ -48,3 +48,27 @@ func TestFollowSeesOtherWriters(t *testing.T) {
 	require.True(t, ok)
 	require.Same(t, end, again, "an unchanged topic is kept as it was")
 }
+
+// TestFollowRefreshesOtherCaches: an allow-list change moves the
+// configuration generation, and Follow refreshes the caches given with
+// the library (the delivery's allow-list and registry cache).
+func TestFollowRefreshesOtherCaches(t *testing.T) {
+	t.Parallel()
+	st := memory.New()
+	lib, err := Load(t.Context(), st, topics.FS, time.Now())
+	require.NoError(t, err)
+	refreshed := make(chan struct{}, 16)
+	refresh := func(context.Context) error { refreshed <- struct{}{}; return nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Follow(ctx, st, lib, time.Hour, slog.New(slog.DiscardHandler), refresh) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-refreshed // the first look
+
+	require.NoError(t, st.AddEndpoint(t.Context(), store.AllowedEndpoint{URLPrefix: "https://hooks.example/"}))
+	select {
+	case <-refreshed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an allow-list change did not refresh the cache")
+	}
+}

@@ -30,8 +30,13 @@ import (
 func main() {
 	in := flag.String("in", "bench/bench-output.txt", "the recorded output of make bench")
 	out := flag.String("out", "bench", "directory to write report.md and latency.png into")
+	relayOnly := flag.Bool("relay-only", false, "replace (or add) only the relay section of the existing report.md, from a BENCH_RELAY=only run")
 	flag.Parse()
-	if err := generate(*in, *out); err != nil {
+	run := generate
+	if *relayOnly {
+		run = updateRelaySection
+	}
+	if err := run(*in, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}

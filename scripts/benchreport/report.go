@@ -109,6 +109,7 @@ func writeReport(w io.Writer, r *run, chart string) {
 	writeRequests(w, r)
 	writeDelivery(w, r)
 	writeSweep(w, r, chart)
+	writeRelay(w, r)
 	writeValidation(w, r)
 	writePublish(w, r)
 	if len(r.notes) > 0 {

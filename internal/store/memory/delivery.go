@@ -64,6 +64,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 			LastEventNumber: s.db.lastEvent[id], DeliveredThrough: s.db.delivered[id],
 			HandshakePending: sc.handshakePending, FailureCount: sc.failures,
 			DueAt: sc.dueAt, LastSentAt: sc.lastSentAt, ErrorSince: sc.errorSince,
+			ConfigGeneration: s.generation.Load(),
 		}
 		if eventsPerTask > 0 && tk.Backlog() && !tk.HandshakePending {
 			n := eventsPerTask

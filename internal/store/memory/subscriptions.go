@@ -195,6 +195,7 @@ func subMatches(s store.SubscriptionState, f store.SubscriptionFilter) bool {
 		(f.Context == "" || s.Context == f.Context) &&
 		(len(f.Status) == 0 || slices.Contains(f.Status, s.Status)) &&
 		(f.Topic == "" || s.Topic == f.Topic) &&
+		(len(f.Topics) == 0 || slices.Contains(f.Topics, s.Topic)) &&
 		(f.Endpoint == "" || s.Endpoint == f.Endpoint) &&
 		(len(f.IDs) == 0 || slices.Contains(f.IDs, s.ID)) &&
 		(!f.ByPatient || s.PatientKey == "" || slices.Contains(f.PatientKeys, s.PatientKey))

@@ -30,7 +30,8 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 	handshake_pending, failure_count, due_at, last_sent_at, error_since`
 
 // claimSQL leases the earliest due, unleased rows, and reads the next events
-// of each (the lateral join; none when $5 is 0) in the same round trip. The
+// of each (the lateral join; none when $5 is 0) with the focus version each
+// notification shows, in the same round trip. The
 // subquery locks them
 // with SKIP LOCKED, so concurrent claimers split the work and a row whose
 // write transaction is still open is left for the wake-up its commit sends.
@@ -49,9 +50,10 @@ var claimSQL = `WITH claimed AS (
 		WHERE s.id = due.id
 		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `, statement_timestamp() AS db_now
 	)
-	SELECT c.*, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
+	SELECT c.*, (SELECT value FROM config_generation) AS config_gen, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
 		e.focus_type AS ev_focus_type, e.focus_id AS ev_focus_id, e.focus_version AS ev_focus_version,
-		e.method AS ev_method
+		e.method AS ev_method, fv.version_id AS fv_version_id, fv.last_updated AS fv_last_updated,
+		fv.method AS fv_method, fv.deleted AS fv_deleted, fv.body AS fv_body, fv.patients AS fv_patients
 	FROM claimed c LEFT JOIN LATERAL (
 		SELECT * FROM events ev
 		WHERE $5 > 0 AND NOT c.handshake_pending AND ev.subscription_id = c.id
@@ -59,6 +61,8 @@ var claimSQL = `WITH claimed AS (
 		ORDER BY ev.number
 		LIMIT CASE WHEN c.max_count > 0 THEN c.max_count ELSE $5 END
 	) e ON true
+	LEFT JOIN resource_versions fv ON fv.type = e.focus_type AND fv.id = e.focus_id
+		AND fv.version_id = e.focus_version - CASE WHEN e.method = 'DELETE' THEN 1 ELSE 0 END
 	ORDER BY c.due_at, c.id, e.number`
 
 func subscriptionColumnsOf(alias string) string { return qualify(alias, subscriptionColumns) }
@@ -92,6 +96,7 @@ type claimRow struct {
 type claimEventRow struct {
 	claimRow
 	DBNow          time.Time  `db:"db_now"`
+	ConfigGen      int64      `db:"config_gen"`
 	EvNumber       *int64     `db:"ev_number"`
 	EvTimestamp    *time.Time `db:"ev_timestamp"`
 	EvTopic        *string    `db:"ev_topic"`
@@ -99,13 +104,29 @@ type claimEventRow struct {
 	EvFocusID      *string    `db:"ev_focus_id"`
 	EvFocusVersion *int64     `db:"ev_focus_version"`
 	EvMethod       *string    `db:"ev_method"`
+	FvVersionID    *int64     `db:"fv_version_id"`
+	FvLastUpdated  *time.Time `db:"fv_last_updated"`
+	FvMethod       *string    `db:"fv_method"`
+	FvDeleted      *bool      `db:"fv_deleted"`
+	FvBody         []byte     `db:"fv_body"`
+	FvPatients     []string   `db:"fv_patients"`
+}
+
+// focus is the event's focus version as the claim read it; nil when none.
+func (r claimEventRow) focus() *store.Version {
+	if r.FvVersionID == nil {
+		return nil
+	}
+	v := versionRow{Type: *r.EvFocusType, ID: *r.EvFocusID, VersionID: *r.FvVersionID, LastUpdated: *r.FvLastUpdated,
+		Method: *r.FvMethod, Deleted: *r.FvDeleted, Body: r.FvBody, Patients: r.FvPatients}.version()
+	return &v
 }
 
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]store.DeliveryTask, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0))
+	rows, err := s.deliveryPool().Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0))
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
@@ -121,13 +142,16 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 				LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
 				HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
 				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
+				ConfigGeneration: r.ConfigGen,
 			})
 		}
 		if r.EvNumber != nil {
 			tk := &out[len(out)-1]
-			tk.Events = append(tk.Events, eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
+			ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
 				Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
-				Method: *r.EvMethod}.event())
+				Method: *r.EvMethod}.event()
+			ev.Focus = r.focus()
+			tk.Events = append(tk.Events, ev)
 		}
 	}
 	return out, nil
@@ -137,7 +161,7 @@ const releaseLeaseSQL = `UPDATE subscriptions SET lease_token = NULL, lease_unti
 	WHERE id = $1 AND lease_token = $2`
 
 func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) error {
-	_, err := s.pool.Exec(ctx, releaseLeaseSQL, subscriptionID, lease)
+	_, err := s.deliveryPool().Exec(ctx, releaseLeaseSQL, subscriptionID, lease)
 	return wrap("release lease of subscription "+subscriptionID, err)
 }
 
@@ -168,7 +192,7 @@ func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) erro
 	b.Queue("SET LOCAL synchronous_commit TO off")
 	b.Queue(finishSQL, finishArgs(r)...)
 	b.Queue("COMMIT")
-	br := s.pool.SendBatch(ctx, b)
+	br := s.deliveryPool().SendBatch(ctx, b)
 	var tag pgconn.CommandTag
 	var err error
 	for i := range 4 {

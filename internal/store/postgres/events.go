@@ -188,7 +188,7 @@ func (t *tx) appendOneByOne(ctx context.Context, evs []store.Event) ([]int64, er
 // through its transaction (and so sees its own appends).
 
 func (s *Store) Events(ctx context.Context, subscriptionID string, from, to int64, limit int) ([]store.Event, error) {
-	return events(ctx, s.pool, subscriptionID, from, to, limit)
+	return events(ctx, s.deliveryPool(), subscriptionID, from, to, limit)
 }
 
 func (s *Store) EventCount(ctx context.Context, subscriptionID string) (int64, error) {

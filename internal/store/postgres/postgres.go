@@ -35,7 +35,7 @@ const maxTxAttempts = 4
 
 // Store is a store.Store backed by a pgxpool.Pool.
 type Store struct {
-	pool *timedPool
+	pools
 	listener
 }
 
@@ -112,13 +112,13 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: &timedPool{Pool: pool, acquireTimeout: o.acquireTimeout}}, nil
+	return &Store{pools: pools{pool: &timedPool{Pool: pool, acquireTimeout: o.acquireTimeout}}}, nil
 }
 
 // Close closes every connection. It is safe to call more than once.
 func (s *Store) Close() {
 	s.listener.stop()
-	s.pool.Close()
+	s.closePools()
 }
 
 // pingSQL reads the schema version goose recorded; goose_db_version lives in

@@ -20,6 +20,16 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.New(t) })
 }
 
+// TestConformanceWithDeliveryPool: the same contract holds when the
+// delivery queue has a pool of its own (herald serve's default).
+func TestConformanceWithDeliveryPool(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := pgtest.New(t)
+		require.NoError(t, s.SeparateDeliveryPool(t.Context(), 2))
+		return s
+	})
+}
+
 func TestMigrations(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -99,15 +99,18 @@ func querySubscriptions(ctx context.Context, q querier, sql string, args ...any)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[subscriptionRow])
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.SubscriptionState, len(rs))
-	for i, r := range rs {
-		out[i] = r.state()
-	}
-	return out, nil
+	return pgx.CollectRows(rows, scanSubscription)
+}
+
+// scanSubscription reads a row of subscriptionColumns by position: the
+// publish path reads these for every write, and matching columns to
+// struct fields by name for each row was a visible part of its cost.
+func scanSubscription(row pgx.CollectableRow) (store.SubscriptionState, error) {
+	var r subscriptionRow
+	err := row.Scan(&r.ID, &r.Owner, &r.Scopes, &r.Patient, &r.TokenExp, &r.Status, &r.Error, &r.Topic, &r.Filters,
+		&r.Endpoint, &r.Content, &r.End, &r.HeartbeatPeriodMS, &r.TimeoutMS, &r.MaxCount, &r.SealedSecret,
+		&r.SealedHeaders, &r.CreatedAt, &r.UpdatedAt, &r.PatientKey, &r.Context)
+	return r.state(), err
 }
 
 // Readers: the Store reads committed states through the pool, a tx reads
@@ -137,11 +140,11 @@ func subscription(ctx context.Context, q querier, id string) (store.Subscription
 	if err != nil {
 		return store.SubscriptionState{}, wrap(op, err)
 	}
-	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[subscriptionRow])
+	st, err := pgx.CollectExactlyOneRow(rows, scanSubscription)
 	if err != nil {
 		return store.SubscriptionState{}, wrap(op, err)
 	}
-	return r.state(), nil
+	return st, nil
 }
 
 // Subscriptions builds its WHERE clause from these fragments; every value is
@@ -152,6 +155,7 @@ const (
 	subscriptionsContextSQL  = ` AND owner_context = $%d`
 	subscriptionsStatusSQL   = ` AND status = ANY($%d::text[])`
 	subscriptionsTopicSQL    = ` AND topic = $%d`
+	subscriptionsTopicsSQL   = ` AND topic = ANY($%d::text[])`
 	subscriptionsEndpointSQL = ` AND endpoint = $%d`
 	subscriptionsIDsSQL      = ` AND id = ANY($%d::text[])`
 	// With topic and status, one range of subscriptions_topic_patient
@@ -197,6 +201,9 @@ func subscriptionsWhere(b *strings.Builder, f store.SubscriptionFilter) []any {
 	}
 	if f.Topic != "" {
 		add(subscriptionsTopicSQL, f.Topic)
+	}
+	if len(f.Topics) > 0 {
+		add(subscriptionsTopicsSQL, f.Topics)
 	}
 	if f.Endpoint != "" {
 		add(subscriptionsEndpointSQL, f.Endpoint)

@@ -497,6 +497,8 @@ func testSubscriptionsFilter(t *testing.T, s store.Store) {
 		{"topic", store.SubscriptionFilter{Topic: topicA}, []string{"-s", "1", "B", "x.y"}},
 		{"topic with version", store.SubscriptionFilter{Topic: topicB}, []string{"A", "a"}},
 		{"topic is exact", store.SubscriptionFilter{Topic: "http://example.org/fhir/SubscriptionTopic"}, nil},
+		{"any of topics", store.SubscriptionFilter{Topics: []string{topicA, topicB}}, []string{"-s", "1", "A", "B", "a", "x.y"}},
+		{"any of topics, one unknown", store.SubscriptionFilter{Topics: []string{"http://example.org/none", topicB}}, []string{"A", "a"}},
 		{"endpoint", store.SubscriptionFilter{Endpoint: endpointA}, []string{"-s", "A", "B"}},
 		{"endpoint is exact, not a prefix", store.SubscriptionFilter{Endpoint: "https://hooks.example.org/"}, nil},
 		{"ids", store.SubscriptionFilter{IDs: []string{"x.y", "A", "-s"}}, []string{"-s", "A", "x.y"}},

@@ -1,0 +1,47 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pools are the connections a Store uses: writes and reads on one pool,
+// the delivery queue (claims, outcomes, releases, event reads) on another
+// when SeparateDeliveryPool was called, so that neither starves the other
+// near saturation. delivery is pool until then.
+type pools struct {
+	pool     *timedPool
+	delivery *timedPool
+}
+
+// SeparateDeliveryPool opens a second pool of conns connections, like the
+// first, for the delivery queue. Call it once, right after Open.
+func (s *Store) SeparateDeliveryPool(ctx context.Context, conns int32) error {
+	cfg := s.pool.Config() // a copy
+	cfg.MaxConns = conns
+	cfg.MinConns = 0
+	cfg.ConnConfig.RuntimeParams["application_name"] = cfg.ConnConfig.RuntimeParams["application_name"] + " delivery"
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("postgres: open the delivery pool: %w", err)
+	}
+	s.delivery = &timedPool{Pool: p, acquireTimeout: s.pool.acquireTimeout}
+	return nil
+}
+
+// deliveryPool is the pool of the delivery queue's statements.
+func (s *Store) deliveryPool() *timedPool {
+	if s.delivery != nil {
+		return s.delivery
+	}
+	return s.pool
+}
+
+func (s *Store) closePools() {
+	if s.delivery != nil && s.delivery != s.pool {
+		s.delivery.Close()
+	}
+	s.pool.Close()
+}
