@@ -145,7 +145,7 @@ func (w *world) storedEvents(ctx context.Context, id string) (map[int64]string, 
 	out := map[int64]string{}
 	status := ""
 	for since := int64(1); ; {
-		st, b, err := w.do(ctx, "GET", fmt.Sprintf("%s/fhir/Subscription/%s/$events?eventsSinceNumber=%d", w.anyBase(), id, since), w.admin, "", "")
+		st, b, err := w.do(ctx, "GET", fmt.Sprintf("%s/fhir/Subscription/%s/$events?eventsSinceNumber=%d", w.anyBase(), id, since), w.client, "", "") // $events answers only the owner
 		if err != nil || st != 200 {
 			return nil, "", fmt.Errorf("$events of %s: %d %v", id, st, err)
 		}
