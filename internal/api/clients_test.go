@@ -65,3 +65,19 @@ func TestSMARTConfigurationIsPublic(t *testing.T) {
 		require.NoError(t, err, "scopes_supported lists %q, which Herald does not grant by", sc)
 	}
 }
+
+// TestDeletedSubscriptionReadsGone: a deleted Subscription reads 410 for
+// its owner, like every other type, and stays unknown (404) to others.
+func TestDeletedSubscriptionReadsGone(t *testing.T) {
+	t.Parallel()
+	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
+		owner := h.token(allScopes)
+		r := h.request("POST", "/fhir/Subscription", owner, newSubscription())
+		require.Equal(t, 201, r.status, string(r.body))
+		id := r.json(t)["id"].(string)
+		require.Equal(t, 204, h.request("DELETE", "/fhir/Subscription/"+id, owner, "").status)
+		requireOutcome(t, h.request("GET", "/fhir/Subscription/"+id, owner, ""), 410, "deleted")
+		other := h.token(allScopes, func(c *auth.MintClaims) { c.ClientID = "someone-else" })
+		requireOutcome(t, h.request("GET", "/fhir/Subscription/"+id, other, ""), 404, "")
+	})
+}
