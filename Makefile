@@ -16,7 +16,7 @@ FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./inter
   ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse ./internal/strictjson:FuzzParse ./internal/r4:FuzzValidate \
   ./internal/fhir:FuzzLocalReference
 
-.PHONY: help run build test lint fuzz bench reliability generate
+.PHONY: help run build test lint fuzz bench reliability generate fhirkit
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -26,9 +26,18 @@ run: ## run the server in development mode (embedded store unless DATABASE_URL i
 build: ## build bin/herald
 	$(GO) build -trimpath -o bin/herald ./cmd/herald
 
-test: ## run every test with the race detector (Postgres suites need DATABASE_URL or a local PostgreSQL)
+test: fhirkit ## run every test with the race detector (Postgres suites need DATABASE_URL or a local PostgreSQL)
 	@if [ -z "$(TEST_DATABASE_URL)" ]; then echo "note: no PostgreSQL found (set DATABASE_URL); Postgres suites will skip"; fi
 	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -race -count=1 -timeout 20m ./...
+
+# The end-to-end test with fhir-kit-client (internal/api TestFHIRKitClient)
+# needs Node.js and the npm package, installed from the lock file when it
+# changed. Without npm it is skipped here (and fails in CI).
+FHIRKIT := e2e/fhirkit
+fhirkit: ## install fhir-kit-client for the end-to-end test (needs Node.js and npm)
+	@if ! command -v npm >/dev/null; then echo "note: npm not found; the fhir-kit-client test will skip"; \
+	elif [ ! -f $(FHIRKIT)/node_modules/.package-lock.json ] || [ $(FHIRKIT)/package-lock.json -nt $(FHIRKIT)/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix $(FHIRKIT) --no-audit --no-fund --loglevel=error; fi
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

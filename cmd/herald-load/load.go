@@ -40,6 +40,8 @@ type generator struct {
 	base   string // FHIR base, no trailing slash
 	auth   string // Authorization header value
 	ids    idSet
+	// records are the Patients transaction Bundles wrote, for searches.
+	records idSet
 }
 
 // idSet collects created ids from every worker.

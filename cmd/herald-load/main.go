@@ -64,6 +64,7 @@ type options struct {
 	warmup       time.Duration
 	phases       []string
 	seed         int
+	searchSeed   int
 	timeout      time.Duration
 	readyTimeout time.Duration
 	maxErrorRate float64
@@ -85,8 +86,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	c := fs.Int("c", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "measured time per phase")
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded warm-up per phase")
-	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, transaction (30 KB Bundles of a Patient and Observations), delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
+	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, transaction (30 KB Bundles of a Patient and Observations), search (issue 14 queries over those records), delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
 	seed := fs.Int("seed", 1000, "Patients to create before a read phase when no create phase ran")
+	searchSeed := fs.Int("search-seed", 400, "transaction Bundles (a Patient and 24 Observations each) to write before a search phase when no transaction phase ran; 0: search the Patients the server holds")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
 	maxErr := fs.Float64("max-error-rate", 0.01, "exit 1 when a phase's error fraction exceeds this")
@@ -102,7 +104,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	o := options{
 		token: *token, concurrency: *c, duration: *duration, warmup: *warmup,
-		seed: *seed, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
+		seed: *seed, searchSeed: *searchSeed, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
 		delivery: dl, tag: *tag,
 	}
 	dl.secret = *secret
@@ -126,11 +128,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "create", "read", "transaction", "delivery", "fanout":
+		case "create", "read", "transaction", "search", "delivery", "fanout":
 			o.phases = append(o.phases, p)
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (want create, read, transaction, delivery, fanout)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (want create, read, transaction, search, delivery, fanout)", p)
 		}
 	}
 	if len(o.phases) == 0 {
@@ -241,6 +243,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			created = true
 		case "transaction":
 			w = g.transaction
+		case "search":
+			ids, err := g.searchPatients(ctx, o, stdout)
+			if err != nil {
+				return 1, fmt.Errorf("search: %w", err)
+			}
+			w = g.searcher(ids)
 		case "read":
 			if !created && len(g.ids.list()) == 0 {
 				fmt.Fprintf(stdout, "seeding %d Patients for the read phase…\n", o.seed)

@@ -25,8 +25,14 @@ const (
 // response (the written resources) is part of the latency.
 func (g *generator) transaction(ctx context.Context, w *worker) outcome {
 	w.buf = appendTransaction(w.buf[:0], w.rng)
-	o := g.roundTrip(ctx, http.MethodPost, g.base, w.buf, http.StatusOK, nil)
-	return o
+	// The whole response (the written resources) is part of the latency;
+	// its first entry names the Patient, for a search phase after.
+	return g.roundTrip(ctx, http.MethodPost, g.base, w.buf, http.StatusOK, func(resp *http.Response, body []byte) outcome {
+		if id := patientFromResponse(body); id != "" {
+			g.records.add(id)
+		}
+		return outcome{status: resp.StatusCode}
+	})
 }
 
 // appendTransaction appends a transaction Bundle: a Patient, then

@@ -105,3 +105,30 @@ func TestTransactionPhaseAgainstHerald(t *testing.T) {
 	require.Contains(t, stdout.String(), "resources/s: ")
 	require.Regexp(t, `BENCH phase=transaction c=2 .* errors=0 .* resources_per_request=25 resources_per_s=[0-9.]+`, stdout.String())
 }
+
+// TestSearchPhaseAgainstHerald: the search phase seeds records when no
+// transaction phase ran, reports its load time, and runs every query
+// without an error; after a transaction phase it searches those records.
+func TestSearchPhaseAgainstHerald(t *testing.T) {
+	srv := newServer(t)
+	for _, c := range []struct{ phases, seed string }{{"search", "4"}, {"transaction,search", "4"}, {"search", "0"}} {
+		phases := c.phases
+		var stdout, stderr bytes.Buffer
+		code, err := run(context.Background(), []string{
+			"-url", srv.URL + "/fhir", "-c", "2", "-duration", "300ms", "-warmup", "0s", "-phases", phases, "-search-seed", c.seed, "-secret", testSecret,
+		}, func(string) string { return "" }, &stdout, &stderr)
+		require.NoError(t, err, stderr.String())
+		require.Equal(t, 0, code, stdout.String()+stderr.String())
+		require.Regexp(t, `BENCH phase=search c=2 .* errors=0 `, stdout.String())
+		if phases == "search" && c.seed != "0" {
+			require.Contains(t, stdout.String(), "search: seeded 4 Patients with 100 resources")
+		} else {
+			require.NotContains(t, stdout.String(), "seeded")
+		}
+	}
+}
+
+func TestPatientFromResponse(t *testing.T) {
+	require.Equal(t, "abc-1", patientFromResponse([]byte(`{"entry":[{"response":{"status":"201 Created","location":"Patient/abc-1/_history/1"}}]}`)))
+	require.Empty(t, patientFromResponse([]byte(`{"entry":[]}`)))
+}

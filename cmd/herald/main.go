@@ -125,6 +125,17 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: typerules.Rules(subscriptionRules, library)})
 
+	if pg, ok := st.(*postgres.Store); ok {
+		// Searches trust the index: resources written without keys get them first.
+		n, err := pg.Reindex(ctx, svc.IndexKeysOf)
+		if err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+		if n > 0 {
+			log.Info("search index: indexed resources written without keys", "resources", n)
+		}
+	}
+
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
 		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, BaseURL: cfg.BaseURL,
@@ -158,6 +169,11 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Version:        version,
 		Metrics:        delivery.Handler(registry),
 		RequestTimeout: cfg.RequestTimeout,
+		SMART: api.SMARTConfig{
+			Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL,
+			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,
+			Capabilities: cfg.SMART.Capabilities,
+		},
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,7 +22,51 @@ func (s *Server) create(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if h := c.GetHeader("If-None-Exist"); h != "" {
+		condition, err := fhir.ParseParams(strings.TrimPrefix(h, "?"), s.opts.ParamLimits)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		res, err := s.opts.Resources.ConditionalCreate(c.Request.Context(), principal(c), c.Param("type"), body, condition)
+		s.respondWrite(c, res, err)
+		return
+	}
 	res, err := s.opts.Resources.Create(c.Request.Context(), principal(c), c.Param("type"), body)
+	s.respondWrite(c, res, err)
+}
+
+// conditionalUpdate is PUT /{type}?query.
+func (s *Server) conditionalUpdate(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Resources.ConditionalUpdate(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), body, c.GetHeader("If-Match"))
+	s.respondWrite(c, res, err)
+}
+
+// conditionalDelete is DELETE /{type}?query.
+func (s *Server) conditionalDelete(c *gin.Context) {
+	_, err := s.opts.Resources.ConditionalDelete(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), c.GetHeader("If-Match"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// patch is PATCH /{type}/{id} with a JSON Patch (application/json-patch+json).
+func (s *Server) patch(c *gin.Context) {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json-patch+json" {
+		writeError(c, fhir.Errorf(fhir.KindUnsupportedMedia, "PATCH takes a JSON Patch (Content-Type: application/json-patch+json)"))
+		return
+	}
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Resources.Patch(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"), body, c.GetHeader("If-Match"))
 	s.respondWrite(c, res, err)
 }
 
@@ -48,7 +94,28 @@ func (s *Server) read(c *gin.Context) {
 		return
 	}
 	v, err := s.opts.Resources.Read(c.Request.Context(), principal(c), c.Param("type"), c.Param("id"))
+	if err == nil && notModified(c, v) {
+		versionHeaders(c, v)
+		c.Status(http.StatusNotModified)
+		return
+	}
 	s.respondVersion(c, v, err)
+}
+
+// notModified applies If-None-Match (the version's ETag, weak comparison,
+// or *) and, without it, If-Modified-Since (RFC 9110 §13.1.3).
+func notModified(c *gin.Context, v store.Version) bool {
+	if inm := c.GetHeader("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == "*" || tag == strings.TrimPrefix(fhir.ETag(v.VersionID), "W/") {
+				return true
+			}
+		}
+		return false
+	}
+	since, err := http.ParseTime(c.GetHeader("If-Modified-Since"))
+	return err == nil && !v.LastUpdated.Truncate(time.Second).After(since)
 }
 
 func (s *Server) vread(c *gin.Context) {
@@ -61,8 +128,25 @@ func (s *Server) history(c *gin.Context) {
 	s.respondBundle(c, b, err)
 }
 
+func (s *Server) typeHistory(c *gin.Context) {
+	b, err := s.opts.Resources.TypeHistory(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query())
+	s.respondBundle(c, b, err)
+}
+
+func (s *Server) systemHistory(c *gin.Context) {
+	b, err := s.opts.Resources.SystemHistory(c.Request.Context(), principal(c), c.Request.URL.Query())
+	s.respondBundle(c, b, err)
+}
+
 func (s *Server) search(c *gin.Context) {
 	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), strictHandling(c))
+	s.respondBundle(c, b, err)
+}
+
+// compartmentSearch is GET /Patient/{id}/{type}; it shares the route of
+// instance operations (GET /{type}/{id}/{op}).
+func (s *Server) compartmentSearch(c *gin.Context) {
+	b, err := s.opts.Resources.CompartmentSearch(c.Request.Context(), principal(c), c.Param("id"), c.Param("op"), c.Request.URL.Query(), strictHandling(c))
 	s.respondBundle(c, b, err)
 }
 

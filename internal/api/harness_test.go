@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +51,8 @@ func eachStore(t *testing.T, fn func(t *testing.T, h *harness)) {
 type harness struct {
 	t       *testing.T
 	srv     *httptest.Server
-	base    string // FHIR base URL
+	api     *api.Server // the handler srv serves
+	base    string      // FHIR base URL
 	store   store.Store
 	maxBody int64
 	logs    *logBuffer // everything the server logged
@@ -96,14 +98,25 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	for _, fn := range opts {
 		fn(&o, &rc)
 	}
-	h.srv = httptest.NewUnstartedServer(nil)
+	// The handler needs the server's URL, so it is installed after Start;
+	// a connection that arrives first (a stray client of an earlier server
+	// on the same port) gets 503 instead of racing with the installation.
+	var handler atomic.Pointer[api.Server]
+	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv := handler.Load(); srv != nil {
+			srv.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
 	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	h.base = h.srv.URL + "/fhir"
 	o.BaseURL = h.base
 	rc.BaseURL = h.base
 	o.Resources = resources.New(rc)
-	h.srv.Config.Handler = api.New(o)
+	h.api = api.New(o)
+	handler.Store(h.api)
 	h.maxBody = o.MaxBodyBytes
 	return h
 }

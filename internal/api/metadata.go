@@ -10,13 +10,33 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
-// commonSearchParams are the search parameters every resource type supports.
-var commonSearchParams = []struct{ name, typ, definition string }{
-	{"_id", "token", "http://hl7.org/fhir/SearchParameter/Resource-id"},
-	{"_lastUpdated", "date", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+// definitions are the canonical URLs of the parameters whose URL the
+// generated table does not carry.
+var definitions = map[string]string{
+	"_id":          "http://hl7.org/fhir/SearchParameter/Resource-id",
+	"_lastUpdated": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+}
+
+// searchParams are the parameters REST search evaluates on typ: the
+// supported entries of the generated R4 table, which is what the search
+// reads too, so the statement cannot claim a parameter search ignores.
+func searchParams(typ string) []models.CapabilityStatementRestResourceSearchParam {
+	var out []models.CapabilityStatementRestResourceSearchParam
+	for _, p := range search.Params(typ) {
+		if !p.Supported() {
+			continue
+		}
+		sp := models.CapabilityStatementRestResourceSearchParam{Name: p.Code, Type: enum[models.SearchParamType](string(p.Type))}
+		if d, ok := definitions[p.Code]; ok {
+			sp.Definition = ptr(d)
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 func (s *Server) metadata(c *gin.Context) {
@@ -34,12 +54,6 @@ func (s *Server) capabilityStatement() []byte {
 			typeInteractions = append(typeInteractions, r.interactions...)
 		}
 	}
-	var searchParams []models.CapabilityStatementRestResourceSearchParam
-	for _, p := range commonSearchParams {
-		searchParams = append(searchParams, models.CapabilityStatementRestResourceSearchParam{
-			Name: p.name, Type: enum[models.SearchParamType](p.typ), Definition: ptr(p.definition),
-		})
-	}
 	rest := models.CapabilityStatementRest{
 		Mode: models.RestfulCapabilityModeServer,
 		Security: &models.CapabilityStatementRestSecurity{
@@ -50,6 +64,7 @@ func (s *Server) capabilityStatement() []byte {
 			Description: ptr("Bearer JWT (SMART on FHIR v1/v2 scopes) on every request except this CapabilityStatement."),
 		},
 	}
+	rest.Security.Extension = s.oauthURIs()
 	for _, code := range systemInteractions {
 		rest.Interaction = append(rest.Interaction, models.CapabilityStatementRestInteraction{Code: enum[models.SystemRestfulInteraction](code)})
 	}
@@ -59,7 +74,11 @@ func (s *Server) capabilityStatement() []byte {
 			Versioning:   ptr(models.ResourceVersionPolicyVersionedUpdate),
 			ReadHistory:  ptr(true),
 			UpdateCreate: ptr(slices.Contains(typeInteractions, "update")),
-			SearchParam:  searchParams,
+			// Served by create's If-None-Exist and the PUT and DELETE routes on the type.
+			ConditionalCreate: ptr(true),
+			ConditionalUpdate: ptr(true),
+			ConditionalDelete: ptr(models.ConditionalDeleteStatusSingle),
+			SearchParam:       searchParams(typ),
 		}
 		if typ == "Subscription" {
 			s.describeSubscriptions(&res)
@@ -117,7 +136,13 @@ var subscriptionSearchParams = []struct{ name, typ, definition string }{
 // parameters and every active topic canonical to the Subscription entry.
 func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResource) {
 	res.SupportedProfile = []string{fhir.ProfileSubscription}
-	params := append([]models.CapabilityStatementRestResourceSearchParam(nil), res.SearchParam...)
+	// Subscriptions are owner-isolated by their rules; conditions do not apply.
+	res.ConditionalCreate, res.ConditionalUpdate = ptr(false), ptr(false)
+	res.ConditionalDelete = ptr(models.ConditionalDeleteStatusNotSupported)
+	// The rules' own parameters replace the generic ones of the same name.
+	params := slices.DeleteFunc(slices.Clone(res.SearchParam), func(sp models.CapabilityStatementRestResourceSearchParam) bool {
+		return slices.ContainsFunc(subscriptionSearchParams, func(p struct{ name, typ, definition string }) bool { return p.name == sp.Name })
+	})
 	for _, p := range subscriptionSearchParams {
 		params = append(params, models.CapabilityStatementRestResourceSearchParam{
 			Name: p.name, Type: enum[models.SearchParamType](p.typ), Definition: ptr(p.definition),
@@ -135,4 +160,19 @@ func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResour
 	for _, t := range s.opts.Topics.Active() {
 		res.Extension = append(res.Extension, models.Extension{Url: fhir.ExtTopicCanonical, ValueCanonical: ptr(t.Canonical())})
 	}
+}
+
+// oauthURIs is SMART's oauth-uris extension (the endpoints of
+// /.well-known/smart-configuration, for clients that read them here), when
+// configured.
+func (s *Server) oauthURIs() []models.Extension {
+	sm := s.opts.SMART
+	if sm.TokenEndpoint == "" {
+		return nil
+	}
+	uris := []models.Extension{{Url: "token", ValueUri: ptr(sm.TokenEndpoint)}}
+	if sm.AuthorizationEndpoint != "" {
+		uris = append(uris, models.Extension{Url: "authorize", ValueUri: ptr(sm.AuthorizationEndpoint)})
+	}
+	return []models.Extension{{Url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", Extension: uris}}
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ func TestCapabilityStatement(t *testing.T) {
 	require.Len(t, cs.Rest, 1)
 	rest := cs.Rest[0]
 	require.Equal(t, "server", rest.Mode)
-	require.ElementsMatch(t, []string{"transaction", "batch"}, codes(rest.Interaction))
+	require.ElementsMatch(t, []string{"transaction", "batch", "history-system"}, codes(rest.Interaction))
 	require.Len(t, rest.Security.Service, 1)
 	require.Equal(t, "SMART-on-FHIR", rest.Security.Service[0].Coding[0].Code)
 
@@ -81,7 +82,7 @@ func TestCapabilityStatement(t *testing.T) {
 	for _, res := range rest.Resource {
 		types = append(types, res.Type)
 		require.ElementsMatch(t,
-			[]string{"read", "vread", "update", "delete", "history-instance", "create", "search-type"},
+			[]string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"},
 			codes(res.Interaction), res.Type)
 		require.Equal(t, "versioned-update", res.Versioning, res.Type)
 		require.True(t, res.ReadHistory, res.Type)
@@ -119,16 +120,20 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 		calls := map[string]struct {
 			method, path, body string
 			status             int
+			headers            []string
 		}{
-			"create":           {"POST", "/fhir/Patient", `{"resourceType":"Patient"}`, 201},
-			"read":             {"GET", p, "", 200},
-			"vread":            {"GET", p + "/_history/1", "", 200},
-			"update":           {"PUT", p, body("true"), 200},
-			"history-instance": {"GET", p + "/_history", "", 200},
-			"search-type":      {"GET", "/fhir/Patient?_id=" + id, "", 200},
-			"delete":           {"DELETE", p, "", 204},
-			"transaction":      {"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/` + id + `"},"resource":` + body("false") + `}]}`, 200},
-			"batch":            {"POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + id + `"}}]}`, 200},
+			"create":           {"POST", "/fhir/Patient", `{"resourceType":"Patient"}`, 201, nil},
+			"read":             {"GET", p, "", 200, nil},
+			"vread":            {"GET", p + "/_history/1", "", 200, nil},
+			"update":           {"PUT", p, body("true"), 200, nil},
+			"history-instance": {"GET", p + "/_history", "", 200, nil},
+			"history-type":     {"GET", "/fhir/Patient/_history", "", 200, nil},
+			"patch":            {"PATCH", p, `[{"op":"add","path":"/gender","value":"other"}]`, 200, []string{"Content-Type: application/json-patch+json"}},
+			"history-system":   {"GET", "/fhir/_history", "", 200, nil},
+			"search-type":      {"GET", "/fhir/Patient?_id=" + id, "", 200, nil},
+			"delete":           {"DELETE", p, "", 204, nil},
+			"transaction":      {"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/` + id + `"},"resource":` + body("false") + `}]}`, 200, nil},
+			"batch":            {"POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + id + `"}}]}`, 200, nil},
 		}
 		cs := h.capabilities(t)
 		claimed := codes(cs.Rest[0].Interaction)
@@ -150,7 +155,7 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 		for _, code := range claimed {
 			c, ok := calls[code]
 			require.True(t, ok, "the statement claims %q, which this test does not know how to call", code)
-			r := h.request(c.method, c.path, tok, c.body)
+			r := h.request(c.method, c.path, tok, c.body, c.headers...)
 			require.Equal(t, c.status, r.status, "%s: %s %s: %s", code, c.method, c.path, r.body)
 			if c.status != 204 {
 				require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"), code)
@@ -166,12 +171,7 @@ func TestCapabilityStatementMatchesRoutes(t *testing.T) {
 
 		// and what is not claimed is not served
 		for _, c := range []struct{ name, method, path string }{
-			{"history-type", "GET", "/fhir/Patient/_history"},
-			{"history-system", "GET", "/fhir/_history"},
 			{"search-system", "GET", "/fhir?_id=" + id},
-			{"patch", "PATCH", p},
-			{"conditional update", "PUT", "/fhir/Patient?_id=" + id},
-			{"conditional delete", "DELETE", "/fhir/Patient?_id=" + id},
 		} {
 			r := h.request(c.method, c.path, tok, "")
 			require.GreaterOrEqual(t, r.status, 400, "%s is not claimed but answered %d", c.name, r.status)
@@ -189,4 +189,38 @@ func TestPreferOperationOutcomeIsFHIRJSON(t *testing.T) {
 	r := h.request("POST", "/fhir/Patient", h.token(allScopes), `{"resourceType":"Patient"}`, "Prefer: return=OperationOutcome")
 	require.Equal(t, 201, r.status)
 	require.Equal(t, "application/fhir+json; charset=utf-8", r.header.Get("Content-Type"))
+}
+
+// TestCapabilityStatementClaimsOnlySearchedParams: every search parameter
+// the statement claims for these types is applied by search under
+// Prefer: handling=strict (which refuses parameters search would ignore),
+// and the well-known ones of issue 14 are among them.
+func TestCapabilityStatementClaimsOnlySearchedParams(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	tok := h.token(allScopes)
+	claimed := map[string]map[string]string{}
+	for _, res := range h.capabilities(t).Rest[0].Resource {
+		claimed[res.Type] = map[string]string{}
+		for _, p := range res.SearchParam {
+			claimed[res.Type][p.Name] = p.Type
+		}
+	}
+	for _, typ := range []string{"Patient", "Observation", "Encounter", "DiagnosticReport", "MedicationRequest"} {
+		for name, ptype := range claimed[typ] {
+			query := name + ":missing=true"
+			if ptype == "composite" {
+				continue // composites take no :missing; the matcher tests cover them
+			}
+			r := h.request("GET", "/fhir/"+typ+"?"+query, tok, "", "Prefer: handling=strict")
+			require.Equal(t, 200, r.status, "%s?%s: %s", typ, query, r.body)
+			require.Contains(t, string(r.body), url.QueryEscape(name+":missing")+"=true", "the self link keeps %s", query)
+		}
+	}
+	require.Equal(t, "reference", claimed["Encounter"]["patient"])
+	require.Equal(t, "token", claimed["Observation"]["code"])
+	require.Equal(t, "date", claimed["Observation"]["date"])
+	require.Equal(t, "string", claimed["Patient"]["family"])
+	require.Equal(t, "quantity", claimed["Observation"]["value-quantity"])
+	require.NotContains(t, claimed["Observation"], "_text", "not evaluated, not claimed")
 }

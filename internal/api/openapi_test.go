@@ -41,8 +41,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	doc := loadOpenAPI(t)
 	h := setup(t, memory.New())
-	srv, ok := h.srv.Config.Handler.(*api.Server)
-	require.True(t, ok)
+	srv := h.api
 
 	var registered []string
 	for _, r := range srv.Routes() {

@@ -41,6 +41,10 @@ func (s *Server) typeOperation(c *gin.Context) {
 
 // instanceOperation serves /fhir/{type}/{id}/${op}: $status and $events.
 func (s *Server) instanceOperation(c *gin.Context) {
+	if c.Request.Method == http.MethodGet && c.Param("type") == "Patient" && fhir.IsResourceType(c.Param("op")) {
+		s.compartmentSearch(c)
+		return
+	}
 	op, isOp := strings.CutPrefix(c.Param("op"), "$")
 	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events") {
 		writeError(c, fhir.Errorf(fhir.KindNotFound, "no such endpoint: %s %s", c.Request.Method, clipText(c.Request.URL.Path)))

@@ -29,14 +29,24 @@ func (s *Server) routeTable() []route {
 
 		// The CapabilityStatement is public, as FHIR and SMART clients expect.
 		{method: "GET", path: "/fhir/metadata", handlers: []gin.HandlerFunc{s.fhirJSON, s.metadata}},
+		// SMART discovery is public too: clients read it to obtain a token.
+		{method: "GET", path: "/fhir/.well-known/smart-configuration", handlers: []gin.HandlerFunc{s.smartConfiguration}},
 		{method: "POST", path: "/fhir", interactions: []string{"transaction", "batch"}, system: true, handlers: with(s.bundle)},
+		// Clients that join the base and an empty path (fhir-kit-client) post here.
+		{method: "POST", path: "/fhir/", handlers: with(s.bundle)},
 
+		{method: "GET", path: "/fhir/_history", interactions: []string{"history-system"}, system: true, handlers: with(s.systemHistory)},
 		{method: "GET", path: "/fhir/:type", interactions: []string{"search-type"}, handlers: with(s.search)},
+		{method: "GET", path: "/fhir/:type/_history", interactions: []string{"history-type"}, handlers: with(s.typeHistory)},
 		{method: "POST", path: "/fhir/:type/_search", handlers: with(s.searchPost)},
 		{method: "POST", path: "/fhir/:type", interactions: []string{"create"}, handlers: with(s.create)},
+		// Conditional update and delete (the CapabilityStatement says so beside update and delete).
+		{method: "PUT", path: "/fhir/:type", handlers: with(s.conditionalUpdate)},
+		{method: "DELETE", path: "/fhir/:type", handlers: with(s.conditionalDelete)},
 		{method: "GET", path: "/fhir/:type/:id", interactions: []string{"read"}, handlers: with(s.read)},
 		{method: "PUT", path: "/fhir/:type/:id", interactions: []string{"update"}, handlers: with(s.update)},
 		{method: "DELETE", path: "/fhir/:type/:id", interactions: []string{"delete"}, handlers: with(s.delete)},
+		{method: "PATCH", path: "/fhir/:type/:id", interactions: []string{"patch"}, handlers: with(s.patch)},
 		{method: "GET", path: "/fhir/:type/:id/_history", interactions: []string{"history-instance"}, handlers: with(s.history)},
 		// Operations: /Subscription/$status (type level; gin sees "$status" as the id) and
 		// /Subscription/{id}/$status|$events. Reads of ids starting with "$" are operations.

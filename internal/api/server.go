@@ -47,6 +47,8 @@ type Options struct {
 	Topics *topic.Library
 	// Operations answers $status and $events.
 	Operations *subscription.Operations
+	// SMART is published at /fhir/.well-known/smart-configuration.
+	SMART SMARTConfig
 	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.
 	Metrics http.Handler
 	// RequestTimeout bounds each request's work (its context); when it

@@ -38,6 +38,12 @@ type subHarness struct {
 
 func setupSubscriptions(t *testing.T, st store.Store, policy ...func(*subscription.Policy)) *subHarness {
 	t.Helper()
+	return setupSubscriptionsWith(t, st, nil, policy...)
+}
+
+// setupSubscriptionsWith is setupSubscriptions with more server options.
+func setupSubscriptionsWith(t *testing.T, st store.Store, opts []option, policy ...func(*subscription.Policy)) *subHarness {
+	t.Helper()
 	ctx := context.Background()
 	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
 	require.NoError(t, err)
@@ -52,13 +58,13 @@ func setupSubscriptions(t *testing.T, st store.Store, policy ...func(*subscripti
 	rules := typerules.Rules(subRules, lib)
 	ops := &subscription.Operations{Store: st, Topics: lib, Rules: subRules}
 	pub := &publish.Publisher{Topics: lib}
-	h := setup(t, st, func(o *api.Options, rc *resources.Config) {
+	h := setup(t, st, append([]option{func(o *api.Options, rc *resources.Config) {
 		o.Topics = lib
 		o.Operations = ops
 		rc.Rules = rules
 		rc.OnWrite = []resources.WriteHook{pub.Hook}
 		rc.Virtual = map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}}
-	})
+	}}, opts...)...)
 	ops.BaseURL = h.base
 	pub.BaseURL = h.base // known once the server listens; before any request
 	return &subHarness{harness: h, keys: keys}

@@ -41,6 +41,7 @@ type Config struct {
 	MaxBundleEntries     int           // entries of one batch or transaction
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
+	SMART                SMART
 	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
 	ShutdownDrain        time.Duration // /readyz fails this long before the listener closes
 	DB                   Timeouts
@@ -81,6 +82,15 @@ type Delivery struct {
 	ErrorOffAfter time.Duration
 }
 
+// SMART is what /.well-known/smart-configuration publishes about the
+// authorization server that issues Herald's tokens. Empty TokenEndpoint: not
+// configured (the document answers 404).
+type SMART struct {
+	TokenEndpoint         string
+	AuthorizationEndpoint string   // empty: no authorization-code grant
+	Capabilities          []string // beyond the permission-* ones Herald itself honours
+}
+
 // Secret is a string that never prints.
 type Secret string
 
@@ -102,6 +112,9 @@ var settings = []setting{
 	{"HERALD_AUTH_ISSUER", "auth-issuer", "", "required token iss, when set"},
 	{"HERALD_AUTH_AUDIENCE", "auth-audience", "", "required token aud, when set"},
 	{"HERALD_AUTH_HS256_SECRET", "auth-hs256-secret", "", "shared secret for HS256 tokens (development and tests)"},
+	{"HERALD_SMART_TOKEN_ENDPOINT", "smart-token-endpoint", "", "token endpoint of the authorization server, published in /fhir/.well-known/smart-configuration (empty: that document answers 404)"},
+	{"HERALD_SMART_AUTHORIZATION_ENDPOINT", "smart-authorization-endpoint", "", "authorization endpoint of the authorization server (authorization-code grant), published with the token endpoint"},
+	{"HERALD_SMART_CAPABILITIES", "smart-capabilities", "", "space-separated SMART capabilities of the authorization server (e.g. client-confidential-asymmetric launch-standalone), published beside Herald's permission-v1 permission-v2 permission-patient permission-user"},
 	{"HERALD_DEV", "dev", "false", "development mode: with no auth configured, mint an ephemeral secret and print tokens"},
 	{"HERALD_DEV_ALLOW_PRODUCTION", "dev-allow-production", "false", "let HERALD_DEV run beside production settings (a PostgreSQL DATABASE_URL or a JWKS); refused otherwise"},
 	{"HERALD_SECRET_KEY", "secret-key", "", "base64 32-byte key encrypting signing secrets and channel headers at rest"},
@@ -207,6 +220,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	if c.AuthJWKSURL != "" && !secureJWKSURL(c.AuthJWKSURL) {
 		fail("HERALD_AUTH_JWKS_URL", "must be an absolute https URL (http only on a loopback address, for tests): keys fetched over plain http can be swapped in transit")
 	}
+	c.SMART = loadSMART(get, fail)
 	if s := string(c.AuthHS256Secret); s != "" && len(s) < 32 {
 		fail("HERALD_AUTH_HS256_SECRET", "must be at least 32 characters")
 	}
@@ -336,6 +350,45 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadSMART reads the HERALD_SMART_* settings.
+func loadSMART(get func(string) string, fail func(env, format string, args ...any)) SMART {
+	sm := SMART{
+		TokenEndpoint:         get("HERALD_SMART_TOKEN_ENDPOINT"),
+		AuthorizationEndpoint: get("HERALD_SMART_AUTHORIZATION_ENDPOINT"),
+		Capabilities:          strings.Fields(get("HERALD_SMART_CAPABILITIES")),
+	}
+	for _, env := range []string{"HERALD_SMART_TOKEN_ENDPOINT", "HERALD_SMART_AUTHORIZATION_ENDPOINT"} {
+		if v := get(env); v != "" && !absoluteHTTP(v) {
+			fail(env, "must be an absolute http(s) URL without fragment")
+		}
+	}
+	if sm.TokenEndpoint == "" && (sm.AuthorizationEndpoint != "" || len(sm.Capabilities) > 0) {
+		fail("HERALD_SMART_TOKEN_ENDPOINT", "is required when HERALD_SMART_AUTHORIZATION_ENDPOINT or HERALD_SMART_CAPABILITIES is set")
+	}
+	for _, c := range sm.Capabilities {
+		if !smartCapabilities[c] {
+			fail("HERALD_SMART_CAPABILITIES", "%q is not a SMART App Launch 2.0 capability", c)
+		}
+	}
+	return sm
+}
+
+func absoluteHTTP(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Fragment == ""
+}
+
+// smartCapabilities are the capability codes of SMART App Launch 2.0.
+var smartCapabilities = map[string]bool{
+	"launch-ehr": true, "launch-standalone": true, "authorize-post": true,
+	"client-public": true, "client-confidential-symmetric": true, "client-confidential-asymmetric": true,
+	"sso-openid-connect": true, "context-banner": true, "context-style": true,
+	"context-ehr-patient": true, "context-ehr-encounter": true,
+	"context-standalone-patient": true, "context-standalone-encounter": true,
+	"permission-offline": true, "permission-online": true, "permission-patient": true, "permission-user": true,
+	"permission-v1": true, "permission-v2": true,
 }
 
 // Secrets published as examples (in docker-compose.yml) are known to

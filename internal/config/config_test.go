@@ -75,6 +75,9 @@ func TestLoadRejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"HERALD_PPROF_ADDR", "0.0.0.0:6060"},
 		{"HERALD_SECRET_KEYS_PREVIOUS", "c2hvcnQ="},
 		{"HERALD_PPROF_ADDR", "example.org:6060"},
+		{"HERALD_SMART_TOKEN_ENDPOINT", "/token"},
+		{"HERALD_SMART_AUTHORIZATION_ENDPOINT", "auth.example/authorize"},
+		{"HERALD_SMART_CAPABILITIES", "launch-anything"},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s=%s", c.variable, c.value), func(t *testing.T) {
@@ -105,6 +108,21 @@ func TestSecureByDefault(t *testing.T) {
 		"HERALD_SECRET_KEY": key32}), nil, io.Discard)
 	require.NoError(t, err)
 	require.Len(t, c.SecretKey, 32)
+}
+
+func TestSMARTSettings(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"HERALD_AUTH_HS256_SECRET": secret32,
+		"HERALD_SMART_TOKEN_ENDPOINT":         "https://auth.example/token",
+		"HERALD_SMART_AUTHORIZATION_ENDPOINT": "https://auth.example/authorize",
+		"HERALD_SMART_CAPABILITIES":           "launch-standalone  client-confidential-asymmetric"}), nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, SMART{TokenEndpoint: "https://auth.example/token", AuthorizationEndpoint: "https://auth.example/authorize",
+		Capabilities: []string{"launch-standalone", "client-confidential-asymmetric"}}, c.SMART)
+
+	_, err = Load(env(map[string]string{"HERALD_AUTH_HS256_SECRET": secret32,
+		"HERALD_SMART_AUTHORIZATION_ENDPOINT": "https://auth.example/authorize"}), nil, io.Discard)
+	require.ErrorContains(t, err, "HERALD_SMART_TOKEN_ENDPOINT: is required")
 }
 
 func TestSecretNeverPrints(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -31,7 +32,7 @@ type bundleEntry struct {
 }
 
 type entryRequest struct {
-	Method, URL, IfMatch string
+	Method, URL, IfMatch, IfNoneExist string
 }
 
 // readBundle takes what Herald needs from a parsed Bundle; the R4 check has
@@ -50,6 +51,7 @@ func readBundle(root *strictjson.Value) bundleRequest {
 			be.Request.Method, _ = rq.Get("method").String()
 			be.Request.URL, _ = rq.Get("url").String()
 			be.Request.IfMatch, _ = rq.Get("ifMatch").String()
+			be.Request.IfNoneExist, _ = rq.Get("ifNoneExist").String()
 		}
 		req.Entry = append(req.Entry, be)
 	}
@@ -98,16 +100,19 @@ func entryIndex(expression string) (int, bool) {
 
 // entry is one parsed Bundle entry, ready to run.
 type entry struct {
-	index    int
-	method   string // GET, POST, PUT, DELETE
-	typ, id  string
-	vid      string     // GET of a version
-	query    url.Values // GET search; nil for reads
-	ifMatch  string
-	fullURL  string
-	body     []byte
-	tree     *strictjson.Value // the resource as parsed within the Bundle
-	resource *fhir.Resource
+	index   int
+	method  string // GET, POST, PUT, DELETE
+	typ, id string
+	vid     string     // GET of a version
+	query   url.Values // GET search; nil for reads
+	ifMatch string
+	fullURL string
+	// condition: ifNoneExist of a POST, the query of a PUT or DELETE.
+	condition url.Values
+	existing  *store.Version // what a conditional POST matched in a transaction
+	body      []byte
+	tree      *strictjson.Value // the resource as parsed within the Bundle
+	resource  *fhir.Resource
 }
 
 // processOrder is the order FHIR prescribes for transaction entries.
@@ -169,14 +174,14 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 		if err != nil {
 			return nil, err
 		}
-		if e.method != "GET" {
+		if e.method != "GET" && e.id != "" {
 			target := e.typ + "/" + e.id
 			if j, dup := targets[target]; dup {
 				return nil, fhir.Errorf(fhir.KindInvalid, "entries %d and %d both change %s; a transaction may change a resource once", j, i, target)
 			}
 			targets[target] = i
 		}
-		if isURN(e.fullURL) && e.method != "GET" && e.method != "DELETE" {
+		if isURN(e.fullURL) && e.method != "GET" && e.method != "DELETE" && e.id != "" {
 			if _, dup := refs[e.fullURL]; dup {
 				return nil, fhir.Errorf(fhir.KindInvalid, "entry %d repeats fullUrl %s; each entry's fullUrl must be unique", i, clip(e.fullURL))
 			}
@@ -184,16 +189,6 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 		}
 		entries[i] = e
 	}
-	for _, e := range entries {
-		if e.body == nil {
-			continue
-		}
-		var err error
-		if e.resource, err = parseEntryResource(e, resolveRefs(e.body, refs), nil); err != nil {
-			return nil, err
-		}
-	}
-
 	order := make([]*entry, len(entries))
 	copy(order, entries)
 	slices.SortStableFunc(order, func(a, b *entry) int { return processOrder[a.method] - processOrder[b.method] })
@@ -201,6 +196,20 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 	out := fhir.NewBundle("transaction-response", s.now())
 	out.Entry = make([]fhir.BundleEntry, len(entries))
 	err := s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
+		// What conditional creates match decides what their fullUrls mean,
+		// so they are matched before any reference is resolved.
+		resolved, err := s.matchConditionalCreates(ctx, tx, p, entries, refs)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.body == nil || e.existing != nil {
+				continue
+			}
+			if e.resource, err = parseEntryResource(e, resolveRefs(e.body, resolved), nil); err != nil {
+				return err
+			}
+		}
 		for _, e := range order {
 			res, err := s.runEntry(ctx, tx, log, p, e, minimal)
 			if err != nil {
@@ -214,6 +223,32 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 		return nil, err
 	}
 	return out, nil
+}
+
+// matchConditionalCreates runs the ifNoneExist searches of a transaction's
+// POST entries: an entry that matches one resource becomes that resource
+// (its fullUrl now refers to it). It returns refs with those changes.
+func (s *Service) matchConditionalCreates(ctx context.Context, tx store.Tx, p *auth.Principal, entries []*entry, refs map[string]string) (map[string]string, error) {
+	resolved := maps.Clone(refs)
+	for _, e := range entries {
+		e.existing = nil // a retried transaction matches afresh
+		if e.method != "POST" || e.condition == nil {
+			continue
+		}
+		found, err := s.conditionMatches(ctx, tx, p, e.typ, e.condition, "ifNoneExist")
+		switch {
+		case err != nil:
+			return nil, entryError(e, err)
+		case len(found) > 1:
+			return nil, entryError(e, fhir.Errorf(fhir.KindPrecondition, "ifNoneExist matches more than one %s; make the condition select one", e.typ))
+		case len(found) == 1:
+			e.existing = &found[0]
+			if isURN(e.fullURL) {
+				resolved[e.fullURL] = e.typ + "/" + found[0].ID
+			}
+		}
+	}
+	return resolved, nil
 }
 
 func (s *Service) batch(ctx context.Context, p *auth.Principal, req bundleRequest, minimal bool) *fhir.Bundle {
@@ -255,20 +290,22 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, log *commitLog, p *
 		if err != nil {
 			return fhir.BundleEntry{}, err
 		}
-		if _, err := s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: e.typ, id: e.id, ifMatch: want, log: log}); err != nil {
+		op := writeOp{method: store.MethodDelete, typ: e.typ, id: e.id, ifMatch: want, log: log}
+		if e.condition != nil {
+			_, err = s.deleteWhere(ctx, tx, p, op, e.condition)
+		} else {
+			_, err = s.write(ctx, tx, p, op)
+		}
+		if err != nil {
 			return fhir.BundleEntry{}, err
 		}
 		return fhir.BundleEntry{Response: &fhir.EntryResponse{Status: fhir.StatusText(204)}}, nil
-	}
-	method := store.MethodCreate
-	if e.method == "PUT" {
-		method = store.MethodUpdate
 	}
 	want, err := parseIfMatch(e.ifMatch)
 	if err != nil {
 		return fhir.BundleEntry{}, err
 	}
-	res, err := s.write(ctx, tx, p, writeOp{method: method, typ: e.typ, id: e.id, resource: e.resource, body: e.body, ifMatch: want, log: log})
+	res, err := s.writeEntry(ctx, tx, log, p, e, want)
 	if err != nil {
 		return fhir.BundleEntry{}, err
 	}
@@ -290,6 +327,24 @@ func (s *Service) runEntry(ctx context.Context, tx store.Tx, log *commitLog, p *
 		out.Resource = res.Echo
 	}
 	return out, nil
+}
+
+// writeEntry performs a POST or PUT entry, conditional or not.
+func (s *Service) writeEntry(ctx context.Context, tx store.Tx, log *commitLog, p *auth.Principal, e *entry, ifMatch int64) (Result, error) {
+	op := writeOp{method: store.MethodCreate, typ: e.typ, id: e.id, resource: e.resource, body: e.body, ifMatch: ifMatch, log: log}
+	switch {
+	case e.existing != nil:
+		return Result{Version: *e.existing, Echo: e.existing.Body}, nil
+	case e.method == "POST" && e.condition != nil:
+		return s.createIfNoneExist(ctx, tx, p, op, e.condition)
+	case e.method == "POST":
+		return s.write(ctx, tx, p, op)
+	case e.condition != nil:
+		op.method, op.id = store.MethodUpdate, e.resource.ID
+		return s.updateWhere(ctx, tx, p, op, e.condition)
+	}
+	op.method = store.MethodUpdate
+	return s.write(ctx, tx, p, op)
 }
 
 func (s *Service) getEntry(ctx context.Context, r store.View, p *auth.Principal, e *entry) (fhir.BundleEntry, error) {
@@ -338,14 +393,27 @@ func (s *Service) parseEntry(req bundleRequest, i int) (*entry, error) {
 	switch e.method {
 	case "POST":
 		if len(parts) != 1 || hasQuery {
-			return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: POST request.url must be a resource type (conditional create is not supported)", i)
+			return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: POST request.url must be a resource type (a condition goes in request.ifNoneExist)", i)
 		}
 		e.id = s.newID()
-	case "PUT", "DELETE":
-		if len(parts) != 2 || hasQuery || !fhir.ValidID(parts[1]) {
-			return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: %s request.url must be Type/id (conditional operations are not supported)", i, e.method)
+		if raw.Request.IfNoneExist != "" {
+			var err error
+			if e.condition, err = s.entryCondition(i, strings.TrimPrefix(raw.Request.IfNoneExist, "?")); err != nil {
+				return nil, err
+			}
 		}
-		e.id = parts[1]
+	case "PUT", "DELETE":
+		switch {
+		case len(parts) == 1 && hasQuery:
+			var err error
+			if e.condition, err = s.entryCondition(i, rawQuery); err != nil {
+				return nil, err
+			}
+		case len(parts) != 2 || hasQuery || !fhir.ValidID(parts[1]):
+			return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: %s request.url must be Type/id or Type?condition", i, e.method)
+		default:
+			e.id = parts[1]
+		}
 	case "GET":
 		var err error
 		switch {
@@ -372,6 +440,14 @@ func (s *Service) parseEntry(req bundleRequest, i int) (*entry, error) {
 	return e, nil
 }
 
+func (s *Service) entryCondition(i int, raw string) (url.Values, error) {
+	condition, err := fhir.ParseParams(raw, s.limits)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.KindInvalid, "entry %d: condition: %s", i, fhir.AsError(err).Message)
+	}
+	return condition, nil
+}
+
 // parseEntryResource makes the resource of a POST or PUT entry. The Bundle
 // was validated as a whole: problems are this entry's. body is the
 // resource's bytes, changed only where urn: references were resolved; a
@@ -395,7 +471,7 @@ func parseEntryResource(e *entry, body []byte, problems []fhir.Problem) (*fhir.R
 	if err != nil {
 		return nil, entryError(e, err)
 	}
-	if e.method == "PUT" && r.ID == "" {
+	if e.method == "PUT" && e.condition == nil && r.ID == "" {
 		return nil, entryError(e, fhir.Errorf(fhir.KindInvalid, "the resource must carry id %q", e.id))
 	}
 	return r, nil

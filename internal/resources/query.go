@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,10 +18,11 @@ const (
 	defaultCount = 50
 	maxCount     = 1000
 	cursorParam  = "_cursor" // opaque paging position in next links
+	beforeParam  = "_before" // opaque paging position in previous links
 )
 
 // resultParams are accepted by every search and history without filtering.
-var resultParams = map[string]bool{"_count": true, cursorParam: true, "_format": true, "_pretty": true}
+var resultParams = map[string]bool{"_count": true, cursorParam: true, beforeParam: true, "_format": true, "_pretty": true}
 
 // Search returns a searchset Bundle of the current resources of typ matching
 // params. Unknown parameters are ignored (and left out of the self link, as
@@ -29,7 +31,23 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, par
 	return s.search(ctx, s.store, p, typ, params, strict)
 }
 
+// CompartmentSearch is Search within Patient/patient's compartment
+// (GET /Patient/{id}/{type}): the compartment patient/ tokens are bounded
+// by (Version.Patients).
+func (s *Service) CompartmentSearch(ctx context.Context, p *auth.Principal, patient, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	if err := checkTypeID("Patient", patient); err != nil {
+		return nil, err
+	}
+	return s.searchIn(ctx, s.store, p, typ, patient, params, strict)
+}
+
 func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	return s.searchIn(ctx, r, p, typ, "", params, strict)
+}
+
+// searchIn searches typ, within a patient's compartment when compartment
+// is set.
+func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal, typ, compartment string, params url.Values, strict bool) (*fhir.Bundle, error) {
 	if !fhir.IsResourceType(typ) {
 		return nil, unknownType(typ)
 	}
@@ -69,7 +87,7 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 			params = withIDs(params, ids)
 		}
 	}
-	q, applied, err := parseSearch(typ, params, strict)
+	q, applied, err := s.parseSearch(typ, params, strict)
 	if err != nil {
 		return nil, err
 	}
@@ -81,29 +99,94 @@ func (s *Service) search(ctx context.Context, r store.View, p *auth.Principal, t
 	if hadIDs {
 		applied["_id"] = userIDs
 	}
+	opts, err := parseResults(typ, params, applied)
+	if err != nil {
+		return nil, err
+	}
 	q.Patient = patient
+	path := typ
+	if compartment != "" {
+		path = "Patient/" + compartment + "/" + typ
+		if patient != "" && patient != compartment {
+			// Another patient's compartment: nothing this token may see.
+			b := fhir.NewBundle("searchset", s.now())
+			b.Total = ptr(0)
+			b.Link = []fhir.BundleLink{{Relation: "self", URL: s.link(path, applied, q.Count, cursorParam, "")}}
+			return b, nil
+		}
+		q.Patient = compartment
+	}
+	if len(opts.sort) > 0 {
+		return s.sortedSearchset(ctx, r, p, path, q, applied, opts)
+	}
+	return s.searchset(ctx, r, p, path, q, applied, opts)
+}
+
+// searchset runs q and builds the page: matches, included resources,
+// total and links that keep every applied parameter.
+func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
+	b := fhir.NewBundle("searchset", s.now())
 	limit := q.Count
+	if q.BeforeID != "" {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, beforeParam, q.BeforeID)})
+	} else {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, cursorParam, q.AfterID)})
+	}
+	if opts.total {
+		n, err := r.Count(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		b.Total = ptr(n)
+	}
+	if opts.summaryCount {
+		return b, nil
+	}
 	q.Count = limit + 1 // one more tells whether a next page exists
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	b := fhir.NewBundle("searchset", s.now())
-	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(typ, applied, limit, q.AfterID)})
-	if len(found) > limit {
-		found = found[:limit]
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(typ, applied, limit, found[limit-1].ID)})
-	}
+	found = s.pageLinks(b, path, applied, q, limit, found)
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
-		b.Entry = append(b.Entry, fhir.BundleEntry{
-			FullURL:  s.fullURL(v.Type, v.ID),
-			Resource: v.Body,
-			Search:   &fhir.EntrySearch{Mode: "match"},
-		})
+		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
 	}
+	inc, err := s.included(ctx, r, p, opts, found)
+	if err != nil {
+		return nil, err
+	}
+	b.Entry = append(b.Entry, inc...)
 	return b, nil
 }
+
+// pageLinks trims the one extra version a page was read with and adds the
+// next and previous links it implies.
+func (s *Service) pageLinks(b *fhir.Bundle, path string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) []store.Version {
+	more := len(found) > limit // beyond the page, in the direction it was read
+	switch {
+	case more && q.BeforeID != "":
+		found = found[1:]
+	case more:
+		found = found[:limit]
+	}
+	if len(found) == 0 {
+		return found
+	}
+	first, last := found[0].ID, found[len(found)-1].ID
+	if (more && q.BeforeID != "") || q.AfterID != "" {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.link(path, applied, limit, beforeParam, first)})
+	}
+	if (more && q.BeforeID == "") || q.BeforeID != "" {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.link(path, applied, limit, cursorParam, last)})
+	}
+	if !more && q.AfterID == "" && q.BeforeID == "" && b.Total == nil {
+		b.Total = ptr(len(found)) // everything is on this page: the total is free
+	}
+	return found
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // History returns the history Bundle of one resource, newest version first.
 func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string, params url.Values) (*fhir.Bundle, error) {
@@ -193,23 +276,28 @@ func (s *Service) historyEntry(v store.Version) fhir.BundleEntry {
 // FullURL is the absolute URL of a resource on this server.
 func (s *Service) fullURL(typ, id string) string { return s.baseURL + "/" + typ + "/" + id }
 
-func (s *Service) link(typ string, applied url.Values, count int, after string) string {
+// link is a page's URL below the base (path: "Observation" or
+// "Patient/1/Observation"): the applied parameters, _count and the paging
+// position (cursorParam, beforeParam or offsetParam; none for the first page).
+func (s *Service) link(path string, applied url.Values, count int, position, id string) string {
 	v := url.Values{}
 	for k, vs := range applied {
 		v[k] = vs
 	}
 	v.Set("_count", strconv.Itoa(count))
-	if after != "" {
-		v.Set(cursorParam, after)
+	if id != "" {
+		v.Set(position, id)
 	}
-	return s.baseURL + "/" + typ + "?" + v.Encode()
+	return s.baseURL + "/" + path + "?" + v.Encode()
 }
 
 // parseSearch turns query parameters into a store query and the parameters
 // that were applied (for the self link).
-func parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+	base := s.baseURL
 	q := store.SearchQuery{Type: typ}
 	applied := url.Values{}
+	var criteria []string // the matcher's clauses, re-encoded
 	for name, values := range params {
 		switch name {
 		case "_id":
@@ -237,21 +325,95 @@ func parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery,
 				return q, nil, err
 			}
 			q.Count = n
-		case cursorParam:
+		case cursorParam, beforeParam:
 			if !fhir.ValidID(values[0]) {
-				return q, nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
+				return q, nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", name)
 			}
-			q.AfterID = values[0]
+			if name == cursorParam {
+				q.AfterID = values[0]
+			} else {
+				q.BeforeID = values[0]
+			}
 		default:
-			if strict && !resultParams[name] {
-				return q, nil, fhir.Errorf(fhir.KindInvalid, "search parameter %q is not supported on %s", clip(name), typ)
+			if resultOptionParams[name] {
+				continue // parseResults
 			}
+			if !searchable(typ, name) {
+				if strict && !resultParams[name] {
+					return q, nil, fhir.Errorf(fhir.KindInvalid, "search parameter %q is not supported on %s", clip(name), typ)
+				}
+				continue
+			}
+			for _, v := range values {
+				criteria = append(criteria, url.PathEscape(name)+"="+url.PathEscape(v))
+			}
+			applied[name] = values
 		}
 	}
 	if q.Count == 0 && params.Get("_count") == "" {
 		q.Count = defaultCount
 	}
+	if len(criteria) > 0 {
+		slices.Sort(criteria) // map order must not change the query
+		c, err := search.ParseCriteria(typ, strings.Join(criteria, "&"))
+		if err != nil {
+			return q, nil, fhir.Errorf(fhir.KindInvalid, "%s", err)
+		}
+		q.Index = c.IndexTerms(base)
+		// Every version the service writes carries its keys; types with rules
+		// also get versions written elsewhere (seeds, status changes) without.
+		if s.rulesFor(typ) != nil || !c.IndexDecides(base) {
+			q.Match = matcher(c, base)
+		}
+	}
 	return q, applied, nil
+}
+
+// searchable reports whether name ("code" or "code:modifier") is a
+// parameter of typ the matcher evaluates; _id and _lastUpdated are the
+// store's own.
+func searchable(typ, name string) bool {
+	code, _, _ := strings.Cut(name, ":")
+	code, _, _ = strings.Cut(code, ".") // a chain: the matcher names what it lacks
+	p, ok := search.Lookup(typ, code)
+	return ok && p.Supported()
+}
+
+// indexKeys are the search index keys of a resource about to be stored,
+// from the map the write hooks read too (nil when unknown: the store then
+// always offers it to the matcher).
+func (s *Service) indexKeys(decoded map[string]any) []string {
+	r, err := search.ResourceFromMap(decoded)
+	if err != nil {
+		return nil
+	}
+	if keys := r.WithBase(s.baseURL).IndexKeys(); keys != nil {
+		return keys
+	}
+	return []string{}
+}
+
+// IndexKeysOf computes the search index keys of a stored version (for a
+// store re-indexing what was written without keys).
+func (s *Service) IndexKeysOf(v store.Version) []string {
+	r, err := search.NewResource(v.Body)
+	if err != nil {
+		return nil
+	}
+	return r.WithBase(s.baseURL).IndexKeys()
+}
+
+// matcher is the search matcher as a store filter: REST search returns
+// exactly the current resources it matches.
+func matcher(c *search.Criteria, base string) func(store.Version) bool {
+	return func(v store.Version) bool {
+		r, err := search.NewResource(v.Body)
+		if err != nil {
+			return false
+		}
+		ok, err := c.Match(r.WithBase(base))
+		return ok && err == nil
+	}
 }
 
 func parseCount(v string) (int, error) {

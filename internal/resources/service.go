@@ -282,6 +282,7 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		if next.Patients, err = s.compartment(next.Decoded); err != nil {
 			return Result{}, err
 		}
+		next.Index = s.indexKeys(next.Decoded)
 		if echo != toStore {
 			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)
 		}

@@ -53,7 +53,9 @@ func TestPatientCompartmentEscape(t *testing.T) {
 			{"/fhir/Observation?_id=o2&_count=1000", []string{}},
 			{"/fhir/Observation?_id=o2&_lastUpdated=gt2000-01-01", []string{}},
 			{"/fhir/Observation", []string{"o1"}},
-			{"/fhir/Observation?subject=Patient/p2", []string{"o1"}}, // an unknown parameter is ignored, the compartment is not
+			{"/fhir/Observation?subject=Patient/p2", []string{}}, // the search applies within the compartment
+			{"/fhir/Observation?subject=Patient/p1,Patient/p2", []string{"o1"}},
+			{"/fhir/Observation?colour=p2", []string{"o1"}}, // an unknown parameter is ignored, the compartment is not
 			{"/fhir/Patient?_id=p2", []string{}},
 			{"/fhir/Patient?_id=p1,p2", []string{"p1"}},
 			{"/fhir/Patient", []string{"p1"}},
@@ -66,6 +68,7 @@ func TestPatientCompartmentEscape(t *testing.T) {
 		// The system token finds p2's data with the same searches.
 		require.Equal(t, []string{"o2"}, entryIDs(t, h.request("GET", "/fhir/Observation?_id=o2", sys, "")))
 		require.Equal(t, []string{"p2"}, entryIDs(t, h.request("GET", "/fhir/Patient?_id=p2", sys, "")))
+		require.Equal(t, []string{"o2"}, entryIDs(t, h.request("GET", "/fhir/Observation?subject=Patient/p2", sys, "")))
 
 		// POST _search with the parameters in a form body.
 		r := h.request("POST", "/fhir/Observation/_search", p1, "", "Content-Type: application/x-www-form-urlencoded")

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,7 +281,17 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 	rules := &subscription.Rules{Topics: lib, Keys: h.keys, Admin: st, Now: time.Now,
 		Policy: subscription.Policy{MaxLease: 720 * time.Hour, DefaultMaxPayload: "id-only", MaxSubscriptionsPerClient: cfg.maxSubs}}
 	ops := &subscription.Operations{Store: st, Topics: lib, Rules: rules}
-	h.srv = httptest.NewUnstartedServer(nil)
+	// The handler needs the server's URL, so it is installed after Start; a
+	// stray connection (a client of an earlier server on the same port)
+	// gets 503 instead of racing with the installation.
+	var handler atomic.Pointer[api.Server]
+	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv := handler.Load(); srv != nil {
+			srv.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
 	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	h.base = h.srv.URL + "/fhir"
@@ -290,11 +301,11 @@ func setup(t *testing.T, st store.Store, opts ...option) *harness {
 		Virtual: map[string]resources.Virtual{"Basic": &topic.BasicView{Library: lib}},
 		Rules:   typerules.Rules(rules, lib)})
 	registry, metrics := delivery.NewRegistry(st)
-	h.srv.Config.Handler = api.New(api.Options{
+	handler.Store(api.New(api.Options{
 		Resources: svc, Auth: verifier, Ready: st, Admin: st, Topics: lib, Operations: ops,
 		Logger: log, BaseURL: h.base, MaxBodyBytes: maxBody, Version: "securitytest",
 		Metrics: delivery.Handler(registry),
-	})
+	}))
 
 	engine := delivery.New(delivery.Config{
 		Store: st, Rules: rules, Topics: lib, BaseURL: h.base,

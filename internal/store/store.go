@@ -43,6 +43,11 @@ type Version struct {
 	Deleted     bool     // a delete marker; Body is nil exactly when Deleted
 	Body        []byte   // the exact resource JSON (with id and meta stamped)
 	Patients    []string // ids of the patients whose compartment holds this version; nil and empty are the same
+	// Index holds the search index keys of a version being Put
+	// (search.Resource.IndexKeys). nil means unknown: the version is then a
+	// candidate for every indexed search (slower, never wrong). Stores need
+	// not return it.
+	Index []string
 	// Decoded is Body as the matcher reads it (fhir.Resource.StampedMap),
 	// set by the writer so the write hooks need not parse Body again; nil
 	// when the version was read from a store. Never stored.
@@ -113,6 +118,13 @@ type Reader interface {
 	// Search returns the current, non-deleted versions of one type that
 	// match q, ordered by id.
 	Search(ctx context.Context, q SearchQuery) ([]Version, error)
+	// Count is how many resources Search would return without Count,
+	// AfterID and BeforeID.
+	Count(ctx context.Context, q SearchQuery) (int, error)
+	// Changes returns versions of many resources (type and system history),
+	// in history order: newest first, ties by type, id and version id
+	// descending. No version at all is an empty result, not ErrNotFound.
+	Changes(ctx context.Context, q ChangesQuery) ([]Version, error)
 }
 
 // Tx is a transaction. Reads through a Tx lock nothing except as stated.
@@ -129,6 +141,10 @@ type Tx interface {
 	// when none exists; the lock still serialises concurrent creators as far
 	// as the implementation can, otherwise Put reports ErrConflict).
 	Lock(ctx context.Context, typ, id string) (Version, error)
+	// LockKey serialises the transactions that take the same key until they
+	// end (e.g. conditional creates with the same condition); a transaction
+	// that waited sees what the others committed.
+	LockKey(ctx context.Context, key string) error
 	// Put appends v as the resource's newest version. v.VersionID must be
 	// exactly one more than the current version (1 for a new resource);
 	// otherwise Put returns ErrConflict and writes nothing. LastUpdated is
@@ -145,6 +161,47 @@ type HistoryQuery struct {
 	Count int
 }
 
+// ChangesQuery selects versions across resources. All conditions are ANDed.
+type ChangesQuery struct {
+	// Types, when non-empty, keeps versions of these types.
+	Types []string
+	// Patient, when set, keeps versions in that patient's compartment.
+	Patient string
+	// Since, when set, keeps versions with LastUpdated at or after it.
+	Since time.Time
+	// After, when set, keeps versions that come after it in history order
+	// (paging: the position of the last version of the previous page).
+	After *Position
+	// Count caps the number of versions returned; 0 means no cap.
+	Count int
+}
+
+// Position is a place in history order.
+type Position struct {
+	LastUpdated time.Time
+	Type, ID    string
+	VersionID   int64
+}
+
+// PositionOf is the position of v in history order.
+func PositionOf(v Version) Position {
+	return Position{LastUpdated: v.LastUpdated, Type: v.Type, ID: v.ID, VersionID: v.VersionID}
+}
+
+// Before reports whether p comes before o in history order (p is newer).
+func (p Position) Before(o Position) bool {
+	if !p.LastUpdated.Equal(o.LastUpdated) {
+		return p.LastUpdated.After(o.LastUpdated)
+	}
+	if p.Type != o.Type {
+		return p.Type > o.Type
+	}
+	if p.ID != o.ID {
+		return p.ID > o.ID
+	}
+	return p.VersionID > o.VersionID
+}
+
 // SearchQuery selects current versions of one resource type. All conditions
 // are ANDed.
 type SearchQuery struct {
@@ -156,8 +213,18 @@ type SearchQuery struct {
 	// Patient, when set, keeps only resources in that patient's compartment
 	// (Version.Patients contains it).
 	Patient string
+	// Index narrows by search index keys: a resource is kept when, for
+	// every inner list, it holds one of its keys (or its keys are unknown).
+	// With Match it is a necessary condition of Match; without, it decides
+	// (for resources whose keys are known).
+	Index [][]string
+	// Match, when set, keeps the resources it accepts (the search matcher).
+	Match func(Version) bool
 	// AfterID, when set, keeps resources whose id sorts after it (paging).
 	AfterID string
+	// BeforeID, when set, keeps resources whose id sorts before it, and
+	// with Count the last Count of them (paging backwards; still in id order).
+	BeforeID string
 	// Count caps the number of results; 0 means no cap.
 	Count int
 }

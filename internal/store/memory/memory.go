@@ -213,6 +213,9 @@ func (t *tx) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, 
 	return search(t.s.db.versions, t.pending, q), nil
 }
 
+// LockKey has nothing to do: write transactions already run one at a time.
+func (t *tx) LockKey(ctx context.Context, key string) error { return ctx.Err() }
+
 func (t *tx) Put(ctx context.Context, v store.Version) error {
 	k := key{v.Type, v.ID}
 	if int64(len(t.all(k)))+1 != v.VersionID {
@@ -224,6 +227,7 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	v.LastUpdated = v.LastUpdated.UTC()
 	v.Body = slices.Clone(v.Body)
 	v.Patients = slices.Clone(v.Patients)
+	v.Index = slices.Clone(v.Index)
 	v.Decoded = nil // the writer's, not stored (as in PostgreSQL)
 	t.pending[k] = append(t.pending[k], v)
 	return nil
@@ -283,6 +287,9 @@ func search(committed, pending map[key][]store.Version, q store.SearchQuery) []s
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	if q.Count > 0 && len(out) > q.Count {
+		if q.BeforeID != "" {
+			return out[len(out)-q.Count:]
+		}
 		out = out[:q.Count]
 	}
 	return out
@@ -293,6 +300,9 @@ func matches(v store.Version, q store.SearchQuery) bool {
 		return false
 	}
 	if q.AfterID != "" && v.ID <= q.AfterID {
+		return false
+	}
+	if q.BeforeID != "" && v.ID >= q.BeforeID {
 		return false
 	}
 	if len(q.IDs) > 0 && !slices.Contains(q.IDs, v.ID) {
@@ -306,5 +316,10 @@ func matches(v store.Version, q store.SearchQuery) bool {
 			return false
 		}
 	}
-	return true
+	for _, keys := range q.Index {
+		if v.Index != nil && !slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(v.Index, k) }) {
+			return false
+		}
+	}
+	return q.Match == nil || q.Match(v)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,23 +190,82 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 // Search builds its WHERE clause from these fragments; every value is a
 // parameter. Time bounds are half-open: [from, to).
 const (
-	searchSQL        = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND NOT deleted`
-	searchIDsSQL     = ` AND id = ANY($%d::text[])`
-	searchPatientSQL = ` AND patients @> ARRAY[$%d::text]` // uses the GIN index
-	searchAfterIDSQL = ` AND id > $%d`
-	searchFromSQL    = ` AND last_updated >= $%d`
-	searchToSQL      = ` AND last_updated < $%d`
-	searchOutsideSQL = ` AND (last_updated < $%d OR last_updated >= $%d)`
-	searchNothingSQL = ` AND false`
-	searchOrderSQL   = ` ORDER BY id`
-	searchLimitSQL   = ` LIMIT $%d`
+	searchSQL          = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND NOT deleted`
+	searchIDsSQL       = ` AND id = ANY($%d::text[])`
+	searchPatientSQL   = ` AND patients @> ARRAY[$%d::text]` // uses the GIN index
+	searchAfterIDSQL   = ` AND id > $%d`
+	searchBeforeIDSQL  = ` AND id < $%d`
+	searchOrderDescSQL = ` ORDER BY id DESC`
+	searchKeysSQL      = ` AND (search_keys && $%d::text[] OR search_keys IS NULL)`
+	searchFromSQL      = ` AND last_updated >= $%d`
+	searchToSQL        = ` AND last_updated < $%d`
+	searchOutsideSQL   = ` AND (last_updated < $%d OR last_updated >= $%d)`
+	searchNothingSQL   = ` AND false`
+	searchOrderSQL     = ` ORDER BY id`
+	searchLimitSQL     = ` LIMIT $%d`
 )
 
+// search applies the SQL conditions; with a matcher, it reads candidates in
+// id order, in growing batches, until Count of them match or none are left,
+// so pages are full and in the same order as without one.
 func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	vs, err := searchOneWay(ctx, q, sq)
+	if sq.BeforeID != "" {
+		slices.Reverse(vs) // read backwards from BeforeID
+	}
+	return vs, err
+}
+
+func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	if sq.Match == nil {
+		return searchRows(ctx, q, sq)
+	}
+	batch := sq
+	batch.Count = min(max(sq.Count, 64), maxSearchBatch)
+	var out []store.Version
+	for {
+		rows, err := searchRows(ctx, q, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range rows {
+			if !sq.Match(v) {
+				continue
+			}
+			if out = append(out, v); len(out) == sq.Count {
+				return out, nil
+			}
+		}
+		if len(rows) < batch.Count {
+			return out, nil
+		}
+		if sq.BeforeID != "" {
+			batch.BeforeID = rows[len(rows)-1].ID
+		} else {
+			batch.AfterID = rows[len(rows)-1].ID
+		}
+		batch.Count = min(batch.Count*2, maxSearchBatch)
+	}
+}
+
+const maxSearchBatch = 1024
+
+func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
+	sql, args := searchStatement(searchSQL, sq, true)
+	vs, err := queryMany(ctx, q, sql, args...)
+	if err != nil {
+		return nil, wrap("search "+sq.Type, err)
+	}
+	return vs, nil
+}
+
+// searchStatement appends sq's conditions to head (a SELECT … WHERE type =
+// $1 AND NOT deleted), and with paged its order and limit.
+func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
 	args[0] = sq.Type
-	b.WriteString(searchSQL)
+	b.WriteString(head)
 	// add appends a fragment whose %d verbs are the parameters vals.
 	add := func(fragment string, vals ...any) {
 		nums := make([]any, len(vals))
@@ -221,8 +281,14 @@ func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Versi
 	if sq.Patient != "" {
 		add(searchPatientSQL, sq.Patient)
 	}
+	for _, keys := range sq.Index {
+		add(searchKeysSQL, keys)
+	}
 	if sq.AfterID != "" {
 		add(searchAfterIDSQL, sq.AfterID)
+	}
+	if sq.BeforeID != "" {
+		add(searchBeforeIDSQL, sq.BeforeID)
 	}
 	for _, r := range sq.LastUpdated {
 		switch {
@@ -243,15 +309,45 @@ func search(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Versi
 			add(searchOutsideSQL, r.From, r.To)
 		}
 	}
-	b.WriteString(searchOrderSQL)
+	if !paged {
+		return b.String(), args
+	}
+	if sq.BeforeID != "" {
+		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
+	} else {
+		b.WriteString(searchOrderSQL)
+	}
 	if sq.Count > 0 {
 		add(searchLimitSQL, sq.Count)
 	}
-	vs, err := queryMany(ctx, q, b.String(), args...)
-	if err != nil {
-		return nil, wrap("search "+sq.Type, err)
+	return b.String(), args
+}
+
+const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted`
+
+// Count counts in SQL when the index decides; with a matcher every
+// candidate has to be matched.
+func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
+	sq.Count, sq.AfterID, sq.BeforeID = 0, "", ""
+	if sq.Match != nil {
+		vs, err := search(ctx, q, sq)
+		return len(vs), err
 	}
-	return vs, nil
+	sql, args := searchStatement(countSQL, sq, false)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, wrap("count "+sq.Type, err)
+	}
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	return n, wrap("count "+sq.Type, err)
+}
+
+func (s *Store) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	return count(ctx, s.pool, q)
+}
+
+func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	return count(ctx, t.q, q)
 }
 
 // Lock: a FOR UPDATE of the head row. When there is no row yet, creators are
@@ -263,6 +359,16 @@ const (
 	lockSQL         = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`
 	lockAdvisorySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1::text || '/' || $2::text, 0))`
 )
+
+// LockKey: a transaction-scoped advisory lock on the key (with the schema,
+// as for Lock). Transactions read committed data afresh in each statement,
+// so one that waited sees what the holder committed.
+const lockKeySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/key/' || $1::text, 0))`
+
+func (t *tx) LockKey(ctx context.Context, key string) error {
+	_, err := t.q.Exec(ctx, lockKeySQL, key)
+	return wrap("lock key", err)
+}
 
 func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 	op := "lock " + typ + "/" + id
@@ -286,8 +392,8 @@ func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 // concurrent updater waits on the row lock, then fails the guard.
 const (
 	putCreateSQL = `WITH head AS (
-		INSERT INTO resources (` + versionColumns + `)
-		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'))
+		INSERT INTO resources (` + versionColumns + `, search_keys)
+		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'), $8::text[])
 		ON CONFLICT (type, id) DO NOTHING
 		RETURNING ` + versionColumns + `
 	)
@@ -297,13 +403,25 @@ const (
 	putUpdateSQL = `WITH head AS (
 		UPDATE resources
 		SET version_id = $3, last_updated = $4, method = $5, deleted = $6, body = $7,
-			patients = coalesce($8::text[], '{}')
+			patients = coalesce($8::text[], '{}'), search_keys = $9::text[]
 		WHERE type = $1 AND id = $2 AND version_id = $3 - 1
 		RETURNING ` + versionColumns + `
 	)
 	INSERT INTO resource_versions (` + versionColumns + `)
 	SELECT ` + versionColumns + ` FROM head`
 )
+
+// searchKeys is the search_keys of a version: NULL when unknown, so that
+// the row stays a candidate of every indexed search; none for a delete marker.
+func searchKeys(v store.Version) []string {
+	switch {
+	case v.Deleted:
+		return []string{}
+	case v.Index == nil:
+		return nil
+	}
+	return v.Index
+}
 
 func (t *tx) Put(ctx context.Context, v store.Version) error {
 	op := "put " + v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.VersionID, 10)
@@ -318,9 +436,9 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 	case v.VersionID < 1:
 		return store.ErrConflict
 	case v.VersionID == 1:
-		tag, err = t.q.Exec(ctx, putCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients)
+		tag, err = t.q.Exec(ctx, putCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
 	default:
-		tag, err = t.q.Exec(ctx, putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients)
+		tag, err = t.q.Exec(ctx, putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
 	}
 	if err != nil {
 		return wrap(op, err)

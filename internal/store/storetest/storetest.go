@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"PutVersionsAndRead", testPutVersionsAndRead},
 		{"HistoryPaging", testHistoryPaging},
+		{"Changes", testChanges},
 		{"NotFound", testNotFound},
 		{"PutWrongVersionConflicts", testPutWrongVersionConflicts},
 		{"SeveralPutsInOneTx", testSeveralPutsInOneTx},
@@ -52,6 +53,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchPatient", testSearchPatient},
 		{"SearchPaging", testSearchPaging},
 		{"SearchCombined", testSearchCombined},
+		{"SearchMatchAndIndex", testSearchMatchAndIndex},
+		{"LockKeySerialisesCheckThenCreate", testLockKeySerialisesCheckThenCreate},
 		{"BodyBytesExact", testBodyBytesExact},
 		{"LastUpdatedMilliseconds", testLastUpdatedMilliseconds},
 		// subscriptions.go

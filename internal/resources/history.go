@@ -1,0 +1,141 @@
+package resources
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// TypeHistory returns the history Bundle of every resource of typ, newest
+// version first (_count, _since).
+func (s *Service) TypeHistory(ctx context.Context, p *auth.Principal, typ string, params url.Values) (*fhir.Bundle, error) {
+	if !fhir.IsResourceType(typ) {
+		return nil, unknownType(typ)
+	}
+	patient, err := s.authorize(p, auth.Read, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.allowedBy(ctx, s.store, p, auth.Read, typ, nil); err != nil {
+		return nil, err
+	}
+	q := store.ChangesQuery{Types: []string{typ}, Patient: patient}
+	return s.changes(ctx, p, q, params, s.baseURL+"/"+typ+"/_history")
+}
+
+// SystemHistory returns the history Bundle of every resource the caller may
+// read, newest version first (_count, _since).
+func (s *Service) SystemHistory(ctx context.Context, p *auth.Principal, params url.Values) (*fhir.Bundle, error) {
+	q, err := s.readableChanges(p)
+	if err != nil {
+		return nil, err
+	}
+	return s.changes(ctx, p, q, params, s.baseURL+"/_history")
+}
+
+// readableChanges bounds system history by the caller's read grants: the
+// types it may read, and the one patient compartment they are bounded by.
+// Types with rules are filtered by the rules, entry by entry.
+func (s *Service) readableChanges(p *auth.Principal) (store.ChangesQuery, error) {
+	var q store.ChangesQuery
+	all, bounds := true, map[string]bool{}
+	for _, typ := range fhir.ResourceTypes() {
+		patient, err := s.authorize(p, auth.Read, typ)
+		if err != nil {
+			all = false
+			continue
+		}
+		q.Types = append(q.Types, typ)
+		if s.rulesFor(typ) == nil {
+			bounds[patient] = true
+		}
+	}
+	if len(q.Types) == 0 {
+		return q, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit reading any resource type")
+	}
+	if len(bounds) > 1 {
+		return q, fhir.Errorf(fhir.KindForbidden, "the token reads some types system-wide and others only in a patient compartment; use type history (GET /{type}/_history) instead of system history")
+	}
+	for patient := range bounds {
+		q.Patient = patient
+	}
+	if all {
+		q.Types = nil // every type: the index needs no type condition
+	}
+	return q, nil
+}
+
+// changes pages through q and builds a history Bundle whose links keep
+// _count and _since.
+func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.ChangesQuery, params url.Values, base string) (*fhir.Bundle, error) {
+	count, err := parseCount(params.Get("_count"))
+	if err != nil {
+		return nil, err
+	}
+	self := url.Values{"_count": {strconv.Itoa(count)}}
+	if v := params.Get("_since"); v != "" {
+		if q.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return nil, fhir.Errorf(fhir.KindInvalid, "_since must be an instant such as 2024-01-31T09:30:00Z, not %q", clip(v))
+		}
+		self.Set("_since", v)
+	}
+	if v := params.Get(cursorParam); v != "" {
+		pos, err := parsePosition(v)
+		if err != nil {
+			return nil, err
+		}
+		q.After = &pos
+		self.Set(cursorParam, v)
+	}
+	q.Count = count + 1 // one more tells whether a next page exists
+	versions, err := s.store.Changes(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	b := fhir.NewBundle("history", s.now())
+	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: base + "?" + self.Encode()})
+	if len(versions) > count {
+		versions = versions[:count]
+		next := url.Values{}
+		for k, vs := range self {
+			next[k] = vs
+		}
+		next.Set(cursorParam, formatPosition(store.PositionOf(versions[count-1])))
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
+	}
+	for _, v := range versions {
+		// Types with rules (owner isolation) decide per resource; such pages
+		// may hold fewer entries than _count.
+		if s.rulesFor(v.Type) != nil && s.allowedBy(ctx, s.store, p, auth.Read, v.Type, &v) != nil {
+			continue
+		}
+		b.Entry = append(b.Entry, s.historyEntry(v))
+	}
+	return b, nil
+}
+
+// A history paging position is "millis_type_version_id": "_" occurs in no
+// FHIR type or id, so the id, last, may hold "." and "-".
+func formatPosition(p store.Position) string {
+	return strconv.FormatInt(p.LastUpdated.UnixMilli(), 10) + "_" + p.Type + "_" + strconv.FormatInt(p.VersionID, 10) + "_" + p.ID
+}
+
+func parsePosition(v string) (store.Position, error) {
+	bad := fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
+	parts := strings.SplitN(v, "_", 4)
+	if len(parts) != 4 || !fhir.IsResourceType(parts[1]) || !fhir.ValidID(parts[3]) {
+		return store.Position{}, bad
+	}
+	ms, err1 := strconv.ParseInt(parts[0], 10, 64)
+	vid, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || vid < 1 {
+		return store.Position{}, bad
+	}
+	return store.Position{LastUpdated: time.UnixMilli(ms).UTC(), Type: parts[1], ID: parts[3], VersionID: vid}, nil
+}

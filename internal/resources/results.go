@@ -1,0 +1,238 @@
+package resources
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/search"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// maxRevIncludes caps the resources one _revinclude adds to a page.
+const maxRevIncludes = 1000
+
+// resultOptionParams shape a search's answer rather than select resources.
+var resultOptionParams = map[string]bool{
+	"_total": true, "_summary": true, "_sort": true, offsetParam: true, "_elements": true,
+	"_include": true, "_revinclude": true, "_include:iterate": true, "_revinclude:iterate": true,
+}
+
+// results are the result parameters of one search.
+type results struct {
+	total        bool // _total=accurate|estimate, or _summary=count
+	summaryCount bool
+	includes     []include // _include, then _include:iterate
+	revincludes  []include
+	sort         []sortKey
+	offset       int      // with sort: the page's position
+	elements     []string // _elements: the matches carry only these
+}
+
+// include is "Source:param[:Target]": the references param of Source
+// resources hold (to Target only, when given).
+type include struct {
+	source, param, target string
+	iterate               bool
+}
+
+// parseResults reads the result parameters of a search on typ into r and
+// records them in applied (for the links).
+func parseResults(typ string, params, applied url.Values) (results, error) {
+	var r results
+	var err error
+	if r.sort, err = parseSort(typ, params, applied); err != nil {
+		return r, err
+	}
+	if r.offset, err = parseOffset(params.Get(offsetParam)); err != nil {
+		return r, err
+	}
+	if r.elements, err = parseElements(params, applied); err != nil {
+		return r, err
+	}
+	for _, v := range params["_total"] {
+		switch v {
+		case "none":
+		case "accurate", "estimate":
+			r.total = true
+		default:
+			return r, fhir.Errorf(fhir.KindInvalid, "_total must be none, estimate or accurate, not %q", clip(v))
+		}
+		applied.Add("_total", v)
+	}
+	for _, v := range params["_summary"] {
+		switch v {
+		case "false":
+		case "count":
+			r.summaryCount, r.total = true, true
+		default:
+			return r, fhir.Errorf(fhir.KindInvalid, "_summary=%s is not supported (count and false are)", clip(v))
+		}
+		applied.Add("_summary", v)
+	}
+	for _, name := range []string{"_include", "_include:iterate", "_revinclude", "_revinclude:iterate"} {
+		for _, v := range params[name] {
+			inc, err := parseInclude(typ, name, v)
+			if err != nil {
+				return r, err
+			}
+			if strings.HasPrefix(name, "_include") {
+				r.includes = append(r.includes, inc)
+			} else {
+				r.revincludes = append(r.revincludes, inc)
+			}
+			applied.Add(name, v)
+		}
+	}
+	return r, nil
+}
+
+func parseInclude(typ, name, v string) (include, error) {
+	parts := strings.Split(v, ":")
+	inc := include{iterate: strings.HasSuffix(name, ":iterate")}
+	switch len(parts) {
+	case 3:
+		inc.target = parts[2]
+		fallthrough
+	case 2:
+		inc.source, inc.param = parts[0], parts[1]
+	default:
+		return inc, fhir.Errorf(fhir.KindInvalid, "%s=%q: expected SourceType:parameter[:TargetType]", name, clip(v))
+	}
+	p, ok := search.Lookup(inc.source, inc.param)
+	if !ok || p.Type != search.TypeReference || !p.Supported() {
+		return inc, fhir.Errorf(fhir.KindInvalid, "%s=%s: %s is not a reference search parameter of %s that Herald evaluates", name, clip(v), clip(inc.param), clip(inc.source))
+	}
+	if inc.target != "" && len(p.Targets) > 0 && !slices.Contains(p.Targets, inc.target) {
+		return inc, fhir.Errorf(fhir.KindInvalid, "%s=%s: %s.%s cannot refer to %s", name, clip(v), inc.source, inc.param, clip(inc.target))
+	}
+	switch {
+	case strings.HasPrefix(name, "_include") && !inc.iterate && inc.source != typ:
+		return inc, fhir.Errorf(fhir.KindInvalid, "%s=%s: the source type must be the searched type %s (or use %s:iterate)", name, clip(v), typ, name)
+	case strings.HasPrefix(name, "_revinclude") && len(p.Targets) > 0 && !slices.Contains(p.Targets, typ) && !inc.iterate:
+		return inc, fhir.Errorf(fhir.KindInvalid, "%s=%s: %s.%s cannot refer to %s", name, clip(v), inc.source, inc.param, typ)
+	}
+	return inc, nil
+}
+
+// included returns the entries _include and _revinclude add to a page of
+// matches: each resource once, never one of the matches, and only what the
+// caller may read (a resource it may not read is left out silently).
+func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal, opts results, matches []store.Version) ([]fhir.BundleEntry, error) {
+	seen := map[string]bool{}
+	for _, v := range matches {
+		seen[v.Type+"/"+v.ID] = true
+	}
+	var entries []fhir.BundleEntry
+	add := func(v store.Version) bool {
+		if seen[v.Type+"/"+v.ID] {
+			return false
+		}
+		seen[v.Type+"/"+v.ID] = true
+		entries = append(entries, fhir.BundleEntry{FullURL: s.fullURL(v.Type, v.ID), Resource: v.Body, Search: &fhir.EntrySearch{Mode: "include"}})
+		return true
+	}
+	var added []store.Version
+	for _, inc := range opts.includes {
+		if inc.iterate {
+			continue
+		}
+		for _, v := range s.references(ctx, r, p, inc, matches) {
+			if add(v) {
+				added = append(added, v)
+			}
+		}
+	}
+	for _, inc := range opts.revincludes {
+		if inc.iterate {
+			continue
+		}
+		vs, err := s.referrers(ctx, r, p, inc, matches)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if add(v) {
+				added = append(added, v)
+			}
+		}
+	}
+	// :iterate, one level: the same, over what the first level added.
+	for _, inc := range opts.includes {
+		if inc.iterate {
+			for _, v := range s.references(ctx, r, p, inc, added) {
+				add(v)
+			}
+		}
+	}
+	for _, inc := range opts.revincludes {
+		if inc.iterate {
+			vs, err := s.referrers(ctx, r, p, inc, added)
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	return entries, nil
+}
+
+// references reads the local resources that inc's parameter of each source
+// refers to, as the caller may read them.
+func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version) []store.Version {
+	var out []store.Version
+	for _, src := range sources {
+		if src.Type != inc.source {
+			continue
+		}
+		res, err := search.NewResource(src.Body)
+		if err != nil {
+			continue
+		}
+		for _, ref := range res.WithBase(s.baseURL).References(inc.param) {
+			typ, id, _ := strings.Cut(ref, "/")
+			if inc.target != "" && typ != inc.target {
+				continue
+			}
+			if v, err := s.read(ctx, r, p, typ, id); err == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// referrers finds the current resources of inc.source whose parameter
+// refers to one of targets, by the same search the caller could run.
+func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal, inc include, targets []store.Version) ([]store.Version, error) {
+	var refs []string
+	for _, t := range targets {
+		if inc.target == "" || t.Type == inc.target {
+			refs = append(refs, t.Type+"/"+t.ID) // ids hold no character FHIR escapes
+		}
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	patient, err := s.authorize(p, auth.Read, inc.source)
+	if err != nil {
+		return nil, nil // not readable: nothing to add
+	}
+	c, err := search.ParseCriteria(inc.source, url.PathEscape(inc.param)+"="+url.PathEscape(strings.Join(refs, ",")))
+	if err != nil {
+		return nil, nil // a target type the parameter cannot refer to: no referrers
+	}
+	q := store.SearchQuery{Type: inc.source, Patient: patient, Index: c.IndexTerms(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	found, err := r.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(found, func(v store.Version) bool {
+		return s.allowedBy(ctx, r, p, auth.Read, v.Type, &v) != nil
+	}), nil
+}

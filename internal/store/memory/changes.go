@@ -1,0 +1,66 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"sort"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+func (s *Store) Changes(ctx context.Context, q store.ChangesQuery) ([]store.Version, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return changes(q, s.db.versions), nil
+}
+
+func (t *tx) Changes(ctx context.Context, q store.ChangesQuery) ([]store.Version, error) {
+	t.s.mu.RLock()
+	defer t.s.mu.RUnlock()
+	return changes(q, t.s.db.versions, t.pending), nil
+}
+
+// changes scans every version; the embedded store is for development and
+// tests, where a scan is fast enough.
+func changes(q store.ChangesQuery, sets ...map[key][]store.Version) []store.Version {
+	var out []store.Version
+	for _, set := range sets {
+		for k, vs := range set {
+			if len(q.Types) > 0 && !slices.Contains(q.Types, k.typ) {
+				continue
+			}
+			for _, v := range vs {
+				if changeMatches(v, q) {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return store.PositionOf(out[i]).Before(store.PositionOf(out[j])) })
+	if q.Count > 0 && len(out) > q.Count {
+		out = out[:q.Count]
+	}
+	return out
+}
+
+func changeMatches(v store.Version, q store.ChangesQuery) bool {
+	if q.Patient != "" && !slices.Contains(v.Patients, q.Patient) {
+		return false
+	}
+	if !q.Since.IsZero() && v.LastUpdated.Before(q.Since) {
+		return false
+	}
+	return q.After == nil || q.After.Before(store.PositionOf(v))
+}
+
+func (s *Store) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	vs, err := s.Search(ctx, q)
+	return len(vs), err
+}
+
+func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
+	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	vs, err := t.Search(ctx, q)
+	return len(vs), err
+}
