@@ -23,13 +23,9 @@ func (s *Service) ConditionalCreate(ctx context.Context, p *auth.Principal, typ 
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
-		var err error
-		res, err = s.createIfNoneExist(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body, log: log}, condition)
-		return err
+	return s.inWriteTx(ctx, func(tx store.Tx, log *commitLog) (Result, error) {
+		return s.createIfNoneExist(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body, log: log}, condition)
 	})
-	return res, err
 }
 
 func (s *Service) createIfNoneExist(ctx context.Context, tx store.Tx, p *auth.Principal, op writeOp, condition url.Values) (Result, error) {
@@ -57,13 +53,9 @@ func (s *Service) ConditionalUpdate(ctx context.Context, p *auth.Principal, typ 
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
-		var err error
-		res, err = s.updateWhere(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: r.ID, resource: r, body: body, ifMatch: want, log: log}, condition)
-		return err
+	return s.inWriteTx(ctx, func(tx store.Tx, log *commitLog) (Result, error) {
+		return s.updateWhere(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: r.ID, resource: r, body: body, ifMatch: want, log: log}, condition)
 	})
-	return res, err
 }
 
 // updateWhere is a conditional update inside tx; op.id is the body's id.
@@ -99,13 +91,9 @@ func (s *Service) ConditionalDelete(ctx context.Context, p *auth.Principal, typ 
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
-		var err error
-		res, err = s.deleteWhere(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, ifMatch: want, log: log}, condition)
-		return err
+	return s.inWriteTx(ctx, func(tx store.Tx, log *commitLog) (Result, error) {
+		return s.deleteWhere(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, ifMatch: want, log: log}, condition)
 	})
-	return res, err
 }
 
 // deleteWhere is a conditional delete inside tx.

@@ -91,13 +91,9 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, typ string, bod
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
-		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body, log: log})
-		return err
+	return s.inWriteTx(ctx, func(tx store.Tx, log *commitLog) (Result, error) {
+		return s.write(ctx, tx, p, writeOp{method: store.MethodCreate, typ: typ, id: s.newID(), resource: r, body: body, log: log})
 	})
-	return res, err
 }
 
 // Update stores body as the new version of typ/id, creating the resource
@@ -117,13 +113,9 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, typ, id string,
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
-		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, body: body, ifMatch: want, log: log})
-		return err
+	return s.inWriteTx(ctx, func(tx store.Tx, log *commitLog) (Result, error) {
+		return s.write(ctx, tx, p, writeOp{method: store.MethodUpdate, typ: typ, id: id, resource: r, body: body, ifMatch: want, log: log})
 	})
-	return res, err
 }
 
 // Delete marks typ/id deleted. Deleting what does not exist succeeds and writes nothing.
@@ -135,13 +127,9 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, typ, id, ifMatc
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
-		var err error
-		res, err = s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, id: id, ifMatch: want, log: log})
-		return err
+	return s.inWriteTx(ctx, func(tx store.Tx, log *commitLog) (Result, error) {
+		return s.write(ctx, tx, p, writeOp{method: store.MethodDelete, typ: typ, id: id, ifMatch: want, log: log})
 	})
-	return res, err
 }
 
 // Read returns the current version of typ/id.
@@ -310,6 +298,17 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		echoBody = next.Body
 	}
 	return Result{Version: next, Echo: echoBody, Created: !exists && op.method != store.MethodDelete}, nil
+}
+
+// inWriteTx runs one write in a transaction (see inTx) and returns its result.
+func (s *Service) inWriteTx(ctx context.Context, fn func(tx store.Tx, log *commitLog) (Result, error)) (Result, error) {
+	var res Result
+	err := s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
+		var err error
+		res, err = fn(tx, log)
+		return err
+	})
+	return res, err
 }
 
 // inTx runs fn in a transaction, retrying when a concurrent writer created
