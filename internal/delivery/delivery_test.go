@@ -20,6 +20,7 @@ import (
 	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/fhirtest"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/memory"
 )
 
 // TestHandshakeActivates: a new Subscription gets a signed handshake; the
@@ -519,4 +520,62 @@ func TestUpdateDuringSendWaitsForIt(t *testing.T) {
 		got = e.recv.waitFor(t, "the event again", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
 		require.Equal(t, []int64{1}, ackedEvents(got))
 	})
+}
+
+// TestRetryAfterHonoured (issue 17, finding 4): a subscriber answering 429
+// with Retry-After was retried after the ordinary backoff (1 s, here 10 ms)
+// however long it asked for. The retry now waits for it, up to the cap.
+func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, func(c *delivery.Config) { c.RetryCap = time.Minute })
+		id := e.subscribe()
+		e.waitStatus(id, "active")
+		e.recv.mu.Lock()
+		e.recv.retryAfter = "2"
+		e.recv.mu.Unlock()
+		refused := int32(1)
+		e.recv.setAnswer(func(n int, d delivered) int {
+			if d.Bundle.Kind == "event-notification" && atomic.AddInt32(&refused, -1) >= 0 {
+				return http.StatusTooManyRequests
+			}
+			return http.StatusOK
+		})
+		e.encounter("a")
+		got := e.recv.waitFor(t, "the retried event", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
+		var first, retry time.Time
+		for _, d := range got {
+			if d.Bundle.Kind != "event-notification" {
+				continue
+			}
+			if d.Status == http.StatusTooManyRequests {
+				first = d.At
+			} else if retry.IsZero() {
+				retry = d.At
+			}
+		}
+		require.False(t, first.IsZero())
+		require.GreaterOrEqual(t, retry.Sub(first), 2*time.Second, "the retry came before the subscriber's Retry-After")
+	})
+}
+
+// TestRetryAfterCapped: a Retry-After longer than the retry cap waits only
+// the cap.
+func TestRetryAfterCapped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, memory.New(), func(c *delivery.Config) { c.RetryCap = 300 * time.Millisecond })
+	id := e.subscribe()
+	e.waitStatus(id, "active")
+	e.recv.mu.Lock()
+	e.recv.retryAfter = "3600"
+	e.recv.mu.Unlock()
+	refused := int32(1)
+	e.recv.setAnswer(func(n int, d delivered) int {
+		if d.Bundle.Kind == "event-notification" && atomic.AddInt32(&refused, -1) >= 0 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	e.encounter("a")
+	e.recv.waitFor(t, "the retry within the cap, not an hour later", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
 }

@@ -85,6 +85,8 @@ type receiver struct {
 	mu     sync.Mutex
 	got    []delivered
 	answer func(n int, d delivered) int // n counts requests from 0
+	// retryAfter, when set, is sent as Retry-After with every non-2xx answer.
+	retryAfter string
 	hang   chan struct{}                // closed at cleanup: releases hanging handlers
 	signal chan struct{}
 }
@@ -107,6 +109,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	d.Status = status
 	r.got = append(r.got, d)
+	retryAfter := r.retryAfter
 	r.mu.Unlock()
 	select {
 	case r.signal <- struct{}{}:
@@ -115,6 +118,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if status == 0 { // hang until the test ends
 		<-r.hang
 		return
+	}
+	if retryAfter != "" && (status < 200 || status > 299) {
+		w.Header().Set("Retry-After", retryAfter)
 	}
 	w.WriteHeader(status)
 }

@@ -65,7 +65,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	}
 	if err != nil {
 		e.log.Warn("delivery: cannot check the Subscription before sending; will retry", "subscription", st.ID, "err", err)
-		e.fail(ctx, tk, res, "internal error")
+		e.fail(ctx, tk, res, "internal error", 0)
 		return
 	}
 
@@ -90,7 +90,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	}
 	if err != nil {
 		e.log.Warn("delivery: cannot load or build the notification; will retry", "subscription", st.ID, "err", err)
-		e.fail(ctx, tk, res, "internal error")
+		e.fail(ctx, tk, res, "internal error", 0)
 		return
 	}
 	if n == nil {
@@ -132,7 +132,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 			return
 		}
 		if why := reason(err); why != endpointBusy && sendCtx.Err() == nil {
-			e.fail(ctx, tk, res, why)
+			e.fail(ctx, tk, res, why, r.RetryAfter)
 			return
 		}
 		// Our own queue at the endpoint, or our lease running out: not the
@@ -214,12 +214,13 @@ func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.E
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }
 
-// fail records a failed attempt: retry after a backoff, and status error
-// once the failures reach ErrorAfter.
-func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.DeliveryResult, why string) {
+// fail records a failed attempt: retry after a backoff, or after the
+// subscriber's Retry-After (wait) when that is longer, up to RetryCap; and
+// status error once the failures reach ErrorAfter.
+func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.DeliveryResult, why string, wait time.Duration) {
 	failures := tk.FailureCount + 1
 	res.Failed = true
-	res.Next = res.Now.Add(e.backoff(failures))
+	res.Next = res.Now.Add(max(e.backoff(failures), min(wait, e.cfg.RetryCap)))
 	status, reason := "", ""
 	if failures >= e.cfg.ErrorAfter && tk.State.Status != fhir.StatusError {
 		status, reason = fhir.StatusError, strconv.Itoa(failures)+" consecutive delivery attempts failed (last: "+why+")"

@@ -88,7 +88,13 @@ type Result struct {
 	StatusCode int
 	// Duration is the time from sending to having read the response.
 	Duration time.Duration
+	// RetryAfter is the response's Retry-After (seconds or an HTTP date),
+	// at most MaxRetryAfter; 0 when absent or not understood.
+	RetryAfter time.Duration
 }
+
+// MaxRetryAfter bounds what a subscriber's Retry-After can ask for.
+const MaxRetryAfter = 24 * time.Hour
 
 // Options configure a Client.
 type Options struct {
@@ -243,7 +249,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
 	_ = resp.Body.Close()
 
-	res := Result{StatusCode: resp.StatusCode, Duration: c.now().Sub(start)}
+	res := Result{StatusCode: resp.StatusCode, Duration: c.now().Sub(start), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now())}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return res, statusError(resp.StatusCode)
 	}
@@ -364,4 +370,22 @@ func (c *Client) acquire(ctx context.Context, key string) (release func(), err e
 		}
 		return nil, &SendError{Reason: r, Err: err}
 	}
+}
+
+// retryAfter reads a Retry-After value (RFC 9110 §10.2.3): delay-seconds
+// or an HTTP date, relative to now.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n > uint64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), MaxRetryAfter)
+	}
+	return 0
 }
