@@ -87,8 +87,8 @@ type receiver struct {
 	answer func(n int, d delivered) int // n counts requests from 0
 	// retryAfter, when set, is sent as Retry-After with every non-2xx answer.
 	retryAfter string
-	hang   chan struct{}                // closed at cleanup: releases hanging handlers
-	signal chan struct{}
+	hang       chan struct{} // closed at cleanup: releases hanging handlers
+	signal     chan struct{}
 }
 
 func newReceiver(t *testing.T) *receiver {
