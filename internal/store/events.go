@@ -75,8 +75,10 @@ type DeliveryCursor interface {
 // EventPruner removes old, acknowledged events (retention).
 type EventPruner interface {
 	// PruneEvents deletes events with Timestamp < before and Number <= the
-	// delivery cursor of their Subscription: an event its subscriber has
-	// not acknowledged is never deleted, whatever its age. It deletes at
+	// delivery cursor of their Subscription, or of a Subscription that is
+	// off (it sends nothing, so its backlog would otherwise grow forever):
+	// an event a live subscriber has not acknowledged is never deleted,
+	// whatever its age. It deletes at
 	// most limit events (<= 0: no limit), in no particular order, and
 	// returns how many it deleted. Counters are untouched: EventCount stays
 	// the last assigned number, and numbering continues from it. Safe to

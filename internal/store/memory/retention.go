@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/herald-fhir/herald/internal/store"
@@ -60,6 +61,9 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time, limit int) (i
 	var deleted int64
 	for id, evs := range s.db.events {
 		through := s.db.delivered[id]
+		if sub, ok := s.db.subs[id]; ok && sub.Status == "off" {
+			through = math.MaxInt64 // an off Subscription's backlog goes by age alone
+		}
 		if through == 0 {
 			continue
 		}

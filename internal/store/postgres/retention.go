@@ -62,7 +62,7 @@ func (s *Store) Acknowledged(ctx context.Context, subscriptionID string) (int64,
 }
 
 // pruneEventsSQL deletes at most $2 (NULL: no limit) events older than $1
-// that their subscription has acknowledged. The subquery picks the rows
+// that their subscription has acknowledged, or whose subscription is off. The subquery picks the rows
 // through events_timestamp (00004) and locks them with SKIP LOCKED, so
 // concurrent pruners (several Herald instances) split the work instead of
 // waiting on one another; the subscriptions rows are read, not locked, so
@@ -72,7 +72,7 @@ const pruneEventsSQL = `DELETE FROM events
 	WHERE (subscription_id, number) IN (
 		SELECT e.subscription_id, e.number
 		FROM events e JOIN subscriptions s ON s.id = e.subscription_id
-		WHERE e.timestamp < $1 AND e.number <= s.delivered_through
+		WHERE e.timestamp < $1 AND (e.number <= s.delivered_through OR s.status = 'off')
 		LIMIT $2
 		FOR UPDATE OF e SKIP LOCKED
 	)`

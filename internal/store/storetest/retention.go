@@ -159,6 +159,17 @@ func testEventPrune(t *testing.T, s store.Store) {
 	require.EqualValues(t, 2, prune(t, s, 100, 0))
 	require.Equal(t, []int64{3}, eventNumbers(allEvents(t, s, "b")))
 	requireCounts("at the end")
+
+	// An off Subscription sends nothing: its old events go unacknowledged,
+	// its young ones stay for $events, and numbering goes on.
+	off := sub("off")
+	off.Status = "off"
+	putSubs(t, s, off)
+	appendSeries(t, s, "off", 4)
+	require.EqualValues(t, 2, prune(t, s, 3, 0), "off1, off2")
+	require.Equal(t, span(3, 4), eventNumbers(allEvents(t, s, "off")))
+	requireEventCount(t, s, "off", 4, "EventCount of an off Subscription stays the last assigned number")
+	requireAcknowledged(t, s, "off", 0, "pruning does not move the cursor")
 }
 
 func testEventPruneLimit(t *testing.T, s store.Store) {
