@@ -323,20 +323,41 @@ func signal(ch chan struct{}) {
 }
 
 func (s *Store) listen(ctx context.Context) {
-	pause := 100 * time.Millisecond
+	next := listenPauseMin
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := s.listenOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		slog.Warn("LISTEN connection lost; delivery workers and configuration checks poll until it is back", "err", err)
+		var wait time.Duration
+		wait, next = reconnectPause(next, time.Since(start))
+		slog.Warn("LISTEN connection lost; delivery workers and configuration checks poll until it is back", "err", err, "retry_in", wait)
 		select {
-		case <-time.After(pause):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return
 		}
-		pause = min(2*pause, 5*time.Second)
 	}
+}
+
+const (
+	listenPauseMin = 100 * time.Millisecond
+	listenPauseMax = 5 * time.Second
+	// listenHealthy is how long a LISTEN connection must have lasted for
+	// its loss to count as a new outage rather than the same one going on.
+	listenHealthy = 30 * time.Second
+)
+
+// reconnectPause is how long to wait before reconnecting after a LISTEN
+// connection that was up for up, and the pause after that: doubling while
+// connections keep failing, from the start again after a healthy one (a
+// brief outage next week must not wait as long as the last of today's).
+func reconnectPause(next, up time.Duration) (wait, after time.Duration) {
+	if up >= listenHealthy {
+		next = listenPauseMin
+	}
+	return next, min(2*next, listenPauseMax)
 }
 
 func (s *Store) listenOnce(ctx context.Context) error {
