@@ -32,14 +32,15 @@ type notification struct {
 // Subscriptions and this one is due again shortly.
 const queueWait = time.Second
 
-// release gives the lease back at shutdown, so another instance can take
-// the Subscription over at once.
-func (e *Engine) release(ctx context.Context, id, lease string) {
+// release gives the lease back (at shutdown, or when an outcome could not
+// be recorded), so a worker of any instance can take the Subscription over
+// at once.
+func (e *Engine) release(ctx context.Context, id, lease, why string) {
 	if err := e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), id, lease); err != nil {
-		e.log.Warn("delivery: stopped by shutdown; the lease could not be released and will expire", "subscription", id, "err", err)
+		e.log.Warn("delivery: "+why+"; the lease could not be released and will expire", "subscription", id, "err", err)
 		return
 	}
-	e.log.Info("delivery: stopped by shutdown; lease released", "subscription", id)
+	e.log.Info("delivery: "+why+"; lease released", "subscription", id)
 }
 
 // handle does the work due for one leased Subscription and records it.
@@ -85,7 +86,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		n.body, err = e.build(tk, n, events, now)
 	}
 	if ctx.Err() != nil {
-		e.release(ctx, st.ID, tk.Lease) // shutdown: not the subscriber's failure
+		e.release(ctx, st.ID, tk.Lease, "stopped by shutdown") // shutdown: not the subscriber's failure
 		return
 	}
 	if err != nil {
@@ -109,7 +110,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: start, Next: start, KeepFor: need.Sub(start)}
 		if err := e.cfg.Store.FinishDelivery(ctx, ext); err != nil {
 			if ctx.Err() != nil {
-				e.release(ctx, st.ID, tk.Lease)
+				e.release(ctx, st.ID, tk.Lease, "stopped by shutdown")
 				return
 			}
 			e.log.Debug("delivery: lease not extended; leaving the Subscription to others", "subscription", st.ID, "err", err)
@@ -128,7 +129,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	res.Now = done
 	if err != nil {
 		if ctx.Err() != nil {
-			e.release(ctx, st.ID, tk.Lease) // shutdown cut the send short
+			e.release(ctx, st.ID, tk.Lease, "stopped by shutdown") // shutdown cut the send short
 			return
 		}
 		if why := reason(err); why != endpointBusy && sendCtx.Err() == nil {
@@ -254,7 +255,11 @@ func (e *Engine) record(ctx context.Context, res store.DeliveryResult, status, r
 		e.log.Debug("delivery: lease lost; the outcome is left to the next holder", "subscription", res.SubscriptionID)
 		return
 	case err != nil:
-		e.log.Warn("delivery: cannot record the outcome; the lease will expire and the send repeat", "subscription", res.SubscriptionID, "err", err)
+		// Holding the lease until it expires would only delay the resend
+		// that an unrecorded outcome means anyway (from the cursor, so in
+		// order and nothing lost): let the next claim take it now.
+		e.log.Warn("delivery: cannot record the outcome; the send will repeat", "subscription", res.SubscriptionID, "err", err)
+		e.release(ctx, res.SubscriptionID, res.Lease, "outcome not recorded")
 		return
 	}
 	if failure != "" {
