@@ -284,9 +284,7 @@ func (p *parser) object(v *Value, depth int) error {
 			p.pos++
 		case '}':
 			p.pos++
-			v.Members = append(make([]Member, 0, len(p.members)-base), p.members[base:]...)
-			clear(p.members[base:]) // drop references for the collector
-			p.members = p.members[:base]
+			v.Members = popFrom(&p.members, base)
 			return nil
 		default:
 			return p.fail("expected ',' or '}' after object member")
@@ -321,14 +319,21 @@ func (p *parser) array(v *Value, depth int) error {
 			p.pos++
 		case ']':
 			p.pos++
-			v.Items = append(make([]Value, 0, len(p.items)-base), p.items[base:]...)
-			clear(p.items[base:])
-			p.items = p.items[:base]
+			v.Items = popFrom(&p.items, base)
 			return nil
 		default:
 			return p.fail("expected ',' or ']' after array element")
 		}
 	}
+}
+
+// popFrom takes the elements from base on off the stack, as an exactly
+// sized slice of their own.
+func popFrom[T any](stack *[]T, base int) []T {
+	out := append(make([]T, 0, len(*stack)-base), (*stack)[base:]...)
+	clear((*stack)[base:]) // drop references for the collector
+	*stack = (*stack)[:base]
+	return out
 }
 
 // string reads a JSON string at p.pos (which is '"') and returns its text.
