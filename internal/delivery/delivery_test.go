@@ -522,6 +522,21 @@ func TestUpdateDuringSendWaitsForIt(t *testing.T) {
 	})
 }
 
+// refuseFirstEvent makes the receiver answer the first event notification
+// with status and Retry-After retryAfter, and every later request with 200.
+func refuseFirstEvent(e *env, status int, retryAfter string) {
+	e.recv.mu.Lock()
+	e.recv.retryAfter = retryAfter
+	e.recv.mu.Unlock()
+	refused := int32(1)
+	e.recv.setAnswer(func(n int, d delivered) int {
+		if d.Bundle.Kind == "event-notification" && atomic.AddInt32(&refused, -1) >= 0 {
+			return status
+		}
+		return http.StatusOK
+	})
+}
+
 // TestRetryAfterHonoured (issue 17, finding 4): a subscriber answering 429
 // with Retry-After was retried after the ordinary backoff (1 s, here 10 ms)
 // however long it asked for. The retry now waits for it, up to the cap.
@@ -531,16 +546,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		e := newEnv(t, st, func(c *delivery.Config) { c.RetryCap = time.Minute })
 		id := e.subscribe()
 		e.waitStatus(id, "active")
-		e.recv.mu.Lock()
-		e.recv.retryAfter = "2"
-		e.recv.mu.Unlock()
-		refused := int32(1)
-		e.recv.setAnswer(func(n int, d delivered) int {
-			if d.Bundle.Kind == "event-notification" && atomic.AddInt32(&refused, -1) >= 0 {
-				return http.StatusTooManyRequests
-			}
-			return http.StatusOK
-		})
+		refuseFirstEvent(e, http.StatusTooManyRequests, "2")
 		e.encounter("a")
 		got := e.recv.waitFor(t, "the retried event", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
 		var first, retry time.Time
@@ -566,16 +572,7 @@ func TestRetryAfterCapped(t *testing.T) {
 	e := newEnv(t, memory.New(), func(c *delivery.Config) { c.RetryCap = 300 * time.Millisecond })
 	id := e.subscribe()
 	e.waitStatus(id, "active")
-	e.recv.mu.Lock()
-	e.recv.retryAfter = "3600"
-	e.recv.mu.Unlock()
-	refused := int32(1)
-	e.recv.setAnswer(func(n int, d delivered) int {
-		if d.Bundle.Kind == "event-notification" && atomic.AddInt32(&refused, -1) >= 0 {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	})
+	refuseFirstEvent(e, http.StatusServiceUnavailable, "3600")
 	e.encounter("a")
 	e.recv.waitFor(t, "the retry within the cap, not an hour later", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
 }
