@@ -48,6 +48,7 @@ type Store struct {
 	// generation counts configuration changes (store.ConfigWatch).
 	generation atomic.Int64
 	config     chan struct{}
+	holds      bindingHolds
 }
 
 var _ store.Store = (*Store)(nil)

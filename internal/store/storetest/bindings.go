@@ -1,0 +1,78 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// testQueueSkipsWebsocket: a websocket Subscription (no endpoint) owes no
+// handshake and its events make nothing due, but they still wake.
+func testQueueSkipsWebsocket(t *testing.T, s store.Store) {
+	ws := requested("ws1")
+	ws.Endpoint = ""
+	drainWake(s)
+	putSubs(t, s, ws)
+	requireWoken(t, s, "putting a websocket Subscription wakes the sockets' instances")
+	appendEvents(t, s, event("ws1", "e1", 1))
+	requireWoken(t, s, "an event of a websocket Subscription wakes")
+	ids, _ := claim(t, s, at(500, 0), 10)
+	require.Empty(t, ids, "the delivery queue never claims a websocket Subscription")
+	n, err := s.EventCount(t.Context(), "ws1")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n, "its events are numbered as any other's")
+}
+
+func drainWake(s store.Store) {
+	for {
+		select {
+		case <-s.DeliveryWake():
+		default:
+			return
+		}
+	}
+}
+
+func requireWoken(t *testing.T, s store.Store, msg string) {
+	t.Helper()
+	select {
+	case <-s.DeliveryWake():
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
+	}
+}
+
+func testBindingHolds(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ok, err := s.HoldBinding(ctx, "tok1", "socket-a", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok, "a free token can be held")
+	ok, err = s.HoldBinding(ctx, "tok1", "socket-b", time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok, "one token never binds two live sockets")
+	ok, err = s.HoldBinding(ctx, "tok1", "socket-a", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok, "the holder renews its hold")
+	ok, err = s.HoldBinding(ctx, "tok2", "socket-b", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok, "holds are per token")
+
+	require.NoError(t, s.ReleaseBinding(ctx, "tok1", "socket-b"), "releasing another's hold is no error")
+	ok, err = s.HoldBinding(ctx, "tok1", "socket-b", time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok, "and leaves it held")
+	require.NoError(t, s.ReleaseBinding(ctx, "tok1", "socket-a"))
+	ok, err = s.HoldBinding(ctx, "tok1", "socket-b", shortLease)
+	require.NoError(t, err)
+	require.True(t, ok, "a released token binds a new socket (reconnect)")
+
+	pollUntil(func() bool {
+		ok, err = s.HoldBinding(ctx, "tok1", "socket-c", time.Minute)
+		require.NoError(t, err)
+		return ok
+	})
+	require.True(t, ok, "an expired hold (a crashed instance) can be taken over")
+}
