@@ -18,3 +18,10 @@ type BindingHolds interface {
 	// holder's (or none) is left alone and is not an error.
 	ReleaseBinding(ctx context.Context, tokenID, holder string) error
 }
+
+// EventCounts reads the last assigned event number of many Subscriptions at
+// once: a socket bound to a hundred of them learns which have new events in
+// one round trip. Ids without a state are left out of the map.
+type EventCounts interface {
+	EventCounts(ctx context.Context, subscriptionIDs []string) (map[string]int64, error)
+}

@@ -49,3 +49,15 @@ func (s *Store) ReleaseBinding(ctx context.Context, tokenID, holder string) erro
 	}
 	return ctx.Err()
 }
+
+func (s *Store) EventCounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]int64, len(ids))
+	for _, id := range ids {
+		if _, ok := s.db.subs[id]; ok {
+			out[id] = s.db.lastEvent[id]
+		}
+	}
+	return out, ctx.Err()
+}

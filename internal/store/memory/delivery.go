@@ -94,14 +94,9 @@ func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) 
 	return nil
 }
 
-func (s *Store) DeliveryWake() <-chan struct{} { return s.wake }
+func (s *Store) DeliveryWake() <-chan struct{} { return s.wakes.Listen() }
 
-func (s *Store) signalWake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Store) signalWake() { s.wakes.Signal() }
 
 func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) {
 	s.mu.RLock()

@@ -39,3 +39,20 @@ func (s *Store) ReleaseBinding(ctx context.Context, tokenID, holder string) erro
 	_, err := s.pool.Exec(ctx, releaseBindingSQL, tokenID, holder)
 	return wrap("release websocket binding", err)
 }
+
+const eventCountsSQL = `SELECT id, last_event_number FROM subscriptions WHERE id = ANY($1::text[])`
+
+func (s *Store) EventCounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	rows, err := s.deliveryPool().Query(ctx, eventCountsSQL, ids)
+	if err != nil {
+		return nil, wrap("event counts", err)
+	}
+	out := make(map[string]int64, len(ids))
+	var id string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+		out[id] = n
+		return nil
+	})
+	return out, wrap("event counts", err)
+}

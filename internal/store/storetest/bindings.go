@@ -14,32 +14,40 @@ import (
 func testQueueSkipsWebsocket(t *testing.T, s store.Store) {
 	ws := requested("ws1")
 	ws.Endpoint = ""
-	drainWake(s)
+	wake, other := s.DeliveryWake(), s.DeliveryWake()
 	putSubs(t, s, ws)
-	requireWoken(t, s, "putting a websocket Subscription wakes the sockets' instances")
+	requireWoken(t, wake, "putting a websocket Subscription wakes the sockets' instances")
+	drainWake(wake)
+	drainWake(other)
 	appendEvents(t, s, event("ws1", "e1", 1))
-	requireWoken(t, s, "an event of a websocket Subscription wakes")
+	requireWoken(t, wake, "an event of a websocket Subscription wakes")
+	requireWoken(t, other, "every listener gets the wake-up: the rest-hook workers and the sockets both follow it")
 	ids, _ := claim(t, s, at(500, 0), 10)
 	require.Empty(t, ids, "the delivery queue never claims a websocket Subscription")
 	n, err := s.EventCount(t.Context(), "ws1")
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "its events are numbered as any other's")
+
+	putSubs(t, s, sub("s2"))
+	counts, err := s.EventCounts(t.Context(), []string{"ws1", "s2", "absent"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"ws1": 1, "s2": 0}, counts, "EventCounts reads many at once and leaves out ids without a state")
 }
 
-func drainWake(s store.Store) {
+func drainWake(wake <-chan struct{}) {
 	for {
 		select {
-		case <-s.DeliveryWake():
+		case <-wake:
 		default:
 			return
 		}
 	}
 }
 
-func requireWoken(t *testing.T, s store.Store, msg string) {
+func requireWoken(t *testing.T, wake <-chan struct{}, msg string) {
 	t.Helper()
 	select {
-	case <-s.DeliveryWake():
+	case <-wake:
 	case <-time.After(10 * time.Second):
 		t.Fatal(msg)
 	}
