@@ -266,9 +266,9 @@ func (o *Operations) Bindable(ctx context.Context, p *auth.Principal, ids []stri
 		}
 		switch {
 		case !q.state.Websocket():
-			return nil, fhir.Errorf(fhir.KindInvalid, "Subscription/%s is not on the websocket channel", id)
+			return nil, fhir.Errorf(fhir.KindUnprocessable, "Subscription/%s is not on the websocket channel", id)
 		case q.state.Status == fhir.StatusOff:
-			return nil, fhir.Errorf(fhir.KindInvalid, "Subscription/%s is off: switch it on before binding a socket", id)
+			return nil, fhir.Errorf(fhir.KindUnprocessable, "Subscription/%s is off: switch it on before binding a socket", id)
 		}
 		out = append(out, q.state)
 	}

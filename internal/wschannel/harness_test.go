@@ -188,6 +188,21 @@ func (in *instance) subscribe(client, content string, heartbeat int) string {
 // subscribeFor is subscribe for the Encounters of patient.
 func (in *instance) subscribeFor(client, content string, heartbeat int, patient string) string {
 	in.t.Helper()
+	r := in.do("POST", "/fhir/Subscription", clientToken(in.t, client), subscriptionJSON(in.t, content, heartbeat, patient))
+	require.Equal(in.t, http.StatusCreated, r.status, string(r.body))
+	var m map[string]any
+	require.NoError(in.t, json.Unmarshal(r.body, &m))
+	return m["id"].(string)
+}
+
+// subscriptionJSON is a websocket Subscription to encounter-start for the
+// Encounters of a patient (p1 unless given), with a heartbeat period when
+// given.
+func subscriptionJSON(t testing.TB, content string, heartbeatAndPatient ...any) string {
+	heartbeat, patient := 0, "p1"
+	if len(heartbeatAndPatient) == 2 {
+		heartbeat, patient = heartbeatAndPatient[0].(int), heartbeatAndPatient[1].(string)
+	}
 	channel := map[string]any{"type": "websocket", "payload": "application/fhir+json",
 		"_payload": map[string]any{"extension": []any{map[string]any{
 			"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": content}}}}
@@ -200,11 +215,8 @@ func (in *instance) subscribeFor(client, content string, heartbeat int, patient 
 			"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria", "valueString": "Encounter?patient=Patient/" + patient}}},
 		"channel": channel,
 	})
-	r := in.do("POST", "/fhir/Subscription", clientToken(in.t, client), string(b))
-	require.Equal(in.t, http.StatusCreated, r.status, string(r.body))
-	var m map[string]any
-	require.NoError(in.t, json.Unmarshal(r.body, &m))
-	return m["id"].(string)
+	require.NotEmpty(t, b)
+	return string(b)
 }
 
 // encounter writes Encounter/<id> in progress for patient p1, which fires

@@ -134,6 +134,18 @@ func TestWebsocketTokenRefusals(t *testing.T) {
 		r = in.do("GET", "/fhir/Subscription/$get-ws-binding-token", clientToken(t, "nobody"), "")
 		require.Equal(t, http.StatusNotFound, r.status, "no websocket Subscription at all: %s", r.body)
 		require.Contains(t, string(r.body), "OperationOutcome")
+		require.NoError(t, in.st.AddEndpoint(t.Context(), store.AllowedEndpoint{ID: "hooks", URLPrefix: "https://hooks.example.net/", CreatedAt: time.Now()}))
+		restHook := in.do("POST", "/fhir/Subscription", clientToken(t, "app"), strings.Replace(subscriptionJSON(t, "id-only"),
+			`"type":"websocket"`, `"type":"rest-hook","endpoint":"https://hooks.example.net/1"`, 1))
+		require.Equal(t, http.StatusCreated, restHook.status, string(restHook.body))
+		var rh map[string]any
+		require.NoError(t, json.Unmarshal(restHook.body, &rh))
+		r = in.do("GET", "/fhir/Subscription/"+rh["id"].(string)+"/$get-ws-binding-token", clientToken(t, "app"), "")
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, "a rest-hook Subscription cannot be bound: %s", r.body)
+
+		r = in.do("GET", "/fhir/metadata", "", "")
+		require.Contains(t, string(r.body), `"name":"get-ws-binding-token","definition":"http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token"`)
+
 		r = in.do("POST", "/fhir/Subscription/$get-ws-binding-token", clientToken(t, "app"),
 			`{"resourceType":"Parameters","parameter":[{"name":"id","valueString":"`+id+`"}]}`)
 		require.Equal(t, http.StatusOK, r.status, "the POST form with Parameters: %s", r.body)
