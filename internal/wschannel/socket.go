@@ -376,20 +376,33 @@ func (sk *socket) deliver(ctx context.Context, all bool) {
 	for _, st := range states {
 		byID[st.ID] = st
 	}
+	// Bindings are independent (order is per Subscription), and their
+	// reads are round trips: a few at a time keep one busy Subscription
+	// from delaying the others.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, parallelBindings)
 	for _, b := range due {
 		st, ok := byID[b.state.ID]
 		if !ok || !st.Websocket() {
 			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted or changed channel")
-			return
+			break
 		}
-		if err := sk.deliverTo(ctx, admin, b, st, counts[st.ID], now); err != nil {
-			if !errors.Is(err, errClosed) {
-				sk.srv.log.Warn("websocket: delivery failed; retrying at the next poll", "subscription", b.state.ID, "err", err)
-			}
-			return
+		select {
+		case <-sk.stopped:
+		case slots <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-slots }()
+				if err := sk.deliverTo(ctx, admin, b, st, counts[st.ID], now); err != nil && !errors.Is(err, errClosed) {
+					sk.srv.log.Warn("websocket: delivery failed; retrying at the next poll", "subscription", b.state.ID, "err", err)
+				}
+			})
 		}
 	}
+	wg.Wait()
 }
+
+// parallelBindings is how many bindings of one socket are served at once.
+const parallelBindings = 8
 
 // deliverTo sends what is due for b, whose state is st and last event
 // number count.
