@@ -183,15 +183,17 @@ func TestWebsocketRevocation(t *testing.T) {
 // sockets per client.
 func TestWebsocketLimits(t *testing.T) {
 	eachStore(t, func(t *testing.T, open func() store.Store) {
-		in := newInstance(t, open(), wschannel.Limits{BindTimeout: 300 * time.Millisecond, MessageBytes: 2048, BindingsPerSocket: 1, SocketsPerClient: 1})
-		a := in.subscribe("app", "id-only", 0)
-		b := in.subscribe("app", "id-only", 0)
-		url := wschannel.WebsocketURL(in.base)
-
-		idle := dial(t, url)
+		st := open()
+		impatient := newInstance(t, st, wschannel.Limits{BindTimeout: 300 * time.Millisecond})
+		idle := dial(t, wschannel.WebsocketURL(impatient.base))
 		code, reason := idle.closed()
 		require.Equal(t, websocket.StatusPolicyViolation, code)
 		require.Contains(t, reason, "no bind-with-token within")
+
+		in := newInstance(t, st, wschannel.Limits{MessageBytes: 2048, BindingsPerSocket: 1, SocketsPerClient: 1})
+		a := in.subscribe("app", "id-only", 0)
+		b := in.subscribe("app", "id-only", 0)
+		url := wschannel.WebsocketURL(in.base)
 
 		big := dial(t, url)
 		big.send("bind-with-token " + strings.Repeat("x", 4096))
