@@ -76,7 +76,6 @@ type Server struct {
 	mu        sync.Mutex
 	sockets   map[*socket]struct{}
 	perClient map[string]int // bound sockets per client
-	done      <-chan struct{}
 	closed    bool
 }
 
@@ -109,9 +108,6 @@ func New(cfg Config) *Server {
 // closes the sockets (going away) and waits for them.
 func (s *Server) Run(ctx context.Context) {
 	wake := s.cfg.Store.DeliveryWake()
-	s.mu.Lock()
-	s.done = ctx.Done()
-	s.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
