@@ -37,6 +37,7 @@ import (
 	"github.com/herald-fhir/herald/internal/topic"
 	"github.com/herald-fhir/herald/internal/typerules"
 	"github.com/herald-fhir/herald/internal/webhook"
+	"github.com/herald-fhir/herald/internal/wschannel"
 	"github.com/herald-fhir/herald/topics"
 )
 
@@ -155,11 +156,27 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	// than st.Close): sends in flight finish or release their leases.
 	defer func() { stopDelivery(); <-deliveryDone }()
 
+	operations := &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes}
+	wsTokens := &wschannel.Tokens{Keys: keys, TTL: cfg.Websocket.TokenTTL}
+	sockets := wschannel.New(wschannel.Config{
+		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, Tokens: wsTokens, BaseURL: cfg.BaseURL,
+		Poll: cfg.Delivery.Poll,
+		Limits: wschannel.Limits{SocketsPerClient: cfg.Websocket.SocketsPerClient, BindingsPerSocket: cfg.Websocket.BindingsPerSocket,
+			MessageBytes: int64(cfg.Websocket.MessageBytes), BindTimeout: cfg.Websocket.BindTimeout, QueueLength: cfg.Websocket.QueueLength},
+		Logger: log.With("component", "websocket"),
+	})
+	socketsCtx, stopSockets := context.WithCancel(ctx)
+	socketsDone := make(chan struct{})
+	go func() { defer close(socketsDone); sockets.Run(socketsCtx) }()
+	defer func() { stopSockets(); <-socketsDone }()
+
 	handler := api.New(api.Options{
 		Resources:      svc,
 		Admin:          st,
 		Topics:         library,
-		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes},
+		Operations:     operations,
+		BindingTokens:  &wschannel.Issuer{Operations: operations, Tokens: wsTokens, BaseURL: cfg.BaseURL},
+		Websocket:      sockets,
 		Auth:           verifier,
 		Ready:          st,
 		Logger:         log,

@@ -154,6 +154,9 @@ func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResour
 			res.Operation = append(res.Operation, models.CapabilityStatementRestResourceOperation{Name: op.name, Definition: op.definition})
 		}
 	}
+	if s.opts.BindingTokens != nil {
+		res.Operation = append(res.Operation, models.CapabilityStatementRestResourceOperation{Name: getWSBindingToken, Definition: fhir.OperationGetWSBindingToken})
+	}
 	if s.opts.Topics == nil {
 		return
 	}

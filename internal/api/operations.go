@@ -20,14 +20,19 @@ var subscriptionOperations = []struct{ name, definition string }{
 	{"events", fhir.OperationSubscriptionEvents},
 }
 
-// typeOperation serves /fhir/{type}/${op} (GET and POST): $status.
+// getWSBindingToken is the websocket channel's operation, served when
+// Options.BindingTokens is set.
+const getWSBindingToken = "get-ws-binding-token"
+
+// typeOperation serves /fhir/{type}/${op} (GET and POST): $status and
+// $get-ws-binding-token.
 func (s *Server) typeOperation(c *gin.Context) {
 	op, isOp := strings.CutPrefix(c.Param("id"), "$")
 	if !isOp {
 		writeError(c, notAllowed(c))
 		return
 	}
-	if c.Param("type") != "Subscription" || op != "status" {
+	if c.Param("type") != "Subscription" || op != "status" && !s.bindingTokenOp(op) {
 		writeError(c, fhir.Errorf(fhir.KindNotFound, "operation $%s is not supported on %s", clipText(op), clipText(c.Param("type"))))
 		return
 	}
@@ -35,8 +40,19 @@ func (s *Server) typeOperation(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := s.opts.Operations.Status(c.Request.Context(), principal(c), "", splitAll(params["id"]), splitAll(params["status"]))
+	var body []byte
+	var err error
+	if op == "status" {
+		body, err = s.opts.Operations.Status(c.Request.Context(), principal(c), "", splitAll(params["id"]), splitAll(params["status"]))
+	} else {
+		body, err = s.opts.BindingTokens.BindingToken(c.Request.Context(), principal(c), splitAll(params["id"]))
+	}
 	s.respondJSON(c, body, err)
+}
+
+// bindingTokenOp reports whether op is $get-ws-binding-token and served.
+func (s *Server) bindingTokenOp(op string) bool {
+	return op == getWSBindingToken && s.opts.BindingTokens != nil
 }
 
 // instanceOperation serves /fhir/{type}/{id}/${op}: $status and $events.
@@ -46,7 +62,7 @@ func (s *Server) instanceOperation(c *gin.Context) {
 		return
 	}
 	op, isOp := strings.CutPrefix(c.Param("op"), "$")
-	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events") {
+	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events" && !s.bindingTokenOp(op)) {
 		writeError(c, fhir.Errorf(fhir.KindNotFound, "no such endpoint: %s %s", c.Request.Method, clipText(c.Request.URL.Path)))
 		return
 	}
@@ -57,9 +73,12 @@ func (s *Server) instanceOperation(c *gin.Context) {
 	ctx, p, id := c.Request.Context(), principal(c), c.Param("id")
 	var body []byte
 	var err error
-	if op == "status" {
+	switch op {
+	case "status":
 		body, err = s.opts.Operations.Status(ctx, p, id, nil, nil)
-	} else {
+	case getWSBindingToken:
+		body, err = s.opts.BindingTokens.BindingToken(ctx, p, []string{id})
+	default:
 		body, err = s.opts.Operations.Events(ctx, p, id, params.Get("eventsSinceNumber"), params.Get("eventsUntilNumber"), params.Get("content"))
 	}
 	s.respondJSON(c, body, err)

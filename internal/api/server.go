@@ -18,6 +18,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
+	"github.com/herald-fhir/herald/internal/wschannel"
 )
 
 // Authenticator verifies a bearer token.
@@ -47,6 +48,11 @@ type Options struct {
 	Topics *topic.Library
 	// Operations answers $status and $events.
 	Operations *subscription.Operations
+	// BindingTokens answers $get-ws-binding-token and Websocket serves the
+	// sockets at wschannel.Path (outside gin: a socket outlives every
+	// request deadline); nil: the websocket channel is not offered.
+	BindingTokens *wschannel.Issuer
+	Websocket     http.Handler
 	// SMART is published at /fhir/.well-known/smart-configuration.
 	SMART SMARTConfig
 	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.
@@ -92,5 +98,9 @@ func New(opts Options) *Server {
 
 // ServeHTTP makes the Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == wschannel.Path && s.opts.Websocket != nil {
+		s.opts.Websocket.ServeHTTP(w, r) // authorized by the binding token it is sent
+		return
+	}
 	s.engine.ServeHTTP(w, r)
 }

@@ -41,6 +41,7 @@ type Config struct {
 	MaxBundleEntries     int           // entries of one batch or transaction
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
+	Websocket            Websocket
 	SMART                SMART
 	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
 	ShutdownDrain        time.Duration // /readyz fails this long before the listener closes
@@ -80,6 +81,16 @@ type Delivery struct {
 	RetryBase     time.Duration
 	RetryMax      time.Duration
 	ErrorOffAfter time.Duration
+}
+
+// Websocket tunes the websocket channel.
+type Websocket struct {
+	TokenTTL          time.Duration // binding tokens' lifetime
+	SocketsPerClient  int
+	BindingsPerSocket int
+	MessageBytes      int           // largest client message
+	BindTimeout       time.Duration // close a socket with no binding after this
+	QueueLength       int           // notifications waiting to be written to one socket
 }
 
 // SMART is what /.well-known/smart-configuration publishes about the
@@ -133,6 +144,12 @@ var settings = []setting{
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
 	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
 	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
+	{"HERALD_WS_TOKEN_TTL", "ws-token-ttl", "5m", "lifetime of a websocket binding token ($get-ws-binding-token)"},
+	{"HERALD_WS_SOCKETS_PER_CLIENT", "ws-sockets-per-client", "20", "most bound websockets of one client on one instance"},
+	{"HERALD_WS_BINDINGS_PER_SOCKET", "ws-bindings-per-socket", "100", "most Subscriptions bound to one websocket"},
+	{"HERALD_WS_MAX_MESSAGE_BYTES", "ws-max-message-bytes", "16384", "largest message a websocket client may send; larger close the socket"},
+	{"HERALD_WS_BIND_TIMEOUT", "ws-bind-timeout", "10s", "a websocket with no bind-with-token after this is closed"},
+	{"HERALD_WS_QUEUE_LENGTH", "ws-queue-length", "256", "notifications waiting to be written to one websocket; a reader that falls further behind is disconnected"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
@@ -329,6 +346,12 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
 	count("HERALD_MAX_EVENTS_BYTES", 1<<30, &c.MaxEventsBytes)
 	count("HERALD_MAX_BUNDLE_ENTRIES", 100_000, &c.MaxBundleEntries)
+	positive("HERALD_WS_TOKEN_TTL", &c.Websocket.TokenTTL)
+	positive("HERALD_WS_BIND_TIMEOUT", &c.Websocket.BindTimeout)
+	count("HERALD_WS_SOCKETS_PER_CLIENT", 100_000, &c.Websocket.SocketsPerClient)
+	count("HERALD_WS_BINDINGS_PER_SOCKET", 10_000, &c.Websocket.BindingsPerSocket)
+	count("HERALD_WS_MAX_MESSAGE_BYTES", 1<<20, &c.Websocket.MessageBytes)
+	count("HERALD_WS_QUEUE_LENGTH", 1<<20, &c.Websocket.QueueLength)
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {

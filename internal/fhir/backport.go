@@ -19,6 +19,7 @@ const (
 	CapabilityServerR4          = BackportBase + "/CapabilityStatement/backport-subscription-server-r4"
 	OperationSubscriptionStatus = BackportBase + "/OperationDefinition/backport-subscription-status"
 	OperationSubscriptionEvents = BackportBase + "/OperationDefinition/backport-subscription-events"
+	OperationGetWSBindingToken  = BackportBase + "/OperationDefinition/backport-subscription-get-ws-binding-token"
 
 	// ExtSigningSecret is Herald's write-only signing secret on Subscription.channel.
 	ExtSigningSecret = "https://herald.dev/fhir/StructureDefinition/signing-secret"
@@ -29,6 +30,12 @@ const (
 	ContentEmpty        = "empty"
 	ContentIDOnly       = "id-only"
 	ContentFullResource = "full-resource"
+)
+
+// Channel types (R4 subscription-channel-type) Herald delivers on.
+const (
+	ChannelRestHook  = "rest-hook"
+	ChannelWebsocket = "websocket"
 )
 
 // Subscription statuses (R4 subscription-status).

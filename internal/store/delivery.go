@@ -124,6 +124,8 @@ type DeliveryQueue interface {
 	// blocking the sender) when delivery work may have become due: after a
 	// commit that appended events or owed a handshake, in this process or,
 	// for a shared store, in any process. It is a hint; workers also poll.
+	// Each call returns a new channel that gets every wake-up (Wakes), so
+	// call it once per listener and keep it.
 	DeliveryWake() <-chan struct{}
 	// DeliveryStats summarises the queue for monitoring.
 	DeliveryStats(ctx context.Context) (DeliveryStats, error)

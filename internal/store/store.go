@@ -79,6 +79,8 @@ type Store interface {
 	EventPruner
 	AdminStore
 	ConfigWatch
+	BindingHolds
+	EventCounts
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
 	// error (which InTx returns). fn may be called again when the

@@ -50,6 +50,14 @@ type SubscriptionState struct {
 	CreatedAt, UpdatedAt time.Time
 }
 
+// Websocket reports whether the Subscription uses the websocket channel:
+// it has no endpoint (subscription parsing requires one for rest-hook and
+// refuses one for websocket). Its notifications go to the sockets bound to
+// it (internal/wschannel), so the delivery queue never schedules it: no
+// handshake is owed and appended events make nothing due, though they still
+// wake DeliveryWake.
+func (s SubscriptionState) Websocket() bool { return s.Endpoint == "" }
+
 // SubscriptionFilter selects subscription states; empty fields match all.
 type SubscriptionFilter struct {
 	Owner    string

@@ -233,3 +233,44 @@ func (o *Operations) now() time.Time {
 	}
 	return o.Now()
 }
+
+// Bindable answers who may bind a websocket to which Subscriptions
+// ($get-ws-binding-token): each of ids, or with none every websocket
+// Subscription of p's that is not off (none is a 404). Each must be p's own
+// under the $events rule (a socket reveals events, so an admin may not),
+// admitted by the policy now, on the websocket channel and not off.
+func (o *Operations) Bindable(ctx context.Context, p *auth.Principal, ids []string) ([]store.SubscriptionState, error) {
+	if len(ids) == 0 {
+		if p == nil || !p.Can(auth.Read, "Subscription") {
+			return nil, fhir.Errorf(fhir.KindForbidden, "a binding token needs a read scope on Subscription")
+		}
+		states, err := o.Store.Subscriptions(ctx, store.SubscriptionFilter{Owner: p.ClientID, Context: p.Context(),
+			Status: []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError}})
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range states {
+			if st.Websocket() {
+				ids = append(ids, st.ID)
+			}
+		}
+		if len(ids) == 0 {
+			return nil, fhir.Errorf(fhir.KindNotFound, "you have no websocket Subscription that is not off: create one with channel.type websocket, or name the ids")
+		}
+	}
+	out := make([]store.SubscriptionState, 0, len(ids))
+	for _, id := range ids {
+		q, err := o.state(ctx, p, id, true, true)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !q.state.Websocket():
+			return nil, fhir.Errorf(fhir.KindUnprocessable, "Subscription/%s is not on the websocket channel", id)
+		case q.state.Status == fhir.StatusOff:
+			return nil, fhir.Errorf(fhir.KindUnprocessable, "Subscription/%s is off: switch it on before binding a socket", id)
+		}
+		out = append(out, q.state)
+	}
+	return out, nil
+}

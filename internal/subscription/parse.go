@@ -142,9 +142,10 @@ func parseChannel(s *Subscription, w wire) error {
 	if len(ch.ModifierExt) > 0 {
 		return invalid("Subscription.channel.modifierExtension", "modifier extensions are not supported")
 	}
-	if ch.Type != "rest-hook" {
-		return invalid("Subscription.channel.type", "channel.type must be rest-hook (the only channel Herald supports), not %q", clip(ch.Type))
+	if ch.Type != fhir.ChannelRestHook && ch.Type != fhir.ChannelWebsocket {
+		return invalid("Subscription.channel.type", "channel.type must be rest-hook or websocket (the channels Herald supports), not %q", clip(ch.Type))
 	}
+	s.Channel = ch.Type
 	if ch.TypeExt != nil && len(ch.TypeExt.Extension) > 0 {
 		ext, err := decodeExtension(ch.TypeExt.Extension[0], "Subscription.channel._type.extension")
 		if err != nil {
@@ -152,11 +153,14 @@ func parseChannel(s *Subscription, w wire) error {
 		}
 		if ext.url == fhir.ExtChannelType {
 			return &fhir.Error{Kind: fhir.KindUnprocessable, Code: "not-supported", Expression: []string{"Subscription.channel.type"},
-				Message: "custom channel types (backport-channel-type) are not supported; use rest-hook"}
+				Message: "custom channel types (backport-channel-type) are not supported; use rest-hook or websocket"}
 		}
 		return unknownExtension("Subscription.channel._type.extension", ext.url)
 	}
-	if ch.Endpoint == "" {
+	switch {
+	case s.Channel == fhir.ChannelWebsocket && ch.Endpoint != "":
+		return invalid("Subscription.channel.endpoint", "a websocket Subscription has no endpoint: the client connects to the websocket-url that $get-ws-binding-token returns")
+	case s.Channel == fhir.ChannelRestHook && ch.Endpoint == "":
 		return invalid("Subscription.channel.endpoint", "endpoint is required for rest-hook")
 	}
 	s.Endpoint = ch.Endpoint
@@ -167,6 +171,10 @@ func parseChannel(s *Subscription, w wire) error {
 		if err := parseChannelExtension(s, raw); err != nil {
 			return err
 		}
+	}
+	if s.Channel == fhir.ChannelWebsocket && (s.SigningSecret != "" || len(ch.Header) > 0) {
+		// Nothing is posted: a secret or headers would be kept for nothing.
+		return invalid("Subscription.channel", "a websocket Subscription takes no signing secret and no channel.header: notifications go over the socket the binding token opened")
 	}
 	if len(ch.Header) > Limits.MaxHeaders {
 		return invalid("Subscription.channel.header", "at most %d headers are allowed", Limits.MaxHeaders)

@@ -82,6 +82,28 @@ func TestParseFilterForms(t *testing.T) {
 	}
 }
 
+// TestParseWebsocket: a websocket Subscription has no endpoint, no signing
+// secret and no headers; the rest is read as for rest-hook.
+func TestParseWebsocket(t *testing.T) {
+	t.Parallel()
+	ws := strings.Replace(example, `"type": "rest-hook",
+  "endpoint": "https://app.example.net/fhir-hooks/7c1e",`, `"type": "websocket",`, 1)
+	ws = strings.Replace(ws, `,
+   {"url": "https://herald.dev/fhir/StructureDefinition/signing-secret", "valueString": "0123456789abcdef0123456789abcdef-secret"}`, ``, 1)
+	_, err := Parse([]byte(ws), now)
+	require.Error(t, err, "headers are refused on websocket")
+	require.Contains(t, fhir.AsError(err).Message, "channel.header")
+
+	noHeaders := strings.Replace(ws, `,
+  "header": ["Authorization: Bearer s3cr3t-per-subscription", "X-Trace: abc"]`, ``, 1)
+	s, err := Parse([]byte(noHeaders), now)
+	require.NoError(t, err)
+	require.Equal(t, fhir.ChannelWebsocket, s.Channel)
+	require.Empty(t, s.Endpoint)
+	require.Equal(t, fhir.ContentIDOnly, s.Content)
+	require.Equal(t, time.Hour, s.HeartbeatPeriod)
+}
+
 // TestParseRejects: every rule has a case that asserts the status and that
 // the OperationOutcome names what to fix.
 func TestParseRejects(t *testing.T) {
@@ -100,7 +122,8 @@ func TestParseRejects(t *testing.T) {
 		{"unknown MIME", `"payload": "application/fhir+json"`, `"payload": "text/plain"`, 422, "payload"},
 		{"R4B payload version", `"payload": "application/fhir+json"`, `"payload": "application/fhir+json; fhirVersion=4.3"`, 422, "fhirVersion"},
 		{"no payload", `"payload": "application/fhir+json",`, ``, 422, "payload"},
-		{"websocket channel", `"type": "rest-hook"`, `"type": "websocket"`, 422, "rest-hook"},
+		{"websocket with an endpoint", `"type": "rest-hook"`, `"type": "websocket"`, 422, "websocket-url"},
+		{"unknown channel type", `"type": "rest-hook"`, `"type": "email"`, 422, "rest-hook or websocket"},
 		{"custom channel type", `"type": "rest-hook",`, `"type": "rest-hook", "_type": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-channel-type", "valueCoding": {"code": "zulip"}}]},`, 422, "custom channel"},
 		{"no endpoint", `"endpoint": "https://app.example.net/fhir-hooks/7c1e",`, ``, 422, "endpoint"},
 		{"no criteria", `"criteria": "http://example.org/fhir/SubscriptionTopic/encounter-start",`, ``, 422, "criteria"},

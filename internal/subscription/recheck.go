@@ -78,11 +78,15 @@ func (r *Rules) Recheck(admin *Admin, st store.SubscriptionState, now time.Time)
 	if err != nil {
 		return Send{}, err
 	}
+	send := Send{Sub: sub, Owner: owner}
+	if st.Websocket() {
+		return send, nil // no endpoint, no secret, no headers
+	}
 	_, entry, err := matchEndpoint(admin.allowList, st.Endpoint)
 	if err != nil {
 		return Send{}, &policy.Denied{Reason: "the endpoint is no longer on the allow-list"}
 	}
-	send := Send{AllowPrivateNetwork: entry.AllowPrivateNetwork, Sub: sub, Owner: owner}
+	send.AllowPrivateNetwork = entry.AllowPrivateNetwork
 	headers, err := r.openHeaders(st.ID, st.SealedHeaders)
 	if err != nil {
 		return Send{}, err

@@ -207,9 +207,11 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 	if r.Policy.RequireSigningSecret && sub.SigningSecret == "" {
 		return Written{}, invalid("Subscription.channel.extension", "a signing secret is required on this server (extension %s, at least %d characters)", fhir.ExtSigningSecret, Limits.MinSecretLen)
 	}
-	endpoint, _, err := r.checkEndpoint(ctx, tx, sub.Endpoint)
-	if err != nil {
-		return Written{}, err
+	endpoint := "" // websocket: no endpoint to check
+	if sub.Channel == fhir.ChannelRestHook {
+		if endpoint, _, err = r.checkEndpoint(ctx, tx, sub.Endpoint); err != nil {
+			return Written{}, err
+		}
 	}
 	prevState, err := r.previous(ctx, tx, id, prev)
 	if err != nil {

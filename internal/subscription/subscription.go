@@ -18,7 +18,8 @@ type Subscription struct {
 	End      time.Time // zero: none given
 	Topic    string    // criteria: the SubscriptionTopic canonical (url or url|version)
 	Filters  []Filter
-	Endpoint string
+	Channel  string // rest-hook or websocket
+	Endpoint string // empty for websocket
 	Payload  string // MIME type, e.g. application/fhir+json
 	Content  string // empty, id-only or full-resource
 	Headers  []Header

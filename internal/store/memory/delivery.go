@@ -94,14 +94,9 @@ func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) 
 	return nil
 }
 
-func (s *Store) DeliveryWake() <-chan struct{} { return s.wake }
+func (s *Store) DeliveryWake() <-chan struct{} { return s.wakes.Listen() }
 
-func (s *Store) signalWake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Store) signalWake() { s.wakes.Signal() }
 
 func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) {
 	s.mu.RLock()
@@ -147,11 +142,14 @@ func (t *tx) reschedule(s store.SubscriptionState, existed bool) {
 	}
 	// A cancelled lease keeps its end: the send it covered may still be in
 	// flight, and no one may claim the Subscription before it ends.
-	switch s.Status {
-	case "requested":
+	switch {
+	case s.Websocket() && s.Status != "off":
+		sc = schedule{lastSentAt: sc.lastSentAt, leaseUntil: sc.leaseUntil} // the sockets deliver it
+		t.woken = true
+	case s.Status == "requested":
 		sc = schedule{dueAt: s.UpdatedAt, handshakePending: true, lastSentAt: sc.lastSentAt, leaseUntil: sc.leaseUntil}
 		t.woken = true
-	case "off":
+	case s.Status == "off":
 		sc = schedule{lastSentAt: sc.lastSentAt, leaseUntil: sc.leaseUntil}
 	}
 	if s.Status != "error" {
@@ -164,6 +162,10 @@ func (t *tx) reschedule(s store.SubscriptionState, existed bool) {
 
 // eventAppended makes the subscription due at ts (store.DeliveryQueue).
 func (t *tx) eventAppended(id string, ts time.Time) {
+	t.woken = true
+	if st, err := t.Subscription(context.Background(), id); err == nil && st.Websocket() {
+		return // the sockets bound to it deliver it, not the queue
+	}
 	sc := t.sched(id)
 	if sc.dueAt.IsZero() || sc.failures == 0 && sc.dueAt.After(ts) {
 		sc.dueAt = ts

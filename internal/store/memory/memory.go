@@ -44,10 +44,11 @@ type Store struct {
 	mu      sync.RWMutex // guards db against concurrent readers
 	db      data
 	admin   admin // not transactional; guarded by its own lock
-	wake    chan struct{}
+	wakes   store.Wakes
 	// generation counts configuration changes (store.ConfigWatch).
 	generation atomic.Int64
 	config     chan struct{}
+	holds      bindingHolds
 }
 
 var _ store.Store = (*Store)(nil)
@@ -64,7 +65,6 @@ func New() *Store {
 			delivered: make(map[string]int64),
 			sched:     make(map[string]schedule),
 		},
-		wake:   make(chan struct{}, 1),
 		config: make(chan struct{}, 1),
 		admin: admin{
 			endpoints: make(map[string]store.AllowedEndpoint),

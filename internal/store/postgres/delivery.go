@@ -276,7 +276,7 @@ func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) 
 // and returns its delivery wake-ups.
 func (s *Store) DeliveryWake() <-chan struct{} {
 	s.startListening()
-	return s.wake
+	return s.wakes.Listen()
 }
 
 // ConfigChanges starts, on first use, the listener connection (listen) and
@@ -302,7 +302,7 @@ func (s *Store) ConfigGeneration(ctx context.Context) (int64, error) {
 // since notifications sent meanwhile are lost.
 func (s *Store) startListening() {
 	s.wakeOnce.Do(func() {
-		s.wake, s.config = make(chan struct{}, 1), make(chan struct{}, 1)
+		s.config = make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopListen = cancel
 		s.listening.Add(1)
@@ -313,7 +313,7 @@ func (s *Store) startListening() {
 	})
 }
 
-func (s *Store) signalWake() { signal(s.wake) }
+func (s *Store) signalWake() { s.wakes.Signal() }
 
 func signal(ch chan struct{}) {
 	select {
@@ -395,7 +395,7 @@ const configChannel = "herald_config"
 // listener is the part of Store that startListening starts and Close stops.
 type listener struct {
 	wakeOnce   sync.Once
-	wake       chan struct{}
+	wakes      store.Wakes
 	config     chan struct{}
 	stopListen context.CancelFunc
 	listening  sync.WaitGroup

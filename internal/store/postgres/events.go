@@ -66,7 +66,8 @@ func scanEventRow(row pgx.CollectableRow) (eventRow, error) {
 // cannot be inferred through INSERT … SELECT.
 const appendEventSQL = `WITH sub AS (
 		UPDATE subscriptions SET last_event_number = last_event_number + 1,
-			due_at = CASE WHEN due_at IS NULL OR failure_count = 0 AND due_at > $2::timestamptz
+			due_at = CASE WHEN endpoint = '' THEN NULL
+				WHEN due_at IS NULL OR failure_count = 0 AND due_at > $2::timestamptz
 				THEN $2::timestamptz ELSE due_at END
 		WHERE id = $1
 		RETURNING id, last_event_number
@@ -105,7 +106,8 @@ const appendEventsSQL = `WITH input AS (
 		SELECT id FROM subscriptions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 	), sub AS (
 		UPDATE subscriptions s SET last_event_number = s.last_event_number + 1,
-			due_at = CASE WHEN s.due_at IS NULL OR s.failure_count = 0 AND s.due_at > i.ts
+			due_at = CASE WHEN s.endpoint = '' THEN NULL
+				WHEN s.due_at IS NULL OR s.failure_count = 0 AND s.due_at > i.ts
 				THEN i.ts ELSE s.due_at END
 		FROM input i
 		WHERE s.id = i.subscription_id AND s.id IN (SELECT id FROM locked)

@@ -254,7 +254,7 @@ const putSubscriptionSQL = `WITH owned AS (
 	INSERT INTO subscriptions (` + subscriptionColumns + `, handshake_pending, due_at, error_since)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
 		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-		$6::text = 'requested', CASE WHEN $6::text = 'requested' THEN $19::timestamptz END,
+		$6::text = 'requested' AND $10 <> '', CASE WHEN $6::text = 'requested' AND $10 <> '' THEN $19::timestamptz END,
 		CASE WHEN $6::text = 'error' THEN $19::timestamptz END)
 	ON CONFLICT (id) DO UPDATE SET
 		owner = excluded.owner, owner_context = excluded.owner_context, scopes = excluded.scopes, patient = excluded.patient,
@@ -265,9 +265,11 @@ const putSubscriptionSQL = `WITH owned AS (
 		max_count = excluded.max_count, sealed_secret = excluded.sealed_secret,
 		sealed_headers = excluded.sealed_headers, created_at = excluded.created_at,
 		updated_at = excluded.updated_at, patient_key = excluded.patient_key,
-		handshake_pending = CASE excluded.status WHEN 'requested' THEN true WHEN 'off' THEN false
+		handshake_pending = CASE WHEN excluded.endpoint = '' THEN false
+			WHEN excluded.status = 'requested' THEN true WHEN excluded.status = 'off' THEN false
 			ELSE subscriptions.handshake_pending END,
-		due_at = CASE excluded.status WHEN 'requested' THEN excluded.updated_at WHEN 'off' THEN NULL
+		due_at = CASE WHEN excluded.endpoint = '' THEN NULL
+			WHEN excluded.status = 'requested' THEN excluded.updated_at WHEN excluded.status = 'off' THEN NULL
 			ELSE subscriptions.due_at END,
 		failure_count = CASE WHEN excluded.status IN ('requested', 'off') THEN 0
 			ELSE subscriptions.failure_count END,
@@ -278,9 +280,9 @@ const putSubscriptionSQL = `WITH owned AS (
 		delivered_through = CASE WHEN (subscriptions.topic, subscriptions.filters, subscriptions.endpoint)
 				IS DISTINCT FROM (excluded.topic, excluded.filters, excluded.endpoint)
 			THEN subscriptions.last_event_number ELSE subscriptions.delivered_through END
-	RETURNING status
+	RETURNING status, endpoint
 )
-SELECT pg_notify('` + wakeChannel + `', '') FROM put WHERE status = 'requested'`
+SELECT pg_notify('` + wakeChannel + `', '') FROM put WHERE status = 'requested' OR endpoint = ''`
 
 func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) error {
 	_, err := t.q.Exec(ctx, putSubscriptionSQL,

@@ -30,11 +30,18 @@ func claim(t *testing.T, s store.Store, now time.Time, limit int) (ids []string,
 // leases of an earlier claim to end on the store's clock.
 func claimAfterExpiry(t *testing.T, s store.Store, now time.Time, limit int) (ids []string, tasks []store.DeliveryTask) {
 	t.Helper()
+	pollUntil(func() bool {
+		ids, tasks = claim(t, s, now, limit)
+		return len(ids) > 0
+	})
+	return ids, tasks
+}
+
+// pollUntil checks cond until it holds or 10 s pass, for conditions judged
+// by the store's clock (lease expiry) that nothing signals.
+func pollUntil(cond func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if ids, tasks = claim(t, s, now, limit); len(ids) > 0 || time.Now().After(deadline) {
-			return ids, tasks
-		}
+	for !cond() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond) // polling the condition
 	}
 }

@@ -106,6 +106,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueStats", testQueueStats},
 		{"QueueClaimWithEvents", testQueueClaimWithEvents},
 		{"QueueDeferral", testQueueDeferral},
+		// bindings.go
+		{"QueueSkipsWebsocket", testQueueSkipsWebsocket},
+		{"BindingHolds", testBindingHolds},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
