@@ -292,17 +292,21 @@ check_validation() {
 	fi
 }
 
+# awk_median is the awk function median(a, n) of the summaries: the median of
+# a[1..n] (sorting a).
+awk_median='
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}'
+
 # summarize_validation reads herald-load's tagged BENCH lines and prints, per
 # workload, the median over rounds of the throughput ratio validating / not
 # validating (each round's pair), of herald's CPU per request (steadier on a
 # shared machine) and its ratio, and of p50 and p99.
 summarize_validation() {
-	awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk "$awk_median"'
 	function med(key, mode,   r, n, a) {
 		n = 0
 		# + 0: compare as numbers, not as strings
@@ -394,12 +398,7 @@ attempts_phase() {
 # phase, the medians over rounds (on, off) and of the per-round ratios on /
 # off of events per second, latency and herald's and PostgreSQL's CPU per event.
 summarize_attempts() {
-	awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk "$awk_median"'
 	function med(key, mode,   r, n, a) {
 		n = 0
 		for (r = 1; r <= rounds; r++) if ((key, ph, mode, r) in val) a[++n] = val[key, ph, mode, r] + 0
