@@ -427,7 +427,7 @@ summarize_attempts() {
 		for (p = 1; p <= 2; p++) {
 			ph = phases[p]
 			if (med("events_per_s", "on") < 0) continue
-			printf "%-9s %11.1f %11.1f %7.3f %9.2f %9.2f %7.3f %9.2f %9.2f %7.3f %11.0f %11.0f %7.3f %11.0f %11.0f %7.3f\n", ph,
+			printf("%-9s %11.1f %11.1f %7.3f %9.2f %9.2f %7.3f %9.2f %9.2f %7.3f %11.0f %11.0f %7.3f %11.0f %11.0f %7.3f\n", ph,
 				med("events_per_s", "on"), med("events_per_s", "off"), ratio("events_per_s"),
 				med("p50_ms", "on"), med("p50_ms", "off"), ratio("p50_ms"),
 				med("p99_ms", "on"), med("p99_ms", "off"), ratio("p99_ms"),
