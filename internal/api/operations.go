@@ -18,6 +18,7 @@ import (
 var subscriptionOperations = []struct{ name, definition string }{
 	{"status", fhir.OperationSubscriptionStatus},
 	{"events", fhir.OperationSubscriptionEvents},
+	{"attempts", fhir.OperationSubscriptionAttempts},
 }
 
 // getWSBindingToken is the websocket channel's operation, served when
@@ -55,14 +56,15 @@ func (s *Server) bindingTokenOp(op string) bool {
 	return op == getWSBindingToken && s.opts.BindingTokens != nil
 }
 
-// instanceOperation serves /fhir/{type}/{id}/${op}: $status and $events.
+// instanceOperation serves /fhir/{type}/{id}/${op}: $status, $events,
+// $attempts and $get-ws-binding-token.
 func (s *Server) instanceOperation(c *gin.Context) {
 	if c.Request.Method == http.MethodGet && c.Param("type") == "Patient" && fhir.IsResourceType(c.Param("op")) {
 		s.compartmentSearch(c)
 		return
 	}
 	op, isOp := strings.CutPrefix(c.Param("op"), "$")
-	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events" && !s.bindingTokenOp(op)) {
+	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events" && op != "attempts" && !s.bindingTokenOp(op)) {
 		writeError(c, fhir.Errorf(fhir.KindNotFound, "no such endpoint: %s %s", c.Request.Method, clipText(c.Request.URL.Path)))
 		return
 	}
@@ -78,8 +80,10 @@ func (s *Server) instanceOperation(c *gin.Context) {
 		body, err = s.opts.Operations.Status(ctx, p, id, nil, nil)
 	case getWSBindingToken:
 		body, err = s.opts.BindingTokens.BindingToken(ctx, p, []string{id})
-	default:
+	case "events":
 		body, err = s.opts.Operations.Events(ctx, p, id, params.Get("eventsSinceNumber"), params.Get("eventsUntilNumber"), params.Get("content"))
+	default:
+		body, err = s.opts.Operations.Attempts(ctx, p, id, params.Get("_count"), params.Get("before"), params.Get("outcome"))
 	}
 	s.respondJSON(c, body, err)
 }

@@ -21,6 +21,10 @@ const (
 	OperationSubscriptionEvents = BackportBase + "/OperationDefinition/backport-subscription-events"
 	OperationGetWSBindingToken  = BackportBase + "/OperationDefinition/backport-subscription-get-ws-binding-token"
 
+	// OperationSubscriptionAttempts is Herald's $attempts: the owner's view
+	// of the delivery attempt log (README, "HTTP surface").
+	OperationSubscriptionAttempts = "https://herald.dev/fhir/OperationDefinition/Subscription-attempts"
+
 	// ExtSigningSecret is Herald's write-only signing secret on Subscription.channel.
 	ExtSigningSecret = "https://herald.dev/fhir/StructureDefinition/signing-secret"
 )

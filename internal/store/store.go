@@ -78,6 +78,7 @@ type Store interface {
 	DeliveryQueue
 	EventPruner
 	AdminStore
+	AttemptLog
 	ConfigWatch
 	BindingHolds
 	EventCounts
@@ -138,6 +139,7 @@ type Tx interface {
 	EventReader
 	EventWriter
 	DeliveryWriter
+	AuditWriter
 	// Lock takes the write lock of one resource for the rest of the
 	// transaction and returns its current version like Current (ErrNotFound
 	// when none exists; the lock still serialises concurrent creators as far

@@ -109,6 +109,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		// bindings.go
 		{"QueueSkipsWebsocket", testQueueSkipsWebsocket},
 		{"BindingHolds", testBindingHolds},
+		// attempts.go
+		{"AttemptLog", testAttemptLog},
+		{"AttemptPrune", testAttemptPrune},
+		{"DeliveryOverviews", testDeliveryOverviews},
+		{"RetryNow", testRetryNow},
+		{"AppendAudit", testAppendAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
