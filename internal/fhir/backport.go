@@ -38,3 +38,12 @@ const (
 	StatusError     = "error"
 	StatusOff       = "off"
 )
+
+// Subscription error codes (http://terminology.hl7.org/CodeSystem/subscription-error),
+// as in the IG's error notification examples.
+const (
+	SubscriptionErrorSystem     = "http://terminology.hl7.org/CodeSystem/subscription-error"
+	SubscriptionErrorDNS        = "dns-resolution-error" // the endpoint's host did not resolve
+	SubscriptionErrorNoResponse = "no-response"          // no answer: timeout, refused or failed connection
+	SubscriptionErrorResponse   = "error-response"       // an answer that is not a 2xx
+)

@@ -102,9 +102,7 @@ func (o *Operations) describe(ctx context.Context, st store.SubscriptionState) (
 		return notify.Subscription{}, err
 	}
 	s := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content, EventsSinceStart: n}
-	if st.Error != "" {
-		s.Errors = []notify.Error{{Text: st.Error}}
-	}
+	s.Errors = Errors(st)
 	return s, nil
 }
 

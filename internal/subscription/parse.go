@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/strictjson"
@@ -186,14 +187,20 @@ func parsePayload(s *Subscription, payload string, ext *element) error {
 		return invalid("Subscription.channel.payload", "payload is required: application/fhir+json")
 	}
 	mt, params, err := mime.ParseMediaType(payload)
-	if err != nil || mt != "application/fhir+json" {
-		return invalid("Subscription.channel.payload", "payload %q cannot be produced: Herald sends application/fhir+json", clip(payload))
+	switch {
+	case err != nil || strings.ContainsFunc(payload, unicode.IsControl):
+		return invalid("Subscription.channel.payload", "payload %q is not a media type: Herald sends application/fhir+json or application/json", clip(payload))
+	case mt == "application/fhir+xml" || mt == "application/xml" || mt == "text/xml":
+		return invalid("Subscription.channel.payload", "payload %q cannot be produced: Herald renders notifications as JSON only; use application/fhir+json or application/json", clip(payload))
+	case mt != "application/fhir+json" && mt != "application/json":
+		return invalid("Subscription.channel.payload", "payload %q cannot be produced: Herald sends application/fhir+json or application/json", clip(payload))
 	}
 	for k, v := range params {
 		if k != "fhirversion" || (v != "4.0" && v != "4.0.1") {
 			return invalid("Subscription.channel.payload", "payload parameter %s=%s cannot be honoured: Herald sends FHIR R4 (fhirVersion=4.0)", clip(k), clip(v))
 		}
 	}
+	// Kept exactly as written: the rest-hook Content-Type SHALL equal it.
 	s.Payload = payload
 	if ext == nil || len(ext.Extension) == 0 {
 		return invalid("Subscription.channel._payload", "the payload content is required: a backport-payload-content extension (empty, id-only or full-resource) on channel._payload")
