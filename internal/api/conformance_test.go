@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
@@ -76,5 +77,41 @@ func TestStatusErrorIsCoded(t *testing.T) {
 		require.Equal(t, 200, st.status, string(st.body))
 		want := `{"name":"error","valueCodeableConcept":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/subscription-error","code":"no-response"}],"text":"the handshake failed (timeout); retrying"}}`
 		require.True(t, strings.Contains(compactJSON(t, st.body), want), compactJSON(t, st.body))
+	})
+}
+
+// TestEventsShowEventTimeIncludes: $events shows the focus and the
+// notificationShape includes at the versions the event saw, not the ones
+// written since.
+func TestEventsShowEventTimeIncludes(t *testing.T) {
+	t.Parallel()
+	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
+		_, err := h.store.PutClient(h.t.Context(), storeClient("full", "full-resource"))
+		require.NoError(t, err)
+		tok := h.token("system/Subscription.cruds system/Encounter.rs system/Patient.rs system/Practitioner.rs system/Location.rs system/Organization.rs system/Group.rs",
+			func(c *auth.MintClaims) { c.ClientID = "full" })
+		r := h.request("POST", "/fhir/Subscription", tok, newSubscription(withContent("full-resource")))
+		require.Equal(t, 201, r.status, string(r.body))
+		id := r.json(t)["id"].(string)
+
+		publisher := h.token("system/Encounter.cru system/Patient.cru")
+		require.Equal(t, 201, h.request("PUT", "/fhir/Patient/p1", publisher, `{"resourceType":"Patient","id":"p1","birthDate":"1970-01-01"}`).status)
+		enc := `{"resourceType":"Encounter","id":"e1","status":"in-progress","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`
+		require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/e1", publisher, enc).status)
+		// After the event: the Patient changes.
+		require.Equal(t, 200, h.request("PUT", "/fhir/Patient/p1", publisher, `{"resourceType":"Patient","id":"p1","birthDate":"1980-02-02"}`).status)
+
+		ev := h.request("GET", "/fhir/Subscription/"+id+"/$events", tok, "")
+		require.Equal(t, 200, ev.status, string(ev.body))
+		body := compactJSON(t, ev.body)
+		require.Contains(t, body, `"birthDate":"1970-01-01"`, "the Patient as the event saw it")
+		require.NotContains(t, body, `"birthDate":"1980-02-02"`, "not as it is now")
+		require.Contains(t, body, `"etag":"W/\"1\""`)
+
+		// id-only names the same version.
+		ev = h.request("GET", "/fhir/Subscription/"+id+"/$events?content=id-only", tok, "")
+		require.Equal(t, 200, ev.status)
+		require.NotContains(t, string(ev.body), `"birthDate"`)
+		require.NotContains(t, compactJSON(t, ev.body), `"etag":"W/\"2\""`, "no entry names the Patient's later version")
 	})
 }
