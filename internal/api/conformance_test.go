@@ -86,10 +86,7 @@ func TestStatusErrorIsCoded(t *testing.T) {
 func TestEventsShowEventTimeIncludes(t *testing.T) {
 	t.Parallel()
 	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
-		_, err := h.store.PutClient(h.t.Context(), storeClient("full", "full-resource"))
-		require.NoError(t, err)
-		tok := h.token("system/Subscription.cruds system/Encounter.rs system/Patient.rs system/Practitioner.rs system/Location.rs system/Organization.rs system/Group.rs",
-			func(c *auth.MintClaims) { c.ClientID = "full" })
+		tok := fullResourceOwner(t, h)
 		r := h.request("POST", "/fhir/Subscription", tok, newSubscription(withContent("full-resource")))
 		require.Equal(t, 201, r.status, string(r.body))
 		id := r.json(t)["id"].(string)
@@ -114,4 +111,14 @@ func TestEventsShowEventTimeIncludes(t *testing.T) {
 		require.NotContains(t, string(ev.body), `"birthDate"`)
 		require.NotContains(t, compactJSON(t, ev.body), `"etag":"W/\"2\""`, "no entry names the Patient's later version")
 	})
+}
+
+// fullResourceOwner registers client "full" with a full-resource ceiling
+// and returns its token, with read access to encounter-start's includes.
+func fullResourceOwner(t *testing.T, h *subHarness) string {
+	t.Helper()
+	_, err := h.store.PutClient(h.t.Context(), storeClient("full", "full-resource"))
+	require.NoError(t, err)
+	return h.token("system/Subscription.cruds system/Encounter.rs system/Patient.rs system/Practitioner.rs system/Location.rs system/Organization.rs system/Group.rs",
+		func(c *auth.MintClaims) { c.ClientID = "full" })
 }

@@ -33,6 +33,8 @@ type Config struct {
 	RequireSigningSecret bool
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
+	// NotificationTokenTTL is the lifetime of notification access tokens.
+	NotificationTokenTTL time.Duration
 	Limits               Limits
 	MaxBodyBytes         int64
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
@@ -134,6 +136,7 @@ var settings = []setting{
 	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
 	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
+	{"HERALD_NOTIFICATION_TOKEN_TTL", "notification-token-ttl", "5m", "lifetime of the notification access tokens in id-only notifications of Subscriptions that ask for them (at most 1h)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
@@ -275,6 +278,9 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		}
 	}
 	positive("HERALD_ERROR_OFF_AFTER", &c.Delivery.ErrorOffAfter)
+	if positive("HERALD_NOTIFICATION_TOKEN_TTL", &c.NotificationTokenTTL); c.NotificationTokenTTL > time.Hour {
+		fail("HERALD_NOTIFICATION_TOKEN_TTL", "must be at most 1h: the token travels with the notification")
+	}
 	positive("HERALD_DELIVERY_POLL", &c.Delivery.Poll)
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
 	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)

@@ -17,6 +17,7 @@ import (
 	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/notifytoken"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/webhook"
 )
@@ -139,4 +140,50 @@ func TestContentTypeIsThePayload(t *testing.T) {
 			e.waitStatus(id, "active")
 		}
 	})
+}
+
+// TestNotificationAccessTokens: an id-only Subscription with Herald's
+// notification-access-token extension gets, in each notification-event, a
+// token signed with Herald's key for its base URL that grants exactly the
+// event's focus (at the version that fired) and included resources; one
+// without the extension gets none.
+func TestNotificationAccessTokens(t *testing.T) {
+	t.Parallel()
+	issuer, err := notifytoken.New([]byte("a-notification-token-key-of-32-bytes!"), time.Minute, nil)
+	require.NoError(t, err)
+	e := newEnv(t, storeMemory(), func(c *delivery.Config) { c.Tokens = issuer })
+	_, err = e.svc.Update(context.Background(), publisher, "Patient", "p1", []byte(`{"resourceType":"Patient","id":"p1"}`), "")
+	require.NoError(t, err)
+	with := e.subscribe(func(m map[string]any) {
+		ch := channel(m)
+		ch["extension"] = append(ch["extension"].([]any), map[string]any{
+			"url": "https://herald.dev/fhir/StructureDefinition/notification-access-token", "valueBoolean": true})
+	})
+	without := e.subscribe()
+	e.waitStatus(with, "active")
+	e.waitStatus(without, "active")
+	e.encounter("a")
+	got := e.recv.waitFor(t, "both notifications", func(got []delivered) bool { return len(ackedEvents(got)) >= 2 })
+	seen := 0
+	for _, d := range got {
+		if d.Bundle.Kind != "event-notification" {
+			continue
+		}
+		sum, err := notify.Summarize(d.Body)
+		require.NoError(t, err)
+		require.Len(t, sum.Events, 1)
+		seen++
+		if sum.SubscriptionID == without {
+			require.Empty(t, sum.Events[0].AccessToken)
+			require.NotContains(t, string(d.Body), "authorization-value")
+			continue
+		}
+		require.Contains(t, string(d.Body), `"name":"authorization-type","valueCoding":{"system":"https://herald.dev/fhir/CodeSystem/notification-authorization-type","code":"bearer-token"}`)
+		g, err := issuer.Verify(baseURL, sum.Events[0].AccessToken)
+		require.NoError(t, err)
+		require.Equal(t, with, g.Subscription)
+		require.Equal(t, []store.VersionRef{{Type: "Encounter", ID: "a", Version: 1}, {Type: "Patient", ID: "p1", Version: 1}}, g.Refs)
+		require.WithinDuration(t, time.Now().Add(time.Minute), g.ExpiresAt, 10*time.Second)
+	}
+	require.Equal(t, 2, seen)
 }

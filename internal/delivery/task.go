@@ -211,6 +211,9 @@ func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.E
 	sub := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content,
 		EventsSinceStart: tk.LastEventNumber}
 	sub.Errors = subscription.Errors(st)
+	if err := e.withAccessTokens(st, events); err != nil {
+		return nil, err
+	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }
 

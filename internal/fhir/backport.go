@@ -22,6 +22,12 @@ const (
 
 	// ExtSigningSecret is Herald's write-only signing secret on Subscription.channel.
 	ExtSigningSecret = "https://herald.dev/fhir/StructureDefinition/signing-secret"
+	// ExtNotificationToken (valueBoolean, on Subscription.channel) asks for
+	// a notification access token in each id-only event notification.
+	ExtNotificationToken = "https://herald.dev/fhir/StructureDefinition/notification-access-token"
+	// NotificationAuthType is the system of the authorization-type coding
+	// of a notification-event that carries such a token (bearer-token).
+	NotificationAuthType = "https://herald.dev/fhir/CodeSystem/notification-authorization-type"
 )
 
 // Payload content codes (backport-content-code-system).

@@ -27,6 +27,9 @@ type Summary struct {
 type SummaryEvent struct {
 	Number int64
 	Focus  string // the focus reference, as written; empty when none
+	// AccessToken is the authorization-value part, when the notification
+	// carries a notification access token.
+	AccessToken string
 }
 
 // Numbers lists the event numbers, in order.
@@ -106,6 +109,8 @@ func Summarize(body []byte) (Summary, error) {
 				switch part.Name {
 				case "event-number":
 					ev.Number, _ = strconv.ParseInt(part.ValueString, 10, 64)
+				case "authorization-value":
+					ev.AccessToken = part.ValueString
 				case "focus":
 					if part.ValueReference != nil {
 						ev.Focus = part.ValueReference.Reference

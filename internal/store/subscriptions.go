@@ -33,7 +33,10 @@ type SubscriptionState struct {
 	// Payload is channel.payload as written: the notifications'
 	// Content-Type ("" is application/fhir+json).
 	Payload string
-	End     time.Time
+	// NotificationToken: each id-only event notification carries an access
+	// token for its resources (internal/notifytoken).
+	NotificationToken bool
+	End               time.Time
 
 	HeartbeatPeriod time.Duration
 	Timeout         time.Duration

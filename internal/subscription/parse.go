@@ -169,6 +169,9 @@ func parseChannel(s *Subscription, w wire) error {
 			return err
 		}
 	}
+	if s.NotificationToken && s.Content != fhir.ContentIDOnly {
+		return invalid("Subscription.channel.extension", "notification-access-token needs id-only content: an empty notification names no resource to read, and a full-resource one already carries them")
+	}
 	if len(ch.Header) > Limits.MaxHeaders {
 		return invalid("Subscription.channel.header", "at most %d headers are allowed", Limits.MaxHeaders)
 	}
@@ -252,6 +255,8 @@ func parseChannelExtension(s *Subscription, raw json.RawMessage) error {
 		if err = ext.as("valuePositiveInt", &s.MaxCount); err == nil && (s.MaxCount < 1 || s.MaxCount > Limits.MaxMaxCount) {
 			err = invalid(where, "backport-max-count must be between 1 and %d", Limits.MaxMaxCount)
 		}
+	case fhir.ExtNotificationToken:
+		err = ext.as("valueBoolean", &s.NotificationToken)
 	case fhir.ExtSigningSecret:
 		if err = ext.as("valueString", &s.SigningSecret); err == nil && len(s.SigningSecret) < Limits.MinSecretLen {
 			err = invalid(where, "the signing secret must be at least %d characters", Limits.MinSecretLen)

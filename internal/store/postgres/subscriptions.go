@@ -30,6 +30,7 @@ type subscriptionRow struct {
 	Error             string     `db:"error"`
 	ErrorCode         string     `db:"error_code"`
 	Payload           string     `db:"payload"`
+	NotificationToken bool       `db:"notification_token"`
 	Topic             string     `db:"topic"`
 	Filters           []string   `db:"filters"`
 	Endpoint          string     `db:"endpoint"`
@@ -47,29 +48,30 @@ type subscriptionRow struct {
 
 func (r subscriptionRow) state() store.SubscriptionState {
 	s := store.SubscriptionState{
-		ID:              r.ID,
-		Owner:           r.Owner,
-		Context:         r.Context,
-		Scopes:          r.Scopes,
-		Patient:         r.Patient,
-		TokenExp:        fromNullTime(r.TokenExp),
-		Status:          r.Status,
-		Error:           r.Error,
-		ErrorCode:       r.ErrorCode,
-		Payload:         r.Payload,
-		Topic:           r.Topic,
-		Filters:         r.Filters,
-		Endpoint:        r.Endpoint,
-		Content:         r.Content,
-		End:             fromNullTime(r.End),
-		HeartbeatPeriod: time.Duration(r.HeartbeatPeriodMS) * time.Millisecond,
-		Timeout:         time.Duration(r.TimeoutMS) * time.Millisecond,
-		MaxCount:        r.MaxCount,
-		PatientKey:      r.PatientKey,
-		SealedSecret:    r.SealedSecret,
-		SealedHeaders:   r.SealedHeaders,
-		CreatedAt:       r.CreatedAt.UTC(),
-		UpdatedAt:       r.UpdatedAt.UTC(),
+		ID:                r.ID,
+		Owner:             r.Owner,
+		Context:           r.Context,
+		Scopes:            r.Scopes,
+		Patient:           r.Patient,
+		TokenExp:          fromNullTime(r.TokenExp),
+		Status:            r.Status,
+		Error:             r.Error,
+		ErrorCode:         r.ErrorCode,
+		Payload:           r.Payload,
+		NotificationToken: r.NotificationToken,
+		Topic:             r.Topic,
+		Filters:           r.Filters,
+		Endpoint:          r.Endpoint,
+		Content:           r.Content,
+		End:               fromNullTime(r.End),
+		HeartbeatPeriod:   time.Duration(r.HeartbeatPeriodMS) * time.Millisecond,
+		Timeout:           time.Duration(r.TimeoutMS) * time.Millisecond,
+		MaxCount:          r.MaxCount,
+		PatientKey:        r.PatientKey,
+		SealedSecret:      r.SealedSecret,
+		SealedHeaders:     r.SealedHeaders,
+		CreatedAt:         r.CreatedAt.UTC(),
+		UpdatedAt:         r.UpdatedAt.UTC(),
 	}
 	if len(s.Filters) == 0 {
 		s.Filters = nil
@@ -95,7 +97,7 @@ func fromNullTime(t *time.Time) time.Time {
 
 const subscriptionColumns = `id, owner, scopes, patient, token_exp, status, error, topic, filters, endpoint,
 	content, end_at, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers,
-	created_at, updated_at, patient_key, owner_context, error_code, payload`
+	created_at, updated_at, patient_key, owner_context, error_code, payload, notification_token`
 
 // querySubscriptions runs a query that returns subscription rows.
 func querySubscriptions(ctx context.Context, q querier, sql string, args ...any) ([]store.SubscriptionState, error) {
@@ -113,7 +115,7 @@ func scanSubscription(row pgx.CollectableRow) (store.SubscriptionState, error) {
 	var r subscriptionRow
 	err := row.Scan(&r.ID, &r.Owner, &r.Scopes, &r.Patient, &r.TokenExp, &r.Status, &r.Error, &r.Topic, &r.Filters,
 		&r.Endpoint, &r.Content, &r.End, &r.HeartbeatPeriodMS, &r.TimeoutMS, &r.MaxCount, &r.SealedSecret,
-		&r.SealedHeaders, &r.CreatedAt, &r.UpdatedAt, &r.PatientKey, &r.Context, &r.ErrorCode, &r.Payload)
+		&r.SealedHeaders, &r.CreatedAt, &r.UpdatedAt, &r.PatientKey, &r.Context, &r.ErrorCode, &r.Payload, &r.NotificationToken)
 	return r.state(), err
 }
 
@@ -257,13 +259,13 @@ const putSubscriptionSQL = `WITH owned AS (
 ), put AS (
 	INSERT INTO subscriptions (` + subscriptionColumns + `, handshake_pending, due_at, error_since)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
-		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
 		$6::text = 'requested', CASE WHEN $6::text = 'requested' THEN $19::timestamptz END,
 		CASE WHEN $6::text = 'error' THEN $19::timestamptz END)
 	ON CONFLICT (id) DO UPDATE SET
 		owner = excluded.owner, owner_context = excluded.owner_context, scopes = excluded.scopes, patient = excluded.patient,
 		token_exp = excluded.token_exp, status = excluded.status, error = excluded.error,
-		error_code = excluded.error_code, payload = excluded.payload,
+		error_code = excluded.error_code, payload = excluded.payload, notification_token = excluded.notification_token,
 		topic = excluded.topic, filters = excluded.filters, endpoint = excluded.endpoint,
 		content = excluded.content, end_at = excluded.end_at,
 		heartbeat_period_ms = excluded.heartbeat_period_ms, timeout_ms = excluded.timeout_ms,
@@ -291,7 +293,7 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	_, err := t.q.Exec(ctx, putSubscriptionSQL,
 		s.ID, s.Owner, s.Scopes, s.Patient, toNullTime(s.TokenExp), s.Status, s.Error, s.Topic, s.Filters, s.Endpoint,
 		s.Content, toNullTime(s.End), s.HeartbeatPeriod.Milliseconds(), s.Timeout.Milliseconds(), s.MaxCount,
-		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey, s.Context, s.ErrorCode, s.Payload)
+		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey, s.Context, s.ErrorCode, s.Payload, s.NotificationToken)
 	return wrap("put subscription "+s.ID, err)
 }
 

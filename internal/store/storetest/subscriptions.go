@@ -81,6 +81,7 @@ func requireSub(t *testing.T, want, got store.SubscriptionState, msgAndArgs ...a
 	require.Equal(t, want.Error, got.Error, "Error %s", msg)
 	require.Equal(t, want.ErrorCode, got.ErrorCode, "ErrorCode %s", msg)
 	require.Equal(t, want.Payload, got.Payload, "Payload %s", msg)
+	require.Equal(t, want.NotificationToken, got.NotificationToken, "NotificationToken %s", msg)
 	require.Equal(t, want.Topic, got.Topic, "Topic %s", msg)
 	if len(want.Filters) == 0 {
 		require.Empty(t, got.Filters, "Filters %s", msg)
@@ -149,6 +150,7 @@ func testSubscriptionRoundTrip(t *testing.T, s store.Store) {
 	emptyFilters.Filters = []string{}
 	emptyFilters.Status, emptyFilters.Error, emptyFilters.ErrorCode = "error", "endpoint answered 503 five times", "error-response"
 	emptyFilters.Payload = "application/json"
+	emptyFilters.NotificationToken = true
 	emptyFilters.Content = "full-resource"
 	emptyFilters.Patient = ""
 	emptyFilters.HeartbeatPeriod, emptyFilters.Timeout, emptyFilters.MaxCount = 10*time.Second, 0, 1
