@@ -161,20 +161,21 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	defer func() { stopDelivery(); <-deliveryDone }()
 
 	handler := api.New(api.Options{
-		Resources:          svc,
-		Admin:              st,
-		Topics:             library,
-		Operations:         &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes},
-		Auth:               verifier,
-		NotificationTokens: tokens,
-		Ready:              st,
-		Logger:             log,
-		BaseURL:            cfg.BaseURL,
-		MaxBodyBytes:       cfg.MaxBodyBytes,
-		ParamLimits:        paramLimits,
-		Version:            version,
-		Metrics:            delivery.Handler(registry),
-		RequestTimeout:     cfg.RequestTimeout,
+		Resources:      svc,
+		Admin:          st,
+		Topics:         library,
+		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes},
+		Auth:           verifier,
+		Ready:          st,
+		Logger:         log,
+		BaseURL:        cfg.BaseURL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		ParamLimits:    paramLimits,
+		Version:        version,
+		Metrics:        delivery.Handler(registry),
+		RequestTimeout: cfg.RequestTimeout,
+
+		NotificationTokens: tokens, // notification access tokens, verified with the key delivery signs them with
 		SMART: api.SMARTConfig{
 			Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL,
 			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,

@@ -21,22 +21,13 @@ type SubscriptionState struct {
 	Patient  string    // the creating token's patient claim, if any
 	TokenExp time.Time // the creating token's exp
 
-	Status string // requested, active, error, off
-	Error  string // why the status is error or off; empty otherwise
-	// ErrorCode is Error's code in fhir.SubscriptionErrorSystem (such as
-	// no-response); empty when there is none.
-	ErrorCode string
-	Topic     string // canonical, as in criteria
-	Filters   []string
-	Endpoint  string
-	Content   string // empty, id-only, full-resource
-	// Payload is channel.payload as written: the notifications'
-	// Content-Type ("" is application/fhir+json).
-	Payload string
-	// NotificationToken: each id-only event notification carries an access
-	// token for its resources (internal/notifytoken).
-	NotificationToken bool
-	End               time.Time
+	Status   string // requested, active, error, off
+	Error    string // why the status is error or off; empty otherwise
+	Topic    string // canonical, as in criteria
+	Filters  []string
+	Endpoint string
+	Content  string // empty, id-only, full-resource
+	End      time.Time
 
 	HeartbeatPeriod time.Duration
 	Timeout         time.Duration
@@ -57,6 +48,16 @@ type SubscriptionState struct {
 	SealedHeaders string
 
 	CreatedAt, UpdatedAt time.Time
+
+	// ErrorCode is Error's code in fhir.SubscriptionErrorSystem (such as
+	// no-response); empty when there is none.
+	ErrorCode string
+	// Payload is channel.payload as written: the notifications'
+	// Content-Type ("" is application/fhir+json).
+	Payload string
+	// NotificationToken: each id-only event notification carries an access
+	// token for its resources (internal/notifytoken).
+	NotificationToken bool
 }
 
 // SubscriptionFilter selects subscription states; empty fields match all.
