@@ -26,6 +26,7 @@ import (
 	"github.com/herald-fhir/herald/internal/config"
 	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notifytoken"
 	"github.com/herald-fhir/herald/internal/publish"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/retention"
@@ -138,9 +139,13 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		}
 	}
 
+	tokens, err := notifytoken.New(notifytoken.KeyFrom(cfg.SecretKey), cfg.NotificationTokenTTL, nil)
+	if err != nil {
+		return err
+	}
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
-		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, BaseURL: cfg.BaseURL,
+		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, BaseURL: cfg.BaseURL, Tokens: tokens,
 		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/" + version}),
 		Workers:   cfg.Delivery.Workers,
 		Poll:      cfg.Delivery.Poll,
@@ -188,6 +193,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Version:        version,
 		Metrics:        delivery.Handler(registry),
 		RequestTimeout: cfg.RequestTimeout,
+
+		NotificationTokens: tokens, // notification access tokens, verified with the key delivery signs them with
 		SMART: api.SMARTConfig{
 			Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL,
 			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,

@@ -160,8 +160,15 @@ func (s *Server) describeSubscriptions(res *models.CapabilityStatementRestResour
 	if s.opts.Topics == nil {
 		return
 	}
+	// Each topic both versioned (url|version) and bare: a Subscription's
+	// criteria may be either (the bare one follows the active version).
+	bare := map[string]bool{}
 	for _, t := range s.opts.Topics.Active() {
 		res.Extension = append(res.Extension, models.Extension{Url: fhir.ExtTopicCanonical, ValueCanonical: ptr(t.Canonical())})
+		if t.Version != "" && !bare[t.URL] {
+			bare[t.URL] = true
+			res.Extension = append(res.Extension, models.Extension{Url: fhir.ExtTopicCanonical, ValueCanonical: ptr(t.URL)})
+		}
 	}
 }
 

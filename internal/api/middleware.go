@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notifytoken"
 )
 
 const (
@@ -180,6 +183,10 @@ func (s *Server) authenticate(c *gin.Context) {
 		abort(c, fhir.Errorf(fhir.KindUnauthorized, "a bearer token is required (Authorization: Bearer <JWT>)"))
 		return
 	}
+	if s.opts.NotificationTokens != nil && s.opts.Operations != nil && notifytoken.Is(token) {
+		s.authenticateNotification(c, token)
+		return
+	}
 	p, err := s.opts.Auth.Verify(c.Request.Context(), token)
 	if err != nil {
 		var ae *auth.Error
@@ -192,6 +199,41 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(principalKey, p)
+	c.Next()
+}
+
+// authenticateNotification admits a notification access token for what it
+// grants and nothing else: a read (GET /fhir/{type}/{id}) of a resource the
+// notification named, or a vread of the version it named; then the
+// handler's own checks run with the Subscription owner's grants now.
+func (s *Server) authenticateNotification(c *gin.Context, token string) {
+	g, err := s.opts.NotificationTokens.Verify(s.opts.BaseURL, token)
+	if err != nil {
+		c.Header("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		abort(c, &fhir.Error{Kind: fhir.KindUnauthorized, Message: "invalid bearer token: the notification token is not valid (signature, audience or expiry)", Err: err})
+		return
+	}
+	var version int64
+	switch c.FullPath() {
+	case "/fhir/:type/:id":
+	case "/fhir/:type/:id/_history/:vid":
+		if version, err = strconv.ParseInt(c.Param("vid"), 10, 64); err != nil || version <= 0 {
+			version = -1 // matches no grant
+		}
+	default:
+		version = -1
+	}
+	if c.Request.Method != http.MethodGet || version < 0 || !g.Allows(c.Param("type"), c.Param("id"), version) {
+		abort(c, fhir.Errorf(fhir.KindForbidden, "a notification token reads only the resources its notification names"))
+		return
+	}
+	owner, err := s.opts.Operations.NotificationReader(c.Request.Context(), g.Subscription)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	owner.ExpiresAt = g.ExpiresAt
+	c.Set(principalKey, owner)
 	c.Next()
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhirtest"
 )
 
@@ -112,11 +111,7 @@ func TestStatusAndEventsOperations(t *testing.T) {
 func TestEventsIncludeNotificationShape(t *testing.T) {
 	t.Parallel()
 	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
-		ctx := h.t.Context()
-		_, err := h.store.PutClient(ctx, storeClient("full", "full-resource"))
-		require.NoError(t, err)
-		tok := h.token("system/Subscription.cruds system/Encounter.rs system/Patient.rs system/Practitioner.rs system/Location.rs system/Organization.rs system/Group.rs",
-			func(c *auth.MintClaims) { c.ClientID = "full" })
+		tok := fullResourceOwner(t, h)
 		r := h.request("POST", "/fhir/Subscription", tok, newSubscription(withContent("full-resource")))
 		require.Equal(t, 201, r.status, string(r.body))
 		id := r.json(t)["id"].(string)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/notifytoken"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
@@ -53,6 +54,10 @@ type Options struct {
 	// request deadline); nil: the websocket channel is not offered.
 	BindingTokens *wschannel.Issuer
 	Websocket     http.Handler
+	// NotificationTokens verifies notification access tokens (read with
+	// the Subscription owner's policy by Operations); nil: they are
+	// refused like any unknown token.
+	NotificationTokens *notifytoken.Issuer
 	// SMART is published at /fhir/.well-known/smart-configuration.
 	SMART SMARTConfig
 	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.

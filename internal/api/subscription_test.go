@@ -224,7 +224,7 @@ func TestSubscriptionRejections(t *testing.T) {
 			{"userinfo endpoint", newSubscription(func(m map[string]any) { channel(m)["endpoint"] = "https://u:p@hooks.example.org/fhir/x" }), 422, "user"},
 			{"look-alike filter extension", strings.Replace(newSubscription(), "uv/subscriptions-backport/StructureDefinition/backport-filter-criteria", "5.0/StructureDefinition/backport-filter-criteria", 1), 422, "_criteria"},
 			{"unknown content code", newSubscription(withContent("everything")), 422, "content"},
-			{"unknown MIME", newSubscription(func(m map[string]any) { channel(m)["payload"] = "application/json" }), 422, "payload"},
+			{"unknown MIME", newSubscription(func(m map[string]any) { channel(m)["payload"] = "text/plain" }), 422, "payload"},
 			{"redacted header on create", newSubscription(func(m map[string]any) { channel(m)["header"] = []string{"X-A: [redacted]"} }), 422, "update"},
 		}
 		for _, c := range cases {
@@ -421,7 +421,8 @@ func TestCapabilityStatementAdvertisesSubscriptions(t *testing.T) {
 			params = append(params, p.Name)
 		}
 		require.Contains(t, canonicals, encounterStart+"|1.0.0")
-		require.Len(t, canonicals, 7)
+		require.Contains(t, canonicals, encounterStart, "the bare canonical too")
+		require.Len(t, canonicals, 14, "seven topics, each versioned and bare")
 		require.Subset(t, params, []string{"status", "url", "topic", "_id"})
 	}
 	require.True(t, found)

@@ -34,6 +34,8 @@ type Config struct {
 	RequireSigningSecret bool
 	DefaultMaxPayload    string
 	MaxLease             time.Duration
+	// NotificationTokenTTL is the lifetime of notification access tokens.
+	NotificationTokenTTL time.Duration
 	Limits               Limits
 	MaxBodyBytes         int64
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
@@ -165,6 +167,7 @@ var settings = []setting{
 	{"HERALD_ATTEMPT_RETENTION", "attempt-retention", "168h", "how long delivery attempts are kept in the attempt log"},
 	{"HERALD_ATTEMPT_MAX_PER_SUBSCRIPTION", "attempt-max-per-subscription", "1000", "most delivery attempts kept per Subscription (the newest)"},
 	{"HERALD_INSTANCE_ID", "instance-id", "", "this instance's name in the delivery attempt log (empty: hostname-pid)"},
+	{"HERALD_NOTIFICATION_TOKEN_TTL", "notification-token-ttl", "5m", "lifetime of the notification access tokens in id-only notifications of Subscriptions that ask for them (at most 1h)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
@@ -311,6 +314,9 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	c.InstanceID = get("HERALD_INSTANCE_ID")
 	if c.InstanceID == "" {
 		c.InstanceID = defaultInstanceID()
+	}
+	if positive("HERALD_NOTIFICATION_TOKEN_TTL", &c.NotificationTokenTTL); c.NotificationTokenTTL > time.Hour {
+		fail("HERALD_NOTIFICATION_TOKEN_TTL", "must be at most 1h: the token travels with the notification")
 	}
 	positive("HERALD_DELIVERY_POLL", &c.Delivery.Poll)
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)

@@ -190,32 +190,6 @@ func TestErrorThenActive(t *testing.T) {
 	})
 }
 
-// TestHandshakeFailure: a failing handshake is retried and, after ten
-// failures, the Subscription is error; when the endpoint answers, the
-// handshake succeeds and it becomes active.
-func TestHandshakeFailure(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, storeMemory())
-	var down atomic.Bool
-	down.Store(true)
-	e.recv.setAnswer(func(n int, d delivered) int {
-		if down.Load() {
-			return http.StatusNotFound
-		}
-		return http.StatusOK
-	})
-	id := e.subscribe()
-	st := e.waitStatus(id, "error")
-	require.Contains(t, st.Error, "status 404")
-	got := e.recv.all()
-	require.GreaterOrEqual(t, len(got), 10)
-	for _, d := range got {
-		require.Equal(t, "handshake", d.Bundle.Kind, "nothing but handshakes before one succeeds")
-	}
-	down.Store(false)
-	e.waitStatus(id, "active")
-}
-
 // TestHeartbeat: an active Subscription with a heartbeat period gets
 // heartbeats while nothing else is sent.
 func TestHeartbeat(t *testing.T) {

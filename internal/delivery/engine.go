@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-fhir/herald/internal/notifytoken"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
@@ -52,6 +53,9 @@ type Config struct {
 	Topics  *topic.Library // notificationShape includes
 	Sender  *webhook.Client
 	BaseURL string // the FHIR base notifications refer to
+	// Tokens mints the notification access tokens of Subscriptions that ask
+	// for them; nil: none are sent.
+	Tokens *notifytoken.Issuer
 
 	Workers       int           // concurrent sends
 	Poll          time.Duration // how often to look for due work without a wake-up

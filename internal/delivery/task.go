@@ -122,7 +122,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	sendCtx, cancel := context.WithDeadline(ctx, leaseUntil.Add(-leaseMargin/2))
 	defer cancel()
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
-		Endpoint: st.Endpoint, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
+		Endpoint: st.Endpoint, ContentType: st.Payload, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
 		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
@@ -251,8 +251,9 @@ func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.E
 	st := tk.State
 	sub := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content,
 		EventsSinceStart: tk.LastEventNumber}
-	if st.Error != "" {
-		sub.Errors = []notify.Error{{Text: st.Error}}
+	sub.Errors = subscription.Errors(st)
+	if err := e.withAccessTokens(st, events); err != nil {
+		return nil, err
 	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }
@@ -265,7 +266,13 @@ func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.Deli
 	res.Failed = true
 	res.Next = res.Now.Add(max(e.backoff(failures), min(wait, e.cfg.RetryCap)))
 	status, reason := "", ""
-	if failures >= e.cfg.ErrorAfter && tk.State.Status != fhir.StatusError {
+	switch {
+	case tk.State.Status == fhir.StatusError:
+	case tk.HandshakePending:
+		// The IG: a handshake that fails SHALL put the Subscription in
+		// error. Retries go on; the first that succeeds makes it active.
+		status, reason = fhir.StatusError, "the handshake failed ("+why+"); retrying"
+	case failures >= e.cfg.ErrorAfter:
 		status, reason = fhir.StatusError, strconv.Itoa(failures)+" consecutive delivery attempts failed (last: "+why+")"
 	}
 	e.record(ctx, res, status, reason, why)
@@ -289,7 +296,7 @@ func (e *Engine) record(ctx context.Context, res store.DeliveryResult, status, r
 			if err := tx.FinishDelivery(ctx, res); err != nil {
 				return err
 			}
-			return subscription.SetStatus(ctx, tx, res.SubscriptionID, status, reason, res.Now)
+			return subscription.SetStatus(ctx, tx, res.SubscriptionID, status, reason, errorCode(status, failure), res.Now)
 		})
 	}
 	switch {
@@ -382,4 +389,21 @@ func reason(err error) string {
 		return se.Reason
 	}
 	return "send failed"
+}
+
+// errorCode is the subscription-error code (fhir.SubscriptionErrorSystem) of
+// a change to status error after a failed send, from the webhook client's
+// reason (webhook.SendError.Reason); "" when the failure has none (our own
+// errors) or the change is not to error.
+func errorCode(status, failure string) string {
+	if status != fhir.StatusError || failure == "" || failure == "internal error" {
+		return ""
+	}
+	switch webhook.ClassOf(failure) {
+	case webhook.ClassDNS:
+		return fhir.SubscriptionErrorDNS
+	case webhook.ClassHTTPStatus, webhook.ClassRedirect:
+		return fhir.SubscriptionErrorResponse // the endpoint answered, but not with a 2xx
+	}
+	return fhir.SubscriptionErrorNoResponse // timeouts, refused, reset or failed connections: no answer
 }

@@ -27,6 +27,12 @@ const (
 
 	// ExtSigningSecret is Herald's write-only signing secret on Subscription.channel.
 	ExtSigningSecret = "https://herald.dev/fhir/StructureDefinition/signing-secret"
+	// ExtNotificationToken (valueBoolean, on Subscription.channel) asks for
+	// a notification access token in each id-only event notification.
+	ExtNotificationToken = "https://herald.dev/fhir/StructureDefinition/notification-access-token"
+	// NotificationAuthType is the system of the authorization-type coding
+	// of a notification-event that carries such a token (bearer-token).
+	NotificationAuthType = "https://herald.dev/fhir/CodeSystem/notification-authorization-type"
 )
 
 // Payload content codes (backport-content-code-system).
@@ -48,4 +54,13 @@ const (
 	StatusActive    = "active"
 	StatusError     = "error"
 	StatusOff       = "off"
+)
+
+// Subscription error codes (http://terminology.hl7.org/CodeSystem/subscription-error),
+// as in the IG's error notification examples.
+const (
+	SubscriptionErrorSystem     = "http://terminology.hl7.org/CodeSystem/subscription-error"
+	SubscriptionErrorDNS        = "dns-resolution-error" // the endpoint's host did not resolve
+	SubscriptionErrorNoResponse = "no-response"          // no answer: timeout, refused or failed connection
+	SubscriptionErrorResponse   = "error-response"       // an answer that is not a 2xx
 )

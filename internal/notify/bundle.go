@@ -184,6 +184,11 @@ func statusParameters(base string, s *Subscription, typ Type, count int64, event
 					parts = append(parts, param{Name: "additional-context", ValueReference: &reference{Reference: fullURL(base, a.Ref)}})
 				}
 			}
+			if e.AccessToken != "" {
+				parts = append(parts,
+					param{Name: "authorization-type", ValueCoding: &coding{System: fhir.NotificationAuthType, Code: "bearer-token"}},
+					param{Name: "authorization-value", ValueString: e.AccessToken})
+			}
 		}
 		p.Parameter = append(p.Parameter, param{Name: "notification-event", Part: parts})
 	}
@@ -407,6 +412,7 @@ type param struct {
 	ValueString          string           `json:"valueString,omitempty"`
 	ValueInstant         string           `json:"valueInstant,omitempty"`
 	ValueCodeableConcept *codeableConcept `json:"valueCodeableConcept,omitempty"`
+	ValueCoding          *coding          `json:"valueCoding,omitempty"`
 	Part                 []param          `json:"part,omitempty"`
 }
 

@@ -96,6 +96,13 @@ type Event struct {
 	// (id-only and full-resource) and extra entries; the Resource bytes are
 	// used only by full-resource notifications.
 	Additional []Included
+
+	// AccessToken, when set, is a notification access token for reading
+	// Focus and Additional from Herald (internal/notifytoken), sent as the
+	// notification-event's authorization-type (bearer-token) and
+	// authorization-value parts, the places the IG's 1.2 ballot gives an
+	// authorization hint in R4.
+	AccessToken string
 }
 
 // Included is a resource included with an event.

@@ -20,12 +20,16 @@ type Summary struct {
 	Type             Type
 	EventsSinceStart int64
 	Events           []SummaryEvent
+	Errors           []Error // the error parameters, at most one coding each
 }
 
 // SummaryEvent is one notification-event.
 type SummaryEvent struct {
 	Number int64
 	Focus  string // the focus reference, as written; empty when none
+	// AccessToken is the authorization-value part, when the notification
+	// carries a notification access token.
+	AccessToken string
 }
 
 // Numbers lists the event numbers, in order.
@@ -52,7 +56,15 @@ func Summarize(body []byte) (Summary, error) {
 					ValueString    string     `json:"valueString"`
 					ValueCanonical string     `json:"valueCanonical"`
 					ValueReference *reference `json:"valueReference"`
-					Part           []struct {
+					ValueCC        *struct {
+						Coding []struct {
+							System  string `json:"system"`
+							Code    string `json:"code"`
+							Display string `json:"display"`
+						} `json:"coding"`
+						Text string `json:"text"`
+					} `json:"valueCodeableConcept"`
+					Part []struct {
 						Name           string     `json:"name"`
 						ValueString    string     `json:"valueString"`
 						ValueReference *reference `json:"valueReference"`
@@ -83,12 +95,22 @@ func Summarize(body []byte) (Summary, error) {
 			s.Type = Type(p.ValueCode)
 		case "events-since-subscription-start":
 			s.EventsSinceStart, _ = strconv.ParseInt(p.ValueString, 10, 64)
+		case "error":
+			if cc := p.ValueCC; cc != nil {
+				e := Error{Text: cc.Text}
+				if len(cc.Coding) > 0 {
+					e.System, e.Code, e.Display = cc.Coding[0].System, cc.Coding[0].Code, cc.Coding[0].Display
+				}
+				s.Errors = append(s.Errors, e)
+			}
 		case "notification-event":
 			var ev SummaryEvent
 			for _, part := range p.Part {
 				switch part.Name {
 				case "event-number":
 					ev.Number, _ = strconv.ParseInt(part.ValueString, 10, 64)
+				case "authorization-value":
+					ev.AccessToken = part.ValueString
 				case "focus":
 					if part.ValueReference != nil {
 						ev.Focus = part.ValueReference.Reference

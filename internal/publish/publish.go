@@ -76,6 +76,8 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 		if err != nil {
 			return err
 		}
+		var included []store.VersionRef // resolved once per topic, when a match needs them
+		resolved := false
 		for _, s := range subs {
 			if !s.End.IsZero() && !now.Before(s.End) {
 				continue // the lease is over; delivery switches it off
@@ -83,10 +85,22 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 			if compiled, err := p.compiler().Compile(s); err != nil || !compiled.Matches(cur.Type, focus, memo) {
 				continue // filters the topic no longer accepts match nothing
 			}
-			events = append(events, store.Event{
+			ev := store.Event{
 				SubscriptionID: s.ID, Timestamp: cur.LastUpdated, Topic: t.Canonical(),
 				FocusType: cur.Type, FocusID: cur.ID, FocusVersion: cur.VersionID, Method: cur.Method,
-			})
+			}
+			if s.Content != fhir.ContentEmpty && !cur.Deleted {
+				// The includes as they are now, so that $events and a late
+				// delivery show what this event saw.
+				if !resolved {
+					if included, err = subscription.ShapeIncludes(ctx, tx, t, cur.Type, focus); err != nil {
+						return err
+					}
+					included, resolved = append(make([]store.VersionRef, 0, len(included)), included...), true
+				}
+				ev.Includes = included
+			}
+			events = append(events, ev)
 		}
 	}
 	// Appending locks each Subscription's counter until commit; one global

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -22,11 +24,38 @@ type Event struct {
 	FocusID        string
 	FocusVersion   int64  // the version of the focus that fired
 	Method         Method // the interaction: POST, PUT or DELETE
+	// Includes are the versions of the topic's notificationShape includes
+	// of the focus when the event was written, so that $events and a late
+	// delivery show what the event saw; nil: not recorded (events written
+	// before they were, which show the current versions), empty: none.
+	Includes []VersionRef
 
 	// Focus is the version a notification shows (for a delete, the one
 	// before it) when the store read it with the event (a delivery claim
 	// does); nil: read it. Never stored.
 	Focus *Version
+}
+
+// VersionRef names one version of a resource.
+type VersionRef struct {
+	Type, ID string
+	Version  int64
+}
+
+// String is "Type/id/_history/N".
+func (r VersionRef) String() string {
+	return r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.Version, 10)
+}
+
+// ParseVersionRef reads String's form back.
+func ParseVersionRef(s string) (VersionRef, bool) {
+	typ, rest, ok1 := strings.Cut(s, "/")
+	id, n, ok2 := strings.Cut(rest, "/_history/")
+	v, err := strconv.ParseInt(n, 10, 64)
+	if !ok1 || !ok2 || err != nil || typ == "" || id == "" {
+		return VersionRef{}, false
+	}
+	return VersionRef{Type: typ, ID: id, Version: v}, true
 }
 
 // EventWriter appends events inside a write's transaction.

@@ -48,6 +48,16 @@ type SubscriptionState struct {
 	SealedHeaders string
 
 	CreatedAt, UpdatedAt time.Time
+
+	// ErrorCode is Error's code in fhir.SubscriptionErrorSystem (such as
+	// no-response); empty when there is none.
+	ErrorCode string
+	// Payload is channel.payload as written: the notifications'
+	// Content-Type ("" is application/fhir+json).
+	Payload string
+	// NotificationToken: each id-only event notification carries an access
+	// token for its resources (internal/notifytoken).
+	NotificationToken bool
 }
 
 // Websocket reports whether the Subscription uses the websocket channel:

@@ -95,29 +95,64 @@ func focusVersion(ctx context.Context, v store.View, e store.Event) (store.Versi
 	return v.Version(ctx, e.FocusType, e.FocusID, n)
 }
 
-// includes resolves the topic's notificationShape includes for one event
-// ("Encounter:patient" → the Patient the focus references), as additional
-// context. With full, each included resource the recipient may read
-// carries its current stored JSON. r reads references with Herald's base:
-// another server's reference is never resolved to a local resource.
+// includes are the topic's notificationShape includes of one event, as
+// additional context: the versions recorded with the event (those the
+// event saw), or for an event written before they were recorded, the
+// current ones. With full, each included resource the recipient may read
+// carries its stored JSON.
 func includes(ctx context.Context, v store.View, topics *topic.Library, e store.Event, r *search.Resource, full bool, mayRead func(store.Version) bool) ([]notify.Included, error) {
-	if topics == nil {
+	refs := e.Includes
+	if refs == nil {
+		if topics == nil {
+			return nil, nil
+		}
+		t, ok := topics.Lookup(e.Topic)
+		if !ok {
+			return nil, nil
+		}
+		var err error
+		if refs, err = ShapeIncludes(ctx, v, t, e.FocusType, r); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]notify.Included, 0, len(refs))
+	for _, ref := range refs {
+		in := notify.Included{Ref: notify.Ref{Type: ref.Type, ID: ref.ID, VersionID: ref.Version}}
+		if full {
+			ver, err := v.Version(ctx, ref.Type, ref.ID, ref.Version)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			if err == nil && !ver.Deleted && mayRead(ver) {
+				in.Resource = ver.Body
+			}
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// ShapeIncludes resolves a topic's notificationShape includes for a focus
+// ("Encounter:patient" → the Patient the focus references) to the versions
+// current in v; resources that do not exist or are deleted are left out.
+// The publisher records them with each event, in the write's transaction;
+// LoadEvents resolves them now only for events written before that. r reads
+// references with Herald's base: another server's reference is never
+// resolved to a local resource.
+func ShapeIncludes(ctx context.Context, v store.Reader, t *topic.Topic, focusType string, r *search.Resource) ([]store.VersionRef, error) {
+	if r == nil {
 		return nil, nil
 	}
-	t, ok := topics.Lookup(e.Topic)
-	if !ok {
-		return nil, nil
-	}
-	var out []notify.Included
+	var out []store.VersionRef
 	seen := map[string]bool{}
 	for _, shape := range t.Shapes {
-		if shape.ResourceType != e.FocusType {
+		if shape.ResourceType != focusType {
 			continue
 		}
 		for _, inc := range shape.Include {
 			spec, _, _ := strings.Cut(inc, "&") // iterate is not followed
 			parts := strings.Split(spec, ":")
-			if len(parts) < 2 || parts[0] != e.FocusType {
+			if len(parts) < 2 || parts[0] != focusType {
 				continue
 			}
 			for _, ref := range r.References(parts[1]) {
@@ -133,11 +168,7 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 				if err != nil {
 					return nil, err
 				}
-				in := notify.Included{Ref: notify.Ref{Type: typ, ID: id, VersionID: cur.VersionID}}
-				if full && mayRead(cur) {
-					in.Resource = cur.Body
-				}
-				out = append(out, in)
+				out = append(out, store.VersionRef{Type: typ, ID: id, Version: cur.VersionID})
 			}
 		}
 	}

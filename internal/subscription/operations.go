@@ -32,6 +32,34 @@ type Operations struct {
 	MaxBytes int
 }
 
+// NotificationReader is who a notification access token of Subscription id
+// reads as: its owner, with the grants the policy gives the owner now, as
+// before a send (the Subscription live, the owner not suspended, its
+// grants still covering the topic). A revoked owner's tokens stop working.
+func (o *Operations) NotificationReader(ctx context.Context, id string) (*auth.Principal, error) {
+	st, err := o.Store.Subscription(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fhir.Errorf(fhir.KindUnauthorized, "invalid bearer token: the notification's Subscription is gone")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.Rules.client(ctx, o.Rules.Admin, st.Owner)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := o.Rules.compiler().Compile(st)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.KindForbidden, "the notification's Subscription is no longer valid")
+	}
+	owner, err := policy.Decide(sub, policyClient(c), o.now(), policy.ForSend)
+	var denied *policy.Denied
+	if errors.As(err, &denied) {
+		return nil, fhir.Errorf(fhir.KindForbidden, "the notification's Subscription may no longer be read: %s", denied.Reason)
+	}
+	return owner, err
+}
+
 // DefaultEventsBytes is $events' budget when Operations.MaxBytes is 0.
 const DefaultEventsBytes = 8 << 20
 
@@ -102,9 +130,7 @@ func (o *Operations) describe(ctx context.Context, st store.SubscriptionState) (
 		return notify.Subscription{}, err
 	}
 	s := notify.Subscription{ID: st.ID, Topic: st.Topic, Status: st.Status, Content: st.Content, EventsSinceStart: n}
-	if st.Error != "" {
-		s.Errors = []notify.Error{{Text: st.Error}}
-	}
+	s.Errors = Errors(st)
 	return s, nil
 }
 

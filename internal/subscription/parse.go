@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/strictjson"
@@ -176,6 +177,9 @@ func parseChannel(s *Subscription, w wire) error {
 		// Nothing is posted: a secret or headers would be kept for nothing.
 		return invalid("Subscription.channel", "a websocket Subscription takes no signing secret and no channel.header: notifications go over the socket the binding token opened")
 	}
+	if s.NotificationToken && s.Content != fhir.ContentIDOnly {
+		return invalid("Subscription.channel.extension", "notification-access-token needs id-only content: an empty notification names no resource to read, and a full-resource one already carries them")
+	}
 	if len(ch.Header) > Limits.MaxHeaders {
 		return invalid("Subscription.channel.header", "at most %d headers are allowed", Limits.MaxHeaders)
 	}
@@ -194,14 +198,20 @@ func parsePayload(s *Subscription, payload string, ext *element) error {
 		return invalid("Subscription.channel.payload", "payload is required: application/fhir+json")
 	}
 	mt, params, err := mime.ParseMediaType(payload)
-	if err != nil || mt != "application/fhir+json" {
-		return invalid("Subscription.channel.payload", "payload %q cannot be produced: Herald sends application/fhir+json", clip(payload))
+	switch {
+	case err != nil || strings.ContainsFunc(payload, unicode.IsControl):
+		return invalid("Subscription.channel.payload", "payload %q is not a media type: Herald sends application/fhir+json or application/json", clip(payload))
+	case mt == "application/fhir+xml" || mt == "application/xml" || mt == "text/xml":
+		return invalid("Subscription.channel.payload", "payload %q cannot be produced: Herald renders notifications as JSON only; use application/fhir+json or application/json", clip(payload))
+	case mt != "application/fhir+json" && mt != "application/json":
+		return invalid("Subscription.channel.payload", "payload %q cannot be produced: Herald sends application/fhir+json or application/json", clip(payload))
 	}
 	for k, v := range params {
 		if k != "fhirversion" || (v != "4.0" && v != "4.0.1") {
 			return invalid("Subscription.channel.payload", "payload parameter %s=%s cannot be honoured: Herald sends FHIR R4 (fhirVersion=4.0)", clip(k), clip(v))
 		}
 	}
+	// Kept exactly as written: the rest-hook Content-Type SHALL equal it.
 	s.Payload = payload
 	if ext == nil || len(ext.Extension) == 0 {
 		return invalid("Subscription.channel._payload", "the payload content is required: a backport-payload-content extension (empty, id-only or full-resource) on channel._payload")
@@ -253,6 +263,8 @@ func parseChannelExtension(s *Subscription, raw json.RawMessage) error {
 		if err = ext.as("valuePositiveInt", &s.MaxCount); err == nil && (s.MaxCount < 1 || s.MaxCount > Limits.MaxMaxCount) {
 			err = invalid(where, "backport-max-count must be between 1 and %d", Limits.MaxMaxCount)
 		}
+	case fhir.ExtNotificationToken:
+		err = ext.as("valueBoolean", &s.NotificationToken)
 	case fhir.ExtSigningSecret:
 		if err = ext.as("valueString", &s.SigningSecret); err == nil && len(s.SigningSecret) < Limits.MinSecretLen {
 			err = invalid(where, "the signing secret must be at least %d characters", Limits.MinSecretLen)

@@ -54,6 +54,19 @@ func TestParseExample(t *testing.T) {
 	require.Equal(t, time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC), s.End)
 }
 
+// TestParseKeepsThePayloadAsWritten: the rest-hook Content-Type SHALL equal
+// channel.payload, so the parse keeps its exact text, parameters included,
+// and accepts plain application/json beside application/fhir+json.
+func TestParseKeepsThePayloadAsWritten(t *testing.T) {
+	t.Parallel()
+	for _, payload := range []string{"application/fhir+json", "application/fhir+json;fhirVersion=4.0", "application/fhir+json; fhirVersion=4.0.1", "application/json"} {
+		body := strings.Replace(example, `"payload": "application/fhir+json"`, `"payload": "`+payload+`"`, 1)
+		s, err := Parse([]byte(body), now)
+		require.NoError(t, err, payload)
+		require.Equal(t, payload, s.Payload)
+	}
+}
+
 func TestParseFilterForms(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -118,7 +131,7 @@ func TestParseRejects(t *testing.T) {
 		{"malformed filter", `"valueString": "Encounter?patient=Patient/p1"`, `"valueString": "Encounter?patient"`, 422, "param=value"},
 		{"unknown content code", `"valueCode": "id-only"`, `"valueCode": "everything"`, 422, "empty, id-only or full-resource"},
 		{"unknown payload extension", "backport-payload-content", "backport-payload-contents", 422, "_payload"},
-		{"XML payload", `"payload": "application/fhir+json"`, `"payload": "application/fhir+xml"`, 422, "payload"},
+		{"XML payload", `"payload": "application/fhir+json"`, `"payload": "application/fhir+xml"`, 422, "JSON only"},
 		{"unknown MIME", `"payload": "application/fhir+json"`, `"payload": "text/plain"`, 422, "payload"},
 		{"R4B payload version", `"payload": "application/fhir+json"`, `"payload": "application/fhir+json; fhirVersion=4.3"`, 422, "fhirVersion"},
 		{"no payload", `"payload": "application/fhir+json",`, ``, 422, "payload"},

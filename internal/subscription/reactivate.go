@@ -55,7 +55,7 @@ func (o *Operations) Reactivate(ctx context.Context, id string) (store.Subscript
 		if err := reactivatable(cur); err != nil {
 			return err // changed meanwhile
 		}
-		if err := SetStatus(ctx, tx, id, fhir.StatusRequested, "", now); err != nil {
+		if err := SetStatus(ctx, tx, id, fhir.StatusRequested, "", "", now); err != nil {
 			return err
 		}
 		if after, err = tx.Subscription(ctx, id); err != nil {

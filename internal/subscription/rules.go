@@ -259,7 +259,7 @@ func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoi
 	}
 	state := store.SubscriptionState{
 		ID: id, Owner: p.ClientID, Context: p.Context(), Scopes: strings.Join(p.RawScopes, " "), Patient: p.Patient, TokenExp: p.ExpiresAt,
-		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content,
+		Status: status, Topic: sub.Topic, Endpoint: endpoint, Content: sub.Content, Payload: sub.Payload, NotificationToken: sub.NotificationToken,
 		HeartbeatPeriod: sub.HeartbeatPeriod, Timeout: sub.Timeout, MaxCount: sub.MaxCount,
 		CreatedAt: now, UpdatedAt: now,
 	}

@@ -29,6 +29,8 @@ type Subscription struct {
 	MaxCount        int // zero when not given
 	// SigningSecret is write-only: it is never stored in the resource.
 	SigningSecret string
+	// NotificationToken: Herald's notification-access-token extension.
+	NotificationToken bool
 }
 
 // Header is one channel.header line, "Name: value".

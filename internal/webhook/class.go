@@ -42,7 +42,13 @@ func Classify(err error) Class {
 	if !errors.As(err, &se) {
 		return ClassConnection
 	}
-	switch r := se.Reason; {
+	return ClassOf(se.Reason)
+}
+
+// ClassOf is the Class of a SendError's Reason: the one mapping from the
+// reasons this package gives.
+func ClassOf(reason string) Class {
+	switch r := reason; {
 	case r == "timeout":
 		return ClassTimeout
 	case r == "dns lookup failed":

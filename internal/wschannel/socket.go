@@ -322,7 +322,7 @@ func (sk *socket) recheck(ctx context.Context, admin *subscription.Admin, st sto
 // resource first, then the state, in one transaction.
 func (sk *socket) setStatus(ctx context.Context, id, status, reason string, now time.Time) error {
 	return sk.srv.cfg.Store.InTx(context.WithoutCancel(ctx), func(tx store.Tx) error {
-		return subscription.SetStatus(ctx, tx, id, status, reason, now)
+		return subscription.SetStatus(ctx, tx, id, status, reason, "", now)
 	})
 }
 

@@ -52,7 +52,7 @@ var claimSQL = `WITH claimed AS (
 	)
 	SELECT c.*, (SELECT value FROM config_generation) AS config_gen, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
 		e.focus_type AS ev_focus_type, e.focus_id AS ev_focus_id, e.focus_version AS ev_focus_version,
-		e.method AS ev_method, fv.version_id AS fv_version_id, fv.last_updated AS fv_last_updated,
+		e.method AS ev_method, e.includes AS ev_includes, fv.version_id AS fv_version_id, fv.last_updated AS fv_last_updated,
 		fv.method AS fv_method, fv.deleted AS fv_deleted, fv.body AS fv_body, fv.patients AS fv_patients
 	FROM claimed c LEFT JOIN LATERAL (
 		SELECT * FROM events ev
@@ -104,6 +104,7 @@ type claimEventRow struct {
 	EvFocusID      *string    `db:"ev_focus_id"`
 	EvFocusVersion *int64     `db:"ev_focus_version"`
 	EvMethod       *string    `db:"ev_method"`
+	EvIncludes     []string   `db:"ev_includes"`
 	FvVersionID    *int64     `db:"fv_version_id"`
 	FvLastUpdated  *time.Time `db:"fv_last_updated"`
 	FvMethod       *string    `db:"fv_method"`
@@ -149,7 +150,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 			tk := &out[len(out)-1]
 			ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
 				Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
-				Method: *r.EvMethod}.event()
+				Method: *r.EvMethod, Includes: r.EvIncludes}.event()
 			ev.Focus = r.focus()
 			tk.Events = append(tk.Events, ev)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,7 @@ type eventRow struct {
 	FocusID        string
 	FocusVersion   int64
 	Method         string
+	Includes       []string // VersionRef strings; nil: not recorded
 }
 
 func (r eventRow) event() store.Event {
@@ -39,16 +41,46 @@ func (r eventRow) event() store.Event {
 		FocusID:        r.FocusID,
 		FocusVersion:   r.FocusVersion,
 		Method:         store.Method(r.Method),
+		Includes:       includesFromDB(r.Includes),
 	}
 }
 
-const eventColumns = `subscription_id, number, timestamp, topic, focus_type, focus_id, focus_version, method`
+// includesToDB is Event.Includes as one nullable text: the refs separated
+// by spaces (no type or id holds one), so a batch of events passes them as
+// one text[] (unnest flattens arrays of arrays). nil stays NULL.
+func includesToDB(refs []store.VersionRef) *string {
+	if refs == nil {
+		return nil
+	}
+	parts := make([]string, len(refs))
+	for i, r := range refs {
+		parts[i] = r.String()
+	}
+	s := strings.Join(parts, " ")
+	return &s
+}
+
+// includesFromDB reads the includes column; NULL is nil, {} is empty.
+func includesFromDB(col []string) []store.VersionRef {
+	if col == nil {
+		return nil
+	}
+	out := make([]store.VersionRef, 0, len(col))
+	for _, s := range col {
+		if r, ok := store.ParseVersionRef(s); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+const eventColumns = `subscription_id, number, timestamp, topic, focus_type, focus_id, focus_version, method, includes`
 
 // scanEventRow scans eventColumns in order; delivery reads events in bulk,
 // so the reflective mapper is avoided as for versions.
 func scanEventRow(row pgx.CollectableRow) (eventRow, error) {
 	var r eventRow
-	err := row.Scan(&r.SubscriptionID, &r.Number, &r.Timestamp, &r.Topic, &r.FocusType, &r.FocusID, &r.FocusVersion, &r.Method)
+	err := row.Scan(&r.SubscriptionID, &r.Number, &r.Timestamp, &r.Topic, &r.FocusType, &r.FocusID, &r.FocusVersion, &r.Method, &r.Includes)
 	return r, err
 }
 
@@ -75,14 +107,15 @@ const appendEventSQL = `WITH sub AS (
 		SELECT pg_notify('` + wakeChannel + `', '') AS woken FROM sub
 	)
 	INSERT INTO events (` + eventColumns + `)
-	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text
+	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text,
+		string_to_array($8::text, ' ')
 	FROM sub, wake
 	RETURNING number`
 
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	op := "append event to subscription " + e.SubscriptionID
 	rows, err := t.q.Query(ctx, appendEventSQL, e.SubscriptionID, e.Timestamp, e.Topic,
-		e.FocusType, e.FocusID, e.FocusVersion, string(e.Method))
+		e.FocusType, e.FocusID, e.FocusVersion, string(e.Method), includesToDB(e.Includes))
 	if err != nil {
 		return 0, wrap(op, err)
 	}
@@ -100,8 +133,8 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 // deadlocking; sub then advances each counter (READ COMMITTED sees the
 // committed value once the lock is granted).
 const appendEventsSQL = `WITH input AS (
-		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
-			AS i(subscription_id, ts, topic, focus_type, focus_id, focus_version, method)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
+			AS i(subscription_id, ts, topic, focus_type, focus_id, focus_version, method, includes)
 	), locked AS (
 		SELECT id FROM subscriptions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 	), sub AS (
@@ -116,7 +149,8 @@ const appendEventsSQL = `WITH input AS (
 		SELECT pg_notify('` + wakeChannel + `', '') AS woken FROM (SELECT 1 FROM sub LIMIT 1) any_sub
 	)
 	INSERT INTO events (` + eventColumns + `)
-	SELECT sub.id, sub.last_event_number, i.ts, i.topic, i.focus_type, i.focus_id, i.focus_version, i.method
+	SELECT sub.id, sub.last_event_number, i.ts, i.topic, i.focus_type, i.focus_id, i.focus_version, i.method,
+		string_to_array(i.includes, ' ')
 	FROM sub JOIN input i ON i.subscription_id = sub.id, wake
 	RETURNING subscription_id, number`
 
@@ -136,6 +170,7 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		ids, topics, types, focusIDs, methods []string
 		ts                                    []time.Time
 		versions                              []int64
+		includes                              []*string
 	}{}
 	for i, e := range evs {
 		if _, dup := seen[e.SubscriptionID]; dup {
@@ -149,9 +184,10 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		cols.focusIDs = append(cols.focusIDs, e.FocusID)
 		cols.versions = append(cols.versions, e.FocusVersion)
 		cols.methods = append(cols.methods, string(e.Method))
+		cols.includes = append(cols.includes, includesToDB(e.Includes))
 	}
 	op := "append " + strconv.Itoa(len(evs)) + " events"
-	rows, err := t.q.Query(ctx, appendEventsSQL, cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods)
+	rows, err := t.q.Query(ctx, appendEventsSQL, cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods, cols.includes)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

@@ -28,6 +28,9 @@ type subscriptionRow struct {
 	TokenExp          *time.Time `db:"token_exp"`
 	Status            string     `db:"status"`
 	Error             string     `db:"error"`
+	ErrorCode         string     `db:"error_code"`
+	Payload           string     `db:"payload"`
+	NotificationToken bool       `db:"notification_token"`
 	Topic             string     `db:"topic"`
 	Filters           []string   `db:"filters"`
 	Endpoint          string     `db:"endpoint"`
@@ -53,6 +56,8 @@ func (r subscriptionRow) state() store.SubscriptionState {
 		TokenExp:        fromNullTime(r.TokenExp),
 		Status:          r.Status,
 		Error:           r.Error,
+		ErrorCode:       r.ErrorCode,
+		Payload:         r.Payload,
 		Topic:           r.Topic,
 		Filters:         r.Filters,
 		Endpoint:        r.Endpoint,
@@ -67,6 +72,7 @@ func (r subscriptionRow) state() store.SubscriptionState {
 		CreatedAt:       r.CreatedAt.UTC(),
 		UpdatedAt:       r.UpdatedAt.UTC(),
 	}
+	s.NotificationToken = r.NotificationToken
 	if len(s.Filters) == 0 {
 		s.Filters = nil
 	}
@@ -91,7 +97,7 @@ func fromNullTime(t *time.Time) time.Time {
 
 const subscriptionColumns = `id, owner, scopes, patient, token_exp, status, error, topic, filters, endpoint,
 	content, end_at, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers,
-	created_at, updated_at, patient_key, owner_context`
+	created_at, updated_at, patient_key, owner_context, error_code, payload, notification_token`
 
 // querySubscriptions runs a query that returns subscription rows.
 func querySubscriptions(ctx context.Context, q querier, sql string, args ...any) ([]store.SubscriptionState, error) {
@@ -109,7 +115,7 @@ func scanSubscription(row pgx.CollectableRow) (store.SubscriptionState, error) {
 	var r subscriptionRow
 	err := row.Scan(&r.ID, &r.Owner, &r.Scopes, &r.Patient, &r.TokenExp, &r.Status, &r.Error, &r.Topic, &r.Filters,
 		&r.Endpoint, &r.Content, &r.End, &r.HeartbeatPeriodMS, &r.TimeoutMS, &r.MaxCount, &r.SealedSecret,
-		&r.SealedHeaders, &r.CreatedAt, &r.UpdatedAt, &r.PatientKey, &r.Context)
+		&r.SealedHeaders, &r.CreatedAt, &r.UpdatedAt, &r.PatientKey, &r.Context, &r.ErrorCode, &r.Payload, &r.NotificationToken)
 	return r.state(), err
 }
 
@@ -253,12 +259,13 @@ const putSubscriptionSQL = `WITH owned AS (
 ), put AS (
 	INSERT INTO subscriptions (` + subscriptionColumns + `, handshake_pending, due_at, error_since)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10,
-		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
 		$6::text = 'requested' AND $10 <> '', CASE WHEN $6::text = 'requested' AND $10 <> '' THEN $19::timestamptz END,
 		CASE WHEN $6::text = 'error' THEN $19::timestamptz END)
 	ON CONFLICT (id) DO UPDATE SET
 		owner = excluded.owner, owner_context = excluded.owner_context, scopes = excluded.scopes, patient = excluded.patient,
 		token_exp = excluded.token_exp, status = excluded.status, error = excluded.error,
+		error_code = excluded.error_code, payload = excluded.payload, notification_token = excluded.notification_token,
 		topic = excluded.topic, filters = excluded.filters, endpoint = excluded.endpoint,
 		content = excluded.content, end_at = excluded.end_at,
 		heartbeat_period_ms = excluded.heartbeat_period_ms, timeout_ms = excluded.timeout_ms,
@@ -288,7 +295,7 @@ func (t *tx) PutSubscription(ctx context.Context, s store.SubscriptionState) err
 	_, err := t.q.Exec(ctx, putSubscriptionSQL,
 		s.ID, s.Owner, s.Scopes, s.Patient, toNullTime(s.TokenExp), s.Status, s.Error, s.Topic, s.Filters, s.Endpoint,
 		s.Content, toNullTime(s.End), s.HeartbeatPeriod.Milliseconds(), s.Timeout.Milliseconds(), s.MaxCount,
-		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey, s.Context)
+		s.SealedSecret, s.SealedHeaders, s.CreatedAt, s.UpdatedAt, s.PatientKey, s.Context, s.ErrorCode, s.Payload, s.NotificationToken)
 	return wrap("put subscription "+s.ID, err)
 }
 

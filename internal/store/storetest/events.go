@@ -696,3 +696,48 @@ func testAppendEventsConcurrentOverlap(t *testing.T, s store.Store) {
 		require.Equal(t, span(1, writers), eventNumbers(allEvents(t, s, id)), id)
 	}
 }
+
+// testEventIncludes: an event's recorded include versions come back as
+// written through Events and a delivery claim, appended alone or in a
+// batch; nil (not recorded) stays nil and empty stays empty.
+func testEventIncludes(t *testing.T, s store.Store) {
+	putSubs(t, s, sub("a"), sub("b"))
+	refs := []store.VersionRef{{Type: "Patient", ID: "p1", Version: 2}, {Type: "Practitioner", ID: "dr.x-1", Version: 1}}
+	a1, a2, a3 := event("a", "e1", 1), event("a", "e1", 2), event("a", "e2", 1)
+	a1.Includes, a2.Includes = refs, []store.VersionRef{}
+	appendEvents(t, s, a1)
+	appendEvents(t, s, a2)
+	appendEvents(t, s, a3)
+	b1 := event("b", "e1", 1)
+	b1.Includes = refs[1:]
+	a4 := event("a", "e3", 1)
+	a4.Includes = refs[:1]
+	err := s.InTx(t.Context(), func(tx store.Tx) error {
+		_, err := tx.AppendEvents(t.Context(), []store.Event{a4, b1})
+		return err
+	})
+	require.NoError(t, err)
+
+	want := []store.Event{numbered(a1, 1), numbered(a2, 2), numbered(a3, 3), numbered(a4, 4)}
+	got := allEvents(t, s, "a")
+	requireEvents(t, want, got)
+	require.NotNil(t, got[1].Includes, "recorded as none is not unrecorded")
+	require.Nil(t, got[2].Includes)
+	requireEvents(t, []store.Event{numbered(b1, 1)}, allEvents(t, s, "b"))
+
+	tasks, err := s.ClaimDue(t.Context(), at(9, 0), 10, shortLease, 10)
+	require.NoError(t, err)
+	claimed := false
+	for _, tk := range tasks {
+		if tk.State.ID != "a" {
+			continue
+		}
+		claimed = true
+		require.Len(t, tk.Events, 4)
+		for i := range tk.Events {
+			tk.Events[i].Focus = nil
+		}
+		requireEvents(t, want, tk.Events, "claimed")
+	}
+	require.True(t, claimed, "a has events due")
+}

@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventSubscriptionDelete", testEventSubscriptionDelete},
 		{"EventInvalid", testEventInvalid},
 		{"AppendEventsBatch", testAppendEventsBatch},
+		{"EventIncludes", testEventIncludes},
 		{"AppendEventsConcurrentOverlap", testAppendEventsConcurrentOverlap},
 		// retention.go
 		{"Acknowledge", testAcknowledge},

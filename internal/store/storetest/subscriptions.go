@@ -40,6 +40,7 @@ func sub(id string) store.SubscriptionState {
 		Filters:         []string{"Encounter?status=in-progress", "Encounter?class=AMB", "Encounter?patient=Patient/pat-1"},
 		Endpoint:        endpointA,
 		Content:         "id-only",
+		Payload:         "application/fhir+json;fhirVersion=4.0",
 		End:             time.Date(2025, 1, 31, 23, 59, 59, 999_000_000, zone),
 		HeartbeatPeriod: 24 * time.Hour,
 		Timeout:         1500 * time.Millisecond,
@@ -78,6 +79,9 @@ func requireSub(t *testing.T, want, got store.SubscriptionState, msgAndArgs ...a
 	requireTime("TokenExp", want.TokenExp, got.TokenExp)
 	require.Equal(t, want.Status, got.Status, "Status %s", msg)
 	require.Equal(t, want.Error, got.Error, "Error %s", msg)
+	require.Equal(t, want.ErrorCode, got.ErrorCode, "ErrorCode %s", msg)
+	require.Equal(t, want.Payload, got.Payload, "Payload %s", msg)
+	require.Equal(t, want.NotificationToken, got.NotificationToken, "NotificationToken %s", msg)
 	require.Equal(t, want.Topic, got.Topic, "Topic %s", msg)
 	if len(want.Filters) == 0 {
 		require.Empty(t, got.Filters, "Filters %s", msg)
@@ -144,7 +148,9 @@ func testSubscriptionRoundTrip(t *testing.T, s store.Store) {
 
 	emptyFilters := sub("empty-filters")
 	emptyFilters.Filters = []string{}
-	emptyFilters.Status, emptyFilters.Error = "error", "endpoint answered 503 five times"
+	emptyFilters.Status, emptyFilters.Error, emptyFilters.ErrorCode = "error", "endpoint answered 503 five times", "error-response"
+	emptyFilters.Payload = "application/json"
+	emptyFilters.NotificationToken = true
 	emptyFilters.Content = "full-resource"
 	emptyFilters.Patient = ""
 	emptyFilters.HeartbeatPeriod, emptyFilters.Timeout, emptyFilters.MaxCount = 10*time.Second, 0, 1
