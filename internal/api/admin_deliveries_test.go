@@ -86,7 +86,7 @@ func failure(class string, status int) store.Attempt {
 func setStatus(t *testing.T, st store.Store, id, status string) {
 	t.Helper()
 	require.NoError(t, st.InTx(context.Background(), func(tx store.Tx) error {
-		return subscription.SetStatus(context.Background(), tx, id, status, "test: "+status, time.Now())
+		return subscription.SetStatus(context.Background(), tx, id, status, "test: "+status, "", time.Now())
 	}))
 }
 
