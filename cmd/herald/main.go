@@ -139,11 +139,12 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
 		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, BaseURL: cfg.BaseURL,
-		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/" + version}),
-		Workers:   cfg.Delivery.Workers,
-		Poll:      cfg.Delivery.Poll,
-		Lease:     cfg.Delivery.Lease,
-		RetryBase: cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
+		Sender:      webhook.New(webhook.Options{UserAgent: "Herald/" + version, MaxPerEndpoint: cfg.Delivery.MaxPerHost}),
+		Workers:     cfg.Delivery.Workers,
+		MaxPerOwner: cfg.Delivery.MaxPerOwner,
+		Poll:        cfg.Delivery.Poll,
+		Lease:       cfg.Delivery.Lease,
+		RetryBase:   cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
 		ErrorOffAfter: cfg.Delivery.ErrorOffAfter,
 		Metrics:       metrics,
 		Logger:        log.With("component", "delivery"),

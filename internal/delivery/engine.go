@@ -53,7 +53,13 @@ type Config struct {
 	Sender  *webhook.Client
 	BaseURL string // the FHIR base notifications refer to
 
-	Workers       int           // concurrent sends
+	Workers int // concurrent sends
+	// MaxPerOwner caps the Subscriptions of one owner (client) leased at
+	// once, across every instance sharing the store, so one owner's slow
+	// or hanging endpoints leave workers for everyone else; 0 means three
+	// quarters of Workers (24 of 32), negative means no cap. Owners take
+	// turns round-robin in every claim either way (store.DeliveryQueue).
+	MaxPerOwner   int
 	Poll          time.Duration // how often to look for due work without a wake-up
 	Lease         time.Duration // how long a claim keeps other workers off
 	RetryBase     time.Duration // first retry delay; doubles per failure
@@ -94,6 +100,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
+	}
+	if cfg.MaxPerOwner == 0 {
+		cfg.MaxPerOwner = max(cfg.Workers-cfg.Workers/4, 1)
 	}
 	def(&cfg.Poll, DefaultPoll)
 	def(&cfg.Lease, DefaultLease)
@@ -143,7 +152,7 @@ func (e *Engine) Run(ctx context.Context) {
 		full := false
 		claimed := e.cfg.Now()
 		if free := cap(slots) - len(slots); free > 0 {
-			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents)
+			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents, max(e.cfg.MaxPerOwner, 0))
 			if err != nil && ctx.Err() == nil {
 				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
 			}

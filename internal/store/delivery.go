@@ -115,7 +115,16 @@ type DeliveryQueue interface {
 	// A shared store sets and judges leases by its own clock (PostgreSQL:
 	// the database's), so instances with skewed clocks never both hold a
 	// lease; DeliveryTask.LeaseUntil is given in the caller's clock (now).
-	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]DeliveryTask, error)
+	//
+	// The claim shares the workers between owners (SubscriptionState.Owner,
+	// the client): it takes due work round-robin across owners, each
+	// owner's earliest due first, so one owner's thousands of due
+	// Subscriptions never push another owner's one back; and with
+	// perOwner > 0 it leaves an owner's Subscriptions unclaimed while
+	// perOwner of them are leased (across every instance sharing the
+	// store), so one owner's slow or hanging endpoints cannot take every
+	// worker.
+	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]DeliveryTask, error)
 	// ReleaseLease ends a lease without recording anything (graceful
 	// shutdown): the Subscription can be claimed again at once. A lease
 	// that is no longer held is not an error.
