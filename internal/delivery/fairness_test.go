@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/store"
 )
 
@@ -36,13 +38,15 @@ func hangingLoad(tb testing.TB, e *env, n int) *receiver {
 
 // subscribeOther creates client "app-b"'s Subscription to the test
 // receiver, for patient p2 (events of patient p1 go to "app"'s only).
-func (e *env) subscribeOther(tb testing.TB) string {
+func (e *env) subscribeOther(tb testing.TB) string { return e.subscribeOtherFor(tb, "p2") }
+
+func (e *env) subscribeOtherFor(tb testing.TB, patient string) string {
 	tb.Helper()
 	res, err := e.svc.Create(context.Background(), otherClient, "Subscription", []byte(subscriptionJSON(e.recv.srv.URL+"/hook",
 		func(m map[string]any) {
 			m["_criteria"] = map[string]any{"extension": []any{map[string]any{
 				"url":         "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria",
-				"valueString": "Encounter?patient=Patient/p2"}}}
+				"valueString": "Encounter?patient=Patient/" + patient}}}
 		})))
 	require.NoError(tb, err)
 	return res.Version.ID
@@ -94,4 +98,47 @@ func TestHangingOwnerDoesNotStallOthers(t *testing.T) {
 		})
 		require.Less(t, len(hang.all()), 500, "the hanging endpoint was still being tried: its load was on")
 	})
+}
+
+// BenchmarkFairDelivery measures, on PostgreSQL, how long client "app-b"
+// waits for its handshake (from the create) and for an event (from the
+// write), alone and beside 500 Subscriptions of client "app" whose
+// endpoint hangs. It prints p50/p99 of each and asserts nothing.
+func BenchmarkFairDelivery(b *testing.B) {
+	for _, load := range []int{0, 500} {
+		b.Run(fmt.Sprintf("hanging=%d", load), func(b *testing.B) {
+			e := newEnv(b, pgStore(b), func(c *delivery.Config) {
+				c.Logger = slog.New(slog.DiscardHandler)
+				c.RetryBase, c.RetryCap = 100*time.Millisecond, 5*time.Second
+			})
+			if load > 0 {
+				hang := hangingLoad(b, e, load)
+				hang.waitWithin(b, 30*time.Second, "the hanging endpoint's first requests", func(got []delivered) bool { return len(got) >= 4 })
+			}
+			var handshake, event []time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				patient := fmt.Sprintf("pb-%d", i)
+				before := len(e.recv.all())
+				start := time.Now()
+				id := e.subscribeOtherFor(b, patient)
+				e.recv.waitWithin(b, time.Minute, "the handshake", func(got []delivered) bool { return len(got) > before })
+				handshake = append(handshake, time.Since(start))
+				e.waitStatus(id, "active")
+				before = len(e.recv.all())
+				start = time.Now()
+				e.encounterOf(b, "enc-"+patient, patient)
+				e.recv.waitWithin(b, time.Minute, "the event", func(got []delivered) bool { return len(ackedEvents(got[before:])) > 0 })
+				event = append(event, time.Since(start))
+			}
+			b.StopTimer()
+			report := func(name string, d []time.Duration) {
+				slices.Sort(d)
+				b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, name+"-p50-ms")
+				b.ReportMetric(float64(d[(len(d)*99)/100].Microseconds())/1000, name+"-p99-ms")
+			}
+			report("handshake", handshake)
+			report("event", event)
+		})
+	}
 }

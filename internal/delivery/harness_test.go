@@ -408,4 +408,4 @@ func span(from, to int64) []int64 {
 
 func storeMemory() store.Store { return memory.New() }
 
-func pgStore(t *testing.T) store.Store { return pgtest.New(t) }
+func pgStore(t testing.TB) store.Store { return pgtest.New(t) }
