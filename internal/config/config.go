@@ -74,9 +74,10 @@ type Timeouts struct {
 // Delivery tunes the delivery engine.
 type Delivery struct {
 	Workers       int
-	MaxPerOwner   int // Subscriptions of one client in flight across instances; 0: three quarters of Workers
-	MaxPerHost    int // sends to one endpoint (scheme, host, port) at once, per instance
-	DBConns       int // connections of the delivery pool; 0: share the write pool
+	MaxPerOwner   int   // Subscriptions of one client in flight across instances; 0: three quarters of Workers
+	MaxPerHost    int   // sends to one endpoint (scheme, host, port) at once, per instance
+	CacheBytes    int64 // resource bodies kept for notifications
+	DBConns       int   // connections of the delivery pool; 0: share the write pool
 	Poll          time.Duration
 	Lease         time.Duration
 	RetryBase     time.Duration
@@ -140,6 +141,7 @@ var settings = []setting{
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_MAX_PER_OWNER", "delivery-max-per-owner", "0", "Subscriptions of one client being delivered at once, across all instances; 0: three quarters of HERALD_DELIVERY_WORKERS"},
 	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) at once by this instance; more due ones back off as \"endpoint busy\""},
+	{"HERALD_DELIVERY_CACHE_BYTES", "delivery-cache-bytes", "67108864", "most bytes of resources delivery keeps in memory for notifications (a write that fires for many Subscriptions is read once)"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
 	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},
 	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance (longer while a send with a longer channel timeout is in flight); a crashed instance's work resumes when its leases expire"},
@@ -315,6 +317,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_DELIVERY_MAX_PER_ENDPOINT", "must be an integer from 1 to 4096")
 	} else {
 		c.Delivery.MaxPerHost = n
+	}
+	if n, err := strconv.ParseInt(get("HERALD_DELIVERY_CACHE_BYTES"), 10, 64); err != nil || n < 1<<20 || n > 1<<40 {
+		fail("HERALD_DELIVERY_CACHE_BYTES", "must be an integer from 1048576 to 1099511627776")
+	} else {
+		c.Delivery.CacheBytes = n
 	}
 	if n, err := strconv.Atoi(get("HERALD_DELIVERY_DB_CONNS")); err != nil || n < 0 || n > 1000 {
 		fail("HERALD_DELIVERY_DB_CONNS", "must be an integer from 0 to 1000")

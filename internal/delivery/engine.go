@@ -68,6 +68,10 @@ type Config struct {
 	ErrorOffAfter time.Duration // time in error before status off
 	MaxEvents     int           // events per notification when maxCount is unset
 	Drain         time.Duration // how long shutdown waits for sends in flight
+	// CacheBytes bounds the resource bodies kept for notifications (a
+	// write that fires for many Subscriptions reads its focus once);
+	// 0 means DefaultCacheBytes.
+	CacheBytes int64
 
 	Metrics *Metrics // nil: none
 	Logger  *slog.Logger
@@ -110,6 +114,9 @@ func New(cfg Config) *Engine {
 	def(&cfg.RetryCap, DefaultRetryCap)
 	def(&cfg.ErrorOffAfter, DefaultErrorOffAfter)
 	def(&cfg.Drain, DefaultDrain)
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 	if cfg.ErrorAfter <= 0 {
 		cfg.ErrorAfter = DefaultErrorAfter
 	}
@@ -123,7 +130,7 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), view: newCachedView(cfg.Store, cfg.Now)}
+	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes)}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight
