@@ -39,6 +39,7 @@ type Config struct {
 	MaxSearchValues      int           // comma-separated values in one parameter
 	MaxEventsBytes       int           // resources one $events answer may carry
 	MaxBundleEntries     int           // entries of one batch or transaction
+	MaxResponseBytes     int64         // resource bytes of a search page or a batch/transaction response
 	EventRetention       time.Duration // 0: keep forever
 	Delivery             Delivery
 	SMART                SMART
@@ -136,6 +137,7 @@ var settings = []setting{
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
 	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
 	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
+	{"HERALD_MAX_RESPONSE_BYTES", "max-response-bytes", "16777216", "most bytes of resources in one search page (it ends early, with a next link) or one batch or transaction response"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
@@ -350,6 +352,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
 	count("HERALD_MAX_EVENTS_BYTES", 1<<30, &c.MaxEventsBytes)
 	count("HERALD_MAX_BUNDLE_ENTRIES", 100_000, &c.MaxBundleEntries)
+	if n, err := strconv.ParseInt(get("HERALD_MAX_RESPONSE_BYTES"), 10, 64); err != nil || n < 1<<16 || n > 1<<34 {
+		fail("HERALD_MAX_RESPONSE_BYTES", "must be an integer from 65536 to 17179869184")
+	} else {
+		c.MaxResponseBytes = n
+	}
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
