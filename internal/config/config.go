@@ -315,11 +315,6 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	} else {
 		c.Delivery.MaxPerOwner = n
 	}
-	if n, err := strconv.Atoi(get("HERALD_DELIVERY_MAX_PER_ENDPOINT")); err != nil || n < 1 || n > 4096 {
-		fail("HERALD_DELIVERY_MAX_PER_ENDPOINT", "must be an integer from 1 to 4096")
-	} else {
-		c.Delivery.MaxPerHost = n
-	}
 	if n, err := strconv.ParseInt(get("HERALD_DELIVERY_CACHE_BYTES"), 10, 64); err != nil || n < 1<<20 || n > 1<<40 {
 		fail("HERALD_DELIVERY_CACHE_BYTES", "must be an integer from 1048576 to 1099511627776")
 	} else {
@@ -337,6 +332,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 			*into = n
 		}
 	}
+	count("HERALD_DELIVERY_MAX_PER_ENDPOINT", 4096, &c.Delivery.MaxPerHost)
 	count("HERALD_MAX_FILTERS", 1000, &c.Limits.Filters)
 	count("HERALD_MAX_FILTER_PARAMS", 1000, &c.Limits.FilterParams)
 	count("HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", 10_000_000, &c.Limits.SubscriptionsPerClient)
