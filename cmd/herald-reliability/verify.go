@@ -30,9 +30,9 @@ type report struct {
 	drained                bool // every event delivered before the deadline
 	statusByFinal          map[string]int
 	failedNotifications    int
-	lockWaiters            map[int]int // status answered to writes that waited for the held row lock
-	committedAfterError    int         // of those, answered with an error yet stored: a violation
-	storedAfterError       int         // any error answer whose write is stored (possible when a fault cut the connection after COMMIT)
+	lockWaiters            map[int]int      // status answered to writes that waited for the held row lock
+	committedAfterError    int              // of those, answered with an error yet stored: a violation
+	storedAfterError       int              // any error answer whose write is stored (possible when a fault cut the connection after COMMIT)
 	perReceiver            map[fault][2]int // receipts, acknowledged
 	detail                 []string
 }

@@ -147,6 +147,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Lease:       cfg.Delivery.Lease,
 		RetryBase:   cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
 		ErrorOffAfter: cfg.Delivery.ErrorOffAfter,
+		RecoverAfter:  cfg.Delivery.RecoverAfter,
 		Metrics:       metrics,
 		Logger:        log.With("component", "delivery"),
 	})

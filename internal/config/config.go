@@ -84,6 +84,7 @@ type Delivery struct {
 	RetryBase     time.Duration
 	RetryMax      time.Duration
 	ErrorOffAfter time.Duration
+	RecoverAfter  time.Duration // least time in error before a success makes a Subscription active again
 }
 
 // SMART is what /.well-known/smart-configuration publishes about the
@@ -140,6 +141,7 @@ var settings = []setting{
 	{"HERALD_MAX_RESPONSE_BYTES", "max-response-bytes", "16777216", "most bytes of resources in one search page (it ends early, with a next link) or one batch or transaction response"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
+	{"HERALD_ERROR_RECOVER_AFTER", "error-recover-after", "10m", "least time a Subscription stays in error before a successful delivery makes it active again (deliveries go on meanwhile); bounds the versions a flapping endpoint stores"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_MAX_PER_OWNER", "delivery-max-per-owner", "0", "Subscriptions of one client being delivered at once, across all instances; 0: three quarters of HERALD_DELIVERY_WORKERS"},
 	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) at once by this instance; more due ones back off as \"endpoint busy\""},
@@ -283,6 +285,10 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		}
 	}
 	positive("HERALD_ERROR_OFF_AFTER", &c.Delivery.ErrorOffAfter)
+	positive("HERALD_ERROR_RECOVER_AFTER", &c.Delivery.RecoverAfter)
+	if c.Delivery.RecoverAfter >= c.Delivery.ErrorOffAfter {
+		fail("HERALD_ERROR_RECOVER_AFTER", "must be shorter than HERALD_ERROR_OFF_AFTER")
+	}
 	positive("HERALD_DELIVERY_POLL", &c.Delivery.Poll)
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
 	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)

@@ -35,6 +35,7 @@ const (
 	DefaultRetryCap      = 5 * time.Minute
 	DefaultErrorAfter    = 10
 	DefaultErrorOffAfter = 24 * time.Hour
+	DefaultRecoverAfter  = 10 * time.Minute
 	DefaultMaxEvents     = 100
 	DefaultDrain         = 10 * time.Second
 	// leaseMargin is kept between the end of a send's timeout and the end
@@ -66,8 +67,15 @@ type Config struct {
 	RetryCap      time.Duration // longest retry delay
 	ErrorAfter    int           // consecutive failures before status error
 	ErrorOffAfter time.Duration // time in error before status off
-	MaxEvents     int           // events per notification when maxCount is unset
-	Drain         time.Duration // how long shutdown waits for sends in flight
+	// RecoverAfter is the least time a Subscription stays in error before
+	// a successful send makes it active again: within it, sends go on and
+	// succeed, but the status stays error. So an endpoint that flaps
+	// stores at most one error and one active version of the Subscription
+	// per RecoverAfter, instead of two per flap (each a copy of the
+	// whole resource).
+	RecoverAfter time.Duration
+	MaxEvents    int           // events per notification when maxCount is unset
+	Drain        time.Duration // how long shutdown waits for sends in flight
 	// CacheBytes bounds the resource bodies kept for notifications (a
 	// write that fires for many Subscriptions reads its focus once);
 	// 0 means DefaultCacheBytes.
@@ -113,6 +121,7 @@ func New(cfg Config) *Engine {
 	def(&cfg.RetryBase, DefaultRetryBase)
 	def(&cfg.RetryCap, DefaultRetryCap)
 	def(&cfg.ErrorOffAfter, DefaultErrorOffAfter)
+	def(&cfg.RecoverAfter, DefaultRecoverAfter)
 	def(&cfg.Drain, DefaultDrain)
 	if cfg.CacheBytes <= 0 {
 		cfg.CacheBytes = DefaultCacheBytes

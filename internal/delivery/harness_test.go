@@ -229,9 +229,10 @@ func (e *env) engineConfig(opts ...option) delivery.Config {
 		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/test"}),
 		Poll:      100 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryCap: 40 * time.Millisecond,
-		Lease:   5 * time.Second,
-		Metrics: metrics,
-		Logger:  slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		RecoverAfter: time.Millisecond, // active again at the first success, unless a test says otherwise
+		Lease:        5 * time.Second,
+		Metrics:      metrics,
+		Logger:       slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -157,6 +157,15 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	if st.Status != fhir.StatusActive {
 		status = fhir.StatusActive // the subscriber answers again
 	}
+	if recover := tk.ErrorSince.Add(e.cfg.RecoverAfter); st.Status == fhir.StatusError && !tk.ErrorSince.IsZero() && done.Before(recover) {
+		// Too soon after the errors began: it stays error (and the next
+		// failures change nothing), and a probe at the end of the wait
+		// makes it active if it still answers.
+		status = ""
+		if res.Next.IsZero() || recover.Before(res.Next) {
+			res.Next = recover
+		}
+	}
 	e.record(ctx, res, status, "", "")
 }
 
