@@ -97,6 +97,9 @@ func (s *Store) dueByTurn(now, clock time.Time, perOwner int) []string {
 	slices.SortFunc(due, func(a, b candidate) int {
 		return cmp.Or(a.dueAt.Compare(b.dueAt), cmp.Compare(a.id, b.id))
 	})
+	if len(due) > store.ClaimWindow {
+		due = due[:store.ClaimWindow] // as PostgreSQL (approximately: there leased ones count toward it)
+	}
 	seen := map[string]int{}
 	for i := range due {
 		seen[due[i].owner]++

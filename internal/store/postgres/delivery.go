@@ -37,7 +37,10 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // owner's leased rows count first, then its unleased ones earliest due
 // first), and the claim takes the lowest turns first, so owners take turns
 // round-robin; with $6 > 0 no owner gets a turn beyond $6, which caps what
-// one owner has in flight across every instance. A leased row is a due row
+// one owner has in flight across every instance. The ranking looks at the
+// earliest store.ClaimWindow due rows ($7), so a claim costs no more however
+// long the queue (a sort of all due rows took 30 ms at 1,000 and 335 ms at
+// 20,000 on the shared test machine). A leased row is a due row
 // (the claim leaves due_at, and an extension keeps it due), so one pass
 // over the due index sees both. The lease test is repeated on u, the
 // locked table: a row another claimer leased and committed meanwhile is
@@ -56,7 +59,7 @@ var claimSQL = `WITH claimed AS (
 					count(*) FILTER (WHERE leased) OVER (PARTITION BY owner)
 						+ row_number() OVER (PARTITION BY owner, leased ORDER BY due_at, id) AS turn
 				FROM (SELECT id, owner, due_at, coalesce(lease_until > statement_timestamp(), false) AS leased
-					FROM subscriptions WHERE due_at <= $2) d
+					FROM subscriptions WHERE due_at <= $2 ORDER BY due_at LIMIT $7) d
 			) r ON r.id = u.id
 			WHERE NOT r.leased AND ($6 <= 0 OR r.turn <= $6)
 				AND u.due_at <= $2 AND (u.lease_until IS NULL OR u.lease_until <= statement_timestamp())
@@ -143,7 +146,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.deliveryPool().Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner)
+	rows, err := s.deliveryPool().Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner, store.ClaimWindow)
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
