@@ -52,11 +52,13 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 # is appended to it, and scripts/benchreport turns it into bench/report.md and
 # bench/latency.png. A failed run still gets its (partial) report, and make
 # then fails; an interrupted one does not.
-bench: ## create/read throughput and latency, rest-hook delivery latency (and a sweep over load and Subscriptions) and fan-out notifications/s, publish cost with 0/1,000/100,000 Subscriptions and with 1,000 filtered ones, the cost of R4 validation, and websocket write-to-message latency and memory per idle socket, on PostgreSQL; writes bench/report.md and bench/latency.png (asserts nothing)
+bench: ## create/read throughput and latency, rest-hook delivery latency (and a sweep over load and Subscriptions) and fan-out notifications/s, publish cost with 0/1,000/100,000 Subscriptions and with 1,000 filtered ones, another client's delivery latency beside 500 hanging Subscriptions, the cost of R4 validation, and websocket write-to-message latency and memory per idle socket, on PostgreSQL; writes bench/report.md and bench/latency.png (asserts nothing)
 	@status=0; BENCH_REPORT=0 bash scripts/bench.sh $(BENCH_FLAGS) || status=$$?; \
 	if [ $$status = 130 ] || [ $$status = 143 ]; then exit $$status; fi; \
 	{ echo; echo "== publish: an Encounter write firing encounter-start, with others Subscriptions pinned to other patients, and one matching 1,000 Subscriptions unfiltered and with 20 filters each"; \
-	  DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkPublish' -benchtime=2s ./internal/publish 2>&1; } | \
+	  DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkPublish' -benchtime=2s ./internal/publish 2>&1; \
+	  echo; echo "== fair delivery: another client's handshake and event latency (p50/p99 ms), alone and beside 500 Subscriptions whose endpoint hangs"; \
+	  DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -run '^$$' -bench 'BenchmarkFairDelivery' -benchtime=50x ./internal/delivery 2>&1 | grep -v '^time='; } | \
 	  tee -a bench/bench-output.txt; \
 	[ $${PIPESTATUS[0]} = 0 ] || status=1; \
 	{ echo; echo "== websocket: one socket bound to 100 Subscriptions, 200 and 1,000 writes/s offered (write-to-message p50/p99), and 1,000 idle bound sockets (memory per socket)"; \

@@ -10,7 +10,14 @@
 // writes Encounters through both instances while it
 //
 //   - SIGKILLs instance A and starts it again,
-//   - restarts PostgreSQL (pg_ctlcluster … restart),
+//   - holds a Subscription's delivery row locked (SELECT … FOR UPDATE) for
+//     5 s, longer than the instances' 2 s lock timeout: the writes that
+//     wait for it must answer 503 and store nothing,
+//   - restarts PostgreSQL (pg_ctlcluster … restart; -pg-restart=false
+//     skips it on a shared cluster),
+//   - terminates every PostgreSQL backend serving Herald
+//     (pg_terminate_backend: the backend dies as under kill -9 of it,
+//     the postmaster and other databases are untouched),
 //   - SIGKILLs instance B and starts it again.
 //
 // Then it heals the receivers, waits for delivery to drain and checks:
@@ -18,7 +25,8 @@
 // it matches; every event reached its subscriber, in order, with no gap;
 // a notification came again only if it had not been acknowledged (or a
 // crash lost the acknowledgement); the service answered again within
-// seconds of each fault. It prints a table and exits 1 on any violation.
+// seconds of each fault; no write answered with an error while waiting
+// for the held lock was stored. It prints a table and exits 1 on any violation.
 // Everything runs on loopback; the database is dropped at the end.
 package main
 

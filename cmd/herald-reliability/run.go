@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,12 +27,16 @@ import (
 const (
 	encounterStart = "https://herald.dev/fhir/SubscriptionTopic/encounter-start"
 	channelTimeout = time.Second
+	lockTimeout    = 2 * time.Second // HERALD_DB_LOCK_TIMEOUT of the instances
+	lockHeld       = 5 * time.Second // how long the lock fault holds its row
 )
 
 // write is one Encounter a publisher tried to create.
 type write struct {
 	id, patient string
 	outcome     string // ok, failed (an error answer), unknown (no answer)
+	status      int    // the answer's status; 0 without one
+	start, end  time.Time
 }
 
 // faultWindow is a Herald or PostgreSQL fault: from its start until the
@@ -49,6 +54,7 @@ type world struct {
 	opts      options
 	out       io.Writer
 	log       *os.File
+	dbURL     string // the run's own database
 	admin     string // token
 	publisher string
 	client    string
@@ -59,6 +65,10 @@ type world struct {
 	mu     sync.Mutex
 	writes []write
 	faults []*faultWindow
+	// lockedPatient's writes append events under the delivery row that the
+	// lock fault holds, between lockFrom and lockTo.
+	lockedPatient    string
+	lockFrom, lockTo time.Time
 
 	okWrites atomic.Int64
 }
@@ -101,6 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 		return false, err
 	}
 	defer dropDB()
+	w.dbURL = dbURL
 
 	secret := randomHex(32)
 	env := []string{
@@ -113,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, er
 		"HERALD_RETRY_BASE=100ms",
 		"HERALD_RETRY_MAX=1s",
 		"HERALD_LOG_LEVEL=info",
+		// The lock fault holds a row for longer than this: the writes that
+		// wait for it must get 503 and store nothing.
+		"HERALD_DB_LOCK_TIMEOUT=" + lockTimeout.String(),
 	}
 	mint := func(client, scope string) string {
 		tok, err := auth.MintHS256([]byte(secret), auth.MintClaims{ClientID: client, Scope: scope, TTL: 24 * time.Hour})
@@ -270,7 +284,9 @@ func (w *world) publish(ctx context.Context, n int) {
 		}
 		wr := write{id: fmt.Sprintf("rel-%d-%d", n, seq), patient: fmt.Sprintf("p%d", (n+seq)%patients)}
 		body := fmt.Sprintf(`{"resourceType":"Encounter","id":%q,"status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/%s"}}`, wr.id, wr.patient)
+		wr.start = time.Now()
 		st, _, err := w.do(context.WithoutCancel(ctx), "PUT", base+"/fhir/Encounter/"+wr.id, w.publisher, "application/fhir+json", body)
+		wr.status, wr.end = st, time.Now()
 		switch {
 		case err != nil:
 			wr.outcome = "unknown"
@@ -292,11 +308,13 @@ func (w *world) injectFaults(ctx context.Context, started time.Time) {
 	at := func(frac float64) time.Time { return started.Add(time.Duration(frac * float64(d))) }
 	go func() {
 		w.killAndRestart(ctx, w.a, at(0.15))
+		w.holdRowLock(ctx, at(0.25))
 		if w.opts.pgRestart {
 			w.restartPG(ctx, at(0.4))
 		} else {
 			w.addFault(&faultWindow{name: "PostgreSQL restart", skipped: "-pg-restart=false"})
 		}
+		w.terminateBackends(ctx, at(0.5))
 		w.killAndRestart(ctx, w.b, at(0.65))
 	}()
 }
@@ -336,6 +354,83 @@ func (w *world) restartPG(ctx context.Context, when time.Time) {
 		return
 	}
 	f.recovered = w.firstWriteAfter(ctx, w.a, f.start)
+}
+
+// terminateBackends kills every PostgreSQL backend serving Herald (its
+// pools, the LISTEN connections), as a kill -9 of those backends would
+// end them, without touching the postmaster, which others may share.
+func (w *world) terminateBackends(ctx context.Context, when time.Time) {
+	if !sleepUntil(ctx, when) {
+		return
+	}
+	f := &faultWindow{name: "pg_terminate_backend of every Herald connection", start: time.Now()}
+	w.addFault(f)
+	conn, err := pgx.Connect(ctx, w.opts.databaseURL)
+	if err != nil {
+		f.skipped = "cannot connect: " + err.Error()
+		return
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	name := databaseName(w.dbURL)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = $1 AND pid <> pg_backend_pid()) t`, name).Scan(&n)
+	if err != nil {
+		f.skipped = "pg_terminate_backend: " + err.Error()
+		return
+	}
+	f.name += fmt.Sprintf(" (%d backends)", n)
+	f.recovered = w.firstWriteAfter(ctx, w.a, f.start)
+}
+
+// holdRowLock holds the delivery row of the first Subscription locked
+// (SELECT … FOR UPDATE in an open transaction) for lockHeld, longer than
+// the instances' lock timeout. Writes for its patient append an event
+// under that row, so they wait for it: each must answer 503 after the lock
+// timeout and store nothing. Its deliveries wait likewise, and resume.
+func (w *world) holdRowLock(ctx context.Context, when time.Time) {
+	if !sleepUntil(ctx, when) {
+		return
+	}
+	f := &faultWindow{name: fmt.Sprintf("row lock on a Subscription's delivery row held %s (lock timeout %s)", lockHeld, lockTimeout), start: time.Now()}
+	w.addFault(f)
+	conn, err := pgx.Connect(ctx, w.dbURL)
+	if err != nil {
+		f.skipped = "cannot connect: " + err.Error()
+		return
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		f.skipped = "begin: " + err.Error()
+		return
+	}
+	sub := w.subs[0]
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE`, sub.id); err != nil {
+		f.skipped = "lock: " + err.Error()
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return
+	}
+	w.mu.Lock()
+	w.lockedPatient, w.lockFrom = sub.patient, time.Now()
+	w.mu.Unlock()
+	// Writes that do not need the row go on meanwhile: probe while it is held.
+	probed := make(chan time.Time, 1)
+	go func() { probed <- w.firstWriteAfter(ctx, w.a, f.start) }()
+	sleepUntil(ctx, time.Now().Add(lockHeld))
+	_ = tx.Rollback(context.WithoutCancel(ctx))
+	w.mu.Lock()
+	w.lockTo = time.Now()
+	w.mu.Unlock()
+	f.recovered = <-probed
+}
+
+func databaseName(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(p.Path, "/")
 }
 
 // firstWriteAfter probes with its own writes until one succeeds through in.

@@ -30,13 +30,16 @@ type report struct {
 	drained                bool // every event delivered before the deadline
 	statusByFinal          map[string]int
 	failedNotifications    int
+	lockWaiters            map[int]int      // status answered to writes that waited for the held row lock
+	committedAfterError    int              // of those, answered with an error yet stored: a violation
+	storedAfterError       int              // any error answer whose write is stored (possible when a fault cut the connection after COMMIT)
 	perReceiver            map[fault][2]int // receipts, acknowledged
 	detail                 []string
 }
 
 func (r *report) ok() bool {
 	return r.drained && r.missing == 0 && r.invented == 0 && r.duplicatesInStore == 0 && r.numberGaps == 0 &&
-		r.lost == 0 && r.orderViolations == 0 && r.dupAfterAckUnexplained == 0
+		r.lost == 0 && r.orderViolations == 0 && r.dupAfterAckUnexplained == 0 && r.committedAfterError == 0
 }
 
 // drain waits until every Subscription's subscriber has acknowledged all
@@ -188,10 +191,16 @@ func (w *world) storedEvents(ctx context.Context, id string) (map[int64]string, 
 }
 
 func (w *world) verify(ctx context.Context) (*report, error) {
-	rep := &report{writes: map[string]int{}, statusByFinal: map[string]int{}, perReceiver: map[fault][2]int{}}
+	rep := &report{writes: map[string]int{}, statusByFinal: map[string]int{}, perReceiver: map[fault][2]int{}, lockWaiters: map[int]int{}}
 	w.mu.Lock()
 	writes := slices.Clone(w.writes)
+	lockedPatient, lockFrom, lockTo := w.lockedPatient, w.lockFrom, w.lockTo
 	w.mu.Unlock()
+	// A write for the locked patient that started while the row was held
+	// waited for it (its event is appended under that row).
+	waitedForLock := func(wr write) bool {
+		return lockedPatient != "" && wr.patient == lockedPatient && !wr.start.Before(lockFrom) && wr.start.Before(lockTo)
+	}
 
 	// Which writes committed: those acknowledged, and those whose outcome
 	// the publisher could not know but the store has.
@@ -205,6 +214,16 @@ func (w *world) verify(ctx context.Context) (*report, error) {
 				return nil, fmt.Errorf("checking write %s: %w", wr.id, err)
 			}
 			committed = st == 200
+		}
+		if waitedForLock(wr) {
+			rep.lockWaiters[wr.status]++
+			if wr.outcome == "failed" && committed {
+				rep.committedAfterError++
+				rep.detail = append(rep.detail, fmt.Sprintf("write %s answered %d while waiting for the row lock, yet it is stored", wr.id, wr.status))
+			}
+		}
+		if wr.outcome == "failed" && committed {
+			rep.storedAfterError++
 		}
 		if committed {
 			rep.committed++
@@ -389,6 +408,9 @@ func (r *report) print(out io.Writer, w *world) {
 	fmt.Fprintf(out, "| order | %d event notifications received, %d out of order | %s |\n", r.receipts, r.orderViolations, verdict(r.orderViolations == 0))
 	fmt.Fprintf(out, "| duplicates | %d after an unacknowledged send; %d after a 2xx lost to a crash; %d otherwise | %s |\n",
 		r.dupAfterUnacked, r.dupAfterAckInFault, r.dupAfterAckUnexplained, verdict(r.dupAfterAckUnexplained == 0))
+	fmt.Fprintf(out, "| writes behind the held row lock | answered %v (status: count); %d answered with an error yet stored | %s |\n",
+		r.lockWaiters, r.committedAfterError, verdict(r.committedAfterError == 0))
+	fmt.Fprintf(out, "| error answers whose write is stored | %d (possible only when a fault cut the connection after COMMIT: a 5xx may hide a committed write) | |\n", r.storedAfterError)
 	fmt.Fprintf(out, "| drained | %v; final statuses %v | %s |\n", r.drained, r.statusByFinal, verdict(r.drained))
 	fmt.Fprintln(out)
 	for i, d := range r.detail {

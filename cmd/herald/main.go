@@ -124,7 +124,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	defer func() { stopFollowing(); <-following }()
 
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, MaxResponseBytes: cfg.MaxResponseBytes, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: typerules.Rules(subscriptionRules, library)})
 
@@ -146,12 +146,15 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	registry, metrics := delivery.NewRegistry(st)
 	engine := delivery.New(delivery.Config{
 		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, BaseURL: cfg.BaseURL, Tokens: tokens,
-		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/" + version}),
-		Workers:   cfg.Delivery.Workers,
-		Poll:      cfg.Delivery.Poll,
-		Lease:     cfg.Delivery.Lease,
-		RetryBase: cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
+		Sender:      webhook.New(webhook.Options{UserAgent: "Herald/" + version, MaxPerEndpoint: cfg.Delivery.MaxPerHost}),
+		Workers:     cfg.Delivery.Workers,
+		MaxPerOwner: cfg.Delivery.MaxPerOwner,
+		CacheBytes:  cfg.Delivery.CacheBytes,
+		Poll:        cfg.Delivery.Poll,
+		Lease:       cfg.Delivery.Lease,
+		RetryBase:   cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
 		ErrorOffAfter: cfg.Delivery.ErrorOffAfter,
+		RecoverAfter:  cfg.Delivery.RecoverAfter,
 		Instance:      cfg.InstanceID, NoAttemptLog: !cfg.Attempts.Log,
 		Metrics: metrics,
 		Logger:  log.With("component", "delivery"),

@@ -57,7 +57,7 @@ func logAttempt(t *testing.T, st store.Store, id string, a store.Attempt) {
 	deadline := time.Now().Add(10 * time.Second)
 	for lease == "" {
 		require.True(t, time.Now().Before(deadline), "Subscription/%s was never claimable", id)
-		tasks, err := st.ClaimDue(ctx, time.Now().Add(24*time.Hour), 100, time.Minute, 0)
+		tasks, err := st.ClaimDue(ctx, time.Now().Add(24*time.Hour), 100, time.Minute, 0, 0)
 		require.NoError(t, err)
 		for _, tk := range tasks {
 			if tk.State.ID == id {
@@ -214,7 +214,7 @@ func TestAdminRetryResetsBackoffAndIsAudited(t *testing.T) {
 		require.Contains(t, auditActions(t, h)[0], "subscription.retry Subscription/"+id+" by ")
 
 		// The next claim takes it at once.
-		tasks, err := h.store.ClaimDue(context.Background(), time.Now(), 10, time.Minute, 0)
+		tasks, err := h.store.ClaimDue(context.Background(), time.Now(), 10, time.Minute, 0, 0)
 		require.NoError(t, err)
 		require.Len(t, tasks, 1)
 		require.Equal(t, id, tasks[0].State.ID)
@@ -243,7 +243,7 @@ func TestAdminReactivate(t *testing.T) {
 		require.Equal(t, "requested", read.json(t)["status"], "a new version of the resource")
 		require.NotContains(t, read.json(t), "error")
 		require.Contains(t, auditActions(t, h)[0], "subscription.reactivate Subscription/"+id)
-		tasks, err := h.store.ClaimDue(context.Background(), time.Now().Add(time.Second), 10, time.Minute, 0)
+		tasks, err := h.store.ClaimDue(context.Background(), time.Now().Add(time.Second), 10, time.Minute, 0, 0)
 		require.NoError(t, err)
 		require.Len(t, tasks, 1)
 		require.True(t, tasks[0].HandshakePending, "a fresh handshake is owed")

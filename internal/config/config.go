@@ -42,6 +42,7 @@ type Config struct {
 	MaxSearchValues      int           // comma-separated values in one parameter
 	MaxEventsBytes       int           // resources one $events answer may carry
 	MaxBundleEntries     int           // entries of one batch or transaction
+	MaxResponseBytes     int64         // resource bytes of a search page or a batch/transaction response
 	EventRetention       time.Duration // 0: keep forever
 	InstanceID           string        // names this process in the attempt log
 	Attempts             Attempts
@@ -80,12 +81,16 @@ type Timeouts struct {
 // Delivery tunes the delivery engine.
 type Delivery struct {
 	Workers       int
-	DBConns       int // connections of the delivery pool; 0: share the write pool
+	MaxPerOwner   int   // Subscriptions of one client in flight across instances; 0: three quarters of Workers
+	MaxPerHost    int   // sends to one endpoint (scheme, host, port) at once, per instance
+	CacheBytes    int64 // resource bodies kept for notifications
+	DBConns       int   // connections of the delivery pool; 0: share the write pool
 	Poll          time.Duration
 	Lease         time.Duration
 	RetryBase     time.Duration
 	RetryMax      time.Duration
 	ErrorOffAfter time.Duration
+	RecoverAfter  time.Duration // least time in error before a success makes a Subscription active again
 }
 
 // Websocket tunes the websocket channel.
@@ -162,6 +167,7 @@ var settings = []setting{
 	{"HERALD_WS_MAX_MESSAGE_BYTES", "ws-max-message-bytes", "16384", "largest message a websocket client may send; larger close the socket"},
 	{"HERALD_WS_BIND_TIMEOUT", "ws-bind-timeout", "10s", "a websocket with no bind-with-token after this is closed"},
 	{"HERALD_WS_QUEUE_LENGTH", "ws-queue-length", "256", "notifications waiting to be written to one websocket; a reader that falls further behind is disconnected"},
+	{"HERALD_MAX_RESPONSE_BYTES", "max-response-bytes", "16777216", "most bytes of resources in one search page (it ends early, with a next link) or one batch or transaction response"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
 	{"HERALD_ATTEMPT_LOG", "attempt-log", "true", "log every delivery attempt (time, instance, events, status or error class, latency, first 1 KiB of the response) for GET /admin/subscriptions/{id}/attempts and $attempts"},
 	{"HERALD_ATTEMPT_RETENTION", "attempt-retention", "168h", "how long delivery attempts are kept in the attempt log"},
@@ -169,7 +175,11 @@ var settings = []setting{
 	{"HERALD_INSTANCE_ID", "instance-id", "", "this instance's name in the delivery attempt log (empty: hostname-pid)"},
 	{"HERALD_NOTIFICATION_TOKEN_TTL", "notification-token-ttl", "5m", "lifetime of the notification access tokens in id-only notifications of Subscriptions that ask for them (at most 1h)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
+	{"HERALD_ERROR_RECOVER_AFTER", "error-recover-after", "10m", "least time a Subscription stays in error before a successful delivery makes it active again (deliveries go on meanwhile); bounds the versions a flapping endpoint stores"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
+	{"HERALD_DELIVERY_MAX_PER_OWNER", "delivery-max-per-owner", "0", "Subscriptions of one client being delivered at once, across all instances; 0: three quarters of HERALD_DELIVERY_WORKERS"},
+	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) at once by this instance; more due ones back off as \"endpoint busy\""},
+	{"HERALD_DELIVERY_CACHE_BYTES", "delivery-cache-bytes", "67108864", "most bytes of resources delivery keeps in memory for notifications (a write that fires for many Subscriptions is read once)"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
 	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},
 	{"HERALD_DELIVERY_LEASE", "delivery-lease", "15s", "how long a claimed Subscription stays with one instance (longer while a send with a longer channel timeout is in flight); a crashed instance's work resumes when its leases expire"},
@@ -318,6 +328,10 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	if positive("HERALD_NOTIFICATION_TOKEN_TTL", &c.NotificationTokenTTL); c.NotificationTokenTTL > time.Hour {
 		fail("HERALD_NOTIFICATION_TOKEN_TTL", "must be at most 1h: the token travels with the notification")
 	}
+	positive("HERALD_ERROR_RECOVER_AFTER", &c.Delivery.RecoverAfter)
+	if c.Delivery.RecoverAfter >= c.Delivery.ErrorOffAfter {
+		fail("HERALD_ERROR_RECOVER_AFTER", "must be shorter than HERALD_ERROR_OFF_AFTER")
+	}
 	positive("HERALD_DELIVERY_POLL", &c.Delivery.Poll)
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
 	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)
@@ -345,6 +359,16 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	} else {
 		c.Delivery.Workers = n
 	}
+	if n, err := strconv.Atoi(get("HERALD_DELIVERY_MAX_PER_OWNER")); err != nil || n < 0 || n > 1_000_000 {
+		fail("HERALD_DELIVERY_MAX_PER_OWNER", "must be an integer from 0 to 1000000")
+	} else {
+		c.Delivery.MaxPerOwner = n
+	}
+	if n, err := strconv.ParseInt(get("HERALD_DELIVERY_CACHE_BYTES"), 10, 64); err != nil || n < 1<<20 || n > 1<<40 {
+		fail("HERALD_DELIVERY_CACHE_BYTES", "must be an integer from 1048576 to 1099511627776")
+	} else {
+		c.Delivery.CacheBytes = n
+	}
 	if n, err := strconv.Atoi(get("HERALD_DELIVERY_DB_CONNS")); err != nil || n < 0 || n > 1000 {
 		fail("HERALD_DELIVERY_DB_CONNS", "must be an integer from 0 to 1000")
 	} else {
@@ -358,6 +382,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		}
 	}
 	count("HERALD_ATTEMPT_MAX_PER_SUBSCRIPTION", 1_000_000, &c.Attempts.PerSubscription)
+	count("HERALD_DELIVERY_MAX_PER_ENDPOINT", 4096, &c.Delivery.MaxPerHost)
 	count("HERALD_MAX_FILTERS", 1000, &c.Limits.Filters)
 	count("HERALD_MAX_FILTER_PARAMS", 1000, &c.Limits.FilterParams)
 	count("HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", 10_000_000, &c.Limits.SubscriptionsPerClient)
@@ -379,6 +404,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	count("HERALD_WS_BINDINGS_PER_SOCKET", 10_000, &c.Websocket.BindingsPerSocket)
 	count("HERALD_WS_MAX_MESSAGE_BYTES", 1<<20, &c.Websocket.MessageBytes)
 	count("HERALD_WS_QUEUE_LENGTH", 1<<20, &c.Websocket.QueueLength)
+	if n, err := strconv.ParseInt(get("HERALD_MAX_RESPONSE_BYTES"), 10, 64); err != nil || n < 1<<16 || n > 1<<34 {
+		fail("HERALD_MAX_RESPONSE_BYTES", "must be an integer from 65536 to 17179869184")
+	} else {
+		c.MaxResponseBytes = n
+	}
 	if c.PprofAddr = get("HERALD_PPROF_ADDR"); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {

@@ -36,6 +36,7 @@ const (
 	DefaultRetryCap      = 5 * time.Minute
 	DefaultErrorAfter    = 10
 	DefaultErrorOffAfter = 24 * time.Hour
+	DefaultRecoverAfter  = 10 * time.Minute
 	DefaultMaxEvents     = 100
 	DefaultDrain         = 10 * time.Second
 	// leaseMargin is kept between the end of a send's timeout and the end
@@ -57,15 +58,32 @@ type Config struct {
 	// for them; nil: none are sent.
 	Tokens *notifytoken.Issuer
 
-	Workers       int           // concurrent sends
+	Workers int // concurrent sends
+	// MaxPerOwner caps the Subscriptions of one owner (client) leased at
+	// once, across every instance sharing the store, so one owner's slow
+	// or hanging endpoints leave workers for everyone else; 0 means three
+	// quarters of Workers (24 of 32), negative means no cap. Owners take
+	// turns round-robin in every claim either way (store.DeliveryQueue).
+	MaxPerOwner   int
 	Poll          time.Duration // how often to look for due work without a wake-up
 	Lease         time.Duration // how long a claim keeps other workers off
 	RetryBase     time.Duration // first retry delay; doubles per failure
 	RetryCap      time.Duration // longest retry delay
 	ErrorAfter    int           // consecutive failures before status error
 	ErrorOffAfter time.Duration // time in error before status off
-	MaxEvents     int           // events per notification when maxCount is unset
-	Drain         time.Duration // how long shutdown waits for sends in flight
+	// RecoverAfter is the least time a Subscription stays in error before
+	// a successful send makes it active again: within it, sends go on and
+	// succeed, but the status stays error. So an endpoint that flaps
+	// stores at most one error and one active version of the Subscription
+	// per RecoverAfter, instead of two per flap (each a copy of the
+	// whole resource).
+	RecoverAfter time.Duration
+	MaxEvents    int           // events per notification when maxCount is unset
+	Drain        time.Duration // how long shutdown waits for sends in flight
+	// CacheBytes bounds the resource bodies kept for notifications (a
+	// write that fires for many Subscriptions reads its focus once);
+	// 0 means DefaultCacheBytes.
+	CacheBytes int64
 
 	// Instance names this process in the attempt log (HERALD_INSTANCE_ID).
 	Instance string
@@ -104,12 +122,19 @@ func New(cfg Config) *Engine {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
+	if cfg.MaxPerOwner == 0 {
+		cfg.MaxPerOwner = max(cfg.Workers-cfg.Workers/4, 1)
+	}
 	def(&cfg.Poll, DefaultPoll)
 	def(&cfg.Lease, DefaultLease)
 	def(&cfg.RetryBase, DefaultRetryBase)
 	def(&cfg.RetryCap, DefaultRetryCap)
 	def(&cfg.ErrorOffAfter, DefaultErrorOffAfter)
+	def(&cfg.RecoverAfter, DefaultRecoverAfter)
 	def(&cfg.Drain, DefaultDrain)
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 	if cfg.ErrorAfter <= 0 {
 		cfg.ErrorAfter = DefaultErrorAfter
 	}
@@ -123,7 +148,7 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), view: newCachedView(cfg.Store, cfg.Now)}
+	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes)}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight
@@ -152,7 +177,7 @@ func (e *Engine) Run(ctx context.Context) {
 		full := false
 		claimed := e.cfg.Now()
 		if free := cap(slots) - len(slots); free > 0 {
-			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents)
+			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents, max(e.cfg.MaxPerOwner, 0))
 			if err != nil && ctx.Err() == nil {
 				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
 			}

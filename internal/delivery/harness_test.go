@@ -91,7 +91,7 @@ type receiver struct {
 	signal     chan struct{}
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{hang: make(chan struct{}), signal: make(chan struct{}, 1)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(func() { close(r.hang); r.srv.Close() })
@@ -185,7 +185,7 @@ func parseBundle(body []byte) bundle {
 // env is one Herald without HTTP: the resource service with the
 // Subscription rules and the topic engine, and a delivery engine.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	st      store.Store
 	svc     *resources.Service
 	rules   *subscription.Rules
@@ -201,7 +201,7 @@ type option func(*delivery.Config)
 
 // newEnv starts an engine on st with fast retries; the receiver's origin is
 // allow-listed with allow_private_network (it listens on loopback).
-func newEnv(t *testing.T, st store.Store, opts ...option) *env {
+func newEnv(t testing.TB, st store.Store, opts ...option) *env {
 	t.Helper()
 	ctx := context.Background()
 	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
@@ -229,9 +229,10 @@ func (e *env) engineConfig(opts ...option) delivery.Config {
 		Sender:    webhook.New(webhook.Options{UserAgent: "Herald/test"}),
 		Poll:      100 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryCap: 40 * time.Millisecond,
-		Lease:   5 * time.Second,
-		Metrics: metrics,
-		Logger:  slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		RecoverAfter: time.Millisecond, // active again at the first success, unless a test says otherwise
+		Lease:        5 * time.Second,
+		Metrics:      metrics,
+		Logger:       slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -408,4 +409,4 @@ func span(from, to int64) []int64 {
 
 func storeMemory() store.Store { return memory.New() }
 
-func pgStore(t *testing.T) store.Store { return pgtest.New(t) }
+func pgStore(t testing.TB) store.Store { return pgtest.New(t) }

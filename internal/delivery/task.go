@@ -27,11 +27,6 @@ type notification struct {
 	body   []byte        // the Bundle
 }
 
-// queueWait bounds a send's wait for a turn at an endpoint that already has
-// its most concurrent sends in flight; then the worker moves on to other
-// Subscriptions and this one is due again shortly.
-const queueWait = time.Second
-
 // release gives the lease back (at shutdown, or when an outcome could not
 // be recorded), so a worker of any instance can take the Subscription over
 // at once.
@@ -101,13 +96,14 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		return
 	}
 
-	// The lease must outlast the wait for a turn at the endpoint and the
-	// attempt, measured from now (building took time too), or another
-	// worker could send this Subscription's next notification meanwhile.
+	// The lease must outlast the attempt, measured from now (building took
+	// time too), or another worker could send this Subscription's next
+	// notification meanwhile. (A send never waits for a turn at a busy
+	// endpoint: it fails at once with "endpoint busy".)
 	timeout := webhook.Timeout(st.Timeout)
 	leaseUntil := tk.LeaseUntil
 	start := e.cfg.Now()
-	if need := start.Add(queueWait + timeout + leaseMargin); need.After(leaseUntil) {
+	if need := start.Add(timeout + leaseMargin); need.After(leaseUntil) {
 		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: start, Next: start, KeepFor: need.Sub(start)}
 		if err := e.cfg.Store.FinishDelivery(ctx, ext); err != nil {
 			if ctx.Err() != nil {
@@ -123,7 +119,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	defer cancel()
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, ContentType: st.Payload, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
-		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Headers: send.Headers, Timeout: timeout, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
@@ -134,12 +130,16 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 			e.release(ctx, st.ID, tk.Lease, "stopped by shutdown") // shutdown cut the send short
 			return
 		}
-		if why := reason(err); why != endpointBusy && sendCtx.Err() == nil {
-			e.fail(ctx, tk, res, why, r.RetryAfter)
+		if sendCtx.Err() == nil {
+			// An endpoint that is busy (all its slots held by sends that
+			// have not finished: a slow or hanging subscriber) backs off
+			// and counts toward error like any failure, so its
+			// Subscriptions stop taking turns from everyone else's.
+			e.fail(ctx, tk, res, reason(err), r.RetryAfter)
 			return
 		}
-		// Our own queue at the endpoint, or our lease running out: not the
-		// subscriber's failure. Try again a little later without counting it.
+		// Our lease running out: not the subscriber's failure. Try again a
+		// little later without counting it.
 		res.Next = done.Add(e.cfg.RetryBase)
 		e.record(ctx, res, "", "", "")
 		return
@@ -158,6 +158,17 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	status := ""
 	if st.Status != fhir.StatusActive {
 		status = fhir.StatusActive // the subscriber answers again
+	}
+	if recover := tk.ErrorSince.Add(e.cfg.RecoverAfter); n.kind != notify.Handshake && st.Status == fhir.StatusError && !tk.ErrorSince.IsZero() && done.Before(recover) {
+		// Too soon after the errors began: it stays error (and the next
+		// failures change nothing), and a probe at the end of the wait
+		// makes it active if it still answers. A handshake is exempt: the
+		// IG makes its success the Subscription's activation, and a
+		// handshake is owed only once per (re)activation, so it cannot flap.
+		status = ""
+		if res.Next.IsZero() || recover.Before(res.Next) {
+			res.Next = recover
+		}
 	}
 	e.record(ctx, res, status, "", "")
 }
@@ -376,10 +387,6 @@ func messageID(subID string, tk store.DeliveryTask, n *notification) string {
 	sum := sha256.Sum256([]byte(key))
 	return "msg_" + base64.RawURLEncoding.EncodeToString(sum[:18])
 }
-
-// endpointBusy is the webhook client's reason when no turn at the endpoint
-// came up in time.
-const endpointBusy = "endpoint busy"
 
 // reason is a short, safe description of a failed send for logs and
 // Subscription.error.

@@ -18,20 +18,56 @@ import (
 //   - Current versions (the resources a topic's notificationShape includes)
 //     are kept for currentTTL: an included resource may be up to that much
 //     older than the notification.
+//
+// Both together hold at most maxBytes of resource bodies (and their
+// patients): entries are counted, and so are bytes, since 4,096 versions
+// of resources near the body limit would be gigabytes. A version larger
+// than a quarter of maxBytes is served but not kept.
 type cachedView struct {
 	store.View
-	now func() time.Time
+	now      func() time.Time
+	maxBytes int64
 
 	mu       sync.Mutex
 	versions map[versionKey]store.Version
 	current  map[resourceKey]currentEntry
+	bytes    int64 // what versions and current hold, as versionBytes counts
 }
 
 const (
 	maxCachedVersions = 4096
 	maxCachedCurrent  = 4096
 	currentTTL        = time.Second
+	// DefaultCacheBytes bounds the resource cache of notifications.
+	DefaultCacheBytes = 64 << 20
+	// entryOverhead is what an entry costs beside its body: map slot,
+	// keys, version metadata.
+	entryOverhead = 256
 )
+
+// versionBytes is what keeping v costs, as the cache counts it.
+func versionBytes(v store.Version) int64 {
+	n := int64(len(v.Body) + len(v.Type) + len(v.ID) + entryOverhead)
+	for _, p := range v.Patients {
+		n += int64(len(p))
+	}
+	return n
+}
+
+// makeRoom makes room for n more bytes, dropping everything when they
+// would not fit (crude, bounded, and refilled by the next fan-out); it
+// reports whether n fits at all. c.mu is held.
+func (c *cachedView) makeRoom(n int64) bool {
+	if n > c.maxBytes/4 {
+		return false
+	}
+	if c.bytes+n > c.maxBytes {
+		clear(c.versions)
+		clear(c.current)
+		c.bytes = 0
+	}
+	return true
+}
 
 type resourceKey struct{ typ, id string }
 
@@ -46,8 +82,8 @@ type currentEntry struct {
 	at  time.Time
 }
 
-func newCachedView(v store.View, now func() time.Time) *cachedView {
-	return &cachedView{View: v, now: now, versions: map[versionKey]store.Version{}, current: map[resourceKey]currentEntry{}}
+func newCachedView(v store.View, now func() time.Time, maxBytes int64) *cachedView {
+	return &cachedView{View: v, now: now, maxBytes: maxBytes, versions: map[versionKey]store.Version{}, current: map[resourceKey]currentEntry{}}
 }
 
 func (c *cachedView) Version(ctx context.Context, typ, id string, version int64) (store.Version, error) {
@@ -63,11 +99,20 @@ func (c *cachedView) Version(ctx context.Context, typ, id string, version int64)
 		return v, err // not found is not cached: the version may be committing
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.versions[k]; ok {
+		return v, nil // another send read it meanwhile
+	}
 	if len(c.versions) >= maxCachedVersions {
+		for _, old := range c.versions {
+			c.bytes -= versionBytes(old)
+		}
 		clear(c.versions) // crude, bounded, and refilled by the next fan-out
 	}
-	c.versions[k] = v
-	c.mu.Unlock()
+	if n := versionBytes(v); c.makeRoom(n) {
+		c.versions[k] = v
+		c.bytes += n
+	}
 	return v, nil
 }
 
@@ -85,10 +130,20 @@ func (c *cachedView) Current(ctx context.Context, typ, id string) (store.Version
 		return v, err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.current[k]; ok {
+		c.bytes -= versionBytes(old.v)
+		delete(c.current, k)
+	}
 	if len(c.current) >= maxCachedCurrent {
+		for _, old := range c.current {
+			c.bytes -= versionBytes(old.v)
+		}
 		clear(c.current)
 	}
-	c.current[k] = currentEntry{v: v, err: err, at: now}
-	c.mu.Unlock()
+	if n := versionBytes(v); c.makeRoom(n) {
+		c.current[k] = currentEntry{v: v, err: err, at: now}
+		c.bytes += n
+	}
 	return v, err
 }

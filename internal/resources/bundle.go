@@ -124,6 +124,7 @@ var processOrder = map[string]int{"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 // in every reference. A batch runs each entry on its own. minimal leaves the
 // written resources out of the response (Prefer: return=minimal).
 func (s *Service) Bundle(ctx context.Context, p *auth.Principal, body []byte, minimal bool) (*fhir.Bundle, error) {
+	ctx, _ = s.withBudget(ctx) // one budget for the whole response
 	r, err := fhir.Parse(body)
 	if err != nil {
 		return nil, err
@@ -212,6 +213,9 @@ func (s *Service) transaction(ctx context.Context, p *auth.Principal, req bundle
 		}
 		for _, e := range order {
 			res, err := s.runEntry(ctx, tx, log, p, e, minimal)
+			if err == nil {
+				err = fitEntry(ctx, e, &res)
+			}
 			if err != nil {
 				return entryError(e, err)
 			}
@@ -268,6 +272,9 @@ func (s *Service) batch(ctx context.Context, p *auth.Principal, req bundleReques
 				out.Entry[i], err = s.runEntry(ctx, tx, log, p, e, minimal)
 				return err
 			})
+		}
+		if err == nil {
+			err = fitEntry(ctx, e, &out.Entry[i]) // after the commit: a write keeps its answer
 		}
 		if err != nil {
 			fe := fhir.AsError(err)

@@ -28,6 +28,7 @@ var resultParams = map[string]bool{"_count": true, cursorParam: true, beforePara
 // params. Unknown parameters are ignored (and left out of the self link, as
 // FHIR asks) unless strict, when they are an error.
 func (s *Service) Search(ctx context.Context, p *auth.Principal, typ string, params url.Values, strict bool) (*fhir.Bundle, error) {
+	ctx, _ = s.withBudget(ctx)
 	return s.search(ctx, s.store, p, typ, params, strict)
 }
 
@@ -38,6 +39,7 @@ func (s *Service) CompartmentSearch(ctx context.Context, p *auth.Principal, pati
 	if err := checkTypeID("Patient", patient); err != nil {
 		return nil, err
 	}
+	ctx, _ = s.withBudget(ctx)
 	return s.searchIn(ctx, s.store, p, typ, patient, params, strict)
 }
 
@@ -147,12 +149,18 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	if err != nil {
 		return nil, err
 	}
-	found = s.pageLinks(b, path, applied, q, limit, found)
+	found, err = s.pageLinks(ctx, b, path, applied, q, limit, found)
+	if err != nil {
+		return nil, err
+	}
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
 		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
 	}
 	inc, err := s.included(ctx, r, p, opts, found)
+	if err == nil {
+		err = fitIncluded(ctx, inc)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -160,9 +168,10 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	return b, nil
 }
 
-// pageLinks trims the one extra version a page was read with and adds the
-// next and previous links it implies.
-func (s *Service) pageLinks(b *fhir.Bundle, path string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) []store.Version {
+// pageLinks trims the one extra version a page was read with, and what
+// does not fit the response budget, and adds the next and previous links
+// the page implies.
+func (s *Service) pageLinks(ctx context.Context, b *fhir.Bundle, path string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) ([]store.Version, error) {
 	more := len(found) > limit // beyond the page, in the direction it was read
 	switch {
 	case more && q.BeforeID != "":
@@ -170,8 +179,13 @@ func (s *Service) pageLinks(b *fhir.Bundle, path string, applied url.Values, q s
 	case more:
 		found = found[:limit]
 	}
+	found, cut, err := fitPage(ctx, found, q.BeforeID != "")
+	if err != nil {
+		return nil, err
+	}
+	more = more || cut
 	if len(found) == 0 {
-		return found
+		return found, nil
 	}
 	first, last := found[0].ID, found[len(found)-1].ID
 	if (more && q.BeforeID != "") || q.AfterID != "" {
@@ -183,7 +197,7 @@ func (s *Service) pageLinks(b *fhir.Bundle, path string, applied url.Values, q s
 	if !more && q.AfterID == "" && q.BeforeID == "" && b.Total == nil {
 		b.Total = ptr(len(found)) // everything is on this page: the total is free
 	}
-	return found
+	return found, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -41,6 +41,9 @@ type Config struct {
 	ParamLimits fhir.ParamLimits
 	// MaxBundleEntries bounds a batch or transaction (0: DefaultMaxBundleEntries).
 	MaxBundleEntries int
+	// MaxResponseBytes bounds the resource bytes of a search page and of a
+	// batch or transaction response (0: DefaultMaxResponseBytes).
+	MaxResponseBytes int64
 }
 
 // DefaultMaxBundleEntries is the entry cap when Config.MaxBundleEntries is 0.
@@ -57,13 +60,15 @@ type Service struct {
 	virtual    map[string]Virtual
 	limits     fhir.ParamLimits
 	maxEntries int
-	started    time.Time // lastUpdated of virtual resources
+	// maxResponseBytes: see Config.MaxResponseBytes and byteBudget.
+	maxResponseBytes int64
+	started          time.Time // lastUpdated of virtual resources
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits,
-		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries)}
+		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries), maxResponseBytes: cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes)}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -70,14 +70,20 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	if opts.offset > 0 {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.offsetLink(path, applied, limit, max(0, opts.offset-limit))})
 	}
-	if opts.offset+limit < len(found) {
-		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, opts.offset+limit)})
+	page, _, err := fitPage(ctx, found[min(opts.offset, len(found)):min(opts.offset+limit, len(found))], false)
+	if err != nil {
+		return nil, err
 	}
-	page := found[min(opts.offset, len(found)):min(opts.offset+limit, len(found))]
+	if end := opts.offset + len(page); end < len(found) {
+		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, end)})
+	}
 	for _, v := range page {
 		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
 	}
 	inc, err := s.included(ctx, r, p, opts, page)
+	if err == nil {
+		err = fitIncluded(ctx, inc)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func logAged(t *testing.T, s store.Store, id string, ages ...time.Duration) {
 			Topic: "http://example.org/topic", Endpoint: "https://example.org/hook", Content: "id-only", CreatedAt: now, UpdatedAt: now})
 	}))
 	for _, age := range ages {
-		tasks, err := s.ClaimDue(ctx, now.Add(day), 10, time.Minute, 0)
+		tasks, err := s.ClaimDue(ctx, now.Add(day), 10, time.Minute, 0, 0)
 		require.NoError(t, err)
 		var lease string
 		for _, tk := range tasks {

@@ -18,11 +18,15 @@ import (
 // allowed for it.
 var ErrBlocked = errors.New("private networks are not allowed for this endpoint")
 
+// ErrBusy is wrapped by the error of a send refused, unsent, because the
+// endpoint already had MaxPerEndpoint sends in flight.
+var ErrBusy = errors.New("the endpoint has its most concurrent sends in flight")
+
 // SendError is why [Client.Send] failed.
 type SendError struct {
 	// Reason is short and safe to store and log, one of: "invalid request",
-	// "invalid endpoint", "invalid header", "endpoint busy" (the context
-	// ended while waiting for a free slot), "canceled", "timeout",
+	// "invalid endpoint", "invalid header", "endpoint busy" (the endpoint
+	// had MaxPerEndpoint sends in flight; nothing was sent), "canceled", "timeout",
 	// "blocked address", "dns lookup failed", "connection refused",
 	// "connection reset", "connection closed", "network unreachable",
 	// "tls certificate invalid", "tls handshake failed", "connection failed",

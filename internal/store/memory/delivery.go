@@ -32,7 +32,7 @@ type schedule struct {
 // copies a schedule into its overlay and writes it back at commit, so a
 // claim or release between the two would be lost.
 
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask int) ([]store.DeliveryTask, error) {
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]store.DeliveryTask, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -40,19 +40,11 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var due []string
-	clock := time.Now() // leases follow the store's clock (store.DeliveryQueue), due times now
-	for id, sc := range s.db.sched {
-		if !sc.dueAt.IsZero() && !sc.dueAt.After(now) && !sc.leaseUntil.After(clock) {
-			due = append(due, id)
-		}
-	}
-	slices.SortFunc(due, func(a, b string) int {
-		return cmp.Or(s.db.sched[a].dueAt.Compare(s.db.sched[b].dueAt), cmp.Compare(a, b))
-	})
+	due := s.dueByTurn(now, time.Now(), perOwner) // leases follow the store's clock (store.DeliveryQueue), due times now
 	if len(due) > limit {
 		due = due[:max(limit, 0)]
 	}
+	clock := time.Now()
 	token := uuid.NewString()
 	out := make([]store.DeliveryTask, 0, len(due))
 	for _, id := range due {
@@ -76,6 +68,52 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 		out = append(out, tk)
 	}
 	return out, nil
+}
+
+// dueByTurn lists the unleased due Subscriptions in the order a claim takes
+// them: round-robin across owners, each owner's earliest due first, an
+// owner's leased ones counting as turns already taken, and none beyond
+// perOwner turns when perOwner > 0 (as the PostgreSQL claim).
+func (s *Store) dueByTurn(now, clock time.Time, perOwner int) []string {
+	type candidate struct {
+		id    string
+		owner string
+		dueAt time.Time
+		turn  int
+	}
+	var due []candidate
+	leased := map[string]int{}
+	for id, sc := range s.db.sched {
+		if sc.dueAt.IsZero() || sc.dueAt.After(now) {
+			continue
+		}
+		owner := s.db.subs[id].Owner
+		if sc.leaseUntil.After(clock) {
+			leased[owner]++
+			continue
+		}
+		due = append(due, candidate{id: id, owner: owner, dueAt: sc.dueAt})
+	}
+	slices.SortFunc(due, func(a, b candidate) int {
+		return cmp.Or(a.dueAt.Compare(b.dueAt), cmp.Compare(a.id, b.id))
+	})
+	if len(due) > store.ClaimWindow {
+		due = due[:store.ClaimWindow] // as PostgreSQL (approximately: there leased ones count toward it)
+	}
+	seen := map[string]int{}
+	for i := range due {
+		seen[due[i].owner]++
+		due[i].turn = leased[due[i].owner] + seen[due[i].owner]
+	}
+	slices.SortStableFunc(due, func(a, b candidate) int { return cmp.Compare(a.turn, b.turn) })
+	out := make([]string, 0, len(due))
+	for _, c := range due {
+		if perOwner > 0 && c.turn > perOwner {
+			continue
+		}
+		out = append(out, c.id)
+	}
+	return out
 }
 
 // ClaimsWaitForWriters: ClaimDue waits for an open transaction to end

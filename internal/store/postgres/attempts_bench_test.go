@@ -27,7 +27,7 @@ func BenchmarkFinishDelivery(b *testing.B) {
 				return tx.PutSubscription(ctx, store.SubscriptionState{ID: "s1", Owner: "c", Status: "requested",
 					Topic: "http://example.org/t", Endpoint: "https://example.org/h", Content: "id-only", CreatedAt: now, UpdatedAt: now})
 			}))
-			tasks, err := s.ClaimDue(ctx, now.Add(time.Second), 1, time.Hour, 0)
+			tasks, err := s.ClaimDue(ctx, now.Add(time.Second), 1, time.Hour, 0, 0)
 			require.NoError(b, err)
 			require.Len(b, tasks, 1)
 			a := &store.Attempt{Instance: "bench-1", Channel: "rest-hook", Kind: "event-notification", FirstEvent: 1, LastEvent: 1,

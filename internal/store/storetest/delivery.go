@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ const lease = time.Minute
 // claim claims at now and returns the ids claimed, in order, with the tasks.
 func claim(t *testing.T, s store.Store, now time.Time, limit int) (ids []string, tasks []store.DeliveryTask) {
 	t.Helper()
-	tasks, err := s.ClaimDue(t.Context(), now, limit, lease, 0)
+	tasks, err := s.ClaimDue(t.Context(), now, limit, lease, 0, 0)
 	require.NoError(t, err)
 	for _, tk := range tasks {
 		ids = append(ids, tk.State.ID)
@@ -66,7 +67,7 @@ func testQueueHandshake(t *testing.T, s store.Store) {
 	ids, _ := claim(t, s, at(3, 455), 10)
 	require.Empty(t, ids, "the handshake is due at the state's UpdatedAt, not before")
 
-	tasks, err := s.ClaimDue(t.Context(), at(3, 456), 10, shortLease, 0)
+	tasks, err := s.ClaimDue(t.Context(), at(3, 456), 10, shortLease, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, tasks, 1, "a requested state owes a handshake; an active one with nothing to send is not due")
 	tk := tasks[0]
@@ -163,7 +164,7 @@ func testQueueFailureBackoff(t *testing.T, s store.Store) {
 func testQueueStateChanges(t *testing.T, s store.Store) {
 	putSubs(t, s, sub("s1"), sub("s2"))
 	appendEvents(t, s, event("s1", "e1", 1), event("s2", "e1", 1))
-	tasks, err := s.ClaimDue(t.Context(), at(1, 321), 10, shortLease, 0)
+	tasks, err := s.ClaimDue(t.Context(), at(1, 321), 10, shortLease, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, tasks, 2)
 	leases := map[string]string{}
@@ -250,6 +251,36 @@ func testQueueOrderAndLimit(t *testing.T, s store.Store) {
 	require.Empty(t, ids)
 }
 
+// testQueueOwnerShares: a claim takes due work round-robin across owners,
+// so one owner's many earlier due Subscriptions never push another's back,
+// and gives an owner no more turns than perOwner, counting its leased ones.
+func testQueueOwnerShares(t *testing.T, s store.Store) {
+	for i := range 6 {
+		st := sub(fmt.Sprintf("a%d", i))
+		putSubs(t, s, st)
+		appendEvents(t, s, event(st.ID, "e1", int64(i+1)))
+	}
+	b := sub("b0")
+	b.Owner = "client-b"
+	putSubs(t, s, b)
+	appendEvents(t, s, event("b0", "e1", 9)) // due last of all
+
+	ids, _ := claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"a0", "b0"}, ids, "each owner's earliest due first, owners in turn")
+
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 3)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.Equal(t, []string{"a1", "a2"}, got, "with a0 leased, client-a gets two more turns of 3")
+
+	tasks, err = s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 3)
+	require.NoError(t, err)
+	require.Empty(t, tasks, "client-a has 3 leased: none of its 3 other due Subscriptions is claimed")
+}
+
 // testQueueConcurrentClaims: workers claiming at the same time never share
 // a Subscription.
 func testQueueConcurrentClaims(t *testing.T, s store.Store) {
@@ -264,7 +295,7 @@ func testQueueConcurrentClaims(t *testing.T, s store.Store) {
 	for range 8 {
 		wg.Go(func() {
 			for {
-				tasks, err := s.ClaimDue(t.Context(), at(4, 0), 3, lease, 2)
+				tasks, err := s.ClaimDue(t.Context(), at(4, 0), 3, lease, 2, 0)
 				if err != nil || len(tasks) == 0 {
 					return
 				}
@@ -376,7 +407,7 @@ func testQueueClaimWithEvents(t *testing.T, s store.Store) {
 		appendEvents(t, s, event("few", "e1", v), event("many", "e1", v), event("hs", "e1", v))
 	}
 	acknowledge(t, s, "few", 1)
-	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 3)
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 3, 0)
 	require.NoError(t, err)
 	got := map[string][]int64{}
 	for _, tk := range tasks {

@@ -725,7 +725,7 @@ func testEventIncludes(t *testing.T, s store.Store) {
 	require.Nil(t, got[2].Includes)
 	requireEvents(t, []store.Event{numbered(b1, 1)}, allEvents(t, s, "b"))
 
-	tasks, err := s.ClaimDue(t.Context(), at(9, 0), 10, shortLease, 10)
+	tasks, err := s.ClaimDue(t.Context(), at(9, 0), 10, shortLease, 10, 0)
 	require.NoError(t, err)
 	claimed := false
 	for _, tk := range tasks {

@@ -101,6 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueErrorSince", testQueueErrorSince},
 		{"QueueKeepAndRelease", testQueueKeepAndRelease},
 		{"QueueOrderAndLimit", testQueueOrderAndLimit},
+		{"QueueOwnerShares", testQueueOwnerShares},
 		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
 		{"QueueWake", testQueueWake},

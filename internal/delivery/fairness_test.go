@@ -1,0 +1,144 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/delivery"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// otherClient owns the Subscription that must not suffer from "app"'s.
+var otherClient = &auth.Principal{ClientID: "app-b", Scopes: client.Scopes, RawScopes: client.RawScopes}
+
+// hangingLoad gives client "app" n Subscriptions (1 s timeout) whose
+// endpoint, a real listener on its own port, never answers in time, and
+// returns that listener.
+func hangingLoad(tb testing.TB, e *env, n int) *receiver {
+	tb.Helper()
+	ctx := context.Background()
+	hang := newReceiver(tb)
+	hang.setAnswer(func(int, delivered) int { return 0 }) // hang until the test ends
+	require.NoError(tb, e.st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "hang", URLPrefix: hang.srv.URL + "/",
+		AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+	for i := range n {
+		_, err := e.svc.Create(ctx, client, "Subscription",
+			[]byte(subscriptionJSON(hang.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 1))))
+		require.NoError(tb, err)
+	}
+	return hang
+}
+
+// subscribeOther creates client "app-b"'s Subscription to the test
+// receiver, for patient p2 (events of patient p1 go to "app"'s only).
+func (e *env) subscribeOther(tb testing.TB) string { return e.subscribeOtherFor(tb, "p2") }
+
+func (e *env) subscribeOtherFor(tb testing.TB, patient string) string {
+	tb.Helper()
+	res, err := e.svc.Create(context.Background(), otherClient, "Subscription", []byte(subscriptionJSON(e.recv.srv.URL+"/hook",
+		func(m map[string]any) {
+			m["_criteria"] = map[string]any{"extension": []any{map[string]any{
+				"url":         "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria",
+				"valueString": "Encounter?patient=Patient/" + patient}}}
+		})))
+	require.NoError(tb, err)
+	return res.Version.ID
+}
+
+// encounterOf writes Encounter/<id> in progress for the patient.
+func (e *env) encounterOf(tb testing.TB, id, patient string) {
+	tb.Helper()
+	body := fmt.Sprintf(`{"resourceType":"Encounter","id":%q,"status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/%s"}}`, id, patient)
+	_, err := e.svc.Update(context.Background(), publisher, "Encounter", id, []byte(body), "")
+	require.NoError(tb, err)
+}
+
+// waitWithin waits until cond holds for the receiver's requests, failing
+// after d: a deadline on a condition, not a measurement.
+func (r *receiver) waitWithin(tb testing.TB, d time.Duration, what string, cond func([]delivered) bool) {
+	tb.Helper()
+	deadline := time.After(d)
+	for !cond(r.all()) {
+		select {
+		case <-r.signal:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			tb.Fatalf("%s not within %s; got %s", what, d, describe(r.all()))
+		}
+	}
+}
+
+// TestHangingOwnerDoesNotStallOthers is issue 17's finding 1 at test scale:
+// 500 Subscriptions of one client whose endpoint hangs (each attempt runs
+// into its 1 s timeout) must not hold up another client's Subscription on
+// another host. Before, every worker not sending to the hanging host waited
+// up to 1 s for a turn there, and the claim took the hanging Subscriptions
+// first (earliest due), so the other client's handshake came after about
+// 500/28 s.
+func TestHangingOwnerDoesNotStallOthers(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st)
+		hang := hangingLoad(t, e, 500)
+		hang.waitWithin(t, 10*time.Second, "the hanging endpoint's first requests", func(got []delivered) bool { return len(got) >= 4 })
+
+		id := e.subscribeOther(t)
+		e.recv.waitWithin(t, 5*time.Second, "the other client's handshake", func(got []delivered) bool { return len(got) >= 1 })
+		e.waitStatus(id, "active")
+		e.encounterOf(t, "b-1", "p2")
+		e.recv.waitWithin(t, 5*time.Second, "the other client's event", func(got []delivered) bool {
+			return slices.Equal(ackedEvents(got), []int64{1})
+		})
+		require.Less(t, len(hang.all()), 500, "the hanging endpoint was still being tried: its load was on")
+	})
+}
+
+// BenchmarkFairDelivery measures, on PostgreSQL, how long client "app-b"
+// waits for its handshake (from the create) and for an event (from the
+// write), alone and beside 500 Subscriptions of client "app" whose
+// endpoint hangs. It prints p50/p99 of each and asserts nothing.
+func BenchmarkFairDelivery(b *testing.B) {
+	for _, load := range []int{0, 500} {
+		b.Run(fmt.Sprintf("hanging=%d", load), func(b *testing.B) {
+			e := newEnv(b, pgStore(b), func(c *delivery.Config) {
+				c.Logger = slog.New(slog.DiscardHandler)
+				c.RetryBase, c.RetryCap = 100*time.Millisecond, 5*time.Second
+			})
+			if load > 0 {
+				hang := hangingLoad(b, e, load)
+				hang.waitWithin(b, 30*time.Second, "the hanging endpoint's first requests", func(got []delivered) bool { return len(got) >= 4 })
+			}
+			var handshake, event []time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				patient := fmt.Sprintf("pb-%d", i)
+				before := len(e.recv.all())
+				start := time.Now()
+				id := e.subscribeOtherFor(b, patient)
+				e.recv.waitWithin(b, time.Minute, "the handshake", func(got []delivered) bool { return len(got) > before })
+				handshake = append(handshake, time.Since(start))
+				e.waitStatus(id, "active")
+				before = len(e.recv.all())
+				start = time.Now()
+				e.encounterOf(b, "enc-"+patient, patient)
+				e.recv.waitWithin(b, time.Minute, "the event", func(got []delivered) bool { return len(ackedEvents(got[before:])) > 0 })
+				event = append(event, time.Since(start))
+			}
+			b.StopTimer()
+			report := func(name string, d []time.Duration) {
+				slices.Sort(d)
+				b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, name+"-p50-ms")
+				b.ReportMetric(float64(d[(len(d)*99)/100].Microseconds())/1000, name+"-p99-ms")
+			}
+			report("handshake", handshake)
+			report("event", event)
+		})
+	}
+}
