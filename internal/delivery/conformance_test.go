@@ -30,7 +30,8 @@ import (
 func TestFailedHandshakeIsErrorAtOnce(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
-		e := newEnv(t, st)
+		// A long recovery wait: a successful handshake is exempt from it.
+		e := newEnv(t, st, func(c *delivery.Config) { c.RecoverAfter = time.Hour })
 		var down atomic.Bool
 		down.Store(true)
 		e.recv.setAnswer(func(n int, d delivered) int {
