@@ -60,6 +60,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/admin/endpoints", handlers: admin(s.listEndpoints)},
 		{method: "POST", path: "/admin/endpoints", handlers: admin(s.addEndpoint)},
 		{method: "DELETE", path: "/admin/endpoints/:id", handlers: admin(s.removeEndpoint)},
+		{method: "POST", path: "/admin/allowlist/check", handlers: admin(s.checkEndpoint)},
 		{method: "GET", path: "/admin/clients", handlers: admin(s.listClients)},
 		{method: "GET", path: "/admin/clients/*client_id", handlers: admin(s.getClient)},
 		{method: "PUT", path: "/admin/clients/*client_id", handlers: admin(s.putClient)},

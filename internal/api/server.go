@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/resources"
@@ -60,6 +61,7 @@ type Options struct {
 // Server is the HTTP handler of Herald.
 type Server struct {
 	opts     Options
+	admin    *admin.Service
 	engine   *gin.Engine
 	routes   []route
 	draining atomic.Bool
@@ -75,7 +77,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts, engine: gin.New()}
+	s := &Server{opts: opts, engine: gin.New(), admin: &admin.Service{Store: opts.Admin}}
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
