@@ -1,6 +1,10 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
 
 // route is one entry of the HTTP surface. FHIR routes carry the interaction
 // they implement so the CapabilityStatement is generated from this table and
@@ -22,7 +26,7 @@ func (s *Server) routeTable() []route {
 	admin := func(h gin.HandlerFunc) []gin.HandlerFunc {
 		return []gin.HandlerFunc{s.authenticate, s.requireAdmin, s.adminJSON, h}
 	}
-	return []route{
+	routes := []route{
 		{method: "GET", path: "/healthz", handlers: []gin.HandlerFunc{s.healthz}},
 		{method: "GET", path: "/readyz", handlers: []gin.HandlerFunc{s.readyz}},
 		{method: "GET", path: "/metrics", handlers: []gin.HandlerFunc{s.metrics}},
@@ -66,4 +70,14 @@ func (s *Server) routeTable() []route {
 		{method: "PUT", path: "/admin/clients/*client_id", handlers: admin(s.putClient)},
 		{method: "GET", path: "/admin/audit", handlers: admin(s.auditLog)},
 	}
+	if s.opts.Console != nil {
+		// The admin console (HTML, internal/console) signs its admins in
+		// itself, from a cookie, with the same verifier and admin check.
+		console := gin.WrapH(s.opts.Console)
+		routes = append(routes,
+			route{method: "GET", path: "/admin/ui", handlers: []gin.HandlerFunc{func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/admin/ui/") }}},
+			route{method: "GET", path: "/admin/ui/*page", handlers: []gin.HandlerFunc{console}},
+			route{method: "POST", path: "/admin/ui/*page", handlers: []gin.HandlerFunc{console}})
+	}
+	return routes
 }

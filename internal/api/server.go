@@ -52,6 +52,9 @@ type Options struct {
 	SMART SMARTConfig
 	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.
 	Metrics http.Handler
+	// Console, when set, serves the admin console (internal/console) at
+	// /admin/ui; it authenticates its own requests.
+	Console http.Handler
 	// RequestTimeout bounds each request's work (its context); when it
 	// passes, the request's transaction rolls back and the client gets 503.
 	// Zero: no deadline.
