@@ -89,7 +89,7 @@ func mintToken(t *testing.T, client, scope string) string {
 // signIn pastes token into the sign-in form.
 func signIn(base, token string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
-		chromedp.Navigate(base + "/admin/ui/"),
+		chromedp.Navigate(base+"/admin/ui/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SetValue(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.ID("signin")),
