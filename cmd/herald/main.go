@@ -85,7 +85,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 
 	// Retention: acknowledged events older than HERALD_EVENT_RETENTION go.
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
-	janitor := &retention.Janitor{Store: st, Retention: cfg.EventRetention, Interval: time.Hour, Logger: log.With("component", "retention")}
+	janitor := &retention.Janitor{Store: st, Retention: cfg.EventRetention, Interval: time.Hour, Logger: log.With("component", "retention"),
+		Attempts: st, AttemptRetention: cfg.Attempts.Retention, AttemptsPerSubscription: cfg.Attempts.PerSubscription}
 	janitorDone := make(chan struct{})
 	go func() { defer close(janitorDone); janitor.Run(janitorCtx) }()
 	defer func() { stopJanitor(); <-janitorDone }() // before st.Close (deferred earlier, runs later)
@@ -147,8 +148,9 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Lease:     cfg.Delivery.Lease,
 		RetryBase: cfg.Delivery.RetryBase, RetryCap: cfg.Delivery.RetryMax,
 		ErrorOffAfter: cfg.Delivery.ErrorOffAfter,
-		Metrics:       metrics,
-		Logger:        log.With("component", "delivery"),
+		Instance:      cfg.InstanceID, NoAttemptLog: !cfg.Attempts.Log,
+		Metrics: metrics,
+		Logger:  log.With("component", "delivery"),
 	})
 	deliveryCtx, stopDelivery := context.WithCancel(ctx)
 	deliveryDone := make(chan struct{})

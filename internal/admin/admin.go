@@ -104,7 +104,7 @@ func checkNote(note string) error {
 
 // RemoveEndpoint deletes the entry with id.
 func (s *Service) RemoveEndpoint(ctx context.Context, id string) error {
-	return notFound(s.Store.RemoveEndpoint(ctx, id), fmt.Sprintf("no allow-list entry has id %q", clip(id)))
+	return NotFound(s.Store.RemoveEndpoint(ctx, id), fmt.Sprintf("no allow-list entry has id %q", clip(id)))
 }
 
 // CheckEndpoint tells whether a Subscription could use endpoint now, and
@@ -128,7 +128,7 @@ func (s *Service) Client(ctx context.Context, id string) (store.Client, error) {
 		return store.Client{}, err
 	}
 	c, err := s.Store.Client(ctx, id)
-	return c, notFound(err, fmt.Sprintf("client %q has no registry entry (it gets the configured defaults)", id))
+	return c, NotFound(err, fmt.Sprintf("client %q has no registry entry (it gets the configured defaults)", id))
 }
 
 // PutClient validates in and creates or replaces the entry of client id;
@@ -137,10 +137,10 @@ func (s *Service) PutClient(ctx context.Context, id string, in ClientInput) (c s
 	if err := CheckClientID(id); err != nil {
 		return store.Client{}, false, err
 	}
-	if err := oneOf("status", in.Status, ClientStatuses); err != nil {
+	if err := OneOf("status", in.Status, ClientStatuses); err != nil {
 		return store.Client{}, false, err
 	}
-	if err := oneOf("max_payload", in.MaxPayload, ClientMaxPayloads); err != nil {
+	if err := OneOf("max_payload", in.MaxPayload, ClientMaxPayloads); err != nil {
 		return store.Client{}, false, err
 	}
 	scopes := strings.Fields(in.ScopeCeiling)
@@ -174,7 +174,8 @@ func clientIDChar(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("._:@/-", b) >= 0
 }
 
-func oneOf(field, v string, allowed []string) error {
+// OneOf refuses v unless it is one of allowed, naming field (422).
+func OneOf(field, v string, allowed []string) error {
 	if slices.Contains(allowed, v) {
 		return nil
 	}
@@ -185,8 +186,8 @@ func oneOf(field, v string, allowed []string) error {
 	return &fhir.Error{Kind: fhir.KindUnprocessable, Message: fmt.Sprintf("%s: %s one of %s", field, what, strings.Join(allowed, ", "))}
 }
 
-// notFound maps the store's ErrNotFound to a 404 saying what is missing.
-func notFound(err error, what string) error {
+// NotFound maps the store's ErrNotFound to a 404 saying what is missing.
+func NotFound(err error, what string) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return &fhir.Error{Kind: fhir.KindNotFound, Message: what, Err: err}
 	}

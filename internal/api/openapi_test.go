@@ -145,6 +145,32 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	require.Len(t, list, 1)
 	checkExchange(t, h, router, exchange{method: "DELETE", path: "/admin/endpoints/" + list[0].ID, token: admin, status: 204, validRequest: true}, ok2xx)
 
+	// Delivery: a Subscription with a logged failure.
+	subs := setupSubscriptions(t, memory.New())
+	id := createSubscription(t, subs, "app-a")
+	logAttempt(t, subs.store, id, failure("http-status", 500))
+	subAdmin := subs.adminToken()
+	for _, x := range []exchange{
+		{method: "GET", path: "/admin/subscriptions", token: subAdmin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/subscriptions?status=requested,error&client=app-a&limit=10&after=a", token: subAdmin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/subscriptions?status=on", token: subAdmin, status: 400},
+		{method: "GET", path: "/admin/subscriptions", token: subs.token(allScopes), status: 403, validRequest: true},
+		{method: "GET", path: "/admin/subscriptions/" + id + "/attempts", token: subAdmin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/subscriptions/" + id + "/attempts?outcome=failure&class=http-status&before=99&limit=5", token: subAdmin, status: 200, validRequest: true},
+		{method: "GET", path: "/admin/subscriptions/" + id + "/attempts?class=boom", token: subAdmin, status: 400},
+		{method: "GET", path: "/admin/subscriptions/nope/attempts", token: subAdmin, status: 404, validRequest: true},
+		{method: "POST", path: "/admin/subscriptions/" + id + "/retry", token: subAdmin, status: 200, validRequest: true},
+		{method: "POST", path: "/admin/subscriptions/nope/retry", token: subAdmin, status: 404, validRequest: true},
+		{method: "POST", path: "/admin/subscriptions/" + id + "/reactivate", token: subAdmin, status: 409, validRequest: true},
+	} {
+		checkExchange(t, subs.harness, router, x, ok2xx)
+	}
+	setStatus(t, subs.store, id, "error")
+	checkExchange(t, subs.harness, router, exchange{method: "POST", path: "/admin/subscriptions/" + id + "/reactivate", token: subAdmin, status: 200, validRequest: true}, ok2xx)
+	setStatus(t, subs.store, id, "off")
+	checkExchange(t, subs.harness, router, exchange{method: "POST", path: "/admin/subscriptions/" + id + "/retry", token: subAdmin, status: 409, validRequest: true}, ok2xx)
+	checkExchange(t, subs.harness, router, exchange{method: "GET", path: "/admin/audit", token: subAdmin, status: 200, validRequest: true}, ok2xx)
+
 	// 503 from /readyz.
 	down := setup(t, memory.New(), func(o *api.Options, _ *resources.Config) { o.Ready = failingPinger{} })
 	checkExchange(t, down, router, exchange{method: "GET", path: "/readyz", status: 503, validRequest: true}, ok2xx)

@@ -26,6 +26,10 @@ func (s *Server) routeTable() []route {
 	admin := func(h gin.HandlerFunc) []gin.HandlerFunc {
 		return []gin.HandlerFunc{s.authenticate, s.requireAdmin, s.adminJSON, h}
 	}
+	// Admin actions take no body (any is ignored), so no Content-Type either.
+	adminAction := func(h gin.HandlerFunc) []gin.HandlerFunc {
+		return []gin.HandlerFunc{s.authenticate, s.requireAdmin, h}
+	}
 	routes := []route{
 		{method: "GET", path: "/healthz", handlers: []gin.HandlerFunc{s.healthz}},
 		{method: "GET", path: "/readyz", handlers: []gin.HandlerFunc{s.readyz}},
@@ -69,6 +73,11 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/admin/clients/*client_id", handlers: admin(s.getClient)},
 		{method: "PUT", path: "/admin/clients/*client_id", handlers: admin(s.putClient)},
 		{method: "GET", path: "/admin/audit", handlers: admin(s.auditLog)},
+		// Delivery: Subscriptions with their queue lag, the attempt log, actions.
+		{method: "GET", path: "/admin/subscriptions", handlers: admin(s.listDeliveries)},
+		{method: "GET", path: "/admin/subscriptions/:id/attempts", handlers: admin(s.listAttempts)},
+		{method: "POST", path: "/admin/subscriptions/:id/retry", handlers: adminAction(s.retryDelivery)},
+		{method: "POST", path: "/admin/subscriptions/:id/reactivate", handlers: adminAction(s.reactivate)},
 	}
 	if s.opts.Console != nil {
 		// The admin console (HTML, internal/console) signs its admins in

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,8 @@ type Config struct {
 	MaxEventsBytes       int           // resources one $events answer may carry
 	MaxBundleEntries     int           // entries of one batch or transaction
 	EventRetention       time.Duration // 0: keep forever
+	InstanceID           string        // names this process in the attempt log
+	Attempts             Attempts
 	Delivery             Delivery
 	SMART                SMART
 	RequestTimeout       time.Duration // each request's deadline; under WriteTimeout
@@ -80,6 +83,13 @@ type Delivery struct {
 	RetryBase     time.Duration
 	RetryMax      time.Duration
 	ErrorOffAfter time.Duration
+}
+
+// Attempts configures the delivery attempt log.
+type Attempts struct {
+	Log             bool          // false: attempts are not logged
+	Retention       time.Duration // how long attempts are kept
+	PerSubscription int           // the newest kept of each Subscription
 }
 
 // SMART is what /.well-known/smart-configuration publishes about the
@@ -134,6 +144,10 @@ var settings = []setting{
 	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
 	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
 	{"HERALD_EVENT_RETENTION", "event-retention", "720h", "how long acknowledged notification events are kept for $events (0: forever)"},
+	{"HERALD_ATTEMPT_LOG", "attempt-log", "true", "log every delivery attempt (time, instance, events, status or error class, latency, first 1 KiB of the response) for GET /admin/subscriptions/{id}/attempts and $attempts"},
+	{"HERALD_ATTEMPT_RETENTION", "attempt-retention", "168h", "how long delivery attempts are kept in the attempt log"},
+	{"HERALD_ATTEMPT_MAX_PER_SUBSCRIPTION", "attempt-max-per-subscription", "1000", "most delivery attempts kept per Subscription (the newest)"},
+	{"HERALD_INSTANCE_ID", "instance-id", "", "this instance's name in the delivery attempt log (empty: hostname-pid)"},
 	{"HERALD_ERROR_OFF_AFTER", "error-off-after", "24h", "how long a Subscription stays in error (delivery failing) before it is switched off"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
@@ -275,6 +289,12 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		}
 	}
 	positive("HERALD_ERROR_OFF_AFTER", &c.Delivery.ErrorOffAfter)
+	positive("HERALD_ATTEMPT_RETENTION", &c.Attempts.Retention)
+	c.Attempts.Log = boolean("HERALD_ATTEMPT_LOG")
+	c.InstanceID = get("HERALD_INSTANCE_ID")
+	if c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	}
 	positive("HERALD_DELIVERY_POLL", &c.Delivery.Poll)
 	positive("HERALD_DELIVERY_LEASE", &c.Delivery.Lease)
 	positive("HERALD_RETRY_BASE", &c.Delivery.RetryBase)
@@ -314,6 +334,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 			*into = n
 		}
 	}
+	count("HERALD_ATTEMPT_MAX_PER_SUBSCRIPTION", 1_000_000, &c.Attempts.PerSubscription)
 	count("HERALD_MAX_FILTERS", 1000, &c.Limits.Filters)
 	count("HERALD_MAX_FILTER_PARAMS", 1000, &c.Limits.FilterParams)
 	count("HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", 10_000_000, &c.Limits.SubscriptionsPerClient)
@@ -425,4 +446,14 @@ func Env() [][3]string {
 		out = append(out, [3]string{s.env, s.def, s.help})
 	}
 	return out
+}
+
+// defaultInstanceID is hostname-pid: stable for the life of the process and
+// distinct between processes on one host.
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "herald"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
 }

@@ -63,6 +63,11 @@ type Config struct {
 	MaxEvents     int           // events per notification when maxCount is unset
 	Drain         time.Duration // how long shutdown waits for sends in flight
 
+	// Instance names this process in the attempt log (HERALD_INSTANCE_ID).
+	Instance string
+	// NoAttemptLog leaves sends out of the attempt log (store.AttemptLog).
+	NoAttemptLog bool
+
 	Metrics *Metrics // nil: none
 	Logger  *slog.Logger
 	Now     func() time.Time

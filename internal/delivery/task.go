@@ -61,6 +61,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	var revoked *policy.Denied
 	if errors.As(err, &revoked) {
 		e.cfg.Metrics.revoked()
+		res.Attempt = e.revokedAttempt(tk, now)
 		e.record(ctx, res, fhir.StatusOff, revoked.Reason, "")
 		return
 	}
@@ -127,6 +128,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
 	res.Now = done
+	res.Attempt = e.sentAttempt(n, start, r, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			e.release(ctx, st.ID, tk.Lease, "stopped by shutdown") // shutdown cut the send short
@@ -159,6 +161,46 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	}
 	e.record(ctx, res, status, "", "")
 }
+
+// sentAttempt is the attempt log entry of a send that started at start;
+// nil when the log is off or nothing was sent (no turn at the endpoint).
+func (e *Engine) sentAttempt(n *notification, start time.Time, r webhook.Result, err error) *store.Attempt {
+	class := webhook.Classify(err)
+	if e.cfg.NoAttemptLog || class == webhook.ClassBusy {
+		return nil
+	}
+	a := &store.Attempt{At: start, Instance: e.cfg.Instance, Channel: channelRestHook, Kind: string(n.kind),
+		Outcome: store.AttemptSuccess, Class: string(class), StatusCode: r.StatusCode, Latency: r.Duration,
+		ResponseBytes: r.BodyBytes, ResponseBody: webhook.LoggableBody(r.BodyPrefix, store.MaxAttemptBody)}
+	if err != nil {
+		a.Outcome = store.AttemptFailure
+	}
+	if len(n.events) > 0 {
+		a.FirstEvent, a.LastEvent = n.events[0].Number, n.events[len(n.events)-1].Number
+	}
+	return a
+}
+
+// revokedAttempt is the attempt log entry of a send the recheck refused:
+// what was owed (the handshake, else the waiting events, else a
+// heartbeat), and no HTTP fields, since nothing was sent.
+func (e *Engine) revokedAttempt(tk store.DeliveryTask, now time.Time) *store.Attempt {
+	if e.cfg.NoAttemptLog {
+		return nil
+	}
+	a := &store.Attempt{At: now, Instance: e.cfg.Instance, Channel: channelRestHook, Kind: string(notify.Heartbeat),
+		Outcome: store.AttemptFailure, Class: string(webhook.ClassRevoked)}
+	switch {
+	case tk.HandshakePending:
+		a.Kind = string(notify.Handshake)
+	case tk.Backlog():
+		a.Kind, a.FirstEvent, a.LastEvent = string(notify.EventNotification), tk.DeliveredThrough+1, tk.LastEventNumber
+	}
+	return a
+}
+
+// channelRestHook is the channel type this engine sends on.
+const channelRestHook = "rest-hook"
 
 // decide picks what to send: the handshake that is owed, else the next
 // events, else a heartbeat when one is due (or as a probe while in error).

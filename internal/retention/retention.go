@@ -2,7 +2,8 @@
 // that are older than the retention period and that their subscriber has
 // acknowledged (store.EventPruner). Unacknowledged events are never deleted,
 // whatever their age, so a subscriber that is behind can still catch up
-// through $events.
+// through $events. It also bounds the delivery attempt log by age and by
+// count per Subscription (store.AttemptLog).
 package retention
 
 import (
@@ -40,14 +41,30 @@ type Janitor struct {
 	// BatchSize is the limit of each PruneEvents call (default
 	// DefaultBatchSize).
 	BatchSize int
+
+	// Attempts, when set, has its attempt log pruned on every run: attempts
+	// older than AttemptRetention (<= 0: DefaultAttemptRetention) and all
+	// but the newest AttemptsPerSubscription of each Subscription (<= 0:
+	// DefaultAttemptsPerSubscription).
+	Attempts                store.AttemptLog
+	AttemptRetention        time.Duration
+	AttemptsPerSubscription int
 }
+
+// Defaults of the attempt log's bounds.
+const (
+	DefaultAttemptRetention        = 7 * 24 * time.Hour
+	DefaultAttemptsPerSubscription = 1000
+)
 
 // Run prunes once at once and then every Interval until ctx is done. Errors
 // are logged, and the next tick tries again.
 func (j *Janitor) Run(ctx context.Context) {
 	if j.Retention <= 0 {
 		j.logger().Info("event retention disabled")
-		return
+		if j.Attempts == nil {
+			return
+		}
 	}
 	interval := j.Interval
 	if interval <= 0 {
@@ -78,6 +95,37 @@ func (j *Janitor) runOnce(ctx context.Context) {
 		j.logger().Info("event retention: pruned events", "deleted", n,
 			"retention", j.Retention, "took", time.Since(start).Round(time.Millisecond))
 	}
+	n, err = j.PruneAttempts(ctx)
+	switch {
+	case err != nil && ctx.Err() != nil:
+	case err != nil:
+		j.logger().Error("attempt retention: prune failed", "err", err)
+	case n > 0:
+		j.logger().Info("attempt retention: pruned delivery attempts", "deleted", n)
+	}
+}
+
+// PruneAttempts applies the attempt log's bounds once and returns how many
+// attempts it deleted; none without Attempts.
+func (j *Janitor) PruneAttempts(ctx context.Context) (int64, error) {
+	if j.Attempts == nil {
+		return 0, nil
+	}
+	age, keep := j.AttemptRetention, j.AttemptsPerSubscription
+	if age <= 0 {
+		age = DefaultAttemptRetention
+	}
+	if keep <= 0 {
+		keep = DefaultAttemptsPerSubscription
+	}
+	return j.Attempts.PruneAttempts(ctx, j.now()().Add(-age), keep)
+}
+
+func (j *Janitor) now() func() time.Time {
+	if j.Now != nil {
+		return j.Now
+	}
+	return time.Now
 }
 
 // PruneOnce deletes every acknowledged event older than Retention, in
@@ -88,10 +136,7 @@ func (j *Janitor) PruneOnce(ctx context.Context) (int64, error) {
 	if j.Retention <= 0 {
 		return 0, nil
 	}
-	now := time.Now
-	if j.Now != nil {
-		now = j.Now
-	}
+	now := j.now()
 	batch := j.BatchSize
 	if batch <= 0 {
 		batch = DefaultBatchSize

@@ -97,6 +97,10 @@ type DeliveryResult struct {
 	// KeepFor, when > 0, keeps the lease until Now+KeepFor (the worker
 	// goes on with the same Subscription); otherwise the lease ends.
 	KeepFor time.Duration
+
+	// Attempt, when set, is logged with the outcome (AttemptLog), in the
+	// same statement; its SubscriptionID is this result's.
+	Attempt *Attempt
 }
 
 // DeliveryQueue is how delivery workers find work. Call it on the Store.

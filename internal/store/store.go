@@ -78,6 +78,7 @@ type Store interface {
 	DeliveryQueue
 	EventPruner
 	AdminStore
+	AttemptLog
 	ConfigWatch
 	// InTx runs fn in one transaction: every write made through the Tx
 	// commits together when fn returns nil, and none does when fn returns an
@@ -136,6 +137,7 @@ type Tx interface {
 	EventReader
 	EventWriter
 	DeliveryWriter
+	AuditWriter
 	// Lock takes the write lock of one resource for the rest of the
 	// transaction and returns its current version like Current (ErrNotFound
 	// when none exists; the lock still serialises concurrent creators as far

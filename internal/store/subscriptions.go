@@ -166,8 +166,8 @@ type AuditEntry struct {
 	Seq    int64     // 1, 2, 3, … in the order of the changes
 	At     time.Time // when the change was made
 	Actor  string    // the admin's client id; empty when not made through the admin API
-	Action string    // AuditAddEndpoint, AuditRemoveEndpoint or AuditPutClient
-	Target string    // the endpoint's id or the client's id
+	Action string    // AuditAddEndpoint, AuditRemoveEndpoint, AuditPutClient, AuditRetry or AuditReactivate
+	Target string    // the endpoint's id, the client's id or "Subscription/<id>"
 	Before []byte    // JSON of the entry before the change; nil when none
 	After  []byte    // JSON of the entry after the change; nil when none
 }
@@ -177,6 +177,8 @@ const (
 	AuditAddEndpoint    = "endpoint.add"
 	AuditRemoveEndpoint = "endpoint.remove"
 	AuditPutClient      = "client.put"
+	AuditRetry          = "subscription.retry"
+	AuditReactivate     = "subscription.reactivate"
 )
 
 type actorKey struct{}

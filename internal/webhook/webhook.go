@@ -91,7 +91,15 @@ type Result struct {
 	// RetryAfter is the response's Retry-After (seconds or an HTTP date),
 	// at most MaxRetryAfter; 0 when absent or not understood.
 	RetryAfter time.Duration
+	// BodyBytes is how many bytes of the response body were read (at most
+	// 64 KiB); BodyPrefix is the first BodyPrefixMax of them, for the
+	// attempt log.
+	BodyBytes  int64
+	BodyPrefix []byte
 }
+
+// BodyPrefixMax is how much of a response body Result keeps.
+const BodyPrefixMax = 1024
 
 // MaxRetryAfter bounds what a subscriber's Retry-After can ask for.
 const MaxRetryAfter = 24 * time.Hour
@@ -246,10 +254,13 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	// Read a bounded amount so a small response leaves the connection
 	// reusable; closing with more unread closes the connection instead.
 	// Read errors do not matter: the status has arrived.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	limited := io.LimitReader(resp.Body, maxResponseBody)
+	prefix, _ := io.ReadAll(io.LimitReader(limited, BodyPrefixMax))
+	rest, _ := io.Copy(io.Discard, limited)
 	_ = resp.Body.Close()
 
-	res := Result{StatusCode: resp.StatusCode, Duration: c.now().Sub(start), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now())}
+	res := Result{StatusCode: resp.StatusCode, Duration: c.now().Sub(start), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now()),
+		BodyBytes: int64(len(prefix)) + rest, BodyPrefix: prefix}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return res, statusError(resp.StatusCode)
 	}

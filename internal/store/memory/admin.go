@@ -35,6 +35,20 @@ func (a *admin) record(ctx context.Context, action, target string, before, after
 	a.audit = append(a.audit, e)
 }
 
+// append records entries made in a transaction (AppendAudit) or by a
+// queue change, numbering and stamping them now.
+func (a *admin) append(entries []store.AuditEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range entries {
+		e.Seq, e.At = int64(len(a.audit))+1, time.Now().UTC().Truncate(time.Millisecond)
+		a.audit = append(a.audit, e)
+	}
+}
+
 func (s *Store) AuditLog(ctx context.Context, beforeSeq int64, limit int) ([]store.AuditEntry, error) {
 	s.admin.mu.Lock()
 	defer s.admin.mu.Unlock()

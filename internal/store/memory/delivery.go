@@ -184,6 +184,7 @@ func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
 	if sc.lease == "" || sc.lease != r.Lease {
 		return store.ErrLeaseLost
 	}
+	t.logAttempt(r)
 	last := t.lastEvent(r.SubscriptionID)
 	delivered := max(t.delivered(r.SubscriptionID), min(r.DeliveredThrough, last))
 	t.pendingDelivered[r.SubscriptionID] = delivered

@@ -44,7 +44,9 @@ type Store struct {
 	mu      sync.RWMutex // guards db against concurrent readers
 	db      data
 	admin   admin // not transactional; guarded by its own lock
-	wake    chan struct{}
+	// attempts is the attempt log, guarded by mu like db.
+	attempts attemptLog
+	wake     chan struct{}
 	// generation counts configuration changes (store.ConfigWatch).
 	generation atomic.Int64
 	config     chan struct{}
@@ -156,6 +158,8 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	tx.commitEvents(&s.db)
 	tx.commitSchedules(&s.db)
+	s.attempts.log(tx.pendingAttempts)
+	s.admin.append(tx.pendingAudit)
 	if tx.woken {
 		s.signalWake()
 	}
@@ -179,6 +183,9 @@ type tx struct {
 	pendingSched     map[string]schedule
 	pendingDelivered map[string]int64
 	woken            bool
+	// pendingAttempts and pendingAudit are logged at commit.
+	pendingAttempts []store.Attempt
+	pendingAudit    []store.AuditEntry
 }
 
 func (t *tx) all(k key) []store.Version {

@@ -181,16 +181,25 @@ const finishSQL = `UPDATE subscriptions SET
 		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE clock_timestamp() + $9::interval END
 	WHERE id = $1 AND lease_token = $2`
 
+// finishLoggedSQL is finishSQL that also logs the attempt ($10…, in
+// attemptColumns order) when the lease was still held: the row count is
+// the INSERT's, which is the UPDATE's. One statement, so the log costs no
+// round trip.
+const finishLoggedSQL = `WITH finished AS (` + finishSQL + ` RETURNING id)
+	INSERT INTO delivery_attempts (subscription_id, ` + attemptColumns + `)
+	SELECT id, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM finished`
+
 // FinishDelivery on the Store commits without waiting for the WAL flush
 // (synchronous_commit off, for this transaction only), in one round trip.
-// What it records is a cursor and a schedule: if a crash loses it, the
-// notification is sent again, which at-least-once delivery allows. Writes
-// of resources and events always wait for the flush.
+// What it records is a cursor, a schedule and an attempt: if a crash loses
+// it, the notification is sent again, which at-least-once delivery allows.
+// Writes of resources and events always wait for the flush.
 func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
+	sql, args := finishStatement(r)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit TO off")
-	b.Queue(finishSQL, finishArgs(r)...)
+	b.Queue(sql, args...)
 	b.Queue("COMMIT")
 	br := s.deliveryPool().SendBatch(ctx, b)
 	var tag pgconn.CommandTag
@@ -213,12 +222,18 @@ func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) erro
 	return nil
 }
 
-func finishArgs(r store.DeliveryResult) []any {
+// finishStatement is finishSQL, or finishLoggedSQL when r carries an
+// attempt, with its arguments.
+func finishStatement(r store.DeliveryResult) (string, []any) {
 	var keep *time.Duration
 	if r.KeepFor > 0 {
 		keep = &r.KeepFor
 	}
-	return []any{r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken, r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep}
+	args := []any{r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken, r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep}
+	if r.Attempt == nil {
+		return finishSQL, args
+	}
+	return finishLoggedSQL, append(args, attemptArgs(*r.Attempt)...)
 }
 
 func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
@@ -231,7 +246,8 @@ type execer interface {
 }
 
 func finishDelivery(ctx context.Context, q execer, r store.DeliveryResult) error {
-	tag, err := q.Exec(ctx, finishSQL, finishArgs(r)...)
+	sql, args := finishStatement(r)
+	tag, err := q.Exec(ctx, sql, args...)
 	if err != nil {
 		return wrap("finish delivery of subscription "+r.SubscriptionID, err)
 	}
