@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -68,15 +69,19 @@ func newBrowser(t *testing.T) context.Context {
 
 // consoleHerald runs Herald for the console tests: plain-http base URL (so
 // the console's cookies are not Secure), fast retries, HS256 tokens.
-func consoleHerald(t *testing.T) *server {
+func consoleHerald(t *testing.T, extra ...string) *server {
 	t.Helper()
-	return startServer(t, map[string]string{
+	env := map[string]string{
 		"HERALD_AUTH_HS256_SECRET": secret,
 		"HERALD_BASE_URL":          "http://herald.test/fhir",
 		"HERALD_DELIVERY_POLL":     "100ms",
 		"HERALD_RETRY_BASE":        "20ms",
 		"HERALD_RETRY_MAX":         "100ms",
-	})
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return startServer(t, env)
 }
 
 func mintToken(t *testing.T, client, scope string) string {
@@ -87,10 +92,32 @@ func mintToken(t *testing.T, client, scope string) string {
 }
 
 // signIn pastes token into the sign-in form.
+// present waits until the loaded page has an element matching css. It
+// asks the page anew each time (a click that navigates replaces the
+// document under a waiting query); the test's context is the deadline.
+func present(css string) chromedp.Action[chromedp.Void] {
+	expr := fmt.Sprintf(`document.readyState === "complete" && document.querySelector(%q) !== null`, css)
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			try, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ok, err := chromedp.Evaluate[bool](expr)(try, tg)
+			cancel()
+			if err == nil && ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w", css, ctx.Err())
+			case <-time.After(20 * time.Millisecond): // polling the page, bounded by ctx
+			}
+		}
+	})
+}
+
 func signIn(base, token string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.Navigate(base+"/admin/ui/"),
-		chromedp.WaitVisible(chromedp.ID("token")),
+		present("#token"),
 		chromedp.SetValue(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.ID("signin")),
 	)
@@ -169,16 +196,18 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
-		chromedp.WaitVisible(chromedp.ID("token")),
+		present("#token"),
 	))
 	require.Contains(t, location(t, ctx), "/admin/ui/signin", "no session: sent to sign in")
 	require.NoError(t, chromedp.Do(ctx, screenshot(t, "console-signin")))
 
 	require.NoError(t, chromedp.Do(ctx,
 		signIn(s.url, admin),
-		chromedp.WaitVisible(chromedp.ID("url_prefix")),
+		present("#filters"), // signed in: the Subscriptions page
+		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
+		present("#url_prefix"),
 		chromedp.SendKeys(chromedp.ID("check"), recv.srv.URL+"/hooks/1"),
-		chromedp.WaitVisible(chromedp.CSS("#verdict p.refused")),
+		present("#verdict p.refused"),
 	))
 	require.Contains(t, text(t, ctx, "#verdict"), "Not admitted")
 
@@ -187,20 +216,20 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`input[name="allow_private_network"]`)),
 		chromedp.SendKeys(chromedp.ID("note"), "lab integration, ticket OPS-1234"),
 		chromedp.Click(chromedp.ID("add")),
-		chromedp.WaitVisible(chromedp.CSS("p.done")),
+		present("p.done"),
 	))
 	require.Contains(t, adminEndpoints(t, s, admin), recv.srv.URL+"/hooks/", "the entry is stored")
 
 	// The live check now admits the endpoint, and says why a near miss is not.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("check"), recv.srv.URL+"/hooksx/1"),
-		chromedp.WaitVisible(chromedp.CSS("#verdict ul.misses")),
+		present("#verdict ul.misses"),
 	))
 	require.Contains(t, text(t, ctx, "#verdict"), "the path does not start with /hooks/")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
 		chromedp.SendKeys(chromedp.ID("check"), recv.srv.URL+"/hooks/1"),
-		chromedp.WaitVisible(chromedp.CSS("#verdict p.admitted")),
+		present("#verdict p.admitted"),
 		screenshot(t, "console-allowlist"),
 	))
 	verdict := text(t, ctx, "#verdict")
@@ -214,7 +243,7 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("max_payload"), "empty"),
 		chromedp.SendKeys(chromedp.ID("scope_ceiling"), "system/Observation.rs"),
 		chromedp.Click(chromedp.ID("save-client")),
-		chromedp.WaitVisible(chromedp.CSS("p.done")),
+		present("p.done"),
 		screenshot(t, "console-clients"),
 	))
 	status, body := do(t, "GET", s.url+"/admin/clients/lab-app", admin, "")
@@ -235,14 +264,14 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
 		chromedp.Click(chromedp.CSS("#entries button.danger")),
-		chromedp.WaitVisible(chromedp.CSS("p.done")),
+		present("p.done"),
 	))
 	require.Equal(t, "[]", adminEndpoints(t, s, admin))
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("signout")),
-		chromedp.WaitVisible(chromedp.ID("token")),
+		present("#token"),
 		chromedp.Navigate(s.url+"/admin/ui/clients"),
-		chromedp.WaitVisible(chromedp.ID("token")),
+		present("#token"),
 	))
 	require.Contains(t, location(t, ctx), "/admin/ui/signin")
 	require.Empty(t, consoleCookies(t, ctx, s.url), "sign-out clears the cookies")
@@ -261,7 +290,7 @@ func consoleCookies(t *testing.T, ctx context.Context, base string) []*network.C
 func TestConsoleCookieAttributes(t *testing.T) {
 	ctx := newBrowser(t)
 	s := consoleHerald(t)
-	require.NoError(t, chromedp.Do(ctx, signIn(s.url, mintToken(t, "ops-admin", auth.AdminScope)), chromedp.WaitVisible(chromedp.ID("url_prefix"))))
+	require.NoError(t, chromedp.Do(ctx, signIn(s.url, mintToken(t, "ops-admin", auth.AdminScope)), present("#filters")))
 	cs := consoleCookies(t, ctx, s.url)
 	require.Len(t, cs, 2)
 	for _, c := range cs {
@@ -290,11 +319,11 @@ func TestConsoleEscapesXSS(t *testing.T) {
 	check := url.QueryEscape(`https://hooks.example/a"><script>window.__xss=3</script>`)
 	require.NoError(t, chromedp.Do(ctx,
 		signIn(s.url, admin),
-		chromedp.WaitVisible(chromedp.ID("entries")),
+		present("#filters"),
 		chromedp.Navigate(s.url+"/admin/ui/allowlist?check="+check),
-		chromedp.WaitVisible(chromedp.CSS("#verdict p")),
+		present("#verdict p"),
 		chromedp.SendKeys(chromedp.ID("check"), `<img src=x onerror="window.__xss=4">`),
-		chromedp.WaitVisible(chromedp.CSS("#verdict p.refused")),
+		present("#verdict p.refused"),
 	))
 	verdict := text(t, ctx, "#verdict")
 	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
@@ -356,9 +385,9 @@ func TestConsoleRefusesCrossSiteForms(t *testing.T) {
 
 	require.NoError(t, chromedp.Do(ctx,
 		signIn(s.url, admin),
-		chromedp.WaitVisible(chromedp.ID("url_prefix")),
+		present("#filters"),
 		chromedp.Navigate(evil.URL),
-		chromedp.WaitVisible(chromedp.ID("error")), // the console's refusal page
+		present("#error"), // the console's refusal page
 	))
 	loc, refusal := location(t, ctx), text(t, ctx, "#error")
 	require.True(t, strings.HasPrefix(loc, s.url+"/admin/ui/allowlist/add"), loc)
@@ -404,7 +433,7 @@ func TestConsoleRefusesNonAdminToken(t *testing.T) {
 
 	require.NoError(t, chromedp.Do(ctx,
 		signIn(s.url, user),
-		chromedp.WaitVisible(chromedp.ID("error")),
+		present("#error"),
 	))
 	require.Contains(t, text(t, ctx, "#error"), "does not hold the herald.admin scope")
 	require.Empty(t, consoleCookies(t, ctx, s.url), "no session for a non-admin")
@@ -440,3 +469,71 @@ func TestConsoleRefusesNonAdminToken(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, "/admin/ui/signin?expired=1", res.Header.Get("Location"))
 }
+
+// TestConsoleSubscriptionsInBrowser: a Subscription whose receiver fails
+// goes to error; the console lists it under that filter, shows its failed
+// attempts with the receiver's answer; once the receiver is fixed, Retry
+// gets it delivered and the page shows it active.
+func TestConsoleSubscriptionsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	// Backoff from 2 ms doubling without a practical cap: ten failures (then
+	// error) take about 2 s, after which the next attempt is seconds away,
+	// so Retry is what brings it back quickly.
+	s := consoleHerald(t, "HERALD_RETRY_BASE", "2ms", "HERALD_RETRY_MAX", "1h")
+	admin := mintToken(t, "ops-admin", auth.AdminScope)
+	owner := mintToken(t, "lab-app", "system/Subscription.cruds system/Encounter.rs")
+	recv := newFailingReceiver(t)
+
+	status, body, err := call("POST", s.url+"/admin/endpoints", admin, fmt.Sprintf(`{"url_prefix":%q,"allow_private_network":true}`, recv.srv.URL+"/hooks/"))
+	require.NoError(t, err)
+	require.Equal(t, 201, status, string(body))
+	status, body = do(t, "POST", s.url+"/fhir/Subscription", owner, fmt.Sprintf(`{"resourceType":"Subscription","status":"requested","reason":"console test",
+		"criteria":%q,"channel":{"type":"rest-hook","endpoint":%q,"payload":"application/fhir+json",
+		"_payload":{"extension":[{"url":"%sbackport-payload-content","valueCode":"id-only"}]}}}`, encounterStart, recv.srv.URL+"/hooks/1", backport))
+	require.Equal(t, 201, status, string(body))
+	id := regexpID.FindStringSubmatch(string(body))[1]
+
+	waitUntil(t, 30*time.Second, "the Subscription in error", func() bool {
+		status, body, err := call("GET", s.url+"/admin/subscriptions?status=error", admin, "")
+		return err == nil && status == 200 && strings.Contains(string(body), id)
+	})
+
+	row := fmt.Sprintf(`tr[data-id=%q]`, id)
+	require.NoError(t, chromedp.Do(ctx,
+		signIn(s.url, admin),
+		present("#filters"),
+		chromedp.SetValue(chromedp.ID("status"), "error"),
+		chromedp.Click(chromedp.ID("filter")),
+		present(row),
+		screenshot(t, "console-subscriptions"),
+	))
+	require.Contains(t, location(t, ctx), "status=error")
+	listed := text(t, ctx, row)
+	require.Contains(t, listed, "error")
+	require.Contains(t, listed, "HTTP 500")
+	require.Contains(t, listed, "lab-app")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(row+" a")),
+		present("#attempts"),
+		screenshot(t, "console-attempts"),
+	))
+	attempts := text(t, ctx, "#attempts")
+	require.Contains(t, attempts, "receiver is down for maintenance", "the receiver's answer is logged")
+	require.Contains(t, attempts, "500")
+	require.Equal(t, "error", text(t, ctx, "#sub-status"))
+
+	recv.broken.Store(false)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("retry")),
+		present("p.done"),
+	))
+	waitUntil(t, 15*time.Second, "the console to show the Subscription active", func() bool {
+		err := chromedp.Do(ctx, chromedp.Reload(), present("#sub-status"))
+		return err == nil && text(t, ctx, "#sub-status") == "active"
+	})
+	require.Contains(t, text(t, ctx, "#attempts tbody tr"), "success", "the newest attempt succeeded")
+	require.NoError(t, chromedp.Do(ctx, screenshot(t, "console-subscription-active")))
+}
+
+var regexpID = regexp.MustCompile(`"id":"([^"]+)"`)

@@ -159,11 +159,12 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	// than st.Close): sends in flight finish or release their leases.
 	defer func() { stopDelivery(); <-deliveryDone }()
 
+	operations := &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes}
 	handler := api.New(api.Options{
 		Resources:      svc,
 		Admin:          st,
 		Topics:         library,
-		Operations:     &subscription.Operations{Store: st, Topics: library, Rules: subscriptionRules, BaseURL: cfg.BaseURL, MaxBytes: cfg.MaxEventsBytes},
+		Operations:     operations,
 		Auth:           verifier,
 		Ready:          st,
 		Logger:         log,
@@ -174,7 +175,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Metrics:        delivery.Handler(registry),
 		RequestTimeout: cfg.RequestTimeout,
 		Console: console.New(console.Options{
-			Auth: verifier, Admin: &admin.Service{Store: st}, Topics: library,
+			Auth: verifier, Admin: &admin.Service{Store: st}, Topics: library, Operations: operations,
 			InsecureCookies: strings.HasPrefix(cfg.BaseURL, "http://"), // browsers drop Secure cookies over http (dev, tests)
 			Logger:          log.With("component", "console"),
 		}),

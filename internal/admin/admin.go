@@ -34,6 +34,8 @@ const (
 var (
 	ClientStatuses    = []string{"active", "suspended"}
 	ClientMaxPayloads = []string{"empty", "id-only", "full-resource"}
+	// SubscriptionStatuses are the statuses operators filter Subscriptions by.
+	SubscriptionStatuses = []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError, fhir.StatusOff}
 )
 
 // Service changes and reads the allow-list and the client registry. The

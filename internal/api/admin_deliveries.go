@@ -25,8 +25,6 @@ const (
 	maxAdminPage     = 1000
 )
 
-var subscriptionStatuses = []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError, fhir.StatusOff}
-
 // deliveryJSON is a Subscription as GET /admin/subscriptions shows it.
 type deliveryJSON struct {
 	ID           string `json:"id"`
@@ -102,7 +100,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	f := store.SubscriptionFilter{Owner: q.Get("client"), Topic: q.Get("topic"), Endpoint: q.Get("endpoint")}
 	if v := q.Get("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
-			if err := admin.OneOf("status", st, subscriptionStatuses); err != nil {
+			if err := admin.OneOf("status", st, admin.SubscriptionStatuses); err != nil {
 				writeError(c, fhir.Errorf(fhir.KindInvalid, "%s", err.Error()))
 				return
 			}

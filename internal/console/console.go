@@ -18,10 +18,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
 )
 
@@ -38,6 +40,9 @@ type Options struct {
 	Auth   Authenticator
 	Admin  *admin.Service
 	Topics *topic.Library
+	// Operations lists Subscriptions and their attempts, and retries and
+	// reactivates them (the JSON admin API's calls).
+	Operations *subscription.Operations
 	// InsecureCookies drops the Secure attribute, for a plain-http base URL
 	// (development and tests) only: browsers refuse Secure cookies over http.
 	InsecureCookies bool
@@ -80,6 +85,10 @@ func New(opts Options) *Console {
 	c.mux.Handle("GET "+Prefix+"/clients", c.view(c.clients))
 	c.mux.Handle("POST "+Prefix+"/clients/save", c.change(c.saveClient))
 	c.mux.Handle("GET "+Prefix+"/topics", c.view(c.topics))
+	c.mux.Handle("GET "+Prefix+"/subscriptions", c.view(c.subscriptions))
+	c.mux.Handle("GET "+Prefix+"/subscriptions/{id}", c.view(c.subscription))
+	c.mux.Handle("POST "+Prefix+"/subscriptions/{id}/retry", c.change(c.retry))
+	c.mux.Handle("POST "+Prefix+"/subscriptions/{id}/reactivate", c.change(c.reactivate))
 	return c
 }
 
@@ -109,7 +118,15 @@ func parsePages() map[string]*template.Template {
 	return pages
 }
 
-var funcs = template.FuncMap{}
+var funcs = template.FuncMap{
+	// when is a time for admins: UTC to the second, "never" for none.
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+}
 
 // page is what every template gets.
 type page struct {

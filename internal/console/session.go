@@ -104,7 +104,7 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/signin", http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, Prefix+"/allowlist", http.StatusSeeOther)
+	http.Redirect(w, r, Prefix+"/subscriptions", http.StatusSeeOther)
 }
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +141,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		c.setCookie(w, tokenCookie, token, p.ExpiresAt.Unix())
 		c.setCookie(w, csrfCookie, newCSRF(), p.ExpiresAt.Unix())
-		http.Redirect(w, r, Prefix+"/allowlist", http.StatusSeeOther)
+		http.Redirect(w, r, Prefix+"/subscriptions", http.StatusSeeOther)
 	})).ServeHTTP(w, r)
 }
 
