@@ -91,35 +91,73 @@ func mintToken(t *testing.T, client, scope string) string {
 	return tok
 }
 
-// signIn pastes token into the sign-in form.
-// present waits until the loaded page has an element matching css. It
-// asks the page anew each time (a click that navigates replaces the
-// document under a waiting query); the test's context is the deadline.
-func present(css string) chromedp.Action[chromedp.Void] {
-	expr := fmt.Sprintf(`document.readyState === "complete" && document.querySelector(%q) !== null`, css)
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+// The page is driven through script evaluated in whatever document is
+// current, retried until it answers: a query that chromedp tracks in the
+// DOM can be stranded by the navigation a form post causes. Clicks and
+// typing are real DOM events, so the console's own script runs as for a
+// person. The test's context is the deadline of every wait.
+
+// evalPage evaluates expr in the current document until it answers
+// without error and accept(result) holds.
+func evalPage[T any](expr string, accept func(T) bool) chromedp.Action[T] {
+	return func(ctx context.Context, tg *chromedp.Target) (T, error) {
 		for {
 			try, cancel := context.WithTimeout(ctx, 2*time.Second)
-			ok, err := chromedp.Evaluate[bool](expr)(try, tg)
+			v, err := chromedp.Evaluate[T](expr)(try, tg)
 			cancel()
-			if err == nil && ok {
-				return nil
+			if err == nil && (accept == nil || accept(v)) {
+				return v, nil
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("waiting for %s: %w", css, ctx.Err())
+				var zero T
+				return zero, fmt.Errorf("waiting for %s: %w", expr, ctx.Err())
 			case <-time.After(20 * time.Millisecond): // polling the page, bounded by ctx
 			}
 		}
-	})
+	}
 }
 
+func isTrue(b bool) bool { return b }
+
+// present waits until a loaded document that a submit did not leave has an
+// element matching css.
+func present(css string) chromedp.Action[chromedp.Void] {
+	return void(evalPage(fmt.Sprintf(`!window.__left && document.readyState === "complete" && document.querySelector(%q) !== null`, css), isTrue))
+}
+
+// submit clicks css, a control that loads another page; present then
+// waits for that page (the one left is marked).
+func submit(css string) chromedp.Action[chromedp.Void] {
+	return void(evalPage(fmt.Sprintf(`(e => { if (!e) return false; window.__left = true; e.click(); return true })(document.querySelector(%q))`, css), isTrue))
+}
+
+// click clicks css on the current page.
+func click(css string) chromedp.Action[chromedp.Void] {
+	return void(evalPage(fmt.Sprintf(`(e => { if (!e) return false; e.click(); return true })(document.querySelector(%q))`, css), isTrue))
+}
+
+// setValue sets the value of the field css and fires input and change, as
+// typing and choosing do.
+func setValue(css, value string) chromedp.Action[chromedp.Void] {
+	return void(evalPage(fmt.Sprintf(`(e => { if (!e) return false; e.value = %q;
+		e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })(document.querySelector(%q))`, value, css), isTrue))
+}
+
+func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, tg)
+		return chromedp.Void{}, err
+	}
+}
+
+// signIn pastes token into the sign-in form.
 func signIn(base, token string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.Navigate(base+"/admin/ui/"),
 		present("#token"),
-		chromedp.SetValue(chromedp.ID("token"), token),
-		chromedp.Click(chromedp.ID("signin")),
+		setValue("#token", token),
+		submit("#signin"),
 	)
 }
 
@@ -140,17 +178,17 @@ func screenshot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	})
 }
 
-// text is the text of the first element sel selects.
-func text(t *testing.T, ctx context.Context, sel string) string {
+// text is the text of the first element css selects.
+func text(t *testing.T, ctx context.Context, css string) string {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	v, err := chromedp.Run(ctx, evalPage[string](fmt.Sprintf(`(e => e ? e.innerText : null)(document.querySelector(%q))`, css), nil))
 	require.NoError(t, err)
 	return v
 }
 
 func location(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Location())
+	v, err := chromedp.Run(ctx, evalPage[string](`location.href`, nil))
 	require.NoError(t, err)
 	return v
 }
@@ -206,29 +244,29 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 		present("#filters"), // signed in: the Subscriptions page
 		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
 		present("#url_prefix"),
-		chromedp.SendKeys(chromedp.ID("check"), recv.srv.URL+"/hooks/1"),
+		setValue("#check", recv.srv.URL+"/hooks/1"),
 		present("#verdict p.refused"),
 	))
 	require.Contains(t, text(t, ctx, "#verdict"), "Not admitted")
 
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("url_prefix"), recv.srv.URL+"/hooks/"),
-		chromedp.Click(chromedp.CSS(`input[name="allow_private_network"]`)),
-		chromedp.SendKeys(chromedp.ID("note"), "lab integration, ticket OPS-1234"),
-		chromedp.Click(chromedp.ID("add")),
+		setValue("#url_prefix", recv.srv.URL+"/hooks/"),
+		click(`input[name="allow_private_network"]`),
+		setValue("#note", "lab integration, ticket OPS-1234"),
+		submit("#add"),
 		present("p.done"),
 	))
 	require.Contains(t, adminEndpoints(t, s, admin), recv.srv.URL+"/hooks/", "the entry is stored")
 
 	// The live check now admits the endpoint, and says why a near miss is not.
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("check"), recv.srv.URL+"/hooksx/1"),
+		setValue("#check", recv.srv.URL+"/hooksx/1"),
 		present("#verdict ul.misses"),
 	))
 	require.Contains(t, text(t, ctx, "#verdict"), "the path does not start with /hooks/")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
-		chromedp.SendKeys(chromedp.ID("check"), recv.srv.URL+"/hooks/1"),
+		setValue("#check", recv.srv.URL+"/hooks/1"),
 		present("#verdict p.admitted"),
 		screenshot(t, "console-allowlist"),
 	))
@@ -239,10 +277,10 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 	// Clients: add one with a payload and scope ceiling.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/admin/ui/clients"),
-		chromedp.SendKeys(chromedp.ID("client_id"), "lab-app"),
-		chromedp.SetValue(chromedp.ID("max_payload"), "empty"),
-		chromedp.SendKeys(chromedp.ID("scope_ceiling"), "system/Observation.rs"),
-		chromedp.Click(chromedp.ID("save-client")),
+		setValue("#client_id", "lab-app"),
+		setValue("#max_payload", "empty"),
+		setValue("#scope_ceiling", "system/Observation.rs"),
+		submit("#save-client"),
 		present("p.done"),
 		screenshot(t, "console-clients"),
 	))
@@ -263,12 +301,12 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 	// Remove the entry; sign out ends the session.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/admin/ui/allowlist"),
-		chromedp.Click(chromedp.CSS("#entries button.danger")),
+		submit("#entries button.danger"),
 		present("p.done"),
 	))
 	require.Equal(t, "[]", adminEndpoints(t, s, admin))
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.ID("signout")),
+		submit("#signout"),
 		present("#token"),
 		chromedp.Navigate(s.url+"/admin/ui/clients"),
 		present("#token"),
@@ -322,11 +360,11 @@ func TestConsoleEscapesXSS(t *testing.T) {
 		present("#filters"),
 		chromedp.Navigate(s.url+"/admin/ui/allowlist?check="+check),
 		present("#verdict p"),
-		chromedp.SendKeys(chromedp.ID("check"), `<img src=x onerror="window.__xss=4">`),
+		setValue("#check", `<img src=x onerror="window.__xss=4">`),
 		present("#verdict p.refused"),
 	))
 	verdict := text(t, ctx, "#verdict")
-	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	html, err := chromedp.Run(ctx, evalPage[string](`document.documentElement.outerHTML`, nil))
 	require.NoError(t, err)
 	xss, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof window.__xss`))
 	require.NoError(t, err)
@@ -502,8 +540,8 @@ func TestConsoleSubscriptionsInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		signIn(s.url, admin),
 		present("#filters"),
-		chromedp.SetValue(chromedp.ID("status"), "error"),
-		chromedp.Click(chromedp.ID("filter")),
+		setValue("#status", "error"),
+		submit("#filter"),
 		present(row),
 		screenshot(t, "console-subscriptions"),
 	))
@@ -514,7 +552,7 @@ func TestConsoleSubscriptionsInBrowser(t *testing.T) {
 	require.Contains(t, listed, "lab-app")
 
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(row+" a")),
+		submit(row+" a"),
 		present("#attempts"),
 		screenshot(t, "console-attempts"),
 	))
@@ -525,11 +563,11 @@ func TestConsoleSubscriptionsInBrowser(t *testing.T) {
 
 	recv.broken.Store(false)
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.ID("retry")),
+		submit("#retry"),
 		present("p.done"),
 	))
 	waitUntil(t, 15*time.Second, "the console to show the Subscription active", func() bool {
-		err := chromedp.Do(ctx, chromedp.Reload(), present("#sub-status"))
+		err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/admin/ui/subscriptions/"+id), present("#sub-status"))
 		return err == nil && text(t, ctx, "#sub-status") == "active"
 	})
 	require.Contains(t, text(t, ctx, "#attempts tbody tr"), "success", "the newest attempt succeeded")
