@@ -54,6 +54,12 @@
 #   BENCH_RELAY=0     skip phase relay (scripts/relay-bench.sh: Herald against cmd/herald-relay,
 #                     a bare relay, interleaved, issue 13's ratios); BENCH_RELAY=only runs
 #                     nothing else. BENCH_RELAY_ROUNDS (3), BENCH_RELAY_WARMUP, BENCH_RELAY_DURATION.
+#   BENCH_ATTEMPTS=0  skip phase attempts (the delivery attempt log's cost: the delivery and
+#                     fanout phases against a server logging attempts and one with
+#                     HERALD_ATTEMPT_LOG=false, alternating, each alone over a fresh database;
+#                     the median ratios on / off; issue 16's target: at most 5% slower);
+#                     BENCH_ATTEMPTS=only runs nothing else. BENCH_ATTEMPTS_ROUNDS (3),
+#                     BENCH_ATTEMPTS_WARMUP (2s), BENCH_ATTEMPTS_DURATION (8s).
 #   BENCH_REPORT=0    do not write bench/report.md and the charts at the end
 #                     (make bench does, after appending the publish benchmark).
 #   BENCH_DELIVERY_FLAGS  more herald-load flags for the delivery phases only, e.g.
@@ -286,17 +292,21 @@ check_validation() {
 	fi
 }
 
+# awk_median is the awk function median(a, n) of the summaries: the median of
+# a[1..n] (sorting a).
+awk_median='
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}'
+
 # summarize_validation reads herald-load's tagged BENCH lines and prints, per
 # workload, the median over rounds of the throughput ratio validating / not
 # validating (each round's pair), of herald's CPU per request (steadier on a
 # shared machine) and its ratio, and of p50 and p99.
 summarize_validation() {
-	awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk "$awk_median"'
 	function med(key, mode,   r, n, a) {
 		n = 0
 		# + 0: compare as numbers, not as strings
@@ -338,6 +348,94 @@ summarize_validation() {
 				med("cpu_herald_us_per_req", "on"), med("cpu_herald_us_per_req", "off"), ratio("cpu_herald_us_per_req"), list
 		}
 		print "cpu: herald CPU µs per request. Target (issue 11): validating at most 15% slower (ratio ≥ 0.85), p99 under 20 ms at 32 clients"
+	}'
+}
+
+# attempts_phase [herald-load flags…] measures what the delivery attempt log
+# costs: per round, a server logging attempts and then one not
+# (HERALD_ATTEMPT_LOG=false), each alone over a fresh database, run the
+# delivery and fanout phases; then the median ratios on / off.
+attempts_phase() {
+	local rounds=${BENCH_ATTEMPTS_ROUNDS:-3} warmup=${BENCH_ATTEMPTS_WARMUP:-2s} duration=${BENCH_ATTEMPTS_DURATION:-8s}
+	local pprof_port= round mode database run_status=0
+	[[ $rounds =~ ^[0-9]+$ ]] && ((rounds >= 1)) || die "BENCH_ATTEMPTS_ROUNDS must be a positive number"
+	echo
+	echo "== attempts: delivery and fanout with the attempt log on and off (HERALD_ATTEMPT_LOG) in turn; $rounds rounds, $warmup warm-up + $duration measured each"
+	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, before the attempts phase)"
+	: >"$tmp/attempts.out"
+	for round in $(seq 1 "$rounds"); do
+		for mode in on off; do
+			database=${db}_attempts_$mode$round
+			create_db "$database"
+			if [[ $mode == on ]]; then export HERALD_ATTEMPT_LOG=true; else export HERALD_ATTEMPT_LOG=false; fi
+			start_server "$herald" "$database"
+			unset HERALD_ATTEMPT_LOG
+			echo
+			echo "-- round $round, attempt log $mode: herald pid $server_pid on 127.0.0.1:$port, database $database"
+			# shellcheck disable=SC2086 # BENCH_DELIVERY_FLAGS is a list of flags
+			HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
+				-url "http://127.0.0.1:$port/fhir" \
+				-cpu "herald=pid:$server_pid,postgres=comm:postgres,pg-bench=cmdline:$database" \
+				"$@" ${BENCH_DELIVERY_FLAGS:-} -phases delivery,fanout -warmup "$warmup" -duration "$duration" \
+				-bench-tag "attempts-$mode.$round" >"$tmp/attempts-run.out" 2>&1 &
+			load_pid=$!
+			wait "$load_pid" || run_status=$?
+			load_pid=
+			cat "$tmp/attempts-run.out"
+			cat "$tmp/attempts-run.out" >>"$tmp/attempts.out"
+			if [[ $mode == on ]]; then
+				echo "attempts logged: $(psql "$(with_db "$admin_url" "$database")" -qAtc 'SELECT count(*) FROM delivery_attempts')"
+			fi
+			stop_server
+			drop_db "$database" || true
+			[[ $run_status == 0 ]] || return "$run_status"
+		done
+	done
+	summarize_attempts <"$tmp/attempts.out"
+}
+
+# summarize_attempts reads herald-load's tagged BENCH lines and prints, per
+# phase, the medians over rounds (on, off) and of the per-round ratios on /
+# off of events per second, latency and herald's and PostgreSQL's CPU per event.
+summarize_attempts() {
+	awk "$awk_median"'
+	function med(key, mode,   r, n, a) {
+		n = 0
+		for (r = 1; r <= rounds; r++) if ((key, ph, mode, r) in val) a[++n] = val[key, ph, mode, r] + 0
+		return n ? median(a, n) : -1
+	}
+	function ratio(key,   r, n, a) {
+		n = 0
+		for (r = 1; r <= rounds; r++)
+			if ((key, ph, "on", r) in val && (key, ph, "off", r) in val && val[key, ph, "off", r] + 0 > 0)
+				a[++n] = val[key, ph, "on", r] / val[key, ph, "off", r]
+		return n ? median(a, n) : -1
+	}
+	/^BENCH / && / tag=attempts-(on|off)\.[0-9]+$/ {
+		delete kv
+		for (i = 2; i <= NF; i++) { eq = index($i, "="); kv[substr($i, 1, eq - 1)] = substr($i, eq + 1) }
+		split(kv["tag"], t, /[-.]/)
+		ph = kv["phase"]; mode = t[2]; r = t[3] + 0
+		for (k in kv) val[k, ph, mode, r] = kv[k]
+		if (r > rounds) rounds = r
+	}
+	END {
+		printf "\n== attempt log cost: medians over %d rounds (ratio: logging / not logging, the median of the per-round ratios)\n", rounds
+		printf "%-9s %11s %11s %7s %9s %9s %7s %9s %9s %7s %11s %11s %7s %11s %11s %7s\n", "phase", "events/s on", "events/s off", "ratio",
+			"p50 on", "p50 off", "ratio", "p99 on", "p99 off", "ratio", "herald µs on", "herald µs off", "ratio", "pg µs on", "pg µs off", "ratio"
+		split("delivery fanout", phases, " ")
+		for (p = 1; p <= 2; p++) {
+			ph = phases[p]
+			if (med("events_per_s", "on") < 0) continue
+			printf("%-9s %11.1f %11.1f %7.3f %9.2f %9.2f %7.3f %9.2f %9.2f %7.3f %11.0f %11.0f %7.3f %11.0f %11.0f %7.3f\n", ph,
+				med("events_per_s", "on"), med("events_per_s", "off"), ratio("events_per_s"),
+				med("p50_ms", "on"), med("p50_ms", "off"), ratio("p50_ms"),
+				med("p99_ms", "on"), med("p99_ms", "off"), ratio("p99_ms"),
+				med("cpu_herald_us_per_event", "on"), med("cpu_herald_us_per_event", "off"), ratio("cpu_herald_us_per_event"),
+				med("cpu_pg_bench_us_per_event", "on"), med("cpu_pg_bench_us_per_event", "off"), ratio("cpu_pg_bench_us_per_event"))
+		}
+		print "µs: CPU per delivered event. delivery is open-loop (its events/s is the offered rate: compare latency and CPU); fanout is saturated (compare events/s)."
+		print "Target (issue 16): with the log at most 5% slower: fanout events/s ratio ≥ 0.95, delivery latency and CPU ratios ≤ 1.05"
 	}'
 }
 
@@ -407,6 +505,10 @@ relay_phase() {
 }
 if [[ ${BENCH_RELAY:-1} == only ]]; then
 	relay_phase || status=$?
+	finish
+fi
+if [[ ${BENCH_ATTEMPTS:-1} == only ]]; then
+	attempts_phase "$@" || status=$?
 	finish
 fi
 
@@ -602,6 +704,14 @@ if [[ $status == 0 && ${BENCH_DELIVERY:-1} != 0 && ${BENCH_SWEEP:-1} != 0 ]]; th
 	if ((failed > 0)); then
 		status=1
 	fi
+fi
+
+# --- the attempt log's cost (issue 16) --------------------------------------------
+# The main server goes first: only one server runs at a time.
+if [[ $status == 0 && ${BENCH_DELIVERY:-1} != 0 && ${BENCH_ATTEMPTS:-1} != 0 ]]; then
+	stop_server
+	drop_db "$db" || true
+	attempts_phase "$@" || status=$?
 fi
 
 # --- validation cost ------------------------------------------------------------

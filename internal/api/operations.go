@@ -18,6 +18,7 @@ import (
 var subscriptionOperations = []struct{ name, definition string }{
 	{"status", fhir.OperationSubscriptionStatus},
 	{"events", fhir.OperationSubscriptionEvents},
+	{"attempts", fhir.OperationSubscriptionAttempts},
 }
 
 // typeOperation serves /fhir/{type}/${op} (GET and POST): $status.
@@ -39,14 +40,15 @@ func (s *Server) typeOperation(c *gin.Context) {
 	s.respondJSON(c, body, err)
 }
 
-// instanceOperation serves /fhir/{type}/{id}/${op}: $status and $events.
+// instanceOperation serves /fhir/{type}/{id}/${op}: $status, $events and
+// $attempts.
 func (s *Server) instanceOperation(c *gin.Context) {
 	if c.Request.Method == http.MethodGet && c.Param("type") == "Patient" && fhir.IsResourceType(c.Param("op")) {
 		s.compartmentSearch(c)
 		return
 	}
 	op, isOp := strings.CutPrefix(c.Param("op"), "$")
-	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events") {
+	if !isOp || c.Param("type") != "Subscription" || (op != "status" && op != "events" && op != "attempts") {
 		writeError(c, fhir.Errorf(fhir.KindNotFound, "no such endpoint: %s %s", c.Request.Method, clipText(c.Request.URL.Path)))
 		return
 	}
@@ -57,10 +59,13 @@ func (s *Server) instanceOperation(c *gin.Context) {
 	ctx, p, id := c.Request.Context(), principal(c), c.Param("id")
 	var body []byte
 	var err error
-	if op == "status" {
+	switch op {
+	case "status":
 		body, err = s.opts.Operations.Status(ctx, p, id, nil, nil)
-	} else {
+	case "events":
 		body, err = s.opts.Operations.Events(ctx, p, id, params.Get("eventsSinceNumber"), params.Get("eventsUntilNumber"), params.Get("content"))
+	default:
+		body, err = s.opts.Operations.Attempts(ctx, p, id, params.Get("_count"), params.Get("before"), params.Get("outcome"))
 	}
 	s.respondJSON(c, body, err)
 }

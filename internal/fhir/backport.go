@@ -20,6 +20,10 @@ const (
 	OperationSubscriptionStatus = BackportBase + "/OperationDefinition/backport-subscription-status"
 	OperationSubscriptionEvents = BackportBase + "/OperationDefinition/backport-subscription-events"
 
+	// OperationSubscriptionAttempts is Herald's $attempts: the owner's view
+	// of the delivery attempt log (README, "HTTP surface").
+	OperationSubscriptionAttempts = "https://herald.dev/fhir/OperationDefinition/Subscription-attempts"
+
 	// ExtSigningSecret is Herald's write-only signing secret on Subscription.channel.
 	ExtSigningSecret = "https://herald.dev/fhir/StructureDefinition/signing-secret"
 )

@@ -80,7 +80,11 @@ func (s *Store) Attempts(ctx context.Context, q store.AttemptQuery) ([]store.Att
 }
 
 const (
-	pruneAttemptsByAgeSQL = `DELETE FROM delivery_attempts WHERE at < $1`
+	// In batches of $2 through delivery_attempts_at, so that a week's
+	// backlog never makes one huge DELETE.
+	pruneAttemptsByAgeSQL = `DELETE FROM delivery_attempts WHERE (subscription_id, seq) IN (
+		SELECT subscription_id, seq FROM delivery_attempts WHERE at < $1 LIMIT $2)`
+	pruneAttemptsBatch = 10_000
 	// Of each Subscription with more than $1 attempts, delete those older
 	// than its $1-th newest: one backwards primary-key probe each.
 	pruneAttemptsByCountSQL = `DELETE FROM delivery_attempts a USING (
@@ -93,15 +97,21 @@ const (
 )
 
 func (s *Store) PruneAttempts(ctx context.Context, before time.Time, keep int) (int64, error) {
-	tag, err := s.pool.Exec(ctx, pruneAttemptsByAgeSQL, before)
-	if err != nil {
-		return 0, wrap("prune attempts by age", err)
+	var n int64
+	for {
+		tag, err := s.pool.Exec(ctx, pruneAttemptsByAgeSQL, before, pruneAttemptsBatch)
+		if err != nil {
+			return n, wrap("prune attempts by age", err)
+		}
+		n += tag.RowsAffected()
+		if tag.RowsAffected() < pruneAttemptsBatch {
+			break
+		}
 	}
-	n := tag.RowsAffected()
 	if keep <= 0 {
 		return n, nil
 	}
-	tag, err = s.pool.Exec(ctx, pruneAttemptsByCountSQL, keep)
+	tag, err := s.pool.Exec(ctx, pruneAttemptsByCountSQL, keep)
 	if err != nil {
 		return n, wrap("prune attempts by count", err)
 	}

@@ -106,6 +106,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueStats", testQueueStats},
 		{"QueueClaimWithEvents", testQueueClaimWithEvents},
 		{"QueueDeferral", testQueueDeferral},
+		// attempts.go
+		{"AttemptLog", testAttemptLog},
+		{"AttemptPrune", testAttemptPrune},
+		{"DeliveryOverviews", testDeliveryOverviews},
+		{"RetryNow", testRetryNow},
+		{"AppendAudit", testAppendAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
