@@ -262,6 +262,7 @@ func TestConsoleAllowListInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		setValue("#check", recv.srv.URL+"/hooksx/1"),
 		present("#verdict ul.misses"),
+		screenshot(t, "console-allowlist-why-not"),
 	))
 	require.Contains(t, text(t, ctx, "#verdict"), "the path does not start with /hooks/")
 	require.NoError(t, chromedp.Do(ctx,
