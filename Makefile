@@ -16,7 +16,7 @@ FUZZ_TARGETS := ./internal/fhir:FuzzParse ./internal/auth:FuzzParseScope ./inter
   ./internal/auth:FuzzVerify ./internal/topic:FuzzTopicParse ./internal/strictjson:FuzzParse ./internal/r4:FuzzValidate \
   ./internal/fhir:FuzzLocalReference
 
-.PHONY: help run build test lint fuzz bench reliability generate fhirkit
+.PHONY: help run build test lint fuzz bench reliability generate fhirkit screenshots
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -29,6 +29,9 @@ build: ## build bin/herald
 test: fhirkit ## run every test with the race detector (Postgres suites need DATABASE_URL or a local PostgreSQL)
 	@if [ -z "$(TEST_DATABASE_URL)" ]; then echo "note: no PostgreSQL found (set DATABASE_URL); Postgres suites will skip"; fi
 	DATABASE_URL='$(TEST_DATABASE_URL)' $(GO) test -race -count=1 -timeout 20m ./...
+
+screenshots: ## run the console's browser tests (needs chromium) and save their screenshots to docs/img
+	HERALD_UPDATE_SCREENSHOTS=1 $(GO) test -count=1 -run 'TestConsole' ./cmd/herald
 
 # The end-to-end test with fhir-kit-client (internal/api TestFHIRKitClient)
 # needs Node.js and the npm package, installed from the lock file when it

@@ -21,9 +21,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/config"
+	"github.com/herald-fhir/herald/internal/console"
 	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notifytoken"
@@ -198,6 +200,11 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		RequestTimeout: cfg.RequestTimeout,
 
 		NotificationTokens: tokens, // notification access tokens, verified with the key delivery signs them with
+		Console: console.New(console.Options{
+			Auth: verifier, Admin: &admin.Service{Store: st}, Topics: library, Operations: operations,
+			InsecureCookies: strings.HasPrefix(cfg.BaseURL, "http://"), // browsers drop Secure cookies over http (dev, tests)
+			Logger:          log.With("component", "console"),
+		}),
 		SMART: api.SMARTConfig{
 			Issuer: cfg.AuthIssuer, JWKSURL: cfg.AuthJWKSURL,
 			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,

@@ -28,15 +28,27 @@ func (e *EntryError) Unwrap() error { return e.Err }
 
 // Matches reports whether p admits e: same scheme, host and port, and p's path
 // a prefix of e's path on a segment boundary. Zero values never match.
-func (p Prefix) Matches(e Endpoint) bool {
-	if p.scheme == "" || e.scheme == "" ||
-		p.scheme != e.scheme || p.host != e.host || p.port != e.port {
-		return false
+func (p Prefix) Matches(e Endpoint) bool { return p.Mismatch(e) == "" }
+
+// Mismatch says why p does not admit e, in words for an administrator; ""
+// when it does. It is the one statement of the matching rule: [Prefix.Matches]
+// is Mismatch == "".
+func (p Prefix) Mismatch(e Endpoint) string {
+	switch {
+	case p.scheme == "" || e.scheme == "":
+		return "nothing to compare"
+	case p.scheme != e.scheme:
+		return "the scheme differs (" + e.scheme + " is not " + p.scheme + ")"
+	case p.host != e.host:
+		return "the host differs"
+	case p.port != e.port:
+		return "the port differs"
+	case !strings.HasPrefix(e.path, p.path):
+		return "the path does not start with " + p.path
+	case len(e.path) != len(p.path) && !strings.HasSuffix(p.path, "/") && e.path[len(p.path)] != '/':
+		return "the path continues " + p.path + " within a segment (" + p.path + "x is not under " + p.path + ")"
 	}
-	if !strings.HasPrefix(e.path, p.path) {
-		return false
-	}
-	return len(e.path) == len(p.path) || strings.HasSuffix(p.path, "/") || e.path[len(p.path)] == '/'
+	return ""
 }
 
 type compiled struct {
@@ -124,4 +136,40 @@ func (l *List) MatchURL(endpoint string) (Entry, bool, error) {
 func Match(entries []Entry, endpoint string) (Entry, bool, error) {
 	l, _ := Compile(entries)
 	return l.MatchURL(endpoint)
+}
+
+// Verdict is what [Explain] found for one endpoint.
+type Verdict struct {
+	Endpoint string // the normalised endpoint; "" when it does not parse
+	Invalid  error  // why the endpoint is refused before any entry is tried (a *URLError)
+	Match    *Entry // the entry that admits it, as [List.Match] chooses
+	Misses   []Miss // every entry that does not admit it, and why
+}
+
+// Miss is one entry that does not admit an endpoint.
+type Miss struct {
+	Entry  Entry
+	Reason string
+}
+
+// Explain tells an administrator whether endpoint would be admitted by l and,
+// entry by entry, why not; the decision is [List.Match]'s.
+func (l *List) Explain(endpoint string) Verdict {
+	e, err := ParseEndpoint(endpoint)
+	if err != nil {
+		return Verdict{Invalid: err}
+	}
+	v := Verdict{Endpoint: e.String()}
+	if m, ok := l.Match(e); ok {
+		v.Match = &m
+	}
+	if l == nil {
+		return v
+	}
+	for _, c := range l.entries {
+		if r := c.prefix.Mismatch(e); r != "" {
+			v.Misses = append(v.Misses, Miss{Entry: c.entry, Reason: r})
+		}
+	}
+	return v
 }

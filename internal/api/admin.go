@@ -4,20 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
-	"github.com/herald-fhir/herald/internal/allowlist"
+	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
@@ -28,18 +24,6 @@ import (
 // speaks plain JSON (documented in api/openapi.yaml) but keeps the FHIR
 // surface's single error language: every error is an OperationOutcome
 // (application/fhir+json) written by writeError.
-
-// Limits of admin input, documented in api/openapi.yaml.
-const (
-	maxClientIDLen = 128
-	maxNoteLen     = 1024 // characters
-)
-
-// Enumerations of the client registry (the store enforces the same sets).
-var (
-	clientStatuses    = []string{"active", "suspended"}
-	clientMaxPayloads = []string{"empty", "id-only", "full-resource"}
-)
 
 // endpointJSON is an allow-list entry as the admin API shows it.
 type endpointJSON struct {
@@ -139,23 +123,8 @@ func (s *Server) decodeAdminBody(c *gin.Context, v any) bool {
 	return true
 }
 
-// adminStoreError maps the store's sentinel errors; anything else is internal.
-func adminStoreError(err error, notFound string) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return &fhir.Error{Kind: fhir.KindNotFound, Message: notFound, Err: err}
-	default:
-		return err
-	}
-}
-
-// adminNow is the time admin writes record, to the store's millisecond.
-func (s *Server) adminNow() time.Time {
-	return time.Now().UTC().Truncate(time.Millisecond)
-}
-
 func (s *Server) listEndpoints(c *gin.Context) {
-	es, err := s.opts.Admin.Endpoints(c.Request.Context())
+	es, err := s.admin.Endpoints(c.Request.Context())
 	if err != nil {
 		writeError(c, err)
 		return
@@ -172,28 +141,8 @@ func (s *Server) addEndpoint(c *gin.Context) {
 	if !s.decodeAdminBody(c, &in) {
 		return
 	}
-	prefix, err := allowlist.ParseEntry(in.URLPrefix)
+	e, err := s.admin.AddEndpoint(c.Request.Context(), admin.EndpointInput(in))
 	if err != nil {
-		// The *URLError text is meant for API clients and never repeats user information.
-		writeError(c, &fhir.Error{Kind: fhir.KindUnprocessable, Message: "url_prefix: " + err.Error()})
-		return
-	}
-	if err := adminNote(in.Note); err != nil {
-		writeError(c, err)
-		return
-	}
-	e := store.AllowedEndpoint{
-		ID:                  uuid.NewString(),
-		URLPrefix:           prefix.String(),
-		AllowPrivateNetwork: in.AllowPrivateNetwork,
-		Note:                in.Note,
-		CreatedAt:           s.adminNow(),
-	}
-	if err := s.opts.Admin.AddEndpoint(c.Request.Context(), e); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			writeError(c, &fhir.Error{Kind: fhir.KindConflict, Message: fmt.Sprintf("an allow-list entry for %s exists already", e.URLPrefix), Err: err})
-			return
-		}
 		writeError(c, err)
 		return
 	}
@@ -201,29 +150,64 @@ func (s *Server) addEndpoint(c *gin.Context) {
 	c.JSON(http.StatusCreated, toEndpointJSON(e))
 }
 
-func adminNote(note string) error {
-	if utf8.RuneCountInString(note) > maxNoteLen {
-		return &fhir.Error{Kind: fhir.KindUnprocessable, Message: fmt.Sprintf("note: longer than %d characters", maxNoteLen)}
-	}
-	for _, r := range note {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return &fhir.Error{Kind: fhir.KindUnprocessable, Message: "note: must not contain control characters other than tab and newline"}
-		}
-	}
-	return nil
-}
-
 func (s *Server) removeEndpoint(c *gin.Context) {
-	id := c.Param("id")
-	if err := s.opts.Admin.RemoveEndpoint(c.Request.Context(), id); err != nil {
-		writeError(c, adminStoreError(err, fmt.Sprintf("no allow-list entry has id %q", clipText(id))))
+	if err := s.admin.RemoveEndpoint(c.Request.Context(), c.Param("id")); err != nil {
+		writeError(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
+// checkInput is the body of POST /admin/allowlist/check.
+type checkInput struct {
+	URL string `json:"url"`
+}
+
+// checkJSON is the verdict of POST /admin/allowlist/check.
+type checkJSON struct {
+	Allowed  bool             `json:"allowed"`
+	Endpoint string           `json:"endpoint,omitempty"` // normalised
+	Invalid  string           `json:"invalid,omitempty"`  // why the URL is refused before any entry is tried
+	Match    *endpointRefJSON `json:"match,omitempty"`
+	Misses   []missJSON       `json:"misses"`
+}
+
+type endpointRefJSON struct {
+	ID                  string `json:"id"`
+	URLPrefix           string `json:"url_prefix"`
+	AllowPrivateNetwork bool   `json:"allow_private_network"`
+}
+
+type missJSON struct {
+	endpointRefJSON
+	Reason string `json:"reason"`
+}
+
+func (s *Server) checkEndpoint(c *gin.Context) {
+	var in checkInput
+	if !s.decodeAdminBody(c, &in) {
+		return
+	}
+	v, err := s.admin.CheckEndpoint(c.Request.Context(), in.URL)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := checkJSON{Allowed: v.Match != nil, Endpoint: v.Endpoint, Misses: []missJSON{}}
+	if v.Invalid != nil {
+		out.Invalid = v.Invalid.Error()
+	}
+	if v.Match != nil {
+		out.Match = &endpointRefJSON{ID: v.Match.ID, URLPrefix: v.Match.URLPrefix, AllowPrivateNetwork: v.Match.AllowPrivateNetwork}
+	}
+	for _, m := range v.Misses {
+		out.Misses = append(out.Misses, missJSON{endpointRefJSON{ID: m.Entry.ID, URLPrefix: m.Entry.URLPrefix, AllowPrivateNetwork: m.Entry.AllowPrivateNetwork}, m.Reason})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
 func (s *Server) listClients(c *gin.Context) {
-	cs, err := s.opts.Admin.Clients(c.Request.Context())
+	cs, err := s.admin.Clients(c.Request.Context())
 	if err != nil {
 		writeError(c, err)
 		return
@@ -235,42 +219,21 @@ func (s *Server) listClients(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// clientIDParam is the {client_id} of a catch-all route (client ids may hold
-// "/"), validated: 1–128 characters of [A-Za-z0-9._:@/-].
-func clientIDParam(c *gin.Context) (string, error) {
-	id := strings.TrimPrefix(c.Param("client_id"), "/")
-	if id == "" || len(id) > maxClientIDLen {
-		return "", fhir.Errorf(fhir.KindInvalid, "client_id must be 1 to %d characters long", maxClientIDLen)
-	}
-	for i := range len(id) {
-		if !clientIDChar(id[i]) {
-			return "", fhir.Errorf(fhir.KindInvalid, "client_id may contain only letters, digits and . _ : @ / -")
-		}
-	}
-	return id, nil
-}
-
-func clientIDChar(b byte) bool {
-	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("._:@/-", b) >= 0
-}
+// clientIDParam is the {client_id} of a catch-all route (client ids may hold "/").
+func clientIDParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("client_id"), "/") }
 
 func (s *Server) getClient(c *gin.Context) {
-	id, err := clientIDParam(c)
+	cl, err := s.admin.Client(c.Request.Context(), clientIDParam(c))
 	if err != nil {
 		writeError(c, err)
-		return
-	}
-	cl, err := s.opts.Admin.Client(c.Request.Context(), id)
-	if err != nil {
-		writeError(c, adminStoreError(err, fmt.Sprintf("client %q has no registry entry (it gets the configured defaults)", id)))
 		return
 	}
 	c.JSON(http.StatusOK, toClientJSON(cl))
 }
 
 func (s *Server) putClient(c *gin.Context) {
-	id, err := clientIDParam(c)
-	if err != nil {
+	id := clientIDParam(c)
+	if err := admin.CheckClientID(id); err != nil {
 		writeError(c, err)
 		return
 	}
@@ -278,29 +241,7 @@ func (s *Server) putClient(c *gin.Context) {
 	if !s.decodeAdminBody(c, &in) {
 		return
 	}
-	if err := adminEnum("status", in.Status, clientStatuses); err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := adminEnum("max_payload", in.MaxPayload, clientMaxPayloads); err != nil {
-		writeError(c, err)
-		return
-	}
-	scopes := strings.Fields(in.ScopeCeiling)
-	for _, sc := range scopes {
-		if _, err := auth.ParseScope(sc); err != nil {
-			writeError(c, &fhir.Error{Kind: fhir.KindUnprocessable, Message: "scope_ceiling: " + err.Error()})
-			return
-		}
-	}
-	cl := store.Client{
-		ClientID:     id,
-		Status:       in.Status,
-		MaxPayload:   in.MaxPayload,
-		ScopeCeiling: strings.Join(scopes, " "),
-		UpdatedAt:    s.adminNow(),
-	}
-	created, err := s.opts.Admin.PutClient(c.Request.Context(), cl)
+	cl, created, err := s.admin.PutClient(c.Request.Context(), id, admin.ClientInput(in))
 	if err != nil {
 		writeError(c, err)
 		return
@@ -310,22 +251,6 @@ func (s *Server) putClient(c *gin.Context) {
 		status = http.StatusCreated
 	}
 	c.JSON(status, toClientJSON(cl))
-}
-
-func adminEnum(field, v string, allowed []string) error {
-	for _, a := range allowed {
-		if v == a {
-			return nil
-		}
-	}
-	what := fmt.Sprintf("%q is not", clipText(v))
-	if v == "" {
-		what = "is required and must be"
-	}
-	return &fhir.Error{
-		Kind:    fhir.KindUnprocessable,
-		Message: fmt.Sprintf("%s: %s one of %s", field, what, strings.Join(allowed, ", ")),
-	}
 }
 
 // auditJSON is an admin audit log entry as the admin API shows it.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/webhook"
@@ -23,8 +24,6 @@ const (
 	defaultAdminPage = 100
 	maxAdminPage     = 1000
 )
-
-var subscriptionStatuses = []string{fhir.StatusRequested, fhir.StatusActive, fhir.StatusError, fhir.StatusOff}
 
 // deliveryJSON is a Subscription as GET /admin/subscriptions shows it.
 type deliveryJSON struct {
@@ -101,7 +100,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	f := store.SubscriptionFilter{Owner: q.Get("client"), Topic: q.Get("topic"), Endpoint: q.Get("endpoint")}
 	if v := q.Get("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
-			if err := adminEnum("status", st, subscriptionStatuses); err != nil {
+			if err := admin.OneOf("status", st, admin.SubscriptionStatuses); err != nil {
 				writeError(c, fhir.Errorf(fhir.KindInvalid, "%s", err.Error()))
 				return
 			}
@@ -155,7 +154,7 @@ func (s *Server) listAttempts(c *gin.Context) {
 	ctx := c.Request.Context()
 	// Attempts outlive a deleted Subscription; an id never put is unknown.
 	if _, err := s.opts.Operations.Store.SubscriptionOwner(ctx, id); err != nil {
-		writeError(c, adminStoreError(err, fmt.Sprintf("Subscription/%s is not known", id)))
+		writeError(c, admin.NotFound(err, fmt.Sprintf("Subscription/%s is not known", id)))
 		return
 	}
 	as, err := s.opts.Operations.Store.Attempts(ctx, q)
@@ -174,7 +173,7 @@ func (s *Server) listAttempts(c *gin.Context) {
 func attemptQuery(c *gin.Context, id string) (store.AttemptQuery, error) {
 	q := store.AttemptQuery{SubscriptionID: id, Outcome: c.Query("outcome"), Class: c.Query("class")}
 	if q.Outcome != "" {
-		if err := adminEnum("outcome", q.Outcome, []string{store.AttemptSuccess, store.AttemptFailure}); err != nil {
+		if err := admin.OneOf("outcome", q.Outcome, []string{store.AttemptSuccess, store.AttemptFailure}); err != nil {
 			return q, fhir.Errorf(fhir.KindInvalid, "%s", err.Error())
 		}
 	}

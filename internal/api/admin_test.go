@@ -381,3 +381,52 @@ func keys(m map[string]any) []string {
 	}
 	return out
 }
+
+// TestAdminAllowlistCheck: the check answers as a Subscription write would,
+// with the reason each entry refuses.
+func TestAdminAllowlistCheck(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		tok := h.adminToken()
+		res := h.adminRequest("POST", "/admin/endpoints", tok, `{"url_prefix": "https://hooks.example.com/herald"}`)
+		require.Equal(t, http.StatusCreated, res.status, string(res.body))
+
+		type verdict struct {
+			Allowed  bool   `json:"allowed"`
+			Endpoint string `json:"endpoint"`
+			Invalid  string `json:"invalid"`
+			Match    *struct {
+				URLPrefix string `json:"url_prefix"`
+			} `json:"match"`
+			Misses []struct {
+				URLPrefix string `json:"url_prefix"`
+				Reason    string `json:"reason"`
+			} `json:"misses"`
+		}
+		check := func(url string) verdict {
+			var v verdict
+			requireJSON(t, h.adminRequest("POST", "/admin/allowlist/check", tok, `{"url": "`+url+`"}`), http.StatusOK, &v)
+			return v
+		}
+		v := check("HTTPS://HOOKS.example.com:443/herald/lab")
+		require.True(t, v.Allowed)
+		require.Equal(t, "https://hooks.example.com/herald/lab", v.Endpoint)
+		require.Equal(t, "https://hooks.example.com/herald", v.Match.URLPrefix)
+
+		v = check("https://hooks.example.com/heraldx")
+		require.False(t, v.Allowed)
+		require.Nil(t, v.Match)
+		require.Len(t, v.Misses, 1)
+		require.Contains(t, v.Misses[0].Reason, "within a segment")
+
+		v = check("http://hooks.example.com/herald")
+		require.False(t, v.Allowed)
+		require.Contains(t, v.Misses[0].Reason, "scheme")
+
+		v = check("https://me@hooks.example.com/herald")
+		require.False(t, v.Allowed)
+		require.Contains(t, v.Invalid, "user information")
+
+		requireAdminError(t, h.adminRequest("POST", "/admin/allowlist/check", h.token("system/*.rs"), `{"url": "https://x.example/"}`), http.StatusForbidden, auth.AdminScope)
+	})
+}

@@ -1,6 +1,10 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
 
 // route is one entry of the HTTP surface. FHIR routes carry the interaction
 // they implement so the CapabilityStatement is generated from this table and
@@ -26,7 +30,7 @@ func (s *Server) routeTable() []route {
 	adminAction := func(h gin.HandlerFunc) []gin.HandlerFunc {
 		return []gin.HandlerFunc{s.authenticate, s.requireAdmin, h}
 	}
-	return []route{
+	routes := []route{
 		{method: "GET", path: "/healthz", handlers: []gin.HandlerFunc{s.healthz}},
 		{method: "GET", path: "/readyz", handlers: []gin.HandlerFunc{s.readyz}},
 		{method: "GET", path: "/metrics", handlers: []gin.HandlerFunc{s.metrics}},
@@ -64,6 +68,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/admin/endpoints", handlers: admin(s.listEndpoints)},
 		{method: "POST", path: "/admin/endpoints", handlers: admin(s.addEndpoint)},
 		{method: "DELETE", path: "/admin/endpoints/:id", handlers: admin(s.removeEndpoint)},
+		{method: "POST", path: "/admin/allowlist/check", handlers: admin(s.checkEndpoint)},
 		{method: "GET", path: "/admin/clients", handlers: admin(s.listClients)},
 		{method: "GET", path: "/admin/clients/*client_id", handlers: admin(s.getClient)},
 		{method: "PUT", path: "/admin/clients/*client_id", handlers: admin(s.putClient)},
@@ -74,4 +79,14 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/admin/subscriptions/:id/retry", handlers: adminAction(s.retryDelivery)},
 		{method: "POST", path: "/admin/subscriptions/:id/reactivate", handlers: adminAction(s.reactivate)},
 	}
+	if s.opts.Console != nil {
+		// The admin console (HTML, internal/console) signs its admins in
+		// itself, from a cookie, with the same verifier and admin check.
+		console := gin.WrapH(s.opts.Console)
+		routes = append(routes,
+			route{method: "GET", path: "/admin/ui", handlers: []gin.HandlerFunc{func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/admin/ui/") }}},
+			route{method: "GET", path: "/admin/ui/*page", handlers: []gin.HandlerFunc{console}},
+			route{method: "POST", path: "/admin/ui/*page", handlers: []gin.HandlerFunc{console}})
+	}
+	return routes
 }

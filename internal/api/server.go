@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notifytoken"
@@ -62,6 +63,9 @@ type Options struct {
 	SMART SMARTConfig
 	// Metrics serves GET /metrics (Prometheus exposition); nil: 404.
 	Metrics http.Handler
+	// Console, when set, serves the admin console (internal/console) at
+	// /admin/ui; it authenticates its own requests.
+	Console http.Handler
 	// RequestTimeout bounds each request's work (its context); when it
 	// passes, the request's transaction rolls back and the client gets 503.
 	// Zero: no deadline.
@@ -71,6 +75,7 @@ type Options struct {
 // Server is the HTTP handler of Herald.
 type Server struct {
 	opts     Options
+	admin    *admin.Service
 	engine   *gin.Engine
 	routes   []route
 	draining atomic.Bool
@@ -86,7 +91,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts, engine: gin.New()}
+	s := &Server{opts: opts, engine: gin.New(), admin: &admin.Service{Store: opts.Admin}}
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false

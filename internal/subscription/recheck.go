@@ -48,7 +48,7 @@ func (r *Rules) ReadAdmin(ctx context.Context) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Admin{allowList: compileAllowList(entries), clients: make(map[string]store.Client, len(clients)),
+	a := &Admin{allowList: CompileAllowList(entries), clients: make(map[string]store.Client, len(clients)),
 		defaultMaxPayload: r.Policy.DefaultMaxPayload}
 	for _, c := range clients {
 		a.clients[c.ClientID] = c

@@ -389,10 +389,11 @@ func (r *Rules) checkEndpoint(ctx context.Context, admin store.AdminReader, endp
 	if err != nil {
 		return "", allowlist.Entry{}, err
 	}
-	return matchEndpoint(compileAllowList(entries), endpoint)
+	return matchEndpoint(CompileAllowList(entries), endpoint)
 }
 
-func compileAllowList(entries []store.AllowedEndpoint) *allowlist.List {
+// CompileAllowList compiles the stored allow-list (entries were validated when added).
+func CompileAllowList(entries []store.AllowedEndpoint) *allowlist.List {
 	list := make([]allowlist.Entry, 0, len(entries))
 	for _, e := range entries {
 		list = append(list, allowlist.Entry{ID: e.ID, URLPrefix: e.URLPrefix, AllowPrivateNetwork: e.AllowPrivateNetwork, Note: e.Note})
