@@ -65,7 +65,7 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 			return b, nil
 		}
 	}
-	patient, err := s.authorize(p, auth.Search, typ)
+	grant, err := s.authorize(p, auth.Search, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +103,11 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 	if err != nil {
 		return nil, err
 	}
-	q.Patient = patient
+	grant.Bound(&q)
 	path := typ
 	if compartment != "" {
 		path = "Patient/" + compartment + "/" + typ
-		if patient != "" && patient != compartment {
+		if q.Patient != "" && q.Patient != compartment {
 			// Another patient's compartment: nothing this token may see.
 			b := fhir.NewBundle("searchset", s.now())
 			b.Total = ptr(0)
@@ -193,7 +193,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 	if err := checkTypeID(typ, id); err != nil {
 		return nil, err
 	}
-	patient, err := s.authorize(p, auth.Read, typ)
+	grant, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +230,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		if err != nil {
 			return nil, notFound(err, typ, id)
 		}
-		if len(newest) > 0 && (s.allowedBy(ctx, s.store, p, auth.Read, typ, &newest[0]) != nil || !visible(newest[0], patient)) {
+		if len(newest) > 0 && (s.allowedBy(ctx, s.store, p, auth.Read, typ, &newest[0]) != nil || !grant.Permits(newest[0])) {
 			return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 		}
 	}
@@ -238,12 +238,12 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	for _, v := range versions {
-		if !visible(v, patient) {
+		if !grant.Permits(v) {
 			continue
 		}
 		b.Entry = append(b.Entry, s.historyEntry(v))
 	}
-	if len(b.Entry) == 0 && len(versions) > 0 && patient != "" {
+	if len(b.Entry) == 0 && len(versions) > 0 && !grant.Unbounded() {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	return b, nil

@@ -219,7 +219,7 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	patient, err := s.authorize(p, auth.Read, inc.source)
+	grant, err := s.authorize(p, auth.Read, inc.source)
 	if err != nil {
 		return nil, nil // not readable: nothing to add
 	}
@@ -227,7 +227,8 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	if err != nil {
 		return nil, nil // a target type the parameter cannot refer to: no referrers
 	}
-	q := store.SearchQuery{Type: inc.source, Patient: patient, Index: c.IndexTerms(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	grant.Bound(&q)
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
