@@ -150,7 +150,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	found = s.pageLinks(b, path, applied, q, limit, found)
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
-		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
+		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
 	inc, err := s.included(ctx, r, p, opts, found)
 	if err != nil {

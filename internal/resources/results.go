@@ -28,8 +28,8 @@ type results struct {
 	includes     []include // _include, then _include:iterate
 	revincludes  []include
 	sort         []sortKey
-	offset       int      // with sort: the page's position
-	elements     []string // _elements: the matches carry only these
+	offset       int   // with sort: the page's position
+	shape        shape // _elements or _summary: how matches are cut
 }
 
 // include is "Source:param[:Target]": the references param of Source
@@ -50,7 +50,7 @@ func parseResults(typ string, params, applied url.Values) (results, error) {
 	if r.offset, err = parseOffset(params.Get(offsetParam)); err != nil {
 		return r, err
 	}
-	if r.elements, err = parseElements(params, applied); err != nil {
+	if r.shape, err = parseShape(params, applied); err != nil {
 		return r, err
 	}
 	for _, v := range params["_total"] {
@@ -65,13 +65,10 @@ func parseResults(typ string, params, applied url.Values) (results, error) {
 	}
 	for _, v := range params["_summary"] {
 		switch v {
-		case "false":
 		case "count":
 			r.summaryCount, r.total = true, true
-		default:
-			return r, fhir.Errorf(fhir.KindInvalid, "_summary=%s is not supported (count and false are)", clip(v))
 		}
-		applied.Add("_summary", v)
+		applied.Add("_summary", v) // parseShape checked it
 	}
 	for _, name := range []string{"_include", "_include:iterate", "_revinclude", "_revinclude:iterate"} {
 		for _, v := range params[name] {

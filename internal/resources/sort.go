@@ -75,7 +75,7 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	}
 	page := found[min(opts.offset, len(found)):min(opts.offset+limit, len(found))]
 	for _, v := range page {
-		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
+		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
 	inc, err := s.included(ctx, r, p, opts, page)
 	if err != nil {

@@ -62,3 +62,48 @@ func TestValueSetExpansion(t *testing.T) {
 		}
 	}
 }
+
+// With R4_PACKAGE set, the committed summary table must be what the
+// generator produces.
+func TestSummaryTableUpToDate(t *testing.T) {
+	dir := os.Getenv("R4_PACKAGE")
+	if dir == "" {
+		t.Skip("set R4_PACKAGE to the unpacked R4 package to compare internal/resources/summary_gen.go")
+	}
+	types, err := resourceTypes(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "summary_gen.go")
+	if err := writeSummary(dir, types, out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := os.ReadFile(filepath.Join("..", "..", "internal", "resources", "summary_gen.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, committed) {
+		t.Fatal("internal/resources/summary_gen.go is stale: run make generate")
+	}
+}
+
+func TestSummaryElements(t *testing.T) {
+	el := func(path string, min int, summary bool) elementDef {
+		return elementDef{Path: path, Min: min, IsSummary: summary}
+	}
+	sd := &structureDef{Type: "Observation"}
+	sd.Snapshot.Element = []elementDef{el("Observation", 0, false), el("Observation.id", 0, true), el("Observation.text", 0, false),
+		el("Observation.status", 1, true), el("Observation.category", 0, false), el("Observation.code", 1, true),
+		el("Observation.value[x]", 0, true), el("Observation.component.code", 1, true)}
+	summary, mandatory := summaryElements(map[string]*structureDef{"Observation": sd}, []string{"Observation"})
+	if want := []string{"id", "status", "code", "value"}; !slices.Equal(summary["Observation"], want) {
+		t.Fatalf("summary = %v, want %v", summary["Observation"], want)
+	}
+	if want := []string{"status", "code"}; !slices.Equal(mandatory["Observation"], want) {
+		t.Fatalf("mandatory = %v, want %v", mandatory["Observation"], want)
+	}
+}
