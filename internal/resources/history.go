@@ -86,7 +86,7 @@ func (s *Service) readableChanges(p *auth.Principal) (store.ChangesQuery, map[st
 // _count and _since. Versions of the types in readable are kept only where
 // that grant permits them; pages are read on until they are full.
 func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.ChangesQuery, readable map[string]access.Access, params url.Values, base string) (*fhir.Bundle, error) {
-	count, err := parseCount(params.Get("_count"))
+	count, err := s.parseCount(params.Get("_count"))
 	if err != nil {
 		return nil, err
 	}

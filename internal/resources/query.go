@@ -16,9 +16,10 @@ import (
 
 const (
 	defaultCount = 50
-	maxCount     = 1000
-	cursorParam  = "_cursor" // opaque paging position in next links
-	beforeParam  = "_before" // opaque paging position in previous links
+	// DefaultMaxCount caps _count when Config.MaxCount is 0.
+	DefaultMaxCount = 1000
+	cursorParam     = "_cursor" // opaque paging position in next links
+	beforeParam     = "_before" // opaque paging position in previous links
 )
 
 // resultParams are accepted by every search and history without filtering.
@@ -197,7 +198,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 	if err != nil {
 		return nil, err
 	}
-	count, err := parseCount(params.Get("_count"))
+	count, err := s.parseCount(params.Get("_count"))
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +321,7 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 			}
 			applied[name] = values
 		case "_count":
-			n, err := parseCount(values[0])
+			n, err := s.parseCount(values[0])
 			if err != nil {
 				return q, nil, err
 			}
@@ -416,7 +417,7 @@ func matcher(c *search.Criteria, base string) func(store.Version) bool {
 	}
 }
 
-func parseCount(v string) (int, error) {
+func (s *Service) parseCount(v string) (int, error) {
 	if v == "" {
 		return defaultCount, nil
 	}
@@ -424,7 +425,7 @@ func parseCount(v string) (int, error) {
 	if err != nil || n < 1 {
 		return 0, fhir.Errorf(fhir.KindInvalid, "_count must be a positive integer")
 	}
-	return min(n, maxCount), nil
+	return min(n, s.maxCount), nil
 }
 
 // without returns params minus the names in drop.

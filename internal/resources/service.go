@@ -42,6 +42,8 @@ type Config struct {
 	ParamLimits fhir.ParamLimits
 	// MaxBundleEntries bounds a batch or transaction (0: DefaultMaxBundleEntries).
 	MaxBundleEntries int
+	// MaxCount caps _count (0: DefaultMaxCount).
+	MaxCount int
 }
 
 // DefaultMaxBundleEntries is the entry cap when Config.MaxBundleEntries is 0.
@@ -58,13 +60,14 @@ type Service struct {
 	virtual    map[string]Virtual
 	limits     fhir.ParamLimits
 	maxEntries int
+	maxCount   int
 	started    time.Time // lastUpdated of virtual resources
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits,
-		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries)}
+		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries), maxCount: cmp.Or(cfg.MaxCount, DefaultMaxCount)}
 	if s.now == nil {
 		s.now = time.Now
 	}
