@@ -380,10 +380,17 @@ func searchable(typ, name string) bool {
 	return ok && p.Supported()
 }
 
+// indexingOff is set only in benchmark builds (-tags heraldnoindex), which
+// measure what computing and storing index keys costs a write.
+var indexingOff bool
+
 // indexKeys are the search index keys of a resource about to be stored,
 // from the map the write hooks read too (nil when unknown: the store then
 // always offers it to the matcher).
 func (s *Service) indexKeys(decoded map[string]any) []string {
+	if indexingOff {
+		return nil
+	}
 	r, err := search.ResourceFromMap(decoded)
 	if err != nil {
 		return nil
