@@ -234,3 +234,23 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 		return s.allowedBy(ctx, r, p, auth.Read, v.Type, &v) != nil
 	}), nil
 }
+
+// Includes lists what _include and _revinclude accept on a search of typ,
+// as "Source:param" (for the CapabilityStatement): typ's reference
+// parameters the matcher evaluates, and those of every type that can refer
+// to typ. parseInclude applies the same test.
+func Includes(typ string) (includes, revincludes []string) {
+	for _, p := range search.Params(typ) {
+		if p.Type == search.TypeReference && p.Supported() {
+			includes = append(includes, typ+":"+p.Code)
+		}
+	}
+	for _, source := range fhir.ResourceTypes() {
+		for _, p := range search.Params(source) {
+			if p.Type == search.TypeReference && p.Supported() && (len(p.Targets) == 0 || slices.Contains(p.Targets, typ)) {
+				revincludes = append(revincludes, source+":"+p.Code)
+			}
+		}
+	}
+	return includes, revincludes
+}
