@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
@@ -240,17 +241,26 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 // parameters the matcher evaluates, and those of every type that can refer
 // to typ. parseInclude applies the same test.
 func Includes(typ string) (includes, revincludes []string) {
-	for _, p := range search.Params(typ) {
-		if p.Type == search.TypeReference && p.Supported() {
-			includes = append(includes, typ+":"+p.Code)
-		}
-	}
-	for _, source := range fhir.ResourceTypes() {
+	t := includeTable()
+	return slices.Clone(t.includes[typ]), slices.Clone(t.revincludes[typ])
+}
+
+// includeTable is computed once: the search table does not change.
+var includeTable = sync.OnceValue(func() (t struct{ includes, revincludes map[string][]string }) {
+	t.includes, t.revincludes = map[string][]string{}, map[string][]string{}
+	types := fhir.ResourceTypes()
+	for _, source := range types {
 		for _, p := range search.Params(source) {
-			if p.Type == search.TypeReference && p.Supported() && (len(p.Targets) == 0 || slices.Contains(p.Targets, typ)) {
-				revincludes = append(revincludes, source+":"+p.Code)
+			if p.Type != search.TypeReference || !p.Supported() {
+				continue
+			}
+			t.includes[source] = append(t.includes[source], source+":"+p.Code)
+			for _, target := range types {
+				if len(p.Targets) == 0 || slices.Contains(p.Targets, target) {
+					t.revincludes[target] = append(t.revincludes[target], source+":"+p.Code)
+				}
 			}
 		}
 	}
-	return includes, revincludes
-}
+	return t
+})
