@@ -361,6 +361,7 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 			return q, nil, fhir.Errorf(fhir.KindInvalid, "%s", err)
 		}
 		q.Index = c.IndexTerms(base)
+		q.Narrow = c.Narrow(base)
 		// Every version the service writes carries its keys; types with rules
 		// also get versions written elsewhere (seeds, status changes) without.
 		if s.rulesFor(typ) != nil || !c.IndexDecides(base) {

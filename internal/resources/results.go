@@ -225,7 +225,7 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	if err != nil {
 		return nil, nil // a target type the parameter cannot refer to: no referrers
 	}
-	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Narrow: c.Narrow(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
 	grant.Bound(&q)
 	found, err := r.Search(ctx, q)
 	if err != nil {

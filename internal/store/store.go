@@ -224,6 +224,11 @@ type SearchQuery struct {
 	// Within, when non-empty, keeps resources that lie within at least one
 	// of these bounds (a caller's grants, ORed).
 	Within []Bound
+	// Narrow says Index holds a term few resources match (references to
+	// one patient or encounter): a store with indexes should read the
+	// candidates through them and sort, not walk the type in id order.
+	// Patient implies it. It changes how, never what, a store finds.
+	Narrow bool
 	// AfterID, when set, keeps resources whose id sorts after it (paging).
 	AfterID string
 	// BeforeID, when set, keeps resources whose id sorts before it, and

@@ -313,6 +313,16 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 	if !paged {
 		return b.String(), args
 	}
+	if sq.Narrow || sq.Patient != "" {
+		// An optimisation fence: planned without the ORDER BY and LIMIT, the
+		// conditions are read through the GIN indexes and only their few
+		// rows sorted, instead of a walk of the type's primary key that the
+		// planner's flat estimate for array keys makes look cheap
+		// (SearchQuery.Narrow; 1 s → 0.2 ms at a million resources).
+		filtered := b.String()
+		b.Reset()
+		b.WriteString(`SELECT * FROM (` + filtered + ` OFFSET 0) AS page`)
+	}
 	if sq.BeforeID != "" {
 		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
 	} else {
