@@ -73,12 +73,7 @@ func encounterWith(id, base string) string {
 // it — never before the first — and the client asks again from there.
 func TestEventsStopAtTheByteBudget(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st := memory.New()
-	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
-	require.NoError(t, err)
-	svc := resources.New(resources.Config{Store: st})
-	system := &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
+	ctx, st, lib, svc, system := eventsFixture(t)
 	var stored []store.Event
 	for i := range 5 {
 		id := fmt.Sprintf("e%d", i)
@@ -109,12 +104,7 @@ func TestEventsStopAtTheByteBudget(t *testing.T) {
 // others are references only.
 func TestFullResourcesOnlyWhereAGranularReaderMayRead(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st := memory.New()
-	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
-	require.NoError(t, err)
-	svc := resources.New(resources.Config{Store: st})
-	system := &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
+	ctx, st, lib, svc, system := eventsFixture(t)
 	const topicURL = "https://herald.dev/fhir/SubscriptionTopic/encounter-start"
 	var stored []store.Event
 	for i, class := range []string{"AMB", "IMP"} {
@@ -132,4 +122,15 @@ func TestFullResourcesOnlyWhereAGranularReaderMayRead(t *testing.T) {
 	require.Contains(t, string(events[0].Resource), `"id":"e-AMB"`)
 	require.Nil(t, events[1].Resource, "outside the reader's granular grant: a reference only")
 	require.Equal(t, "e-IMP", events[1].Focus.ID)
+}
+
+// eventsFixture is a memory store with the built-in topics, a service over
+// it and a system principal that may do anything.
+func eventsFixture(t *testing.T) (context.Context, store.Store, *topic.Library, *resources.Service, *auth.Principal) {
+	t.Helper()
+	ctx := context.Background()
+	st := memory.New()
+	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
+	require.NoError(t, err)
+	return ctx, st, lib, resources.New(resources.Config{Store: st}), &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
 }
