@@ -36,8 +36,11 @@
 #                     HERALD_PPROF_ADDR (a loopback debug listener); and one of the
 #                     fanout phase's measured window, into bench/herald-cpu-fanout-<time>.prof.
 #   BENCH_DELIVERY=0  skip the delivery phases (and the sweep).
-#   BENCH_SEARCH=0    skip the search phase; BENCH_SEARCH_SEED sets how many
-#                     transaction Bundles (25 resources each) it searches over.
+#   BENCH_SEARCH=0    skip the search phase. BENCH_SEARCH_RESOURCES (default
+#                     1000000, issue 14) is how many resources it loads and searches
+#                     over, as transaction Bundles of 25 (a Patient and 24 Observations,
+#                     through the write path and its search-key extraction); a laptop or
+#                     CI sets it smaller. BENCH_SEARCH_SEED (Bundles) overrides it.
 #   BENCH_SWEEP=0     skip the delivery sweep.
 #   BENCH_VALIDATION=0     skip the validation phase; BENCH_VALIDATION=only runs
 #                     nothing else (no create/read, wrk or delivery phases).
@@ -616,8 +619,9 @@ fi
 # subscriber's queries over random Patients' records at the run's clients.
 # The search index's size per resource follows.
 if [[ $status == 0 && ${BENCH_SEARCH:-1} != 0 ]]; then
+	search_seed=${BENCH_SEARCH_SEED:-$(((${BENCH_SEARCH_RESOURCES:-1000000} + 24) / 25))}
 	echo
-	echo "== search (herald-load phase search over ${BENCH_SEARCH_SEED:-2000} Patients' records)"
+	echo "== search (herald-load phase search over $search_seed Patients' records, $((search_seed * 25)) resources)"
 	search_load() {
 		HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
 			-url "http://127.0.0.1:$port/fhir" \
@@ -627,7 +631,7 @@ if [[ $status == 0 && ${BENCH_SEARCH:-1} != 0 ]]; then
 		wait "$load_pid" || status=$?
 		load_pid=
 	}
-	search_load -phases search -search-seed "${BENCH_SEARCH_SEED:-2000}" -warmup 0s -duration 1s -bench-tag seed | grep -E '^search: seeded'
+	search_load -phases search -search-seed "$search_seed" -warmup 0s -duration 1s -bench-tag seed | grep -E '^search: seeded'
 	psql "$(with_db "$admin_url" "$db")" -qc 'ANALYZE' || status=1
 	[[ $status == 0 ]] && search_load "$@" -phases search -search-seed 0
 	psql "$(with_db "$admin_url" "$db")" -qAt -F ' ' -c "SELECT 'BENCH phase=search-index resources=' || count(*) || ' index_bytes=' || pg_relation_size('resources_search_keys') || ' index_bytes_per_resource=' || round(pg_relation_size('resources_search_keys')::numeric / greatest(count(*), 1)) FROM resources WHERE NOT deleted" || status=1

@@ -158,8 +158,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		if *secret == "" {
 			return o, errors.New("a token is needed: pass -token, or -secret to mint one")
 		}
-		// Long enough for every phase, short enough not to matter if it leaks.
-		ttl := time.Duration(len(o.phases))*(o.warmup+o.duration+o.timeout) + 10*time.Minute
+		// Long enough for every phase, short enough not to matter if it leaks;
+		// a search phase's seeding (a million resources took 11 minutes on a
+		// busy machine, and the token expired) gets 100 ms per Bundle more.
+		ttl := time.Duration(len(o.phases))*(o.warmup+o.duration+o.timeout) + 10*time.Minute +
+			time.Duration(o.searchSeed)*seedTimePerBundle
 		o.token, err = auth.MintHS256([]byte(*secret), auth.MintClaims{ClientID: "herald-load", Scope: "system/*.cruds", TTL: ttl})
 		if err != nil {
 			return o, err

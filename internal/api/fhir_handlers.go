@@ -240,8 +240,13 @@ func (s *Server) respondVersion(c *gin.Context, v store.Version, err error) {
 		writeError(c, err)
 		return
 	}
+	body, err := resources.ShapeRead(v.Type, c.Request.URL.Query(), v.Body)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
 	versionHeaders(c, v)
-	c.Data(http.StatusOK, fhirJSONType, v.Body)
+	c.Data(http.StatusOK, fhirJSONType, body)
 }
 
 func (s *Server) respondBundle(c *gin.Context, b *fhir.Bundle, err error) {

@@ -10,6 +10,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/strictjson"
 )
@@ -80,6 +81,7 @@ func (s *Server) capabilityStatement() []byte {
 			ConditionalDelete: ptr(models.ConditionalDeleteStatusSingle),
 			SearchParam:       searchParams(typ),
 		}
+		res.SearchInclude, res.SearchRevInclude = resources.Includes(typ)
 		if typ == "Subscription" {
 			s.describeSubscriptions(&res)
 		}

@@ -36,6 +36,8 @@ type capabilityStatement struct {
 			SearchParam  []struct {
 				Name, Type, Definition string
 			} `json:"searchParam"`
+			SearchInclude    []string `json:"searchInclude"`
+			SearchRevInclude []string `json:"searchRevInclude"`
 		} `json:"resource"`
 	} `json:"rest"`
 }
@@ -223,4 +225,31 @@ func TestCapabilityStatementClaimsOnlySearchedParams(t *testing.T) {
 	require.Equal(t, "string", claimed["Patient"]["family"])
 	require.Equal(t, "quantity", claimed["Observation"]["value-quantity"])
 	require.NotContains(t, claimed["Observation"], "_text", "not evaluated, not claimed")
+}
+
+// TestCapabilityStatementListsIncludes: searchInclude and searchRevInclude
+// list what _include and _revinclude accept, from the same search table:
+// every listed one is accepted by a search of the type, and a reference the
+// type cannot be the target of is neither listed nor accepted.
+func TestCapabilityStatementListsIncludes(t *testing.T) {
+	t.Parallel()
+	h := setup(t, stores[0].open(t))
+	tok := h.token(allScopes)
+	byType := map[string]int{}
+	cs := h.capabilities(t)
+	for i, res := range cs.Rest[0].Resource {
+		byType[res.Type] = i
+	}
+	observation := cs.Rest[0].Resource[byType["Observation"]]
+	patient := cs.Rest[0].Resource[byType["Patient"]]
+	require.Contains(t, observation.SearchInclude, "Observation:subject")
+	require.Contains(t, patient.SearchRevInclude, "Observation:subject")
+	require.NotContains(t, patient.SearchRevInclude, "Observation:device", "an Observation's device is never a Patient")
+	for _, inc := range observation.SearchInclude {
+		require.Equal(t, 200, h.request("GET", "/fhir/Observation?_include="+inc, tok, "").status, inc)
+	}
+	for _, inc := range patient.SearchRevInclude {
+		require.Equal(t, 200, h.request("GET", "/fhir/Patient?_revinclude="+inc, tok, "").status, inc)
+	}
+	requireOutcome(t, h.request("GET", "/fhir/Patient?_revinclude=Observation:device", tok, ""), 400, "cannot refer")
 }

@@ -85,7 +85,7 @@ func TestSearchIncludesAndTotals(t *testing.T) {
 		requireOutcome(t, h.request("GET", "/fhir/Observation?_include=Observation:status", sys, ""), 400, "reference search parameter")
 		requireOutcome(t, h.request("GET", "/fhir/Observation?_include=Patient:organization", sys, ""), 400, "searched type")
 		requireOutcome(t, h.request("GET", "/fhir/Observation?_total=some", sys, ""), 400, "_total")
-		requireOutcome(t, h.request("GET", "/fhir/Observation?_summary=text", sys, ""), 400, "_summary")
+		requireOutcome(t, h.request("GET", "/fhir/Observation?_summary=brief", sys, ""), 400, "_summary")
 	})
 }
 

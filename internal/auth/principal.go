@@ -64,18 +64,6 @@ func (p *Principal) Can(i Interaction, resourceType string) bool {
 	return p.decision(i, resourceType).Unrestricted()
 }
 
-// MayRead reports whether p may read a version of resourceType that lies
-// in the compartments of patients, as a REST read allows it: a read grant
-// on the type and, when that grant is patient/ only, p's patient among
-// patients. Full resources in notifications and $events answers are
-// limited to what the recipient MayRead.
-func (p *Principal) MayRead(resourceType string, patients []string) bool {
-	if !p.Can(Read, resourceType) {
-		return false
-	}
-	return !p.PatientScoped(Read, resourceType) || InCompartment(patients, p.Patient)
-}
-
 // InCompartment reports whether a version in the compartments of patients
 // is in the compartment of patient; "" (no patient bounds the caller) is
 // everywhere. It is the one compartment test of reads.

@@ -122,7 +122,7 @@ func (s *Service) conditionMatches(ctx context.Context, tx store.Tx, p *auth.Pri
 	if len(condition) == 0 {
 		return nil, fhir.Errorf(fhir.KindInvalid, "%s needs search parameters (such as identifier=system|value)", what)
 	}
-	patient, err := authorize(p, auth.Search, typ)
+	grant, err := s.grants(p, auth.Search, typ)
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindForbidden, "%s is a search: the token's scopes do not permit search on %s", what, typ)
 	}
@@ -133,7 +133,8 @@ func (s *Service) conditionMatches(ctx context.Context, tx store.Tx, p *auth.Pri
 	if err := tx.LockKey(ctx, "condition "+typ+"?"+condition.Encode()); err != nil {
 		return nil, err
 	}
-	q.Patient, q.Count, q.AfterID, q.BeforeID = patient, 2, "", ""
+	grant.Bound(&q)
+	q.Count, q.AfterID, q.BeforeID = 2, "", ""
 	return tx.Search(ctx, q)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-fhir/herald/internal/access"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
@@ -18,49 +19,59 @@ func (s *Service) TypeHistory(ctx context.Context, p *auth.Principal, typ string
 	if !fhir.IsResourceType(typ) {
 		return nil, unknownType(typ)
 	}
-	patient, err := s.authorize(p, auth.Read, typ)
+	grant, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.allowedBy(ctx, s.store, p, auth.Read, typ, nil); err != nil {
 		return nil, err
 	}
-	q := store.ChangesQuery{Types: []string{typ}, Patient: patient}
-	return s.changes(ctx, p, q, params, s.baseURL+"/"+typ+"/_history")
+	q := store.ChangesQuery{Types: []string{typ}}
+	readable := map[string]access.Access{}
+	if grant.Granular() {
+		readable[typ] = grant // each version is judged as a read of it is
+	} else {
+		q.Patient = grant.Patient()
+	}
+	return s.changes(ctx, p, q, readable, params, s.baseURL+"/"+typ+"/_history")
 }
 
 // SystemHistory returns the history Bundle of every resource the caller may
 // read, newest version first (_count, _since).
 func (s *Service) SystemHistory(ctx context.Context, p *auth.Principal, params url.Values) (*fhir.Bundle, error) {
-	q, err := s.readableChanges(p)
+	q, readable, err := s.readableChanges(p)
 	if err != nil {
 		return nil, err
 	}
-	return s.changes(ctx, p, q, params, s.baseURL+"/_history")
+	return s.changes(ctx, p, q, readable, params, s.baseURL+"/_history")
 }
 
 // readableChanges bounds system history by the caller's read grants: the
 // types it may read, and the one patient compartment they are bounded by.
-// Types with rules are filtered by the rules, entry by entry.
-func (s *Service) readableChanges(p *auth.Principal) (store.ChangesQuery, error) {
+// Types with rules are filtered by the rules, and types read under granular
+// grants by those grants, entry by entry (readable).
+func (s *Service) readableChanges(p *auth.Principal) (store.ChangesQuery, map[string]access.Access, error) {
 	var q store.ChangesQuery
-	all, bounds := true, map[string]bool{}
+	all, bounds, readable := true, map[string]bool{}, map[string]access.Access{}
 	for _, typ := range fhir.ResourceTypes() {
-		patient, err := s.authorize(p, auth.Read, typ)
+		grant, err := s.authorize(p, auth.Read, typ)
 		if err != nil {
 			all = false
 			continue
 		}
 		q.Types = append(q.Types, typ)
-		if s.rulesFor(typ) == nil {
-			bounds[patient] = true
+		switch {
+		case grant.Granular():
+			readable[typ] = grant
+		case s.rulesFor(typ) == nil:
+			bounds[grant.Patient()] = true
 		}
 	}
 	if len(q.Types) == 0 {
-		return q, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit reading any resource type")
+		return q, nil, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit reading any resource type")
 	}
 	if len(bounds) > 1 {
-		return q, fhir.Errorf(fhir.KindForbidden, "the token reads some types system-wide and others only in a patient compartment; use type history (GET /{type}/_history) instead of system history")
+		return q, nil, fhir.Errorf(fhir.KindForbidden, "the token reads some types system-wide and others only in a patient compartment; use type history (GET /{type}/_history) instead of system history")
 	}
 	for patient := range bounds {
 		q.Patient = patient
@@ -68,13 +79,14 @@ func (s *Service) readableChanges(p *auth.Principal) (store.ChangesQuery, error)
 	if all {
 		q.Types = nil // every type: the index needs no type condition
 	}
-	return q, nil
+	return q, readable, nil
 }
 
 // changes pages through q and builds a history Bundle whose links keep
-// _count and _since.
-func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.ChangesQuery, params url.Values, base string) (*fhir.Bundle, error) {
-	count, err := parseCount(params.Get("_count"))
+// _count and _since. Versions of the types in readable are kept only where
+// that grant permits them; pages are read on until they are full.
+func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.ChangesQuery, readable map[string]access.Access, params url.Values, base string) (*fhir.Bundle, error) {
+	count, err := s.parseCount(params.Get("_count"))
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +106,7 @@ func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.Change
 		self.Set(cursorParam, v)
 	}
 	q.Count = count + 1 // one more tells whether a next page exists
-	versions, err := s.store.Changes(ctx, q)
+	versions, err := s.readableVersions(ctx, q, readable)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +130,37 @@ func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.Change
 		b.Entry = append(b.Entry, s.historyEntry(v))
 	}
 	return b, nil
+}
+
+// readableVersions reads q.Count versions of q that readable permits, in
+// batches, so a page is full even when most versions are outside a grant.
+func (s *Service) readableVersions(ctx context.Context, q store.ChangesQuery, readable map[string]access.Access) ([]store.Version, error) {
+	if len(readable) == 0 {
+		return s.store.Changes(ctx, q)
+	}
+	want, batch := q.Count, q
+	batch.Count = max(q.Count, 64)
+	var out []store.Version
+	for {
+		vs, err := s.store.Changes(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if a, ok := readable[v.Type]; ok && !a.Permits(v) {
+				continue
+			}
+			if out = append(out, v); len(out) == want {
+				return out, nil
+			}
+		}
+		if len(vs) < batch.Count {
+			return out, nil
+		}
+		last := store.PositionOf(vs[len(vs)-1])
+		batch.After = &last
+		batch.Count = min(batch.Count*2, 1024)
+	}
 }
 
 // A history paging position is "millis_type_version_id": "_" occurs in no

@@ -24,7 +24,7 @@ func (s *Service) Patch(ctx context.Context, p *auth.Principal, typ, id string, 
 	if err != nil {
 		return Result{}, err
 	}
-	patient, err := authorize(p, auth.Update, typ)
+	grant, err := s.grants(p, auth.Update, typ)
 	if err != nil {
 		return Result{}, err
 	}
@@ -32,7 +32,7 @@ func (s *Service) Patch(ctx context.Context, p *auth.Principal, typ, id string, 
 	err = s.inTx(ctx, func(tx store.Tx, log *commitLog) error {
 		cur, err := tx.Lock(ctx, typ, id)
 		switch {
-		case errors.Is(err, store.ErrNotFound) || (err == nil && !visible(cur, patient)):
+		case errors.Is(err, store.ErrNotFound) || (err == nil && !grant.Permits(cur)):
 			return fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 		case err != nil:
 			return err

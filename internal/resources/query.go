@@ -16,9 +16,10 @@ import (
 
 const (
 	defaultCount = 50
-	maxCount     = 1000
-	cursorParam  = "_cursor" // opaque paging position in next links
-	beforeParam  = "_before" // opaque paging position in previous links
+	// DefaultMaxCount caps _count when Config.MaxCount is 0.
+	DefaultMaxCount = 1000
+	cursorParam     = "_cursor" // opaque paging position in next links
+	beforeParam     = "_before" // opaque paging position in previous links
 )
 
 // resultParams are accepted by every search and history without filtering.
@@ -67,7 +68,7 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 			return b, nil
 		}
 	}
-	patient, err := s.authorize(p, auth.Search, typ)
+	grant, err := s.authorize(p, auth.Search, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -105,11 +106,11 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 	if err != nil {
 		return nil, err
 	}
-	q.Patient = patient
+	grant.Bound(&q)
 	path := typ
 	if compartment != "" {
 		path = "Patient/" + compartment + "/" + typ
-		if patient != "" && patient != compartment {
+		if q.Patient != "" && q.Patient != compartment {
 			// Another patient's compartment: nothing this token may see.
 			b := fhir.NewBundle("searchset", s.now())
 			b.Total = ptr(0)
@@ -155,7 +156,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	}
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
 	for _, v := range found {
-		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
+		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
 	inc, err := s.included(ctx, r, p, opts, found)
 	if err == nil {
@@ -207,11 +208,11 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 	if err := checkTypeID(typ, id); err != nil {
 		return nil, err
 	}
-	patient, err := s.authorize(p, auth.Read, typ)
+	grant, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return nil, err
 	}
-	count, err := parseCount(params.Get("_count"))
+	count, err := s.parseCount(params.Get("_count"))
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +245,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		if err != nil {
 			return nil, notFound(err, typ, id)
 		}
-		if len(newest) > 0 && (s.allowedBy(ctx, s.store, p, auth.Read, typ, &newest[0]) != nil || !visible(newest[0], patient)) {
+		if len(newest) > 0 && (s.allowedBy(ctx, s.store, p, auth.Read, typ, &newest[0]) != nil || !grant.Permits(newest[0])) {
 			return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 		}
 	}
@@ -252,12 +253,12 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	for _, v := range versions {
-		if !visible(v, patient) {
+		if !grant.Permits(v) {
 			continue
 		}
 		b.Entry = append(b.Entry, s.historyEntry(v))
 	}
-	if len(b.Entry) == 0 && len(versions) > 0 && patient != "" {
+	if len(b.Entry) == 0 && len(versions) > 0 && !grant.Unbounded() {
 		return nil, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	return b, nil
@@ -334,7 +335,7 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 			}
 			applied[name] = values
 		case "_count":
-			n, err := parseCount(values[0])
+			n, err := s.parseCount(values[0])
 			if err != nil {
 				return q, nil, err
 			}
@@ -374,6 +375,7 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 			return q, nil, fhir.Errorf(fhir.KindInvalid, "%s", err)
 		}
 		q.Index = c.IndexTerms(base)
+		q.Narrow = c.Narrow(base)
 		// Every version the service writes carries its keys; types with rules
 		// also get versions written elsewhere (seeds, status changes) without.
 		if s.rulesFor(typ) != nil || !c.IndexDecides(base) {
@@ -393,10 +395,17 @@ func searchable(typ, name string) bool {
 	return ok && p.Supported()
 }
 
+// indexingOff is set only in benchmark builds (-tags heraldnoindex), which
+// measure what computing and storing index keys costs a write.
+var indexingOff bool
+
 // indexKeys are the search index keys of a resource about to be stored,
 // from the map the write hooks read too (nil when unknown: the store then
 // always offers it to the matcher).
 func (s *Service) indexKeys(decoded map[string]any) []string {
+	if indexingOff {
+		return nil
+	}
 	r, err := search.ResourceFromMap(decoded)
 	if err != nil {
 		return nil
@@ -430,7 +439,7 @@ func matcher(c *search.Criteria, base string) func(store.Version) bool {
 	}
 }
 
-func parseCount(v string) (int, error) {
+func (s *Service) parseCount(v string) (int, error) {
 	if v == "" {
 		return defaultCount, nil
 	}
@@ -438,7 +447,7 @@ func parseCount(v string) (int, error) {
 	if err != nil || n < 1 {
 		return 0, fhir.Errorf(fhir.KindInvalid, "_count must be a positive integer")
 	}
-	return min(n, maxCount), nil
+	return min(n, s.maxCount), nil
 }
 
 // without returns params minus the names in drop.

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
@@ -28,8 +29,8 @@ type results struct {
 	includes     []include // _include, then _include:iterate
 	revincludes  []include
 	sort         []sortKey
-	offset       int      // with sort: the page's position
-	elements     []string // _elements: the matches carry only these
+	offset       int   // with sort: the page's position
+	shape        shape // _elements or _summary: how matches are cut
 }
 
 // include is "Source:param[:Target]": the references param of Source
@@ -50,7 +51,7 @@ func parseResults(typ string, params, applied url.Values) (results, error) {
 	if r.offset, err = parseOffset(params.Get(offsetParam)); err != nil {
 		return r, err
 	}
-	if r.elements, err = parseElements(params, applied); err != nil {
+	if r.shape, err = parseShape(params, applied); err != nil {
 		return r, err
 	}
 	for _, v := range params["_total"] {
@@ -65,13 +66,10 @@ func parseResults(typ string, params, applied url.Values) (results, error) {
 	}
 	for _, v := range params["_summary"] {
 		switch v {
-		case "false":
 		case "count":
 			r.summaryCount, r.total = true, true
-		default:
-			return r, fhir.Errorf(fhir.KindInvalid, "_summary=%s is not supported (count and false are)", clip(v))
 		}
-		applied.Add("_summary", v)
+		applied.Add("_summary", v) // parseShape checked it
 	}
 	for _, name := range []string{"_include", "_include:iterate", "_revinclude", "_revinclude:iterate"} {
 		for _, v := range params[name] {
@@ -219,7 +217,7 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	patient, err := s.authorize(p, auth.Read, inc.source)
+	grant, err := s.authorize(p, auth.Read, inc.source)
 	if err != nil {
 		return nil, nil // not readable: nothing to add
 	}
@@ -227,7 +225,8 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	if err != nil {
 		return nil, nil // a target type the parameter cannot refer to: no referrers
 	}
-	q := store.SearchQuery{Type: inc.source, Patient: patient, Index: c.IndexTerms(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Narrow: c.Narrow(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	grant.Bound(&q)
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -236,3 +235,32 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 		return s.allowedBy(ctx, r, p, auth.Read, v.Type, &v) != nil
 	}), nil
 }
+
+// Includes lists what _include and _revinclude accept on a search of typ,
+// as "Source:param" (for the CapabilityStatement): typ's reference
+// parameters the matcher evaluates, and those of every type that can refer
+// to typ. parseInclude applies the same test.
+func Includes(typ string) (includes, revincludes []string) {
+	t := includeTable()
+	return slices.Clone(t.includes[typ]), slices.Clone(t.revincludes[typ])
+}
+
+// includeTable is computed once: the search table does not change.
+var includeTable = sync.OnceValue(func() (t struct{ includes, revincludes map[string][]string }) {
+	t.includes, t.revincludes = map[string][]string{}, map[string][]string{}
+	types := fhir.ResourceTypes()
+	for _, source := range types {
+		for _, p := range search.Params(source) {
+			if p.Type != search.TypeReference || !p.Supported() {
+				continue
+			}
+			t.includes[source] = append(t.includes[source], source+":"+p.Code)
+			for _, target := range types {
+				if len(p.Targets) == 0 || slices.Contains(p.Targets, target) {
+					t.revincludes[target] = append(t.revincludes[target], source+":"+p.Code)
+				}
+			}
+		}
+	}
+	return t
+})

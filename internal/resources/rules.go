@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 
+	"github.com/herald-fhir/herald/internal/access"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/store"
@@ -63,21 +64,21 @@ func (s *Service) allowedBy(ctx context.Context, r store.View, p *auth.Principal
 }
 
 // authorize checks the caller's scopes for the interaction (unless the
-// type's rules decide it alone) and returns the patient whose compartment
-// bounds it ("" when unbounded). Types with rules are outside any patient
-// compartment: their rules isolate callers (e.g. by owner) instead.
-func (s *Service) authorize(p *auth.Principal, i auth.Interaction, typ string) (string, error) {
+// type's rules decide it alone) and returns what they let it reach. Types
+// with rules are outside any patient compartment and take no granular
+// grants: their rules isolate callers (e.g. by owner) instead.
+func (s *Service) authorize(p *auth.Principal, i auth.Interaction, typ string) (access.Access, error) {
 	rules := s.rulesFor(typ)
 	if rules == nil {
-		return authorize(p, i, typ)
+		return s.grants(p, i, typ)
 	}
 	if p == nil {
-		return "", fhir.Errorf(fhir.KindForbidden, "authentication is required")
+		return access.Access{}, fhir.Errorf(fhir.KindForbidden, "authentication is required")
 	}
 	if !rules.ScopeExempt(i) && !p.Can(i, typ) {
-		return "", fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", i, typ)
+		return access.Access{}, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", i, typ)
 	}
-	return "", nil
+	return access.All(), nil
 }
 
 // commitLog collects the versions a transaction stored, so rules can react

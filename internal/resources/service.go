@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/herald-fhir/herald/internal/access"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/search"
@@ -44,6 +45,8 @@ type Config struct {
 	// MaxResponseBytes bounds the resource bytes of a search page and of a
 	// batch or transaction response (0: DefaultMaxResponseBytes).
 	MaxResponseBytes int64
+	// MaxCount caps _count (0: DefaultMaxCount).
+	MaxCount int
 }
 
 // DefaultMaxBundleEntries is the entry cap when Config.MaxBundleEntries is 0.
@@ -60,6 +63,7 @@ type Service struct {
 	virtual    map[string]Virtual
 	limits     fhir.ParamLimits
 	maxEntries int
+	maxCount   int
 	// maxResponseBytes: see Config.MaxResponseBytes and byteBudget.
 	maxResponseBytes int64
 	started          time.Time // lastUpdated of virtual resources
@@ -68,7 +72,8 @@ type Service struct {
 // New returns a Service.
 func New(cfg Config) *Service {
 	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits,
-		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries), maxResponseBytes: cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes)}
+		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries), maxResponseBytes: cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
+		maxCount: cmp.Or(cfg.MaxCount, DefaultMaxCount)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -149,7 +154,7 @@ func (s *Service) read(ctx context.Context, r store.View, p *auth.Principal, typ
 	if v, ok := s.virtualRead(p, typ, id); ok {
 		return v, nil
 	}
-	patient, err := s.authorize(p, auth.Read, typ)
+	grant, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return store.Version{}, err
 	}
@@ -157,7 +162,7 @@ func (s *Service) read(ctx context.Context, r store.View, p *auth.Principal, typ
 	if err != nil {
 		return store.Version{}, notFound(err, typ, id)
 	}
-	if !visible(v, patient) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
+	if !grant.Permits(v) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s is not known", typ, id)
 	}
 	if v.Deleted {
@@ -179,7 +184,7 @@ func (s *Service) vread(ctx context.Context, r store.View, p *auth.Principal, ty
 	if err != nil || n < 1 {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s has no version %q", typ, id, clip(vid))
 	}
-	patient, err := s.authorize(p, auth.Read, typ)
+	grant, err := s.authorize(p, auth.Read, typ)
 	if err != nil {
 		return store.Version{}, err
 	}
@@ -187,7 +192,7 @@ func (s *Service) vread(ctx context.Context, r store.View, p *auth.Principal, ty
 	if err != nil {
 		return store.Version{}, notFound(err, typ, id+"/_history/"+vid)
 	}
-	if !visible(v, patient) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
+	if !grant.Permits(v) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
 		return store.Version{}, fhir.Errorf(fhir.KindNotFound, "%s/%s/_history/%d is not known", typ, id, n)
 	}
 	if v.Deleted {
@@ -211,7 +216,7 @@ type writeOp struct {
 func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op writeOp) (Result, error) {
 	// Refuse a caller without any right to this kind of write before taking
 	// a lock or revealing anything about the resource.
-	if rules := s.rulesFor(op.typ); (rules == nil || !rules.ScopeExempt(auth.Update)) && !mayAttempt(p, op) {
+	if rules := s.rulesFor(op.typ); (rules == nil || !rules.ScopeExempt(auth.Update)) && !s.mayAttempt(p, op) {
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", verbs[op.method], op.typ)
 	}
 	var prev *store.Version
@@ -232,11 +237,14 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 	case exists:
 		interaction = auth.Update
 	}
-	patient, err := s.authorize(p, interaction, op.typ)
+	grant, err := s.authorize(p, interaction, op.typ)
 	if err != nil {
 		return Result{}, err
 	}
-	if exists && !ownedBy(*prev, patient) {
+	if exists && !grant.Owns(*prev) {
+		if grant.Granular() {
+			return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside what this token's scopes may write", op.typ, op.id)
+		}
 		return Result{}, fhir.Errorf(fhir.KindForbidden, "%s/%s is outside the patient compartment of this token", op.typ, op.id)
 	}
 	// A create over a deleted resource shows the rules its delete marker:
@@ -279,8 +287,8 @@ func (s *Service) write(ctx context.Context, tx store.Tx, p *auth.Principal, op 
 		if echo != toStore {
 			echoBody = echo.Stamp(op.id, next.VersionID, next.LastUpdated)
 		}
-		if !ownedBy(next, patient) {
-			return Result{}, fhir.Errorf(fhir.KindForbidden, "the %s would be outside the patient compartment of this token: by the R4 Patient CompartmentDefinition it must be in Patient/%s's compartment and in no other patient's", op.typ, patient)
+		if !grant.Owns(next) {
+			return Result{}, outside(grant, "the "+op.typ)
 		}
 	}
 	if err := tx.Put(ctx, next); err != nil {
@@ -337,57 +345,40 @@ func (s *Service) inTx(ctx context.Context, fn func(store.Tx, *commitLog) error)
 	return fhir.Errorf(fhir.KindConflict, "the resource was changed concurrently; retry the request")
 }
 
-// authorize checks a non-granular grant for the interaction and returns the
-// patient whose compartment bounds it ("" when unbounded).
-func authorize(p *auth.Principal, i auth.Interaction, typ string) (string, error) {
-	if p == nil || !p.Can(i, typ) {
-		return "", fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", i, typ)
+// authorize compiles the caller's grants of the interaction on typ
+// (non-granular and granular, see package access) and refuses a caller
+// with none.
+func (s *Service) grants(p *auth.Principal, i auth.Interaction, typ string) (access.Access, error) {
+	a := access.For(p, i, typ, s.baseURL)
+	if !a.Any() {
+		return a, fhir.Errorf(fhir.KindForbidden, "the token's scopes do not permit %s on %s", i, typ)
 	}
-	if p.PatientScoped(i, typ) {
-		return p.Patient, nil
-	}
-	return "", nil
+	return a, nil
 }
 
 var verbs = map[store.Method]string{store.MethodCreate: "create", store.MethodUpdate: "update", store.MethodDelete: "delete"}
 
 // mayAttempt reports whether the caller holds any grant that could permit
 // op; the exact interaction (create or update) is known only under the lock.
-func mayAttempt(p *auth.Principal, op writeOp) bool {
-	if p == nil {
-		return false
-	}
+func (s *Service) mayAttempt(p *auth.Principal, op writeOp) bool {
+	can := func(i auth.Interaction) bool { return access.For(p, i, op.typ, s.baseURL).Any() }
 	switch op.method {
 	case store.MethodCreate:
-		return p.Can(auth.Create, op.typ)
+		return can(auth.Create)
 	case store.MethodDelete:
-		return p.Can(auth.Delete, op.typ)
+		return can(auth.Delete)
 	default:
-		return p.Can(auth.Create, op.typ) || p.Can(auth.Update, op.typ)
+		return can(auth.Create) || can(auth.Update)
 	}
 }
 
-// ownedBy reports whether v belongs to the patient's compartment alone (or
-// no patient bounds the caller). Writes need this stronger test than reads:
-// a patient-scoped token must not create or change a resource that also
-// places itself in another patient's compartment.
-func ownedBy(v store.Version, patient string) bool {
-	if patient == "" {
-		return true
+// outside explains why a write falls outside the caller's grants.
+func outside(a access.Access, what string) error {
+	if a.Granular() {
+		return fhir.Errorf(fhir.KindForbidden, "%s would be outside what this token's scopes may write", what)
 	}
-	if len(v.Patients) == 0 {
-		return false
-	}
-	for _, id := range v.Patients {
-		if id != patient {
-			return false
-		}
-	}
-	return true
+	return fhir.Errorf(fhir.KindForbidden, "%s would be outside the patient compartment of this token: by the R4 Patient CompartmentDefinition it must be in Patient/%s's compartment and in no other patient's", what, a.Patient())
 }
-
-// visible reports whether v lies in the patient's compartment (or no patient bounds it).
-func visible(v store.Version, patient string) bool { return auth.InCompartment(v.Patients, patient) }
 
 // parseFor reads and validates the body of a write to typ (and id, for an
 // update).

@@ -78,7 +78,7 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, end)})
 	}
 	for _, v := range page {
-		b.Entry = append(b.Entry, s.matchEntry(v, opts.elements))
+		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
 	inc, err := s.included(ctx, r, p, opts, page)
 	if err == nil {

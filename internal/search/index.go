@@ -196,3 +196,20 @@ func (cl *clause) indexDecides(typ, base string) bool {
 	}
 	return true // references: the key is the local type and id the matcher compares
 }
+
+// Narrow reports whether some clause's index term is references only (a
+// patient, an encounter): such a term matches the few resources that refer
+// to those, so a store should read its candidates through the index and
+// order them, rather than walk the whole type in id order hoping to meet
+// them (PostgreSQL estimates any array key at 0.5% of the rows, and with a
+// small LIMIT chose that walk: 1 s for a patient's Observations among a
+// million, against 0.2 ms through the index).
+func (c *Criteria) Narrow(base string) bool {
+	for i := range c.clauses {
+		cl := &c.clauses[i]
+		if _, ok := cl.indexTerm(c.resourceType, base); ok && cl.p.Type == TypeReference {
+			return true
+		}
+	}
+	return false
+}

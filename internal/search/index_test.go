@@ -54,3 +54,23 @@ func TestIndexKeysOfAnEncounter(t *testing.T) {
 	require.Contains(t, keys, "Encounter.subject=i:example")
 	require.NotContains(t, keys, "Encounter._id=c:example", "_id is answered from the id")
 }
+
+// TestNarrow: a clause whose index term is local references makes the
+// criteria narrow; codes, unindexed clauses and foreign references do not.
+func TestNarrow(t *testing.T) {
+	for query, want := range map[string]bool{
+		"patient=Patient/p1":                      true,
+		"subject=p1&code=8867-4":                  true,
+		"code=8867-4":                             false,
+		"date=ge2000":                             false,
+		"subject=https://other.example/Patient/1": false,
+	} {
+		c, err := ParseCriteria("Observation", query)
+		if err != nil {
+			t.Fatal(query, err)
+		}
+		if got := c.Narrow("https://herald.example/fhir"); got != want {
+			t.Errorf("%s: Narrow = %v, want %v", query, got, want)
+		}
+	}
+}

@@ -234,7 +234,7 @@ func TestPatientTokenSubscriptions(t *testing.T) {
 // type, so the create-time check counts it as pinning the patient on every
 // type, include targets too, and accepts the Subscription. Delivery
 // therefore fills a full resource only when the owner could read that
-// version itself (auth.Principal.MayRead): the Practitioner appears as a
+// version itself (access.Access.Permits): the Practitioner appears as a
 // reference, never in full. Before that check this test failed.
 func TestPatientTokenFullResourceIncludes(t *testing.T) {
 	t.Parallel()

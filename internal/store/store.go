@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -224,6 +225,14 @@ type SearchQuery struct {
 	Index [][]string
 	// Match, when set, keeps the resources it accepts (the search matcher).
 	Match func(Version) bool
+	// Within, when non-empty, keeps resources that lie within at least one
+	// of these bounds (a caller's grants, ORed).
+	Within []Bound
+	// Narrow says Index holds a term few resources match (references to
+	// one patient or encounter): a store with indexes should read the
+	// candidates through them and sort, not walk the type in id order.
+	// Patient implies it. It changes how, never what, a store finds.
+	Narrow bool
 	// AfterID, when set, keeps resources whose id sorts after it (paging).
 	AfterID string
 	// BeforeID, when set, keeps resources whose id sorts before it, and
@@ -231,6 +240,28 @@ type SearchQuery struct {
 	BeforeID string
 	// Count caps the number of results; 0 means no cap.
 	Count int
+}
+
+// Bound is one grant's reach over a type: resources in Patient's
+// compartment (when set) that hold, for every inner list of Index, one of
+// its keys. Unlike SearchQuery.Index, a resource whose keys are unknown is
+// outside every Bound with Index terms: grants fail closed.
+type Bound struct {
+	Patient string
+	Index   [][]string
+}
+
+// Holds reports whether v lies within b.
+func (b Bound) Holds(v Version) bool {
+	if b.Patient != "" && !slices.Contains(v.Patients, b.Patient) {
+		return false
+	}
+	for _, keys := range b.Index {
+		if v.Index == nil || !slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(v.Index, k) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // TimeRange is a half-open interval [From, To); a zero bound is open. With

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/herald-fhir/herald/internal/access"
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
@@ -17,7 +18,7 @@ import (
 // Audience is who events are loaded for: every event must be
 // policy.Admits for Sub and its Owner (the owner's grants now); full
 // resources go only where Reader (the owner when sending, the caller of
-// $events) MayRead them.
+// $events) may read them, by the rule REST reads apply (package access).
 type Audience struct {
 	Sub    *policy.Subscription
 	Owner  *auth.Principal
@@ -36,7 +37,9 @@ type Audience struct {
 // stop before the one that would exceed it (never before the first).
 func LoadEvents(ctx context.Context, v store.View, topics *topic.Library, baseURL string, stored []store.Event, content string, a Audience, budget int) ([]notify.Event, error) {
 	full := content == fhir.ContentFullResource
-	mayRead := func(ver store.Version) bool { return a.Reader.MayRead(ver.Type, ver.Patients) }
+	mayRead := func(ver store.Version) bool {
+		return access.For(a.Reader, auth.Read, ver.Type, baseURL).Permits(ver)
+	}
 	events := make([]notify.Event, 0, len(stored))
 	used := 0
 	for _, e := range stored {

@@ -73,12 +73,7 @@ func encounterWith(id, base string) string {
 // it — never before the first — and the client asks again from there.
 func TestEventsStopAtTheByteBudget(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st := memory.New()
-	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
-	require.NoError(t, err)
-	svc := resources.New(resources.Config{Store: st})
-	system := &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
+	ctx, st, lib, svc, system := eventsFixture(t)
 	var stored []store.Event
 	for i := range 5 {
 		id := fmt.Sprintf("e%d", i)
@@ -101,4 +96,41 @@ func TestEventsStopAtTheByteBudget(t *testing.T) {
 	first, err := subscription.LoadEvents(ctx, st, lib, "", stored, fhir.ContentFullResource, everything, 1)
 	require.NoError(t, err)
 	require.Len(t, first, 1, "the first event goes out even over the budget, so a client always makes progress")
+}
+
+// TestFullResourcesOnlyWhereAGranularReaderMayRead: with full-resource,
+// a focus carries its JSON only when the reader's grants permit it by the
+// rule REST reads apply (package access), granular scopes included; the
+// others are references only.
+func TestFullResourcesOnlyWhereAGranularReaderMayRead(t *testing.T) {
+	t.Parallel()
+	ctx, st, lib, svc, system := eventsFixture(t)
+	const topicURL = "https://herald.dev/fhir/SubscriptionTopic/encounter-start"
+	var stored []store.Event
+	for i, class := range []string{"AMB", "IMP"} {
+		id := "e-" + class
+		body := fmt.Sprintf(`{"resourceType":"Encounter","id":%q,"status":"in-progress","class":{"code":%q},"subject":{"reference":"Patient/p1"}}`, id, class)
+		_, err := svc.Update(ctx, system, "Encounter", id, []byte(body), "")
+		require.NoError(t, err)
+		stored = append(stored, store.Event{Number: int64(i + 1), Topic: topicURL, FocusType: "Encounter", FocusID: id, FocusVersion: 1, Method: store.MethodUpdate})
+	}
+	ambulatory := &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/Encounter.rs?class=AMB")}
+	audience := subscription.Audience{Sub: &policy.Subscription{Topic: topicURL}, Owner: system, Reader: ambulatory}
+	events, err := subscription.LoadEvents(ctx, st, lib, "", stored, fhir.ContentFullResource, audience, 0)
+	require.NoError(t, err)
+	require.Len(t, events, 2)
+	require.Contains(t, string(events[0].Resource), `"id":"e-AMB"`)
+	require.Nil(t, events[1].Resource, "outside the reader's granular grant: a reference only")
+	require.Equal(t, "e-IMP", events[1].Focus.ID)
+}
+
+// eventsFixture is a memory store with the built-in topics, a service over
+// it and a system principal that may do anything.
+func eventsFixture(t *testing.T) (context.Context, store.Store, *topic.Library, *resources.Service, *auth.Principal) {
+	t.Helper()
+	ctx := context.Background()
+	st := memory.New()
+	lib, err := topic.Load(ctx, st, topics.FS, time.Now())
+	require.NoError(t, err)
+	return ctx, st, lib, resources.New(resources.Config{Store: st}), &auth.Principal{ClientID: "c", Scopes: auth.ParseScopes("system/*.cruds")}
 }

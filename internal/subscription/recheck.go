@@ -24,7 +24,7 @@ type Send struct {
 	Sub *policy.Subscription
 	// Owner holds the owner's grants now (recorded scopes within the
 	// current ceiling) and patient: full-resource notifications carry only
-	// the versions it MayRead.
+	// the versions it may read (package access).
 	Owner *auth.Principal
 }
 

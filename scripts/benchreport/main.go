@@ -133,6 +133,7 @@ type run struct {
 	publish    []publishResult
 	publishEnv map[string]string // goos, goarch, pkg, cpu of go test
 	notes      []string          // warnings and bench.sh's own messages
+	seed       *searchSeed       // the search phase's load, when it ran
 }
 
 var (
@@ -155,6 +156,7 @@ func parse(rd io.Reader) (*run, error) {
 				return nil, err
 			}
 			r.lines = append(r.lines, l)
+		case r.readSeed(line):
 		case statusRe.MatchString(line):
 			r.status = statusRe.FindStringSubmatch(line)[1]
 		case strings.HasPrefix(line, "bench: ") || strings.HasPrefix(line, "warning: ") ||

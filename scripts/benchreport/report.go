@@ -107,6 +107,7 @@ func writeReport(w io.Writer, r *run, chart string) {
 	writeMachine(w, r)
 	writeTargets(w, r)
 	writeRequests(w, r)
+	writeSearch(w, r)
 	writeDelivery(w, r)
 	writeSweep(w, r, chart)
 	writeRelay(w, r)
@@ -197,6 +198,7 @@ func writeTargets(w io.Writer, r *run) {
 	simple("create p99 < 20 ms", "3", "create", "p99_ms", "<", targetP99MS, " ms", 2)
 	simple("read p99 < 20 ms (herald-load)", "3", "read", "p99_ms", "<", targetP99MS, " ms", 2)
 	simple("read p99 < 20 ms (wrk)", "3", "read-wrk", "p99", "<", targetP99MS, " ms", 2)
+	searchTargets(w, r)
 
 	// Delivery: only where it ran at the target's load.
 	deliveryRow := func(what string, l benchLine, ok bool) {

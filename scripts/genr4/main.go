@@ -18,6 +18,7 @@ func main() {
 	pkg := flag.String("pkg", "", "directory of the unpacked R4 package (…/package)")
 	out := flag.String("out", "internal/fhir/r4types_gen.go", "output file for the resource type list")
 	structure := flag.String("structure", "internal/r4/r4.tab", "output file for the structure table internal/r4 validates with")
+	summary := flag.String("summary", "internal/resources/summary_gen.go", "output file for the summary element table (_summary)")
 	flag.Parse()
 	if *pkg == "" {
 		log.Fatal("genr4: -pkg is required")
@@ -43,6 +44,9 @@ func main() {
 	}
 	log.Printf("genr4: %d resource types → %s", len(types), *out)
 	if err := writeStructure(*pkg, *structure); err != nil {
+		log.Fatal(err)
+	}
+	if err := writeSummary(*pkg, types, *summary); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -27,10 +27,11 @@ type structureDef struct {
 }
 
 type elementDef struct {
-	Path string `json:"path"`
-	Min  int    `json:"min"`
-	Max  string `json:"max"`
-	Base struct {
+	Path      string `json:"path"`
+	Min       int    `json:"min"`
+	Max       string `json:"max"`
+	IsSummary bool   `json:"isSummary"`
+	Base      struct {
 		Path string `json:"path"`
 	} `json:"base"`
 	Type             []typeRef `json:"type"`

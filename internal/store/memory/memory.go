@@ -328,5 +328,8 @@ func matches(v store.Version, q store.SearchQuery) bool {
 			return false
 		}
 	}
+	if len(q.Within) > 0 && !slices.ContainsFunc(q.Within, func(b store.Bound) bool { return b.Holds(v) }) {
+		return false
+	}
 	return q.Match == nil || q.Match(v)
 }

@@ -284,6 +284,7 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 	for _, keys := range sq.Index {
 		add(searchKeysSQL, keys)
 	}
+	addWithin(&b, sq.Within, add)
 	if sq.AfterID != "" {
 		add(searchAfterIDSQL, sq.AfterID)
 	}
@@ -312,6 +313,16 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 	if !paged {
 		return b.String(), args
 	}
+	if sq.Narrow || sq.Patient != "" {
+		// An optimisation fence: planned without the ORDER BY and LIMIT, the
+		// conditions are read through the GIN indexes and only their few
+		// rows sorted, instead of a walk of the type's primary key that the
+		// planner's flat estimate for array keys makes look cheap
+		// (SearchQuery.Narrow; 1 s → 0.2 ms at a million resources).
+		filtered := b.String()
+		b.Reset()
+		b.WriteString(`SELECT * FROM (` + filtered + ` OFFSET 0) AS page`)
+	}
 	if sq.BeforeID != "" {
 		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
 	} else {
@@ -322,6 +333,31 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 	}
 	return b.String(), args
 }
+
+// addWithin appends the caller's bounds, ORed: ( (p AND k AND …) OR … ).
+// NULL keys make a bound's key test NULL, not true: grants fail closed.
+func addWithin(b *strings.Builder, within []store.Bound, add func(string, ...any)) {
+	if len(within) == 0 {
+		return
+	}
+	b.WriteString(" AND (")
+	for i, bound := range within {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("(true")
+		if bound.Patient != "" {
+			add(searchPatientSQL, bound.Patient)
+		}
+		for _, keys := range bound.Index {
+			add(withinKeysSQL, keys)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(")")
+}
+
+const withinKeysSQL = ` AND search_keys && $%d::text[]`
 
 const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted`
 

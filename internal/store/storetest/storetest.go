@@ -54,6 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchPaging", testSearchPaging},
 		{"SearchCombined", testSearchCombined},
 		{"SearchMatchAndIndex", testSearchMatchAndIndex},
+		{"SearchWithin", testSearchWithin},
+		{"SearchNarrowSamePages", testSearchNarrowSamePages},
 		{"LockKeySerialisesCheckThenCreate", testLockKeySerialisesCheckThenCreate},
 		{"BodyBytesExact", testBodyBytesExact},
 		{"LastUpdatedMilliseconds", testLastUpdatedMilliseconds},
