@@ -262,3 +262,39 @@ func TestAdminReactivate(t *testing.T) {
 		require.Equal(t, "error", st.Status)
 	})
 }
+
+// TestAdminReactivateKeepsTheOwnersQuota: an owner at its quota of live
+// Subscriptions switches one off to make room (as the 429 tells it to) and
+// creates another. Reactivating the one switched off would make the owner
+// exceed the quota that every write of a Subscription enforces, an admin's
+// PUT included: reactivate is refused alike (429), audits nothing and
+// leaves it off.
+func TestAdminReactivateKeepsTheOwnersQuota(t *testing.T) {
+	t.Parallel()
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			h := setupSubscriptions(t, s.open(t), func(p *subscription.Policy) { p.MaxSubscriptionsPerClient = 1 })
+			admin := h.adminToken()
+			owner := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "app-a" })
+			first := createSubscription(t, h, "app-a")
+			r := h.request("POST", "/fhir/Subscription", owner, newSubscription())
+			require.Equal(t, 429, r.status, "the quota: %s", r.body)
+			off := func(m map[string]any) { m["id"], m["status"] = first, "off" }
+			r = h.request("PUT", "/fhir/Subscription/"+first, owner, newSubscription(off))
+			require.Equal(t, 200, r.status, string(r.body))
+			createSubscription(t, h, "app-a") // room made
+
+			on := func(m map[string]any) { m["id"], m["status"] = first, "requested" }
+			editor := h.token(auth.AdminScope+" "+subScopes, func(c *auth.MintClaims) { c.ClientID = "ops" })
+			r = h.request("PUT", "/fhir/Subscription/"+first, editor, newSubscription(on))
+			require.Equal(t, 429, r.status, "an admin's write keeps the owner's quota: %s", r.body)
+			audited := len(auditActions(t, h))
+			requireOutcome(t, h.adminRequest("POST", "/admin/subscriptions/"+first+"/reactivate", admin, ""), 429, "live Subscriptions")
+			require.Len(t, auditActions(t, h), audited)
+			st, err := h.store.Subscription(context.Background(), first)
+			require.NoError(t, err)
+			require.Equal(t, "off", st.Status)
+		})
+	}
+}

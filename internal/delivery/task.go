@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +27,7 @@ type notification struct {
 	kind   notify.Type
 	events []store.Event // event-notification only, ascending
 	body   []byte        // the Bundle
+	tokens []string      // the notification access tokens in body
 }
 
 // release gives the lease back (at shutdown, or when an outcome could not
@@ -124,7 +127,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
 	res.Now = done
-	res.Attempt = e.sentAttempt(n, start, r, err)
+	res.Attempt = e.sentAttempt(n, start, r, err, send.Headers)
 	if err != nil {
 		if ctx.Err() != nil {
 			e.release(ctx, st.ID, tk.Lease, "stopped by shutdown") // shutdown cut the send short
@@ -175,14 +178,29 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 
 // sentAttempt is the attempt log entry of a send that started at start;
 // nil when the log is off or nothing was sent (no turn at the endpoint).
-func (e *Engine) sentAttempt(n *notification, start time.Time, r webhook.Result, err error) *store.Attempt {
+// Only a failure keeps the first bytes of the answer (what the log is
+// for), with what the request carried that grants something redacted
+// (webhook.LoggableBody): receivers echo their requests, and the log is
+// every admin's to read for a week.
+func (e *Engine) sentAttempt(n *notification, start time.Time, r webhook.Result, err error, headers []webhook.Header) *store.Attempt {
 	class := webhook.Classify(err)
 	if e.cfg.NoAttemptLog || class == webhook.ClassBusy {
 		return nil
 	}
 	a := &store.Attempt{At: start, Instance: e.cfg.Instance, Channel: channelRestHook, Kind: string(n.kind),
 		Outcome: store.AttemptSuccess, Class: string(class), StatusCode: r.StatusCode, Latency: r.Duration,
-		ResponseBytes: r.BodyBytes, ResponseBody: webhook.LoggableBody(r.BodyPrefix, store.MaxAttemptBody)}
+		ResponseBytes: r.BodyBytes}
+	if err != nil {
+		secrets := slices.Clone(n.tokens)
+		for _, h := range headers {
+			v := h.Value.Reveal()
+			secrets = append(secrets, v)
+			if _, cred, ok := strings.Cut(v, " "); ok { // "Bearer <token>": receivers quote the token alone
+				secrets = append(secrets, strings.TrimSpace(cred))
+			}
+		}
+		a.ResponseBody = webhook.LoggableBody(r.BodyPrefix, store.MaxAttemptBody, secrets...)
+	}
 	if err != nil {
 		a.Outcome = store.AttemptFailure
 	}
@@ -265,6 +283,11 @@ func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.E
 	sub.Errors = subscription.Errors(st)
 	if err := e.withAccessTokens(st, events); err != nil {
 		return nil, err
+	}
+	for _, ev := range events {
+		if ev.AccessToken != "" {
+			n.tokens = append(n.tokens, ev.AccessToken)
+		}
 	}
 	return notify.Build(e.cfg.BaseURL, sub, n.kind, events, now, uuid.NewString)
 }

@@ -14,7 +14,8 @@ import (
 // its failure count again (store.DeliveryQueue), as a new version of the
 // resource. It is refused (409, saying why) when the policy that decides
 // every send (Recheck) would not let the owner have it now: reactivating
-// it would only switch it off again. The change is audited in its own
+// it would only switch it off again; and (429) when its owner already has
+// as many live Subscriptions as the quota every write keeps allows. The change is audited in its own
 // transaction (store.AuditReactivate). It returns the state as changed.
 // Only admins call it (the admin API).
 func (o *Operations) Reactivate(ctx context.Context, id string) (store.SubscriptionState, error) {
@@ -54,6 +55,13 @@ func (o *Operations) Reactivate(ctx context.Context, id string) (store.Subscript
 		}
 		if err := reactivatable(cur); err != nil {
 			return err // changed meanwhile
+		}
+		// The owner's quota of live Subscriptions, as every write of one
+		// keeps it: an owner may have switched this one off to make room.
+		live := cur
+		live.Status = fhir.StatusRequested
+		if err := r.Policy.withDefaults().checkQuota(ctx, tx, live, &cur); err != nil {
+			return err
 		}
 		if err := SetStatus(ctx, tx, id, fhir.StatusRequested, "", "", now); err != nil {
 			return err

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -75,8 +77,14 @@ func ClassOf(reason string) Class {
 
 // LoggableBody is a response body prefix as the attempt log keeps it: at
 // most max bytes, cut at a character boundary, invalid UTF-8 and NUL (which
-// PostgreSQL text cannot hold) replaced by U+FFFD.
-func LoggableBody(b []byte, max int) string {
+// PostgreSQL text cannot hold) replaced by U+FFFD, and every secret (what
+// the request carried that grants something: header values, access tokens)
+// replaced by "[redacted]", so that a receiver echoing its request cannot
+// put them in the log; a secret the prefix cut short is redacted too.
+// Secrets shorter than MinRedacted bytes are left alone (they would
+// garble the body and protect little).
+func LoggableBody(b []byte, max int, secrets ...string) string {
+	b = redact(b, secrets)
 	if len(b) > max {
 		b = b[:max]
 	}
@@ -93,4 +101,36 @@ func LoggableBody(b []byte, max int) string {
 		b = b[n:]
 	}
 	return sb.String()
+}
+
+// MinRedacted is the length of the shortest secret LoggableBody redacts,
+// whole or as the start the prefix cut left.
+const MinRedacted = 8
+
+const redacted = "[redacted]"
+
+func redact(b []byte, secrets []string) []byte {
+	ss := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		if len(s) >= MinRedacted {
+			ss = append(ss, s)
+		}
+	}
+	if len(ss) == 0 {
+		return b
+	}
+	slices.SortFunc(ss, func(x, y string) int { return len(y) - len(x) }) // longest first
+	out := b
+	for _, s := range ss {
+		out = bytes.ReplaceAll(out, []byte(s), []byte(redacted))
+	}
+	// The prefix may end inside a secret: drop its start.
+	for _, s := range ss {
+		for k := min(len(s)-1, len(out)); k >= MinRedacted; k-- {
+			if bytes.HasSuffix(out, []byte(s[:k])) {
+				return append(out[:len(out)-k:len(out)-k], redacted...)
+			}
+		}
+	}
+	return out
 }

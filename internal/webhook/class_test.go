@@ -34,3 +34,15 @@ func TestLoggableBody(t *testing.T) {
 	cut := LoggableBody([]byte("abc"+"é"), 4) // the é's first byte alone would be invalid
 	require.Equal(t, "abc", cut)
 }
+
+// TestLoggableBodyRedacts: every secret given is redacted, whole or as the
+// start the cut left; short ones are left; the input is not changed.
+func TestLoggableBodyRedacts(t *testing.T) {
+	in := []byte("bad key sk-0123456789 and tok-abcdefghijkl; tenant t1")
+	require.Equal(t, "bad key [redacted] and [redacted]; tenant t1",
+		LoggableBody(in, 1024, "sk-0123456789", "tok-abcdefghijkl", "t1"))
+	require.Equal(t, "bad key sk-0123456789 and tok-abcdefghijkl; tenant t1", string(in), "the input is kept")
+	require.Equal(t, "bad key sk-0123456789 and [redacted]", LoggableBody(in[:34], 1024, "tok-abcdefghijkl"), "cut after 9 bytes of the token")
+	require.Equal(t, "bad key sk-0123456789 and tok-abcd", LoggableBody(in[:34], 1024, "tok-abcZ-another-secret"), "another secret")
+	require.Equal(t, "x [redacted]", LoggableBody([]byte("x Bearer abcdefgh-secret"), 1024, "abcdefgh-secret", "Bearer abcdefgh-secret"), "longest first")
+}
