@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/console"
 )
 
 // The console's tests drive it in headless Chromium (Debian's chromium
@@ -456,9 +457,12 @@ func TestConsoleRefusesCrossSiteForms(t *testing.T) {
 	}
 	require.Equal(t, http.StatusForbidden, post(s.url, ""))
 	require.Equal(t, http.StatusForbidden, post(s.url, strings.Repeat("d", 43)))
-	require.Equal(t, http.StatusForbidden, post(evil.URL, strings.Repeat("c", 43)))
+	require.Equal(t, http.StatusForbidden, post(evil.URL, console.FormToken(strings.Repeat("c", 43), admin)))
+	// A CSRF cookie planted by a sibling host, and a form carrying its
+	// value: the form token is keyed to the session token too.
+	require.Equal(t, http.StatusForbidden, post(s.url, strings.Repeat("c", 43)))
 	require.Equal(t, "[]", adminEndpoints(t, s, admin))
-	require.Equal(t, http.StatusSeeOther, post(s.url, strings.Repeat("c", 43)))
+	require.Equal(t, http.StatusSeeOther, post(s.url, console.FormToken(strings.Repeat("c", 43), admin)))
 	require.Contains(t, adminEndpoints(t, s, admin), "https://evil.example/")
 }
 

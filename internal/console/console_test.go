@@ -78,13 +78,18 @@ func (f *fixture) signIn(tok string) []*http.Cookie {
 	return res.Cookies()
 }
 
+// csrfOf is the form token of the session whose cookies are cs.
 func csrfOf(cs []*http.Cookie) string {
+	var csrf, tok string
 	for _, c := range cs {
-		if c.Name == "herald_admin_csrf" {
-			return c.Value
+		switch c.Name {
+		case "herald_admin_csrf":
+			csrf = c.Value
+		case "herald_admin_token":
+			tok = c.Value
 		}
 	}
-	return ""
+	return console.FormToken(csrf, tok)
 }
 
 // TestSessionCookies: HttpOnly, SameSite=Strict, scoped to /admin/ui,
@@ -130,6 +135,13 @@ func TestChangesNeedTheSessionsCSRFToken(t *testing.T) {
 	}
 	require.Equal(t, http.StatusForbidden, add(""))
 	require.Equal(t, http.StatusForbidden, add(other))
+	for _, c := range cs {
+		if c.Name == "herald_admin_csrf" {
+			// The CSRF cookie's own value is not the form token: a page
+			// that planted the cookie knows it, but not the session token.
+			require.Equal(t, http.StatusForbidden, add(c.Value))
+		}
+	}
 	require.Equal(t, http.StatusForbidden, add(csrfOf(cs), "Sec-Fetch-Site: cross-site"))
 	require.Equal(t, http.StatusForbidden, add(csrfOf(cs), "Sec-Fetch-Site: same-site"))
 	require.Equal(t, http.StatusForbidden, add(csrfOf(cs), "Origin: https://evil.example"))

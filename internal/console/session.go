@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -51,7 +53,19 @@ func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) *session 
 		c.clearCookies(w)
 		return nil
 	}
-	return &session{principal: p, csrf: cc.Value}
+	return &session{principal: p, csrf: FormToken(cc.Value, tc.Value)}
+}
+
+// FormToken is the CSRF token a session's forms carry: the CSRF cookie's
+// random value keyed to the session's token. A cookie alone is not enough:
+// a page on a sibling host can plant a CSRF cookie whose value it knows
+// (cookies do not isolate by host), but it cannot read the HttpOnly token
+// cookie, so it cannot compute the form token that goes with it.
+func FormToken(csrfCookieValue, sessionToken string) string {
+	m := hmac.New(sha256.New, []byte(csrfCookieValue))
+	m.Write([]byte("herald console form\x00"))
+	m.Write([]byte(sessionToken))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // withSession puts s and its admin (the audit log's actor) in r's context.
