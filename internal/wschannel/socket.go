@@ -210,6 +210,14 @@ func (sk *socket) bind(ctx context.Context, msg string) {
 			return // bound already on this socket
 		}
 	}
+	// Every token taken is a hold renewed while the socket lives; one
+	// naming only Subscriptions bound already adds no binding, so the
+	// bindings limit alone would let a socket take tokens without end.
+	// Each token binds at least one Subscription: the same limit fits both.
+	if len(sk.tokens) >= cfg.Limits.BindingsPerSocket {
+		sk.stop(websocket.StatusPolicyViolation, fmt.Sprintf("at most %d binding tokens may be bound to one socket", cfg.Limits.BindingsPerSocket))
+		return
+	}
 	if len(sk.bindings)+len(g.Subscriptions) > cfg.Limits.BindingsPerSocket {
 		sk.stop(websocket.StatusPolicyViolation, fmt.Sprintf("at most %d Subscriptions may be bound to one socket", cfg.Limits.BindingsPerSocket))
 		return
