@@ -3,12 +3,15 @@ package wschannel_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 
+	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/notify"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/wschannel"
@@ -49,5 +52,43 @@ func TestTokensPerSocketBounded(t *testing.T) {
 		code, reason := c.nextClose()
 		require.Equal(t, websocket.StatusPolicyViolation, code)
 		require.Contains(t, reason, "binding tokens")
+	})
+}
+
+// TestBindingEndsWhenOwnerChanges: an admin may create a Subscription at
+// the id of a deleted one, and then owns it. A socket bound to the deleted
+// Subscription (its owner's token) must not follow the new one: between
+// two polls nothing told it the first was gone, and its cursor then
+// carried the admin's Subscription's events (and handshake) to the old
+// owner. A bound Subscription whose owner or launch context changed ends
+// the socket, as a deleted one does.
+func TestBindingEndsWhenOwnerChanges(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() store.Store) {
+		in := newInstancePolling(t, open(), wschannel.Limits{}, time.Hour) // only commit wake-ups
+		id := in.subscribe("app", "id-only", 0)
+		c := dial(t, wschannel.WebsocketURL(in.base))
+		c.send("bind-with-token " + in.bindingToken("app", "?id="+id)["token"][0])
+		c.nextOf(notify.Handshake)
+		in.encounter("e1")
+		require.Equal(t, []int64{1}, c.nextOf(notify.EventNotification).Numbers())
+
+		owner, err := auth.MintHS256(hsSecret, auth.MintClaims{ClientID: "app", Scope: "system/Subscription.cruds", TTL: time.Hour})
+		require.NoError(t, err)
+		r := in.do("DELETE", "/fhir/Subscription/"+id, owner, "")
+		require.Contains(t, []int{200, 204}, r.status, string(r.body))
+		admin, err := auth.MintHS256(hsSecret, auth.MintClaims{ClientID: "ops", Scope: "herald.admin system/Subscription.crus system/*.rs", TTL: time.Hour})
+		require.NoError(t, err)
+		r = in.do("PUT", "/fhir/Subscription/"+id, admin, strings.Replace(subscriptionJSON(t, "full-resource"),
+			`{`, `{"id":"`+id+`",`, 1))
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		st, err := in.st.Subscription(t.Context(), id)
+		require.NoError(t, err)
+		require.Equal(t, "ops", st.Owner, "the admin owns the new Subscription")
+
+		in.encounter("e2")
+		in.encounter("e3") // past the old cursor: due on the old socket
+		code, reason := c.nextClose()
+		require.Equal(t, websocket.StatusPolicyViolation, code)
+		require.Contains(t, reason, "Subscription/"+id)
 	})
 }

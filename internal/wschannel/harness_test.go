@@ -94,6 +94,12 @@ var sharedKey = secrets.GenerateKey("")
 
 func newInstance(t testing.TB, st store.Store, limits wschannel.Limits) *instance {
 	t.Helper()
+	return newInstancePolling(t, st, limits, 200*time.Millisecond)
+}
+
+// newInstancePolling is newInstance whose sockets poll every poll.
+func newInstancePolling(t testing.TB, st store.Store, limits wschannel.Limits, poll time.Duration) *instance {
+	t.Helper()
 	ctx := context.Background()
 	keys, err := secrets.NewKeyring(sharedKey)
 	require.NoError(t, err)
@@ -123,7 +129,7 @@ func newInstance(t testing.TB, st store.Store, limits wschannel.Limits) *instanc
 	in.tokens = &wschannel.Tokens{Keys: keys, TTL: time.Minute}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	in.sockets = wschannel.New(wschannel.Config{Store: st, Rules: rules, Admin: admin, Topics: lib, Tokens: in.tokens,
-		BaseURL: in.base, Limits: limits, Poll: 200 * time.Millisecond, HoldFor: 3 * time.Second, Logger: log})
+		BaseURL: in.base, Limits: limits, Poll: poll, HoldFor: 3 * time.Second, Logger: log})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -249,7 +249,7 @@ func (sk *socket) bind(ctx context.Context, msg string) {
 			continue
 		}
 		st, err := cfg.Store.Subscription(ctx, id)
-		if err == nil && (st.Owner != g.Client || st.Context != g.Context || !st.Websocket()) {
+		if err == nil && !bindable(st, g.Client, g.Context) {
 			err = store.ErrNotFound // the token's owner no longer owns it
 		}
 		if errors.Is(err, store.ErrNotFound) {
@@ -283,6 +283,14 @@ func (sk *socket) bind(ctx context.Context, msg string) {
 			return
 		}
 	}
+}
+
+// bindable reports whether st may be bound, or stay bound, for the token
+// of client in launch context launch: it is theirs and on the websocket channel. A
+// Subscription deleted and created again at the same id by an admin is the
+// admin's; a socket that followed it would carry the admin's events.
+func bindable(st store.SubscriptionState, client, launch string) bool {
+	return st.Owner == client && st.Context == launch && st.Websocket()
 }
 
 func (sk *socket) boundTo(id string) bool {
@@ -391,8 +399,8 @@ func (sk *socket) deliver(ctx context.Context, all bool) {
 	slots := make(chan struct{}, parallelBindings)
 	for _, b := range due {
 		st, ok := byID[b.state.ID]
-		if !ok || !st.Websocket() {
-			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted or changed channel")
+		if !ok || !bindable(st, b.state.Owner, b.state.Context) {
+			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted, changed channel or owner")
 			break
 		}
 		select {
