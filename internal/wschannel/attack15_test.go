@@ -92,3 +92,30 @@ func TestBindingEndsWhenOwnerChanges(t *testing.T) {
 		require.Contains(t, reason, "Subscription/"+id)
 	})
 }
+
+// TestShutdownReleasesHoldsBeforeClosing: at shutdown a socket is closed
+// with 1001 "reconnect and bind again", and the client does so at once on
+// another instance. The token's hold must be gone by then: it was released
+// only after the close handshake (up to 5 s for a client that does not
+// answer it) and after Run had returned, so the other instance refused the
+// same token with 1008 "bound to another live socket" for a while (and
+// herald serve could close the store before the release ran). Run now
+// returns once every socket has released what it holds.
+func TestShutdownReleasesHoldsBeforeClosing(t *testing.T) {
+	url := pgtestURL(t)
+	a := newInstance(t, openPG(t, url), wschannel.Limits{})
+	b := newInstance(t, openPG(t, url), wschannel.Limits{})
+	a.subscribe("app", "id-only", 0)
+	p := a.bindingToken("app", "")
+	c := dial(t, wschannel.WebsocketURL(a.base))
+	c.send("bind-with-token " + p["token"][0])
+	c.nextOf(notify.Handshake)
+
+	a.shutdown() // the client has not read the close frame yet
+	again := dial(t, wschannel.WebsocketURL(b.base))
+	again.send("bind-with-token " + p["token"][0])
+	again.nextOf(notify.Handshake)
+	code, reason := c.nextClose()
+	require.Equal(t, websocket.StatusGoingAway, code)
+	require.Contains(t, reason, "bind again")
+}

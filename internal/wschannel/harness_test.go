@@ -87,6 +87,9 @@ type instance struct {
 	base    string
 	tokens  *wschannel.Tokens
 	sockets *wschannel.Server
+	// shutdown ends the sockets' Run as herald serve does at SIGTERM and
+	// waits for it to return.
+	shutdown func()
 }
 
 // sharedKey is HERALD_SECRET_KEY of every instance of a test run.
@@ -140,6 +143,7 @@ func newInstancePolling(t testing.TB, st store.Store, limits wschannel.Limits, p
 	handler.Store(api.New(api.Options{Resources: svc, Auth: verifier, Ready: st, Admin: st, Topics: lib, Operations: ops,
 		BindingTokens: &wschannel.Issuer{Operations: ops, Tokens: in.tokens, BaseURL: in.base}, Websocket: in.sockets,
 		BaseURL: in.base, MaxBodyBytes: 1 << 20, Version: "test", Logger: log}))
+	in.shutdown = func() { stop(); <-done }
 	t.Cleanup(func() { stop(); <-done; in.srv.Close() })
 	return in
 }

@@ -34,6 +34,7 @@ type socket struct {
 
 	stopOnce   sync.Once
 	stopped    chan struct{}
+	released   chan struct{} // closed once the holds are released, before the close frame
 	stopCode   websocket.StatusCode
 	stopReason string
 
@@ -51,7 +52,7 @@ type binding struct {
 
 func newSocket(s *Server, conn *websocket.Conn) *socket {
 	return &socket{srv: s, conn: conn, holder: newID(), wake: make(chan struct{}, 1),
-		out: make(chan []byte, s.cfg.Limits.QueueLength), stopped: make(chan struct{})}
+		out: make(chan []byte, s.cfg.Limits.QueueLength), stopped: make(chan struct{}), released: make(chan struct{})}
 }
 
 // poke wakes the socket without waiting.
@@ -120,13 +121,29 @@ loop:
 			sk.renew(ctx)
 		}
 	}
+	// Release before the close frame goes out: a client told to bind
+	// again (shutdown, too slow) may do so at once, on any instance, and
+	// must not find its token still held by this socket. Server.Run waits
+	// for this at shutdown, before the store closes.
+	sk.release(ctx)
 	_ = sk.conn.Close(sk.stopCode, sk.stopReason)
 	cancel()
 	wg.Wait()
-	release := context.WithoutCancel(ctx)
-	sk.acknowledge(release)
+}
+
+// releaseTimeout bounds acknowledging and releasing when a socket ends
+// (a store that does not answer must not hold up shutdown).
+const releaseTimeout = 5 * time.Second
+
+// release records what went out and gives up the socket's token holds;
+// then it closes released. Only run calls it, once the socket stopped.
+func (sk *socket) release(ctx context.Context) {
+	defer close(sk.released)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	sk.acknowledge(ctx)
 	for _, id := range sk.tokens {
-		if err := cfg.Store.ReleaseBinding(release, id, sk.holder); err != nil {
+		if err := sk.srv.cfg.Store.ReleaseBinding(ctx, id, sk.holder); err != nil {
 			sk.srv.log.Warn("websocket: cannot release a binding hold; it expires by itself", "err", err)
 		}
 	}
