@@ -227,7 +227,7 @@ func (s *Server) authenticateNotification(c *gin.Context, token string) {
 		abort(c, fhir.Errorf(fhir.KindForbidden, "a notification token reads only the resources its notification names"))
 		return
 	}
-	owner, err := s.opts.Operations.NotificationReader(c.Request.Context(), g.Subscription)
+	owner, err := s.opts.Operations.NotificationReader(c.Request.Context(), g)
 	if err != nil {
 		abort(c, err)
 		return

@@ -48,7 +48,10 @@ func TestNotificationAccessToken(t *testing.T) {
 				require.Equal(t, 201, h.request("PUT", "/fhir/Encounter/"+e, publisher, enc).status)
 			}
 			refs := []store.VersionRef{{Type: "Encounter", ID: "e1", Version: 1}, {Type: "Patient", ID: "p1", Version: 1}}
-			tok, _, err := issuer.Mint(h.base, id, refs)
+			st, err := h.store.Subscription(t.Context(), id)
+			require.NoError(t, err)
+			alice := store.SubscriptionOwner{Client: st.Owner, Context: st.Context}
+			tok, _, err := issuer.Mint(h.base, id, alice, refs)
 			require.NoError(t, err)
 
 			for _, path := range []string{"/fhir/Encounter/e1", "/fhir/Encounter/e1/_history/1", "/fhir/Patient/p1"} {
@@ -74,17 +77,17 @@ func TestNotificationAccessToken(t *testing.T) {
 
 			expired, err := notifytoken.New(notificationKey, time.Minute, func() time.Time { return time.Now().Add(-2 * time.Minute) })
 			require.NoError(t, err)
-			old, _, err := expired.Mint(h.base, id, refs)
+			old, _, err := expired.Mint(h.base, id, alice, refs)
 			require.NoError(t, err)
 			requireOutcome(t, h.request("GET", "/fhir/Encounter/e1", old, ""), 401, "expiry")
 
 			forger, err := notifytoken.New([]byte(strings.Repeat("f", 32)), time.Minute, nil)
 			require.NoError(t, err)
-			forged, _, err := forger.Mint(h.base, id, refs)
+			forged, _, err := forger.Mint(h.base, id, alice, refs)
 			require.NoError(t, err)
 			requireOutcome(t, h.request("GET", "/fhir/Encounter/e1", forged, ""), 401, "signature")
 
-			elsewhere, _, err := issuer.Mint("https://other.example/fhir", id, refs)
+			elsewhere, _, err := issuer.Mint("https://other.example/fhir", id, alice, refs)
 			require.NoError(t, err)
 			requireOutcome(t, h.request("GET", "/fhir/Encounter/e1", elsewhere, ""), 401, "audience")
 

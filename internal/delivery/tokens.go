@@ -20,7 +20,7 @@ func (e *Engine) withAccessTokens(st store.SubscriptionState, events []notify.Ev
 		for _, a := range ev.Additional {
 			refs = append(refs, store.VersionRef{Type: a.Type, ID: a.ID, Version: a.VersionID})
 		}
-		tok, _, err := e.cfg.Tokens.Mint(e.cfg.BaseURL, st.ID, refs)
+		tok, _, err := e.cfg.Tokens.Mint(e.cfg.BaseURL, st.ID, store.SubscriptionOwner{Client: st.Owner, Context: st.Context}, refs)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
@@ -73,6 +74,22 @@ type Grant struct {
 	Subscription string
 	Refs         []store.VersionRef
 	ExpiresAt    time.Time
+	owner        string // ownerDigest of the Subscription's owner at minting
+}
+
+// OwnedBy reports whether o owned the Subscription when the token was
+// minted. An id can change hands (an admin may create a Subscription at
+// the id of a deleted one): a token reads with its own owner's grants or
+// not at all.
+func (g Grant) OwnedBy(o store.SubscriptionOwner) bool {
+	return g.owner != "" && hmac.Equal([]byte(g.owner), []byte(ownerDigest(o)))
+}
+
+// ownerDigest names an owner in a token without showing its client id or
+// launch context (a patient id) to whoever holds the token.
+func ownerDigest(o store.SubscriptionOwner) string {
+	sum := sha256.Sum256([]byte(o.Client + "\x00" + o.Context))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // Allows reports whether the grant covers reading typ/id: its current
@@ -89,17 +106,18 @@ func (g Grant) Allows(typ, id string, version int64) bool {
 type claims struct {
 	jwt.RegisteredClaims
 	Resources []string `json:"herald_resources"` // store.VersionRef strings
+	Owner     string   `json:"herald_owner"`     // ownerDigest
 }
 
 // Mint returns a token for reading refs from audience (Herald's base URL)
 // on behalf of subscription's owner, and when it expires.
-func (i *Issuer) Mint(audience, subscription string, refs []store.VersionRef) (string, time.Time, error) {
+func (i *Issuer) Mint(audience, subscription string, owner store.SubscriptionOwner, refs []store.VersionRef) (string, time.Time, error) {
 	now := i.now()
 	exp := now.Add(i.ttl)
 	c := claims{RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: audience, Subject: subscription, Audience: jwt.ClaimStrings{audience},
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
-	}}
+	}, Owner: ownerDigest(owner)}
 	for _, r := range refs {
 		c.Resources = append(c.Resources, r.String())
 	}
@@ -143,10 +161,10 @@ func (i *Issuer) Verify(audience, token string) (Grant, error) {
 		return i.key, nil
 	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithAudience(audience), jwt.WithIssuer(audience),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(i.now))
-	if err != nil || !t.Valid || c.Subject == "" {
+	if err != nil || !t.Valid || c.Subject == "" || c.Owner == "" {
 		return Grant{}, ErrInvalid
 	}
-	g := Grant{Subscription: c.Subject, ExpiresAt: c.ExpiresAt.Time}
+	g := Grant{Subscription: c.Subject, ExpiresAt: c.ExpiresAt.Time, owner: c.Owner}
 	for _, s := range c.Resources {
 		if r, ok := store.ParseVersionRef(s); ok {
 			g.Refs = append(g.Refs, r)

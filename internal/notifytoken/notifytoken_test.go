@@ -23,7 +23,8 @@ func TestMintVerify(t *testing.T) {
 	iss, err := notifytoken.New(key, 0, clock)
 	require.NoError(t, err)
 	refs := []store.VersionRef{{Type: "Encounter", ID: "e1", Version: 3}, {Type: "Patient", ID: "p1", Version: 1}}
-	tok, exp, err := iss.Mint(aud, "sub-1", refs)
+	alice := store.SubscriptionOwner{Client: "alice", Context: "system"}
+	tok, exp, err := iss.Mint(aud, "sub-1", alice, refs)
 	require.NoError(t, err)
 	require.Equal(t, now.Add(notifytoken.DefaultTTL), exp)
 	require.True(t, notifytoken.Is(tok))
@@ -37,6 +38,10 @@ func TestMintVerify(t *testing.T) {
 	require.False(t, g.Allows("Encounter", "e1", 2), "another version")
 	require.False(t, g.Allows("Encounter", "e2", 0))
 	require.False(t, g.Allows("Patient", "e1", 0))
+	require.True(t, g.OwnedBy(alice))
+	require.False(t, g.OwnedBy(store.SubscriptionOwner{Client: "ops", Context: "system"}), "another owner at the same id")
+	require.False(t, g.OwnedBy(store.SubscriptionOwner{Client: "alice", Context: "patient/p2"}), "another launch context")
+	require.NotContains(t, tok, "alice", "the owner is a digest")
 
 	// Expired.
 	later, _ := notifytoken.New(key, 0, func() time.Time { return now.Add(notifytoken.DefaultTTL + time.Second) })

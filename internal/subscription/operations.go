@@ -12,6 +12,7 @@ import (
 	"github.com/herald-fhir/herald/internal/auth"
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/notify"
+	"github.com/herald-fhir/herald/internal/notifytoken"
 	"github.com/herald-fhir/herald/internal/policy"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/topic"
@@ -32,13 +33,14 @@ type Operations struct {
 	MaxBytes int
 }
 
-// NotificationReader is who a notification access token of Subscription id
-// reads as: its owner, with the grants the policy gives the owner now, as
-// before a send (the Subscription live, the owner not suspended, its
-// grants still covering the topic). A revoked owner's tokens stop working.
-func (o *Operations) NotificationReader(ctx context.Context, id string) (*auth.Principal, error) {
-	st, err := o.Store.Subscription(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+// NotificationReader is who a notification access token (its grant g)
+// reads as: the owner of its Subscription, with the grants the policy
+// gives the owner now, as before a send (the Subscription live and still
+// the token's owner's, the owner not suspended, its grants still covering
+// the topic). A revoked owner's tokens stop working.
+func (o *Operations) NotificationReader(ctx context.Context, g notifytoken.Grant) (*auth.Principal, error) {
+	st, err := o.Store.Subscription(ctx, g.Subscription)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !g.OwnedBy(store.SubscriptionOwner{Client: st.Owner, Context: st.Context}) {
 		return nil, fhir.Errorf(fhir.KindUnauthorized, "invalid bearer token: the notification's Subscription is gone")
 	}
 	if err != nil {

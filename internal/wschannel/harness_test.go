@@ -87,12 +87,21 @@ type instance struct {
 	base    string
 	tokens  *wschannel.Tokens
 	sockets *wschannel.Server
+	// shutdown ends the sockets' Run as herald serve does at SIGTERM and
+	// waits for it to return.
+	shutdown func()
 }
 
 // sharedKey is HERALD_SECRET_KEY of every instance of a test run.
 var sharedKey = secrets.GenerateKey("")
 
 func newInstance(t testing.TB, st store.Store, limits wschannel.Limits) *instance {
+	t.Helper()
+	return newInstancePolling(t, st, limits, 200*time.Millisecond)
+}
+
+// newInstancePolling is newInstance whose sockets poll every poll.
+func newInstancePolling(t testing.TB, st store.Store, limits wschannel.Limits, poll time.Duration) *instance {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := secrets.NewKeyring(sharedKey)
@@ -123,7 +132,7 @@ func newInstance(t testing.TB, st store.Store, limits wschannel.Limits) *instanc
 	in.tokens = &wschannel.Tokens{Keys: keys, TTL: time.Minute}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	in.sockets = wschannel.New(wschannel.Config{Store: st, Rules: rules, Admin: admin, Topics: lib, Tokens: in.tokens,
-		BaseURL: in.base, Limits: limits, Poll: 200 * time.Millisecond, HoldFor: 3 * time.Second, Logger: log})
+		BaseURL: in.base, Limits: limits, Poll: poll, HoldFor: 3 * time.Second, Logger: log})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -134,6 +143,7 @@ func newInstance(t testing.TB, st store.Store, limits wschannel.Limits) *instanc
 	handler.Store(api.New(api.Options{Resources: svc, Auth: verifier, Ready: st, Admin: st, Topics: lib, Operations: ops,
 		BindingTokens: &wschannel.Issuer{Operations: ops, Tokens: in.tokens, BaseURL: in.base}, Websocket: in.sockets,
 		BaseURL: in.base, MaxBodyBytes: 1 << 20, Version: "test", Logger: log}))
+	in.shutdown = func() { stop(); <-done }
 	t.Cleanup(func() { stop(); <-done; in.srv.Close() })
 	return in
 }

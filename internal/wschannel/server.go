@@ -105,7 +105,9 @@ func New(cfg Config) *Server {
 }
 
 // Run passes every commit wake-up to every socket until ctx ends; then it
-// closes the sockets (going away) and waits for them.
+// closes the sockets (going away) and returns once each has recorded what
+// it delivered and released its token holds (before its close frame: the
+// client may bind again elsewhere at once), so the store may close after.
 func (s *Server) Run(ctx context.Context) {
 	wake := s.cfg.Store.DeliveryWake()
 	for {
@@ -113,10 +115,15 @@ func (s *Server) Run(ctx context.Context) {
 		case <-ctx.Done():
 			s.mu.Lock()
 			s.closed = true
+			ending := make([]*socket, 0, len(s.sockets))
 			for sk := range s.sockets {
 				sk.stop(websocket.StatusGoingAway, "server shutting down; reconnect and bind again")
+				ending = append(ending, sk)
 			}
 			s.mu.Unlock()
+			for _, sk := range ending {
+				<-sk.released
+			}
 			return
 		case <-wake:
 			s.mu.Lock()

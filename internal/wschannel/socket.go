@@ -34,6 +34,7 @@ type socket struct {
 
 	stopOnce   sync.Once
 	stopped    chan struct{}
+	released   chan struct{} // closed once the holds are released, before the close frame
 	stopCode   websocket.StatusCode
 	stopReason string
 
@@ -51,7 +52,7 @@ type binding struct {
 
 func newSocket(s *Server, conn *websocket.Conn) *socket {
 	return &socket{srv: s, conn: conn, holder: newID(), wake: make(chan struct{}, 1),
-		out: make(chan []byte, s.cfg.Limits.QueueLength), stopped: make(chan struct{})}
+		out: make(chan []byte, s.cfg.Limits.QueueLength), stopped: make(chan struct{}), released: make(chan struct{})}
 }
 
 // poke wakes the socket without waiting.
@@ -120,13 +121,29 @@ loop:
 			sk.renew(ctx)
 		}
 	}
+	// Release before the close frame goes out: a client told to bind
+	// again (shutdown, too slow) may do so at once, on any instance, and
+	// must not find its token still held by this socket. Server.Run waits
+	// for this at shutdown, before the store closes.
+	sk.release(ctx)
 	_ = sk.conn.Close(sk.stopCode, sk.stopReason)
 	cancel()
 	wg.Wait()
-	release := context.WithoutCancel(ctx)
-	sk.acknowledge(release)
+}
+
+// releaseTimeout bounds acknowledging and releasing when a socket ends
+// (a store that does not answer must not hold up shutdown).
+const releaseTimeout = 5 * time.Second
+
+// release records what went out and gives up the socket's token holds;
+// then it closes released. Only run calls it, once the socket stopped.
+func (sk *socket) release(ctx context.Context) {
+	defer close(sk.released)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	sk.acknowledge(ctx)
 	for _, id := range sk.tokens {
-		if err := cfg.Store.ReleaseBinding(release, id, sk.holder); err != nil {
+		if err := sk.srv.cfg.Store.ReleaseBinding(ctx, id, sk.holder); err != nil {
 			sk.srv.log.Warn("websocket: cannot release a binding hold; it expires by itself", "err", err)
 		}
 	}
@@ -210,6 +227,14 @@ func (sk *socket) bind(ctx context.Context, msg string) {
 			return // bound already on this socket
 		}
 	}
+	// Every token taken is a hold renewed while the socket lives; one
+	// naming only Subscriptions bound already adds no binding, so the
+	// bindings limit alone would let a socket take tokens without end.
+	// Each token binds at least one Subscription: the same limit fits both.
+	if len(sk.tokens) >= cfg.Limits.BindingsPerSocket {
+		sk.stop(websocket.StatusPolicyViolation, fmt.Sprintf("at most %d binding tokens may be bound to one socket", cfg.Limits.BindingsPerSocket))
+		return
+	}
 	if len(sk.bindings)+len(g.Subscriptions) > cfg.Limits.BindingsPerSocket {
 		sk.stop(websocket.StatusPolicyViolation, fmt.Sprintf("at most %d Subscriptions may be bound to one socket", cfg.Limits.BindingsPerSocket))
 		return
@@ -241,7 +266,7 @@ func (sk *socket) bind(ctx context.Context, msg string) {
 			continue
 		}
 		st, err := cfg.Store.Subscription(ctx, id)
-		if err == nil && (st.Owner != g.Client || st.Context != g.Context || !st.Websocket()) {
+		if err == nil && !bindable(st, g.Client, g.Context) {
 			err = store.ErrNotFound // the token's owner no longer owns it
 		}
 		if errors.Is(err, store.ErrNotFound) {
@@ -275,6 +300,14 @@ func (sk *socket) bind(ctx context.Context, msg string) {
 			return
 		}
 	}
+}
+
+// bindable reports whether st may be bound, or stay bound, for the token
+// of client in launch context launch: it is theirs and on the websocket channel. A
+// Subscription deleted and created again at the same id by an admin is the
+// admin's; a socket that followed it would carry the admin's events.
+func bindable(st store.SubscriptionState, client, launch string) bool {
+	return st.Owner == client && st.Context == launch && st.Websocket()
 }
 
 func (sk *socket) boundTo(id string) bool {
@@ -383,8 +416,8 @@ func (sk *socket) deliver(ctx context.Context, all bool) {
 	slots := make(chan struct{}, parallelBindings)
 	for _, b := range due {
 		st, ok := byID[b.state.ID]
-		if !ok || !st.Websocket() {
-			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted or changed channel")
+		if !ok || !bindable(st, b.state.Owner, b.state.Context) {
+			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted, changed channel or owner")
 			break
 		}
 		select {
