@@ -109,5 +109,13 @@ func TestNotificationAccessTokenNeedsIDOnly(t *testing.T) {
 		for _, content := range []string{"empty", "full-resource"} {
 			requireOutcome(t, h.request("POST", "/fhir/Subscription", tok, newSubscription(withContent(content), withNotificationToken)), 422, "needs id-only content")
 		}
+		// Websocket notifications carry no tokens: asking for them is refused,
+		// not silently ignored.
+		websocket := func(m map[string]any) {
+			ch := channel(m)
+			ch["type"] = "websocket"
+			delete(ch, "endpoint")
+		}
+		requireOutcome(t, h.request("POST", "/fhir/Subscription", tok, newSubscription(withContent("id-only"), websocket, withNotificationToken)), 422, "is for rest-hook")
 	})
 }

@@ -177,6 +177,9 @@ func parseChannel(s *Subscription, w wire) error {
 		// Nothing is posted: a secret or headers would be kept for nothing.
 		return invalid("Subscription.channel", "a websocket Subscription takes no signing secret and no channel.header: notifications go over the socket the binding token opened")
 	}
+	if s.NotificationToken && s.Channel == fhir.ChannelWebsocket {
+		return invalid("Subscription.channel.extension", "notification-access-token is for rest-hook: websocket notifications carry no tokens (the socket's own binding token already authorizes the subscriber)")
+	}
 	if s.NotificationToken && s.Content != fhir.ContentIDOnly {
 		return invalid("Subscription.channel.extension", "notification-access-token needs id-only content: an empty notification names no resource to read, and a full-resource one already carries them")
 	}
