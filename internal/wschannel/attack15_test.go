@@ -119,3 +119,41 @@ func TestShutdownReleasesHoldsBeforeClosing(t *testing.T) {
 	require.Equal(t, websocket.StatusGoingAway, code)
 	require.Contains(t, reason, "bind again")
 }
+
+// TestBindingEndsWhenRecreated: the owner deletes its Subscription and
+// creates it again at the same id while a socket is bound to it. The new
+// Subscription numbers its events from 1 again; a socket that followed it
+// with the old cursor would skip them silently. The binding ends instead,
+// and binding again starts from the new Subscription's handshake.
+func TestBindingEndsWhenRecreated(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() store.Store) {
+		in := newInstancePolling(t, open(), wschannel.Limits{}, time.Hour) // only commit wake-ups
+		id := in.subscribe("app", "id-only", 0)
+		c := dial(t, wschannel.WebsocketURL(in.base))
+		token := in.bindingToken("app", "?id="+id)["token"][0]
+		c.send("bind-with-token " + token)
+		c.nextOf(notify.Handshake)
+		in.encounter("e1")
+		in.encounter("e2")
+		require.Equal(t, []int64{1}, c.nextOf(notify.EventNotification).Numbers())
+		require.Equal(t, []int64{2}, c.nextOf(notify.EventNotification).Numbers())
+
+		owner, err := auth.MintHS256(hsSecret, auth.MintClaims{ClientID: "app", Scope: "system/Subscription.cruds system/*.rs", TTL: time.Hour})
+		require.NoError(t, err)
+		r := in.do("DELETE", "/fhir/Subscription/"+id, owner, "")
+		require.Contains(t, []int{200, 204}, r.status, string(r.body))
+		r = in.do("PUT", "/fhir/Subscription/"+id, owner, strings.Replace(subscriptionJSON(t, "id-only"), `{`, `{"id":"`+id+`",`, 1))
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+
+		for _, e := range []string{"e3", "e4", "e5"} { // the third passes the old cursor
+			in.encounter(e)
+		}
+		code, reason := c.nextClose()
+		require.Equal(t, websocket.StatusPolicyViolation, code)
+		require.Contains(t, reason, "Subscription/"+id)
+
+		again := dial(t, wschannel.WebsocketURL(in.base))
+		again.send("bind-with-token " + token)
+		require.Equal(t, int64(3), again.nextOf(notify.Handshake).EventsSinceStart, "the new Subscription's own count")
+	})
+}

@@ -416,8 +416,10 @@ func (sk *socket) deliver(ctx context.Context, all bool) {
 	slots := make(chan struct{}, parallelBindings)
 	for _, b := range due {
 		st, ok := byID[b.state.ID]
-		if !ok || !bindable(st, b.state.Owner, b.state.Context) {
-			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted, changed channel or owner")
+		if !ok || !bindable(st, b.state.Owner, b.state.Context) || !st.CreatedAt.Equal(b.state.CreatedAt) {
+			// Created again at the same id, it numbers its events afresh:
+			// the binding's cursor means nothing for it.
+			sk.stop(websocket.StatusPolicyViolation, "Subscription/"+b.state.ID+" was deleted, created again, or changed channel or owner; bind again")
 			break
 		}
 		select {
