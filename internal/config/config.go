@@ -153,7 +153,7 @@ var settings = []setting{
 	{"HERALD_MAX_LEASE", "max-lease", "720h", "longest lifetime of a Subscription"},
 	{"HERALD_MAX_FILTERS", "max-filters", "20", "most filters (backport-filter-criteria) on one Subscription"},
 	{"HERALD_MAX_FILTER_PARAMS", "max-filter-params", "20", "most parameters in one filter"},
-	{"HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", "max-subscriptions-per-client", "1000", "most live (not off) Subscriptions of one client, across its launch contexts"},
+	{"HERALD_MAX_SUBSCRIPTIONS_PER_CLIENT", "max-subscriptions-per-client", "1000", "most live (not off) Subscriptions of one owner: a client in one launch context (system, one user, one patient)"},
 	{"HERALD_MAX_REASON_BYTES", "max-reason-bytes", "1024", "largest Subscription.reason in bytes; larger get 422"},
 	{"HERALD_MAX_HEADER_VALUE_BYTES", "max-header-value-bytes", "4096", "largest value of one Subscription channel.header in bytes; larger get 422"},
 	{"HERALD_MAX_SUBSCRIPTION_BYTES", "max-subscription-bytes", "65536", "largest Subscription resource in bytes; larger get 422"},

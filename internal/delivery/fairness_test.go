@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/auth"
@@ -42,7 +44,12 @@ func (e *env) subscribeOther(tb testing.TB) string { return e.subscribeOtherFor(
 
 func (e *env) subscribeOtherFor(tb testing.TB, patient string) string {
 	tb.Helper()
-	res, err := e.svc.Create(context.Background(), otherClient, "Subscription", []byte(subscriptionJSON(e.recv.srv.URL+"/hook",
+	return e.subscribeOtherAt(tb, e.recv.srv.URL+"/hook", patient)
+}
+
+func (e *env) subscribeOtherAt(tb testing.TB, endpoint, patient string) string {
+	tb.Helper()
+	res, err := e.svc.Create(context.Background(), otherClient, "Subscription", []byte(subscriptionJSON(endpoint,
 		func(m map[string]any) {
 			m["_criteria"] = map[string]any{"extension": []any{map[string]any{
 				"url":         "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria",
@@ -141,4 +148,73 @@ func BenchmarkFairDelivery(b *testing.B) {
 			report("event", event)
 		})
 	}
+}
+
+// TestBusyEndpointIsNotAnotherOwnersFailure: client "app" holds every slot
+// at a host (its four Subscriptions' endpoints there hang), and client
+// "app-b"'s Subscription has its endpoint on the same host (another path:
+// a shared integration hub, a webhook relay). "app-b"'s sends find the
+// endpoint busy: nothing is sent, so it is not the subscriber's failure,
+// and must not put "app-b"'s Subscription in error (a handshake that finds
+// the endpoint busy used to, at once: the IG's rule for a failed
+// handshake), nor, repeated, switch it off. Before, any owner could push
+// another's Subscriptions on a shared host into error and then off by
+// keeping that host's slots busy.
+func TestBusyEndpointIsNotAnotherOwnersFailure(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		reg := prometheus.NewRegistry()
+		e := newEnv(t, st, func(c *delivery.Config) { c.Metrics = delivery.NewMetrics(reg, st) })
+		ctx := context.Background()
+		shared := newReceiver(t)
+		shared.setAnswer(func(_ int, d delivered) int {
+			if d.Path == "/b" {
+				return http.StatusOK
+			}
+			return 0 // "app"'s endpoints hang
+		})
+		require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "shared", URLPrefix: shared.srv.URL + "/",
+			AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+		for i := range 4 { // webhook's default MaxPerEndpoint
+			_, err := e.svc.Create(ctx, client, "Subscription",
+				[]byte(subscriptionJSON(shared.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30))))
+			require.NoError(t, err)
+		}
+		shared.waitWithin(t, 10*time.Second, "app's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
+
+		id := e.subscribeOtherAt(t, shared.srv.URL+"/b", "p2")
+		deadline := time.Now().Add(20 * time.Second)
+		for busyHandshakes(t, reg) < 3 {
+			require.True(t, time.Now().Before(deadline), "app-b's handshake was not tried three times while the host was busy")
+			require.Equal(t, "requested", e.state(id).Status, "a busy endpoint (app's sends) is not app-b's failure")
+			select {
+			case <-e.recv.signal:
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		st2 := e.state(id)
+		require.Equal(t, "requested", st2.Status, "a busy endpoint (app's sends) is not app-b's failure: %s", st2.Error)
+	})
+}
+
+// busyHandshakes reads herald_deliveries_total{type="handshake",outcome="endpoint busy"}.
+func busyHandshakes(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "herald_deliveries_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == "handshake" && labels["outcome"] == "endpoint busy" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -63,6 +63,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 // delivered is one request a receiver got.
 type delivered struct {
 	At     time.Time // arrival
+	Path   string    // the request's URL path
 	Header http.Header
 	Body   []byte
 	Bundle bundle
@@ -100,7 +101,7 @@ func newReceiver(t testing.TB) *receiver {
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	d := delivered{At: time.Now(), Header: req.Header.Clone(), Body: body, Bundle: parseBundle(body)}
+	d := delivered{At: time.Now(), Path: req.URL.Path, Header: req.Header.Clone(), Body: body, Bundle: parseBundle(body)}
 	r.mu.Lock()
 	n := len(r.got)
 	status := http.StatusOK

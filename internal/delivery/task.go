@@ -136,8 +136,9 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		if sendCtx.Err() == nil {
 			// An endpoint that is busy (all its slots held by sends that
 			// have not finished: a slow or hanging subscriber) backs off
-			// and counts toward error like any failure, so its
-			// Subscriptions stop taking turns from everyone else's.
+			// like any failure, so its Subscriptions stop taking turns
+			// from everyone else's; the status changes only when a send
+			// made fails (see fail).
 			e.fail(ctx, tk, res, reason(err), r.RetryAfter)
 			return
 		}
@@ -294,7 +295,8 @@ func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.E
 
 // fail records a failed attempt: retry after a backoff, or after the
 // subscriber's Retry-After (wait) when that is longer, up to RetryCap; and
-// status error once the failures reach ErrorAfter.
+// status error once the failures reach ErrorAfter, or at a failed
+// handshake, unless nothing was sent (endpoint busy).
 func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.DeliveryResult, why string, wait time.Duration) {
 	failures := tk.FailureCount + 1
 	res.Failed = true
@@ -302,6 +304,13 @@ func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.Deli
 	status, reason := "", ""
 	switch {
 	case tk.State.Status == fhir.StatusError:
+	case webhook.ClassOf(why) == webhook.ClassBusy:
+		// Nothing was sent: the endpoint's slots were held, perhaps by
+		// another owner's sends to the same host. It backs off as a failed
+		// attempt (so a host's overflow stays cheap), but only a send the
+		// subscriber failed changes the status: no one can push someone
+		// else's Subscription into error, and then off, by keeping a shared
+		// host busy.
 	case tk.HandshakePending:
 		// The IG: a handshake that fails SHALL put the Subscription in
 		// error. Retries go on; the first that succeeds makes it active.

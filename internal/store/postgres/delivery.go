@@ -31,7 +31,10 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 
 // claimSQL leases due, unleased rows, and reads the next events of each
 // (the lateral join; none when $5 is 0) with the focus version each
-// notification shows, in the same round trip.
+// notification shows, in the same round trip. A focus version's body comes
+// once, on its first row (ClaimDue shares it with the rest): a write that
+// fires for many Subscriptions would otherwise be read, and held, once per
+// Subscription (32 Subscriptions x 100 events of 4 MB: 12.8 GB in one claim).
 //
 // Which rows: the due rows are ranked within their owner (turn: the
 // owner's leased rows count first, then its unleased ones earliest due
@@ -73,7 +76,9 @@ var claimSQL = `WITH claimed AS (
 	SELECT c.*, (SELECT value FROM config_generation) AS config_gen, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
 		e.focus_type AS ev_focus_type, e.focus_id AS ev_focus_id, e.focus_version AS ev_focus_version,
 		e.method AS ev_method, e.includes AS ev_includes, fv.version_id AS fv_version_id, fv.last_updated AS fv_last_updated,
-		fv.method AS fv_method, fv.deleted AS fv_deleted, fv.body AS fv_body, fv.patients AS fv_patients
+		fv.method AS fv_method, fv.deleted AS fv_deleted,
+		CASE WHEN row_number() OVER (PARTITION BY fv.type, fv.id, fv.version_id ORDER BY c.due_at, c.id, e.number) = 1
+			THEN fv.body END AS fv_body, fv.patients AS fv_patients
 	FROM claimed c LEFT JOIN LATERAL (
 		SELECT * FROM events ev
 		WHERE $5 > 0 AND NOT c.handshake_pending AND ev.subscription_id = c.id
@@ -156,7 +161,20 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 		return nil, wrap("claim due subscriptions", err)
 	}
 	var out []store.DeliveryTask
+	type versionKey struct {
+		typ, id string
+		version int64
+	}
+	bodies := map[versionKey][]byte{} // claimSQL sends each body once
 	for _, r := range rs {
+		if r.FvVersionID != nil {
+			k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
+			if b, ok := bodies[k]; ok {
+				r.FvBody = b
+			} else {
+				bodies[k] = r.FvBody
+			}
+		}
 		if len(out) == 0 || out[len(out)-1].State.ID != r.ID {
 			out = append(out, store.DeliveryTask{
 				State: r.state(), Lease: r.LeaseToken, LeaseUntil: now.Add(r.LeaseUntil.Sub(r.DBNow)).UTC(),

@@ -220,29 +220,53 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 	if sq.Match == nil {
 		return searchRows(ctx, q, sq)
 	}
+	var out []store.Version
+	err := eachMatch(ctx, q, sq, func(v store.Version) bool {
+		out = append(out, v)
+		return sq.Count == 0 || len(out) < sq.Count
+	})
+	return out, err
+}
+
+// eachMatch hands yield, in the order sq reads them, the candidates
+// sq.Match accepts, until yield returns false or none are left. Candidates
+// are read in growing batches (so PostgreSQL stops early) and decoded one
+// row at a time, and those Match rejects are dropped at once: memory holds
+// what yield keeps, not a batch of bodies (up to maxSearchBatch resources
+// of up to HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
+func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(store.Version) bool) error {
 	batch := sq
 	batch.Count = min(max(sq.Count, 64), maxSearchBatch)
-	var out []store.Version
 	for {
-		rows, err := searchRows(ctx, q, batch)
+		sql, args := searchStatement(searchSQL, batch, true)
+		rows, err := q.Query(ctx, sql, args...)
 		if err != nil {
-			return nil, err
+			return wrap("search "+sq.Type, err)
 		}
-		for _, v := range rows {
-			if !sq.Match(v) {
-				continue
+		n, last, stop := 0, "", false
+		for rows.Next() {
+			r, err := scanVersionRow(rows)
+			if err != nil {
+				rows.Close()
+				return wrap("search "+sq.Type, err)
 			}
-			if out = append(out, v); len(out) == sq.Count {
-				return out, nil
+			n, last = n+1, r.ID
+			if v := r.version(); sq.Match(v) && !yield(v) {
+				stop = true
+				break
 			}
 		}
-		if len(rows) < batch.Count {
-			return out, nil
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return wrap("search "+sq.Type, err)
+		}
+		if stop || n < batch.Count {
+			return nil
 		}
 		if sq.BeforeID != "" {
-			batch.BeforeID = rows[len(rows)-1].ID
+			batch.BeforeID = last
 		} else {
-			batch.AfterID = rows[len(rows)-1].ID
+			batch.AfterID = last
 		}
 		batch.Count = min(batch.Count*2, maxSearchBatch)
 	}
@@ -366,8 +390,9 @@ const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted
 func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
 	sq.Count, sq.AfterID, sq.BeforeID = 0, "", ""
 	if sq.Match != nil {
-		vs, err := search(ctx, q, sq)
-		return len(vs), err
+		n := 0
+		err := eachMatch(ctx, q, sq, func(store.Version) bool { n++; return true })
+		return n, err
 	}
 	sql, args := searchStatement(countSQL, sq, false)
 	rows, err := q.Query(ctx, sql, args...)
