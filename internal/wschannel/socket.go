@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,13 +41,20 @@ type socket struct {
 
 	bindings []*binding
 	tokens   []string // ids of the tokens this socket holds
+
+	// acking is the acknowledgement in flight beside run (renew), at most
+	// one (ackBusy); release cancels it (ackCancel, run's only) and waits
+	// for it before the last one.
+	acking    sync.WaitGroup
+	ackBusy   atomic.Bool
+	ackCancel context.CancelFunc
 }
 
 // binding is one Subscription bound to a socket.
 type binding struct {
 	state    store.SubscriptionState // as last read
 	cursor   int64                   // the last event number handled on this socket
-	acked    int64                   // the cursor as last recorded (acknowledge)
+	acked    atomic.Int64            // the cursor as last recorded (acknowledge, beside run)
 	lastSent time.Time               // for heartbeats
 }
 
@@ -136,12 +144,18 @@ loop:
 const releaseTimeout = 5 * time.Second
 
 // release records what went out and gives up the socket's token holds;
-// then it closes released. Only run calls it, once the socket stopped.
+// then it closes released. Only run calls it, once the socket stopped. A
+// renewal's acknowledgement still running is cut short: this one records
+// everything.
 func (sk *socket) release(ctx context.Context) {
 	defer close(sk.released)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	sk.acknowledge(ctx)
+	if sk.ackCancel != nil {
+		sk.ackCancel()
+	}
+	sk.acking.Wait()
+	sk.acknowledge(ctx, sk.unacknowledged())
 	for _, id := range sk.tokens {
 		if err := sk.srv.cfg.Store.ReleaseBinding(ctx, id, sk.holder); err != nil {
 			sk.srv.log.Warn("websocket: cannot release a binding hold; it expires by itself", "err", err)
@@ -521,29 +535,62 @@ func (sk *socket) notifyThrough(b *binding, kind notify.Type, events []notify.Ev
 	return sk.enqueue(body)
 }
 
+// ack is what acknowledge records for one binding: its Subscription and
+// cursor, read by run.
+type ack struct {
+	b       *binding
+	id      string
+	through int64
+}
+
+// unacknowledged is what went out on the socket and is not recorded yet.
+// Only run calls it.
+func (sk *socket) unacknowledged() []ack {
+	var out []ack
+	for _, b := range sk.bindings {
+		if b.cursor > b.acked.Load() {
+			out = append(out, ack{b: b, id: b.state.ID, through: b.cursor})
+		}
+	}
+	return out
+}
+
 // acknowledge records what went out on the socket as delivered (the IG has
 // no acknowledgement for websockets), so retention may prune it and the
 // queue lag metric stops counting it. It runs with the hold renewals and at
 // close, not per message: one commit per notification would cost more than
 // the notification. Another socket may be further: that is not an error.
-func (sk *socket) acknowledge(ctx context.Context) {
-	for _, b := range sk.bindings {
-		if b.cursor <= b.acked {
-			continue
+// It is a commit per Subscription, each waiting for the Subscription's row
+// lock, which a write firing for it holds until it commits: the renewals
+// run it beside run (renew), not in its way.
+func (sk *socket) acknowledge(ctx context.Context, acks []ack) {
+	for _, a := range acks {
+		err := sk.srv.cfg.Store.Acknowledge(ctx, a.id, a.through)
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return // cut short by release, which records it
 		}
-		err := sk.srv.cfg.Store.Acknowledge(ctx, b.state.ID, b.cursor)
 		if err != nil && !errors.Is(err, store.ErrCursorRange) && !errors.Is(err, store.ErrNotFound) {
-			sk.srv.log.Warn("websocket: cannot record delivered events", "subscription", b.state.ID, "err", err)
+			sk.srv.log.Warn("websocket: cannot record delivered events", "subscription", a.id, "err", err)
 			continue
 		}
-		b.acked = b.cursor
+		a.b.acked.Store(a.through)
 	}
 }
 
 // renew keeps the socket's token holds; a lost hold (this instance was cut
-// off from the store for longer than HoldFor) ends the socket.
+// off from the store for longer than HoldFor) ends the socket. It starts
+// recording what went out unless the last renewal's recording is still
+// going (the next renewal, or the close, records it then).
 func (sk *socket) renew(ctx context.Context) {
-	sk.acknowledge(ctx)
+	if acks := sk.unacknowledged(); len(acks) > 0 && sk.ackBusy.CompareAndSwap(false, true) {
+		actx, cancel := context.WithCancel(ctx)
+		sk.ackCancel = cancel
+		sk.acking.Go(func() {
+			defer cancel()
+			defer sk.ackBusy.Store(false)
+			sk.acknowledge(actx, acks)
+		})
+	}
 	for _, id := range sk.tokens {
 		held, err := sk.srv.cfg.Store.HoldBinding(ctx, id, sk.holder, sk.srv.cfg.HoldFor)
 		if err != nil {
