@@ -110,6 +110,9 @@ type Engine struct {
 	// for another claim only then, since otherwise it would find nothing.
 	wokenAt atomic.Int64
 	full    atomic.Bool
+
+	ownersMu sync.Mutex
+	owners   map[string]int // leased Subscriptions per owner on this instance
 }
 
 // New returns an Engine with cfg's zero values defaulted.
@@ -148,7 +151,7 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes)}
+	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), owners: map[string]int{}, view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes)}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight
@@ -195,8 +198,10 @@ func (e *Engine) Run(ctx context.Context) {
 			}
 			for _, tk := range tasks {
 				slots <- struct{}{}
+				e.leased(tk.State.Owner, 1)
 				wg.Go(func() {
 					defer func() {
+						e.leased(tk.State.Owner, -1)
 						<-slots
 						if e.mayHaveMore(claimed) {
 							e.poke()
@@ -213,7 +218,10 @@ func (e *Engine) Run(ctx context.Context) {
 					e.handle(work, tk, admin)
 				})
 			}
-			full = len(tasks) == free
+			// A claim cut short by an owner's share is no sign the queue
+			// is empty: that owner's next due Subscription can be claimed
+			// as soon as one of its sends ends, not at the next poll.
+			full = len(tasks) == free || e.ownerAtShare()
 		} else {
 			full = true
 		}
@@ -266,6 +274,37 @@ func (e *Engine) resetPoll(t *time.Timer, claimed time.Time) {
 		}
 	}
 	t.Reset(d)
+}
+
+// leased counts the Subscriptions of owner this instance holds leases on.
+func (e *Engine) leased(owner string, n int) {
+	e.ownersMu.Lock()
+	defer e.ownersMu.Unlock()
+	if e.owners[owner] += n; e.owners[owner] <= 0 {
+		delete(e.owners, owner)
+	}
+}
+
+// ownerAtShare reports whether some owner may hold its share (MaxPerOwner)
+// of the workers, so that the claim may have left its due Subscriptions
+// behind. The claim judges the share by the leases in its snapshot, which
+// may still count sends that ended while it ran; so an owner with half its
+// share in flight here counts as at its share. (A claim that was not cut
+// short costs one more claim when the sends end; a missed one would wait
+// for the poll.)
+func (e *Engine) ownerAtShare() bool {
+	if e.cfg.MaxPerOwner <= 0 {
+		return false
+	}
+	near := max(e.cfg.MaxPerOwner/2, 1)
+	e.ownersMu.Lock()
+	defer e.ownersMu.Unlock()
+	for _, n := range e.owners {
+		if n >= near {
+			return true
+		}
+	}
+	return false
 }
 
 // mayHaveMore reports whether, when a send claimed at claimed ends, a claim

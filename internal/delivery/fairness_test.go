@@ -218,3 +218,32 @@ func busyHandshakes(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	return 0
 }
+
+// TestOwnerShareDoesNotWaitForThePoll: one client with many more due
+// Subscriptions than its share of workers (MaxPerOwner) to one healthy
+// endpoint. A claim cut short by the share is no sign of an empty queue:
+// each send that ends lets the next of that owner's Subscriptions be
+// claimed at once, and waiting for a turn at the endpoint is not a failure
+// to back off from. With a one-minute poll, every handshake still arrives
+// within seconds (before, one share per poll: 4 a minute here).
+func TestOwnerShareDoesNotWaitForThePoll(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st)
+		e.halt()
+		const n = 60
+		for range n {
+			e.subscribe()
+		}
+		e.start(func(c *delivery.Config) { c.Poll, c.Workers, c.MaxPerOwner = time.Minute, 8, 4 })
+		e.recv.waitWithin(t, 15*time.Second, "every handshake", func(got []delivered) bool {
+			hs := 0
+			for _, d := range got {
+				if d.Bundle.Kind == "handshake" {
+					hs++
+				}
+			}
+			return hs >= n
+		})
+	})
+}

@@ -30,6 +30,14 @@ type notification struct {
 	tokens []string      // the notification access tokens in body
 }
 
+// queueWait bounds a send's wait for a turn at an endpoint that already has
+// its most concurrent sends in flight. A healthy endpoint answers in
+// milliseconds, so a fan-out to it waits briefly for turns rather than
+// backing off; an endpoint whose turns stay taken this long is slow or
+// hanging, and the send backs off ("endpoint busy", see fail). Workers
+// waiting here are bounded by the owner's share (MaxPerOwner).
+const queueWait = time.Second
+
 // release gives the lease back (at shutdown, or when an outcome could not
 // be recorded), so a worker of any instance can take the Subscription over
 // at once.
@@ -99,14 +107,13 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 		return
 	}
 
-	// The lease must outlast the attempt, measured from now (building took
-	// time too), or another worker could send this Subscription's next
-	// notification meanwhile. (A send never waits for a turn at a busy
-	// endpoint: it fails at once with "endpoint busy".)
+	// The lease must outlast the wait for a turn at the endpoint and the
+	// attempt, measured from now (building took time too), or another
+	// worker could send this Subscription's next notification meanwhile.
 	timeout := webhook.Timeout(st.Timeout)
 	leaseUntil := tk.LeaseUntil
 	start := e.cfg.Now()
-	if need := start.Add(timeout + leaseMargin); need.After(leaseUntil) {
+	if need := start.Add(queueWait + timeout + leaseMargin); need.After(leaseUntil) {
 		ext := store.DeliveryResult{SubscriptionID: st.ID, Lease: tk.Lease, Now: start, Next: start, KeepFor: need.Sub(start)}
 		if err := e.cfg.Store.FinishDelivery(ctx, ext); err != nil {
 			if ctx.Err() != nil {
@@ -122,7 +129,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	defer cancel()
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, ContentType: st.Payload, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
-		Headers: send.Headers, Timeout: timeout, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()

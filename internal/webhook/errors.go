@@ -18,15 +18,15 @@ import (
 // allowed for it.
 var ErrBlocked = errors.New("private networks are not allowed for this endpoint")
 
-// ErrBusy is wrapped by the error of a send refused, unsent, because the
-// endpoint already had MaxPerEndpoint sends in flight.
+// ErrBusy is wrapped by the error of a send given up, unsent, because the
+// endpoint had MaxPerEndpoint sends in flight for all of Request.QueueWait.
 var ErrBusy = errors.New("the endpoint has its most concurrent sends in flight")
 
 // SendError is why [Client.Send] failed.
 type SendError struct {
 	// Reason is short and safe to store and log, one of: "invalid request",
 	// "invalid endpoint", "invalid header", "endpoint busy" (the endpoint
-	// had MaxPerEndpoint sends in flight; nothing was sent), "canceled", "timeout",
+	// had MaxPerEndpoint sends in flight for all of QueueWait; nothing was sent), "canceled", "timeout",
 	// "blocked address", "dns lookup failed", "connection refused",
 	// "connection reset", "connection closed", "network unreachable",
 	// "tls certificate invalid", "tls handshake failed", "connection failed",

@@ -412,8 +412,9 @@ func TestPerEndpointConcurrency(t *testing.T) {
 		}
 	}
 
-	// Both slots are held by blocked requests: another send is refused
-	// without waiting, although its context would allow minutes.
+	// Both slots are held by blocked requests: another send gives up after
+	// its QueueWait, although its context would allow minutes.
+	r.QueueWait = 20 * time.Millisecond
 	_, err := c.Send(ctx, r)
 	se := sendError(t, err, "endpoint busy")
 	assert.ErrorIs(t, se, ErrBusy)

@@ -71,8 +71,13 @@ type Request struct {
 	// retries. Required when Secret is set.
 	MessageID string
 	// Timeout bounds one attempt, from dialing to reading the response;
-	// 0 means 10s and anything above 60s is capped at 60s.
+	// 0 means 10s and anything above 60s is capped at 60s. Waiting for a
+	// free per-endpoint slot is bounded by the context only.
 	Timeout time.Duration
+	// QueueWait bounds the wait for a turn at an endpoint that already has
+	// MaxPerEndpoint sends in flight ("endpoint busy" when it passes); 0
+	// waits as long as ctx allows.
+	QueueWait time.Duration
 	// AllowPrivateNetwork comes from the matching allow-list entry.
 	AllowPrivateNetwork bool
 }
@@ -137,10 +142,11 @@ type route struct {
 	client *http.Client
 }
 
-// slot counts the sends in flight to one endpoint; an entry is dropped
-// from the map when the count returns to 0.
+// slot limits concurrent sends to one endpoint; refs counts holders and
+// waiters so that idle entries can be dropped from the map.
 type slot struct {
-	held int
+	sem  chan struct{}
+	refs int
 }
 
 // New returns a Client.
@@ -206,7 +212,13 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	release, err := c.acquire(ctx, ep.Scheme()+"://"+ep.HostPort())
+	qctx := ctx
+	if r.QueueWait > 0 {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(ctx, r.QueueWait)
+		defer cancel()
+	}
+	release, err := c.acquire(qctx, ep.Scheme()+"://"+ep.HostPort())
 	if err != nil {
 		return Result{}, err
 	}
@@ -335,32 +347,39 @@ func Reserved(canonical string) bool {
 		strings.HasPrefix(canonical, "Proxy-") || strings.HasPrefix(canonical, "Sec-")
 }
 
-// acquire takes one of the endpoint's slots, or fails at once with
-// "endpoint busy" when all are held: a caller never waits for a turn, so a
-// hanging endpoint holds no more than MaxPerEndpoint of the caller's
-// goroutines (the delivery workers), however many notifications it has due.
+// acquire waits for one of the endpoint's slots. The returned SendError is
+// "endpoint busy" when ctx's deadline passes while waiting.
 func (c *Client) acquire(ctx context.Context, key string) (release func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &SendError{Reason: reason(ctx, err), Err: err}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	s := c.slots[key]
 	if s == nil {
-		s = &slot{}
+		s = &slot{sem: make(chan struct{}, c.max)}
 		c.slots[key] = s
 	}
-	if s.held >= c.max {
-		return nil, &SendError{Reason: "endpoint busy", Err: ErrBusy}
-	}
-	s.held++
-	return func() {
+	s.refs++
+	c.mu.Unlock()
+
+	unref := func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		if s.held--; s.held == 0 {
+		if s.refs--; s.refs == 0 {
 			delete(c.slots, key)
 		}
-	}, nil
+		c.mu.Unlock()
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem; unref() }, nil
+	case <-ctx.Done():
+		unref()
+		err := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, &SendError{Reason: "endpoint busy", Err: ErrBusy}
+		}
+		return nil, &SendError{Reason: "canceled", Err: err}
+	}
 }
 
 // retryAfter reads a Retry-After value (RFC 9110 §10.2.3): delay-seconds
