@@ -126,7 +126,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	defer func() { stopFollowing(); <-following }()
 
 	paramLimits := fhir.ParamLimits{Clauses: cfg.MaxSearchClauses, Values: cfg.MaxSearchValues}
-	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, MaxResponseBytes: cfg.MaxResponseBytes, MaxCount: cfg.MaxSearchCount, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
+	svc := resources.New(resources.Config{Store: st, BaseURL: cfg.BaseURL, ParamLimits: paramLimits, MaxBundleEntries: cfg.MaxBundleEntries, MaxResponseBytes: cfg.MaxResponseBytes, MaxCount: cfg.MaxSearchCount, MaxSortMatches: cfg.MaxSortMatches, OnWrite: []resources.WriteHook{publisher.Hook}, Virtual: map[string]resources.Virtual{
 		"Basic": &topic.BasicView{Library: library},
 	}, Rules: typerules.Rules(subscriptionRules, library)})
 

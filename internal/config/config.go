@@ -41,6 +41,7 @@ type Config struct {
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
 	MaxSearchValues      int           // comma-separated values in one parameter
 	MaxSearchCount       int           // largest _count a search or history page gets
+	MaxSortMatches       int           // matches a search with _sort may sort
 	MaxEventsBytes       int           // resources one $events answer may carry
 	MaxBundleEntries     int           // entries of one batch or transaction
 	MaxResponseBytes     int64         // resource bytes of a search page or a batch/transaction response
@@ -161,6 +162,7 @@ var settings = []setting{
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
 	{"HERALD_MAX_SEARCH_COUNT", "max-search-count", "1000", "largest page a search or history answers with; a larger _count gets this many"},
+	{"HERALD_MAX_SORT_MATCHES", "max-sort-matches", "10000", "most matches a search with _sort may sort (they are held in memory); more get 413"},
 	{"HERALD_MAX_EVENTS_BYTES", "max-events-bytes", "8388608", "most bytes of resources one $events answer carries; it ends early (ask again from its last event) rather than exceed them"},
 	{"HERALD_MAX_BUNDLE_ENTRIES", "max-bundle-entries", "1000", "most entries in one batch or transaction Bundle; more get 413"},
 	{"HERALD_WS_TOKEN_TTL", "ws-token-ttl", "5m", "lifetime of a websocket binding token ($get-ws-binding-token)"},
@@ -399,6 +401,7 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
 	count("HERALD_MAX_SEARCH_COUNT", 10000, &c.MaxSearchCount)
+	count("HERALD_MAX_SORT_MATCHES", 1_000_000, &c.MaxSortMatches)
 	count("HERALD_MAX_EVENTS_BYTES", 1<<30, &c.MaxEventsBytes)
 	count("HERALD_MAX_BUNDLE_ENTRIES", 100_000, &c.MaxBundleEntries)
 	positive("HERALD_WS_TOKEN_TTL", &c.Websocket.TokenTTL)

@@ -127,3 +127,25 @@ func TestBatchResponseWithinByteBudget(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// TestSortedSearchRefusesTooManyMatches: a search with _sort holds every
+// match in memory to sort it, so more than MaxSortMatches are refused
+// (413, too-costly) rather than read; at the bound it sorts and pages.
+func TestSortedSearchRefusesTooManyMatches(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		svc := resources.New(resources.Config{Store: st, BaseURL: base, MaxSortMatches: 5})
+		bigPatients(t, svc, 5, 10)
+		b, err := svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-_id"}, "_count": {"2"}}, true)
+		require.NoError(t, err)
+		require.Equal(t, 5, *b.Total)
+		require.Equal(t, base+"/Patient/big-04", b.Entry[0].FullURL)
+
+		bigPatients(t, svc, 6, 10)
+		_, err = svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-_id"}, "_count": {"2"}}, true)
+		var fe *fhir.Error
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, fhir.KindTooLarge, fe.Kind)
+		require.Contains(t, fe.Error(), "more than 5 resources match")
+	})
+}

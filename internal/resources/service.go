@@ -47,6 +47,9 @@ type Config struct {
 	MaxResponseBytes int64
 	// MaxCount caps _count (0: DefaultMaxCount).
 	MaxCount int
+	// MaxSortMatches bounds the matches a search with _sort may sort (0:
+	// DefaultMaxSortMatches).
+	MaxSortMatches int
 }
 
 // DefaultMaxBundleEntries is the entry cap when Config.MaxBundleEntries is 0.
@@ -64,6 +67,7 @@ type Service struct {
 	limits     fhir.ParamLimits
 	maxEntries int
 	maxCount   int
+	maxSort    int // see Config.MaxSortMatches
 	// maxResponseBytes: see Config.MaxResponseBytes and byteBudget.
 	maxResponseBytes int64
 	started          time.Time // lastUpdated of virtual resources
@@ -73,7 +77,7 @@ type Service struct {
 func New(cfg Config) *Service {
 	s := &Service{store: cfg.Store, baseURL: cfg.BaseURL, now: cfg.Now, newID: cfg.NewID, onWrite: cfg.OnWrite, rules: cfg.Rules, virtual: cfg.Virtual, limits: cfg.ParamLimits,
 		maxEntries: cmp.Or(cfg.MaxBundleEntries, DefaultMaxBundleEntries), maxResponseBytes: cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
-		maxCount: cmp.Or(cfg.MaxCount, DefaultMaxCount)}
+		maxCount: cmp.Or(cfg.MaxCount, DefaultMaxCount), maxSort: cmp.Or(cfg.MaxSortMatches, DefaultMaxSortMatches)}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -51,14 +51,24 @@ func parseOffset(v string) (int, error) {
 	return n, nil
 }
 
+// DefaultMaxSortMatches bounds the matches a sorted search reads when
+// Config.MaxSortMatches is 0.
+const DefaultMaxSortMatches = 10_000
+
 // sortedSearchset answers a search with _sort: every match is read,
-// sorted by the keys (then by id) and the page cut at offset.
+// sorted by the keys (then by id) and the page cut at offset. Sorting
+// happens here, not in the store, so the matches are held in memory: more
+// than maxSort of them is refused (413) before any is sorted, rather than
+// holding a whole type (or timing out over it).
 func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	limit := q.Count
-	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	q.Count, q.AfterID, q.BeforeID = s.maxSort+1, "", ""
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
+	}
+	if len(found) > s.maxSort {
+		return nil, fhir.Errorf(fhir.KindTooLarge, "_sort: more than %d resources match, too many to sort; narrow the search (by patient, date or status) or leave out _sort", s.maxSort)
 	}
 	sortVersions(found, opts.sort)
 	b := fhir.NewBundle("searchset", s.now())
