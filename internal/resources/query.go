@@ -155,18 +155,27 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 		return nil, err
 	}
 	b.Entry = make([]fhir.BundleEntry, 0, len(found))
-	for _, v := range found {
+	if err := s.addPage(ctx, r, p, opts, b, found); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// addPage adds a page's matches to b, then what its _include and
+// _revinclude bring, within the response budget.
+func (s *Service) addPage(ctx context.Context, r store.View, p *auth.Principal, opts results, b *fhir.Bundle, page []store.Version) error {
+	for _, v := range page {
 		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
-	inc, err := s.included(ctx, r, p, opts, found)
+	inc, err := s.included(ctx, r, p, opts, page)
 	if err == nil {
 		err = fitIncluded(ctx, inc)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b.Entry = append(b.Entry, inc...)
-	return b, nil
+	return nil
 }
 
 // pageLinks trims the one extra version a page was read with, and what

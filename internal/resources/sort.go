@@ -87,17 +87,9 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	if end := opts.offset + len(page); end < len(found) {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, end)})
 	}
-	for _, v := range page {
-		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
-	}
-	inc, err := s.included(ctx, r, p, opts, page)
-	if err == nil {
-		err = fitIncluded(ctx, inc)
-	}
-	if err != nil {
+	if err := s.addPage(ctx, r, p, opts, b, page); err != nil {
 		return nil, err
 	}
-	b.Entry = append(b.Entry, inc...)
 	return b, nil
 }
 
