@@ -123,17 +123,22 @@ func (s *Server) decodeAdminBody(c *gin.Context, v any) bool {
 	return true
 }
 
+// mapJSON converts a list for an admin answer (never null: [] when empty).
+func mapJSON[T, J any](xs []T, to func(T) J) []J {
+	out := make([]J, len(xs))
+	for i, x := range xs {
+		out[i] = to(x)
+	}
+	return out
+}
+
 func (s *Server) listEndpoints(c *gin.Context) {
 	es, err := s.admin.Endpoints(c.Request.Context())
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := make([]endpointJSON, len(es))
-	for i, e := range es {
-		out[i] = toEndpointJSON(e)
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, mapJSON(es, toEndpointJSON))
 }
 
 func (s *Server) addEndpoint(c *gin.Context) {
@@ -212,11 +217,7 @@ func (s *Server) listClients(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	out := make([]clientJSON, len(cs))
-	for i, cl := range cs {
-		out[i] = toClientJSON(cl)
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, mapJSON(cs, toClientJSON))
 }
 
 // clientIDParam is the {client_id} of a catch-all route (client ids may hold "/").

@@ -123,11 +123,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		return
 	}
 	now := time.Now()
-	out := make([]deliveryJSON, len(os))
-	for i, o := range os {
-		out[i] = toDeliveryJSON(o, now)
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, mapJSON(os, func(o store.DeliveryOverview) deliveryJSON { return toDeliveryJSON(o, now) }))
 }
 
 // subscriptionIDParam is a valid {id}, or 404.
@@ -162,11 +158,7 @@ func (s *Server) listAttempts(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	out := make([]attemptJSON, len(as))
-	for i, a := range as {
-		out[i] = toAttemptJSON(a)
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, mapJSON(as, toAttemptJSON))
 }
 
 // attemptQuery reads outcome, class, before and limit.
