@@ -36,6 +36,15 @@ func (s *Service) withBudget(ctx context.Context) (context.Context, *byteBudget)
 	return context.WithValue(ctx, budgetKey{}, b), b
 }
 
+// budgetLeft is what ctx's budget has left (0: ctx has none), for a
+// store read to stop at (HistoryQuery.MaxBytes).
+func budgetLeft(ctx context.Context) int64 {
+	if b, ok := ctx.Value(budgetKey{}).(*byteBudget); ok {
+		return max(b.left, 1)
+	}
+	return 0
+}
+
 // take charges n bytes when they fit.
 func (b *byteBudget) take(n int64) bool {
 	if n > b.left {

@@ -231,7 +231,9 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 			return nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
 		}
 	}
-	versions, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Before: before, Count: count + 1})
+	ctx, _ = s.withBudget(ctx)
+	maxBytes := budgetLeft(ctx)
+	versions, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Before: before, Count: count + 1, MaxBytes: maxBytes})
 	if err != nil {
 		return nil, notFound(err, typ, id)
 	}
@@ -242,9 +244,12 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		self.Set(cursorParam, strconv.FormatInt(before, 10))
 	}
 	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: base + "?" + self.Encode()})
-	if len(versions) > count {
-		versions = versions[:count]
-		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
+	versions, more, err := fitHistory(ctx, versions, count, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[len(versions)-1].VersionID, 10)}}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
 	}
 	if len(versions) == 0 && before > 0 {

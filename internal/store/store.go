@@ -164,6 +164,34 @@ type HistoryQuery struct {
 	Before int64
 	// Count caps the number of versions returned; 0 means no cap.
 	Count int
+	// MaxBytes, when > 0, ends the result with the version whose body
+	// brings the bodies returned to MaxBytes or more: a reader with a byte
+	// budget holds at most one body beyond it.
+	MaxBytes int64
+}
+
+// BodyBytes sums the bodies of vs, as HistoryQuery.MaxBytes counts them.
+func BodyBytes(vs []Version) int64 {
+	var n int64
+	for _, v := range vs {
+		n += int64(len(v.Body))
+	}
+	return n
+}
+
+// UpToBytes is the prefix of vs that HistoryQuery.MaxBytes (or
+// ChangesQuery.MaxBytes) keeps.
+func UpToBytes(vs []Version, max int64) []Version {
+	if max <= 0 {
+		return vs
+	}
+	var n int64
+	for i, v := range vs {
+		if n += int64(len(v.Body)); n >= max {
+			return vs[:i+1]
+		}
+	}
+	return vs
 }
 
 // ChangesQuery selects versions across resources. All conditions are ANDed.
@@ -179,6 +207,8 @@ type ChangesQuery struct {
 	After *Position
 	// Count caps the number of versions returned; 0 means no cap.
 	Count int
+	// MaxBytes bounds the bodies returned as HistoryQuery.MaxBytes does.
+	MaxBytes int64
 }
 
 // Position is a place in history order.

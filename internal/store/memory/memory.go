@@ -270,7 +270,7 @@ func history(vs []store.Version, q store.HistoryQuery) ([]store.Version, error) 
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return store.UpToBytes(out, q.MaxBytes), nil
 }
 
 // search scans every resource of the type; the embedded store is for

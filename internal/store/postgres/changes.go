@@ -73,7 +73,7 @@ func changes(ctx context.Context, q querier, cq store.ChangesQuery) ([]store.Ver
 	if cq.Count > 0 {
 		add(changesLimitSQL, cq.Count)
 	}
-	vs, err := queryMany(ctx, q, b.String(), args...)
+	vs, err := queryUpTo(ctx, q, cq.MaxBytes, b.String(), args...)
 	if err != nil {
 		return nil, wrap("changes", err)
 	}

@@ -93,6 +93,34 @@ func queryMany(ctx context.Context, q querier, sql string, args ...any) ([]store
 	return out, nil
 }
 
+// queryUpTo is queryMany that stops reading rows once their bodies reach
+// maxBytes (store.HistoryQuery.MaxBytes; 0: all rows). Rows are decoded one
+// at a time, so what is held is what is returned.
+func queryUpTo(ctx context.Context, q querier, maxBytes int64, sql string, args ...any) ([]store.Version, error) {
+	if maxBytes <= 0 {
+		return queryMany(ctx, q, sql, args...)
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Version
+	var n int64
+	for rows.Next() {
+		r, err := scanVersionRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.version())
+		if n += int64(len(r.Body)); n >= maxBytes {
+			break
+		}
+	}
+	rows.Close()
+	return out, rows.Err()
+}
+
 // Readers: the Store reads committed data through the pool, a tx reads
 // through its transaction. Both share the functions below.
 
@@ -162,7 +190,7 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 	if hq.Count > 0 {
 		limit = &hq.Count
 	}
-	vs, err := queryMany(ctx, q, historySQL, hq.Type, hq.ID, before, limit)
+	vs, err := queryUpTo(ctx, q, hq.MaxBytes, historySQL, hq.Type, hq.ID, before, limit)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

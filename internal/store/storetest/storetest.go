@@ -287,6 +287,11 @@ func testHistoryPaging(t *testing.T, s store.Store) {
 		{store.HistoryQuery{Before: 99}, []store.Version{v(5), v(4), v(3), v(2), v(1)}},
 		{store.HistoryQuery{Count: 99}, []store.Version{v(5), v(4), v(3), v(2), v(1)}},
 		{store.HistoryQuery{Before: 1}, nil}, // the resource exists: an empty page, not ErrNotFound
+		// MaxBytes ends with the version whose body reaches it.
+		{store.HistoryQuery{MaxBytes: 1}, []store.Version{v(5)}},
+		{store.HistoryQuery{MaxBytes: int64(len(v(5).Body) + 1)}, []store.Version{v(5), v(4)}},
+		{store.HistoryQuery{MaxBytes: int64(len(v(5).Body) + len(v(4).Body))}, []store.Version{v(5), v(4)}},
+		{store.HistoryQuery{Before: 4, Count: 1, MaxBytes: 1 << 20}, []store.Version{v(3)}},
 	} {
 		q := tc.q
 		q.Type, q.ID = "Observation", "o1"

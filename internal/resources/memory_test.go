@@ -1,0 +1,137 @@
+package resources_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/fhir"
+	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// countingStore counts the resource bytes the store hands its caller:
+// what an answer holds, whatever the store (the memory store shares its
+// bodies, so a heap measure would see nothing there). Bodies a search's
+// matcher looks at and rejects are not counted: the store drops them.
+type countingStore struct {
+	store.Store
+	read atomic.Int64
+}
+
+func (c *countingStore) add(vs ...store.Version) {
+	for _, v := range vs {
+		c.read.Add(int64(len(v.Body)))
+	}
+}
+
+func (c *countingStore) Current(ctx context.Context, typ, id string) (store.Version, error) {
+	v, err := c.Store.Current(ctx, typ, id)
+	c.add(v)
+	return v, err
+}
+
+func (c *countingStore) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
+	vs, err := c.Store.Search(ctx, q)
+	c.add(vs...)
+	return vs, err
+}
+
+func (c *countingStore) History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error) {
+	vs, err := c.Store.History(ctx, q)
+	c.add(vs...)
+	return vs, err
+}
+
+func (c *countingStore) Changes(ctx context.Context, q store.ChangesQuery) ([]store.Version, error) {
+	vs, err := c.Store.Changes(ctx, q)
+	c.add(vs...)
+	return vs, err
+}
+
+// walk follows next links from params until none is left and returns the
+// ids (or versions) each page held, checking each page with check.
+func walk(t *testing.T, get func(url.Values) (*fhir.Bundle, error), params url.Values, check func(page int, b *fhir.Bundle)) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for page := 1; ; page++ {
+		require.Less(t, page, 40, "paging must end")
+		b, err := get(params)
+		require.NoError(t, err)
+		require.NotEmpty(t, b.Entry, "page %d", page)
+		check(page, b)
+		for _, e := range b.Entry {
+			key := strings.TrimPrefix(e.FullURL, base+"/")
+			if e.Response != nil {
+				key += " " + e.Response.Etag
+			}
+			seen[key]++
+		}
+		next := ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				next = l.URL
+			}
+		}
+		if next == "" {
+			return seen
+		}
+		u, err := url.Parse(next)
+		require.NoError(t, err)
+		params = u.Query()
+	}
+}
+
+// TestHistoryPagesStopAtByteBudget: instance, type and system history pages
+// end at HERALD_MAX_RESPONSE_BYTES like search pages, read no more than
+// that from the store, and their next links walk every version exactly
+// once (issue 17: 1,000 versions of 4 MB were built whole).
+func TestHistoryPagesStopAtByteBudget(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		const budget, size = 256 << 10, 60 << 10
+		cs := &countingStore{Store: st}
+		svc := resources.New(resources.Config{Store: cs, BaseURL: base, MaxResponseBytes: budget})
+		bigPatients(t, svc, 6, size)
+		for i := range 6 { // big-00 gets 7 versions
+			_, err := svc.Update(context.Background(), admin, "Patient", "big-00",
+				patient("big-00", fmt.Sprintf(`"name":[{"text":%q}]`, strings.Repeat(fmt.Sprint(i), size))), "")
+			require.NoError(t, err)
+		}
+		for _, h := range []struct {
+			name     string
+			get      func(url.Values) (*fhir.Bundle, error)
+			versions int
+		}{
+			{"instance", func(p url.Values) (*fhir.Bundle, error) {
+				return svc.History(context.Background(), admin, "Patient", "big-00", p)
+			}, 7},
+			{"type", func(p url.Values) (*fhir.Bundle, error) {
+				return svc.TypeHistory(context.Background(), admin, "Patient", p)
+			}, 12},
+			{"system", func(p url.Values) (*fhir.Bundle, error) {
+				return svc.SystemHistory(context.Background(), admin, p)
+			}, 12},
+		} {
+			pages := 0
+			seen := walk(t, func(p url.Values) (*fhir.Bundle, error) {
+				cs.read.Store(0)
+				return h.get(p)
+			}, url.Values{"_count": {"1000"}}, func(page int, b *fhir.Bundle) {
+				pages++
+				require.LessOrEqual(t, resourceBytes(b), budget, "%s history page %d", h.name, page)
+				require.LessOrEqual(t, cs.read.Load(), int64(budget+size), "%s history page %d reads %d KB", h.name, page, cs.read.Load()>>10)
+			})
+			require.Len(t, seen, h.versions, "%s history", h.name)
+			for k, n := range seen {
+				require.Equal(t, 1, n, "%s history: %s on exactly one page", h.name, k)
+			}
+			require.GreaterOrEqual(t, pages, 2, "%s history", h.name)
+		}
+	})
+}
