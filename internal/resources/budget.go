@@ -45,6 +45,24 @@ func budgetLeft(ctx context.Context) int64 {
 	return 0
 }
 
+// affordable is how many of n entries costing cost(i) the budget left
+// would take, charging nothing: at least one, so that fitPage decides
+// whether a page can take its first. It cuts a page before its bodies are
+// read.
+func affordable(ctx context.Context, n int, cost func(i int) int64) int {
+	b, ok := ctx.Value(budgetKey{}).(*byteBudget)
+	if !ok {
+		return n
+	}
+	left := b.left
+	for i := range n {
+		if left -= cost(i); left < 0 {
+			return max(i, 1)
+		}
+	}
+	return n
+}
+
 // take charges n bytes when they fit.
 func (b *byteBudget) take(n int64) bool {
 	if n > b.left {
