@@ -63,6 +63,13 @@ func affordable(ctx context.Context, n int, cost func(i int) int64) int {
 	return n
 }
 
+// charge takes n bytes from ctx's budget, if it has one; false when they
+// do not fit.
+func charge(ctx context.Context, n int64) bool {
+	b, ok := ctx.Value(budgetKey{}).(*byteBudget)
+	return !ok || b.take(n)
+}
+
 // take charges n bytes when they fit.
 func (b *byteBudget) take(n int64) bool {
 	if n > b.left {
@@ -130,20 +137,5 @@ func fitEntry(ctx context.Context, e *entry, out *fhir.BundleEntry) error {
 		return errBudget()
 	}
 	out.Resource = nil
-	return nil
-}
-
-// fitIncluded charges a page's included resources; a page whose includes
-// do not fit fails with 413 rather than leave some out unsaid.
-func fitIncluded(ctx context.Context, inc []fhir.BundleEntry) error {
-	b, ok := ctx.Value(budgetKey{}).(*byteBudget)
-	if !ok {
-		return nil
-	}
-	for _, e := range inc {
-		if !b.take(int64(len(e.Resource)) + entryOverhead) {
-			return errBudget()
-		}
-	}
 	return nil
 }

@@ -177,3 +177,59 @@ func TestHistoryPagesStopAtByteBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestIncludesHoldAtMostTheBudget: _include and _revinclude read their
+// resources as they go and stop at the response budget with 413, instead
+// of reading up to 1,000 referrers (or every referenced resource) first;
+// within the budget every referrer is included, not the first 1,000.
+func TestIncludesHoldAtMostTheBudget(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		const budget, size = 256 << 10, 60 << 10
+		cs := &countingStore{Store: st}
+		svc := resources.New(resources.Config{Store: cs, BaseURL: base, MaxResponseBytes: budget})
+		bigPatients(t, svc, 12, size)
+		ctx := context.Background()
+		for i := range 12 {
+			_, err := svc.Update(ctx, admin, "Observation", fmt.Sprintf("o%02d", i), []byte(fmt.Sprintf(
+				`{"resourceType":"Observation","id":"o%02d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/big-%02d"},"note":[{"text":%q}]}`,
+				i, i, strings.Repeat("o", size))), "")
+			require.NoError(t, err)
+			_, err = svc.Update(ctx, admin, "Observation", fmt.Sprintf("small%02d", i), []byte(fmt.Sprintf(
+				`{"resourceType":"Observation","id":"small%02d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/big-%02d"}}`, i, i)), "")
+			require.NoError(t, err)
+		}
+		tooLarge := func(err error) {
+			t.Helper()
+			var fe *fhir.Error
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, fhir.KindTooLarge, fe.Kind)
+		}
+
+		// _include of 12 big Patients from 12 small Observations.
+		cs.read.Store(0)
+		_, err := svc.Search(ctx, admin, "Observation", url.Values{"_id": {"small00,small01,small02,small03,small04,small05,small06,small07,small08,small09,small10,small11"},
+			"_include": {"Observation:subject"}}, true)
+		tooLarge(err)
+		require.LessOrEqual(t, cs.read.Load(), int64(budget+size), "_include reads %d KB", cs.read.Load()>>10)
+
+		// _revinclude of a Patient's 12 big Observations … by way of :iterate
+		// over the small ones: Patient big-00 → Observations of big-00.
+		for i := range 12 {
+			_, err := svc.Update(ctx, admin, "Observation", fmt.Sprintf("of00-%02d", i), []byte(fmt.Sprintf(
+				`{"resourceType":"Observation","id":"of00-%02d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/big-00"},"note":[{"text":%q}]}`,
+				i, strings.Repeat("r", size))), "")
+			require.NoError(t, err)
+		}
+		cs.read.Store(0)
+		_, err = svc.Search(ctx, admin, "Patient", url.Values{"_id": {"big-00"}, "_revinclude": {"Observation:subject"}}, true)
+		tooLarge(err)
+		require.LessOrEqual(t, cs.read.Load(), int64(budget+2*size), "_revinclude reads %d KB", cs.read.Load()>>10)
+
+		// Within the budget everything comes.
+		big := resources.New(resources.Config{Store: st, BaseURL: base, MaxResponseBytes: 4 << 20})
+		b, err := big.Search(ctx, admin, "Patient", url.Values{"_id": {"big-00"}, "_revinclude": {"Observation:subject"}}, true)
+		require.NoError(t, err)
+		require.Len(t, b.Entry, 1+14)
+	})
+}

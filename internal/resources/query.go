@@ -168,9 +168,6 @@ func (s *Service) addPage(ctx context.Context, r store.View, p *auth.Principal, 
 		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
 	inc, err := s.included(ctx, r, p, opts, page)
-	if err == nil {
-		err = fitIncluded(ctx, inc)
-	}
 	if err != nil {
 		return err
 	}
