@@ -233,3 +233,38 @@ func TestIncludesHoldAtMostTheBudget(t *testing.T) {
 		require.Len(t, b.Entry, 1+14)
 	})
 }
+
+// TestSearchPageReadsAtMostTheBudget: a search page ends at the response
+// budget, and the store stops reading there too, forwards and backwards:
+// a _count=1000 page of 4 MB resources no longer holds _count bodies
+// before the budget cuts it (issue 17).
+func TestSearchPageReadsAtMostTheBudget(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		const budget, size = 256 << 10, 60 << 10
+		cs := &countingStore{Store: st}
+		svc := resources.New(resources.Config{Store: cs, BaseURL: base, MaxResponseBytes: budget})
+		bigPatients(t, svc, 12, size)
+		for _, filter := range []url.Values{{}, {"name": {"nnn"}}} { // decided by the index, or by the matcher
+			get := func(params url.Values) (*fhir.Bundle, error) {
+				cs.read.Store(0)
+				for k, v := range filter {
+					params[k] = v
+				}
+				return svc.Search(context.Background(), admin, "Patient", params, true)
+			}
+			check := func(page int, b *fhir.Bundle) {
+				require.LessOrEqual(t, resourceBytes(b), budget, "page %d", page)
+				require.LessOrEqual(t, cs.read.Load(), int64(budget+size), "%v: page %d reads %d KB", filter, page, cs.read.Load()>>10)
+			}
+			seen := walk(t, get, url.Values{"_count": {"1000"}}, check)
+			require.Len(t, seen, 12, "%v", filter)
+			// Backwards from the end: previous links.
+			b, err := get(url.Values{"_count": {"1000"}, "_before": {"zzz"}})
+			require.NoError(t, err)
+			check(0, b)
+			require.NotEmpty(t, b.Entry)
+			require.Equal(t, base+"/Patient/big-11", b.Entry[len(b.Entry)-1].FullURL, "%v", filter)
+		}
+	})
+}

@@ -146,6 +146,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 		return b, nil
 	}
 	q.Count = limit + 1 // one more tells whether a next page exists
+	q.MaxBytes = budgetLeft(ctx)
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -179,18 +180,20 @@ func (s *Service) addPage(ctx context.Context, r store.View, p *auth.Principal, 
 // does not fit the response budget, and adds the next and previous links
 // the page implies.
 func (s *Service) pageLinks(ctx context.Context, b *fhir.Bundle, path string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) ([]store.Version, error) {
-	more := len(found) > limit // beyond the page, in the direction it was read
+	extra := len(found) > limit // beyond the page, in the direction it was read
 	switch {
-	case more && q.BeforeID != "":
+	case extra && q.BeforeID != "":
 		found = found[1:]
-	case more:
+	case extra:
 		found = found[:limit]
 	}
+	// The store stopped at the budget left: more may follow.
+	stopped := q.MaxBytes > 0 && store.BodyBytes(found) >= q.MaxBytes
 	found, cut, err := fitPage(ctx, found, q.BeforeID != "")
 	if err != nil {
 		return nil, err
 	}
-	more = more || cut
+	more := extra || stopped || cut
 	if len(found) == 0 {
 		return found, nil
 	}

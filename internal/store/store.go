@@ -270,6 +270,10 @@ type SearchQuery struct {
 	BeforeID string
 	// Count caps the number of results; 0 means no cap.
 	Count int
+	// MaxBytes, when > 0, ends the results, in the order they are read
+	// (backwards from BeforeID), with the one whose body brings them to
+	// MaxBytes or more, as HistoryQuery.MaxBytes does.
+	MaxBytes int64
 }
 
 // Bound is one grant's reach over a type: resources in Patient's

@@ -295,11 +295,18 @@ func search(committed, pending map[key][]store.Version, q store.SearchQuery) []s
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	if q.Count > 0 && len(out) > q.Count {
 		if q.BeforeID != "" {
-			return out[len(out)-q.Count:]
+			out = out[len(out)-q.Count:]
+		} else {
+			out = out[:q.Count]
 		}
-		out = out[:q.Count]
 	}
-	return out
+	if q.BeforeID != "" { // read backwards: MaxBytes keeps the last ones
+		slices.Reverse(out)
+		out = store.UpToBytes(out, q.MaxBytes)
+		slices.Reverse(out)
+		return out
+	}
+	return store.UpToBytes(out, q.MaxBytes)
 }
 
 func matches(v store.Version, q store.SearchQuery) bool {

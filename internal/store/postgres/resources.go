@@ -249,9 +249,10 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 		return searchRows(ctx, q, sq)
 	}
 	var out []store.Version
+	var n int64
 	err := eachMatch(ctx, q, sq, func(v store.Version) bool {
-		out = append(out, v)
-		return sq.Count == 0 || len(out) < sq.Count
+		out, n = append(out, v), n+int64(len(v.Body))
+		return (sq.Count == 0 || len(out) < sq.Count) && (sq.MaxBytes <= 0 || n < sq.MaxBytes)
 	})
 	return out, err
 }
@@ -304,7 +305,7 @@ const maxSearchBatch = 1024
 
 func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
 	sql, args := searchStatement(searchSQL, sq, true)
-	vs, err := queryMany(ctx, q, sql, args...)
+	vs, err := queryUpTo(ctx, q, sq.MaxBytes, sql, args...)
 	if err != nil {
 		return nil, wrap("search "+sq.Type, err)
 	}
@@ -416,7 +417,7 @@ const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted
 // Count counts in SQL when the index decides; with a matcher every
 // candidate has to be matched.
 func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
-	sq.Count, sq.AfterID, sq.BeforeID = 0, "", ""
+	sq.Count, sq.AfterID, sq.BeforeID, sq.MaxBytes = 0, "", "", 0
 	if sq.Match != nil {
 		n := 0
 		err := eachMatch(ctx, q, sq, func(store.Version) bool { n++; return true })

@@ -940,6 +940,25 @@ func testSearchPaging(t *testing.T, s store.Store) {
 		}
 		require.Equal(t, []string{"-x", "1", "A", "B", "a", "x.y"}, seen, "paging with Count %d", count)
 	}
+
+	// MaxBytes ends the results with the one whose body reaches it, in
+	// the order they are read: backwards from BeforeID. With a matcher too.
+	one := int64(len(all["-x"].Body))
+	accept := func(store.Version) bool { return true }
+	for _, match := range []func(store.Version) bool{nil, accept} {
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", MaxBytes: 1, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "-x"), res, "MaxBytes 1")
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", AfterID: "1", MaxBytes: one + 1, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "A", "B"), res, "MaxBytes after A")
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", BeforeID: "x.y", Count: 4, MaxBytes: one + 1, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "B", "a"), res, "MaxBytes backwards keeps the last")
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", Count: 2, MaxBytes: 1 << 20, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "-x", "1"), res, "Count still caps")
+	}
 }
 
 func testSearchCombined(t *testing.T, s store.Store) {
