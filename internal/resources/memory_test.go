@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -267,4 +268,110 @@ func TestSearchPageReadsAtMostTheBudget(t *testing.T) {
 			require.Equal(t, base+"/Patient/big-11", b.Entry[len(b.Entry)-1].FullURL, "%v", filter)
 		}
 	})
+}
+
+// TestSortByLastUpdatedOrIDInTheStore: _sort by _lastUpdated or _id (either
+// way) is ordered and paged by the store, so it needs no ranking and no
+// cap: with HERALD_MAX_SORT_MATCHES at 3, six matches sort and page by
+// _offset both ways, ties by id, with their total; a key read from the
+// bodies is still refused past the cap.
+func TestSortByLastUpdatedOrIDInTheStore(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+		clock := t0
+		cs := &countingStore{Store: st}
+		svc := resources.New(resources.Config{Store: cs, BaseURL: base, MaxSortMatches: 3, Now: func() time.Time { return clock }})
+		ctx := context.Background()
+		for _, p := range []struct {
+			id, gender string
+			at         int
+		}{{"e", "female", 1}, {"a", "female", 2}, {"c", "female", 2}, {"b", "male", 3}, {"d", "male", 0}, {"f", "male", 3}} {
+			clock = t0.Add(time.Duration(p.at) * time.Second)
+			_, err := svc.Update(ctx, admin, "Patient", p.id, patient(p.id, `"gender":"`+p.gender+`"`), "")
+			require.NoError(t, err)
+		}
+		// order walks the next links, then back along the previous links.
+		order := func(query string) (forward, backward []string) {
+			t.Helper()
+			params, err := url.ParseQuery(query)
+			require.NoError(t, err)
+			var last *fhir.Bundle
+			for range 10 {
+				cs.read.Store(0)
+				b, err := svc.Search(ctx, admin, "Patient", params, true)
+				require.NoError(t, err, query)
+				require.NotNil(t, b.Total, query)
+				require.LessOrEqual(t, len(b.Entry), 2)
+				require.LessOrEqual(t, cs.read.Load(), int64(2*len(patient("x", `"gender":"female"`))+200), "%s reads only its page", query)
+				for _, e := range b.Entry {
+					forward = append(forward, strings.TrimPrefix(e.FullURL, base+"/Patient/"))
+				}
+				last = b
+				if params = linkParams(t, b, "next"); params == nil {
+					break
+				}
+			}
+			var pages [][]string
+			for b := last; b != nil; {
+				var page []string
+				for _, e := range b.Entry {
+					page = append(page, strings.TrimPrefix(e.FullURL, base+"/Patient/"))
+				}
+				pages = append(pages, page)
+				params := linkParams(t, b, "previous")
+				if params == nil {
+					break
+				}
+				b, err = svc.Search(ctx, admin, "Patient", params, true)
+				require.NoError(t, err)
+			}
+			for i := len(pages) - 1; i >= 0; i-- {
+				backward = append(backward, pages[i]...)
+			}
+			return forward, backward
+		}
+		for _, tc := range []struct {
+			query string
+			want  []string
+		}{
+			{"_sort=_lastUpdated&_count=2", []string{"d", "e", "a", "c", "b", "f"}},
+			{"_sort=-_lastUpdated&_count=2", []string{"b", "f", "a", "c", "e", "d"}},
+			{"_sort=_lastUpdated,_id&_count=2", []string{"d", "e", "a", "c", "b", "f"}},
+			{"_sort=_id&_count=2", []string{"a", "b", "c", "d", "e", "f"}},
+			{"_sort=-_id&_count=2", []string{"f", "e", "d", "c", "b", "a"}},
+			{"_sort=-_lastUpdated&gender=female&_count=2", []string{"a", "c", "e"}},
+		} {
+			forward, backward := order(tc.query)
+			require.Equal(t, tc.want, forward, tc.query)
+			require.Equal(t, tc.want, backward, "%s, backwards", tc.query)
+			b, err := svc.Search(ctx, admin, "Patient", must(url.ParseQuery(tc.query)), true)
+			require.NoError(t, err)
+			require.Equal(t, len(tc.want), *b.Total, tc.query)
+		}
+		_, err := svc.Search(ctx, admin, "Patient", url.Values{"_sort": {"gender"}}, true)
+		var fe *fhir.Error
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, fhir.KindTooLarge, fe.Kind, "a key in the bodies is ranked, and capped")
+	})
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// linkParams is the query of b's link with relation, nil when it has none.
+func linkParams(t *testing.T, b *fhir.Bundle, relation string) url.Values {
+	t.Helper()
+	for _, l := range b.Link {
+		if l.Relation == relation {
+			u, err := url.Parse(l.URL)
+			require.NoError(t, err)
+			return u.Query()
+		}
+	}
+	return nil
 }

@@ -55,22 +55,34 @@ func parseOffset(v string) (int, error) {
 // Config.MaxSortMatches is 0.
 const DefaultMaxSortMatches = 10_000
 
-// sortedSearchset answers a search with _sort in two reads. The first
-// ranks every match on what sorting needs (id, sort keys, size) and keeps
-// no body: the store drops each candidate once its keys are taken. The
-// second reads the bodies of the one page returned, cut to the response
-// budget beforehand by the sizes ranked. Every match is still decoded to
-// rank it, so more than maxSort matches are refused (413) rather than
-// ranked (the work, not the memory, of a whole type).
+// sortedSearchset answers a search with _sort. By _id or _lastUpdated
+// the store orders and pages (storeOrder): a count, then the page. Other
+// keys are read from the bodies, in two reads. The first ranks every match
+// on what sorting needs (id, sort keys, size) and keeps no body: the store
+// drops each candidate once its keys are taken. The second reads the
+// bodies of the one page returned, cut to the response budget beforehand
+// by the sizes ranked. Every match is still decoded to rank it, so more
+// than maxSort matches are refused (413) rather than ranked (the work, not
+// the memory, of a whole type).
 func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	limit := q.Count
 	q.Count, q.AfterID, q.BeforeID = 0, "", ""
-	all, err := s.rank(ctx, r, q, opts.sort)
+	var all []ranked
+	var total int
+	var err error
+	byLastUpdated, desc, inStore := storeOrder(opts.sort)
+	if inStore {
+		q.ByLastUpdated, q.Desc = byLastUpdated, desc
+		total, err = r.Count(ctx, q)
+	} else {
+		all, err = s.rank(ctx, r, q, opts.sort)
+		total = len(all)
+	}
 	if err != nil {
 		return nil, err
 	}
 	b := fhir.NewBundle("searchset", s.now())
-	b.Total = ptr(len(all))
+	b.Total = ptr(total)
 	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.offsetLink(path, applied, limit, opts.offset)})
 	if opts.summaryCount {
 		return b, nil
@@ -78,19 +90,43 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	if opts.offset > 0 {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.offsetLink(path, applied, limit, max(0, opts.offset-limit))})
 	}
-	window := all[min(opts.offset, len(all)):min(opts.offset+limit, len(all))]
-	window = window[:affordable(ctx, len(window), func(i int) int64 { return window[i].cost })]
-	page, end, err := s.readRanked(ctx, r, q, window)
+	var page []store.Version
+	end := 0
+	if inStore {
+		q.Offset, q.Count, q.MaxBytes = opts.offset, limit, budgetLeft(ctx)
+		page, err = r.Search(ctx, q)
+		if err == nil {
+			page, _, err = fitPage(ctx, page, false)
+			end = len(page)
+		}
+	} else {
+		window := all[min(opts.offset, len(all)):min(opts.offset+limit, len(all))]
+		window = window[:affordable(ctx, len(window), func(i int) int64 { return window[i].cost })]
+		page, end, err = s.readRanked(ctx, r, q, window)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if end += opts.offset; end < len(all) {
+	if end += opts.offset; end < total {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, end)})
 	}
 	if err := s.addPage(ctx, r, p, opts, b, page); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// storeOrder is how the store orders by keys itself (ok), when it can: by
+// id, or by lastUpdated (then id, as ties are broken anyway); not by keys
+// in the bodies.
+func storeOrder(keys []sortKey) (byLastUpdated, desc, ok bool) {
+	switch k := keys[0]; {
+	case k.code == "_id": // ids are unique: later keys never decide
+		return false, k.desc, true
+	case k.code == "_lastUpdated" && (len(keys) == 1 || keys[1].code == "_id" && !keys[1].desc):
+		return true, k.desc, true
+	}
+	return false, false, false
 }
 
 // ranked is what sorting a match needs.

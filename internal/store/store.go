@@ -270,6 +270,15 @@ type SearchQuery struct {
 	BeforeID string
 	// Count caps the number of results; 0 means no cap.
 	Count int
+	// ByLastUpdated orders the results by lastUpdated, ties by id, instead
+	// of by id alone (_sort=_lastUpdated).
+	ByLastUpdated bool
+	// Desc reverses the order: of lastUpdated (ties still by id,
+	// ascending) or of id. Not with AfterID or BeforeID.
+	Desc bool
+	// Offset skips that many results first, in their order (paging by
+	// position; with ByLastUpdated or Desc).
+	Offset int
 	// MaxBytes, when > 0, ends the results, in the order they are read
 	// (backwards from BeforeID), with the one whose body brings them to
 	// MaxBytes or more, as HistoryQuery.MaxBytes does.

@@ -10,7 +10,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -292,7 +292,8 @@ func search(committed, pending map[key][]store.Version, q store.SearchQuery) []s
 			out = append(out, v)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b store.Version) int { return compareOrder(a, b, q) })
+	out = out[min(q.Offset, len(out)):]
 	if q.Count > 0 && len(out) > q.Count {
 		if q.BeforeID != "" {
 			out = out[len(out)-q.Count:]
@@ -307,6 +308,25 @@ func search(committed, pending map[key][]store.Version, q store.SearchQuery) []s
 		return out
 	}
 	return store.UpToBytes(out, q.MaxBytes)
+}
+
+// compareOrder is q's order: by id, or by lastUpdated then id; Desc
+// reverses the first key.
+func compareOrder(a, b store.Version, q store.SearchQuery) int {
+	if q.ByLastUpdated {
+		c := a.LastUpdated.Compare(b.LastUpdated)
+		if q.Desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	}
+	if q.Desc {
+		return strings.Compare(b.ID, a.ID)
+	}
+	return strings.Compare(a.ID, b.ID)
 }
 
 func matches(v store.Version, q store.SearchQuery) bool {

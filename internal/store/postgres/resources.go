@@ -231,6 +231,14 @@ const (
 	searchNothingSQL   = ` AND false`
 	searchOrderSQL     = ` ORDER BY id`
 	searchLimitSQL     = ` LIMIT $%d`
+	searchOffsetSQL    = ` OFFSET $%d`
+	// By lastUpdated (resources_type_last_updated), ties by id ascending
+	// either way; a batch continues after the last row of the one before,
+	// the bound on last_updated alone an index condition.
+	searchOrderOldestSQL = ` ORDER BY last_updated, id`
+	searchOrderNewestSQL = ` ORDER BY last_updated DESC, id`
+	searchFromOlderSQL   = ` AND last_updated >= $%[1]d AND (last_updated > $%[1]d OR id > $%[2]d)`
+	searchFromNewerSQL   = ` AND last_updated <= $%[1]d AND (last_updated < $%[1]d OR id > $%[2]d)`
 )
 
 // search applies the SQL conditions; with a matcher, it reads candidates in
@@ -250,7 +258,12 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 	}
 	var out []store.Version
 	var n int64
+	skip := sq.Offset
 	err := eachMatch(ctx, q, sq, func(v store.Version) bool {
+		if skip > 0 {
+			skip-- // dropped at once: an offset holds nothing
+			return true
+		}
 		out, n = append(out, v), n+int64(len(v.Body))
 		return (sq.Count == 0 || len(out) < sq.Count) && (sq.MaxBytes <= 0 || n < sq.MaxBytes)
 	})
@@ -265,21 +278,23 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 // of up to HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
 func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(store.Version) bool) error {
 	batch := sq
-	batch.Count = min(max(sq.Count, 64), maxSearchBatch)
+	batch.Offset = 0 // counted by the caller, in matches
+	batch.Count = min(max(sq.Count+sq.Offset, 64), maxSearchBatch)
+	var from *position
 	for {
-		sql, args := searchStatement(searchSQL, batch, true)
+		sql, args := searchStatement(searchSQL, batch, true, from)
 		rows, err := q.Query(ctx, sql, args...)
 		if err != nil {
 			return wrap("search "+sq.Type, err)
 		}
-		n, last, stop := 0, "", false
+		n, last, stop := 0, position{}, false
 		for rows.Next() {
 			r, err := scanVersionRow(rows)
 			if err != nil {
 				rows.Close()
 				return wrap("search "+sq.Type, err)
 			}
-			n, last = n+1, r.ID
+			n, last = n+1, position{id: r.ID, lastUpdated: r.LastUpdated}
 			if v := r.version(); sq.Match(v) && !yield(v) {
 				stop = true
 				break
@@ -292,19 +307,29 @@ func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(
 		if stop || n < batch.Count {
 			return nil
 		}
-		if sq.BeforeID != "" {
-			batch.BeforeID = last
-		} else {
-			batch.AfterID = last
+		switch {
+		case sq.ByLastUpdated || sq.Desc:
+			from = &last
+		case sq.BeforeID != "":
+			batch.BeforeID = last.id
+		default:
+			batch.AfterID = last.id
 		}
 		batch.Count = min(batch.Count*2, maxSearchBatch)
 	}
 }
 
+// position is where a batch of candidates ends in a search's order: the
+// next batch starts after it (searchStatement).
+type position struct {
+	id          string
+	lastUpdated time.Time
+}
+
 const maxSearchBatch = 1024
 
 func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
-	sql, args := searchStatement(searchSQL, sq, true)
+	sql, args := searchStatement(searchSQL, sq, true, nil)
 	vs, err := queryUpTo(ctx, q, sq.MaxBytes, sql, args...)
 	if err != nil {
 		return nil, wrap("search "+sq.Type, err)
@@ -313,8 +338,9 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 }
 
 // searchStatement appends sq's conditions to head (a SELECT … WHERE type =
-// $1 AND NOT deleted), and with paged its order and limit.
-func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []any) {
+// $1 AND NOT deleted), and with paged its order, offset and limit, from
+// after a position in that order when from is set.
+func searchStatement(head string, sq store.SearchQuery, paged bool, from *position) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
 	args[0] = sq.Type
@@ -363,6 +389,16 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 			add(searchOutsideSQL, r.From, r.To)
 		}
 	}
+	if from != nil {
+		switch {
+		case sq.ByLastUpdated && sq.Desc:
+			add(searchFromNewerSQL, from.lastUpdated, from.id)
+		case sq.ByLastUpdated:
+			add(searchFromOlderSQL, from.lastUpdated, from.id)
+		default: // Desc
+			add(searchBeforeIDSQL, from.id)
+		}
+	}
 	if !paged {
 		return b.String(), args
 	}
@@ -376,13 +412,23 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 		b.Reset()
 		b.WriteString(`SELECT * FROM (` + filtered + ` OFFSET 0) AS page`)
 	}
-	if sq.BeforeID != "" {
+	switch {
+	case sq.ByLastUpdated && sq.Desc:
+		b.WriteString(searchOrderNewestSQL)
+	case sq.ByLastUpdated:
+		b.WriteString(searchOrderOldestSQL)
+	case sq.BeforeID != "":
 		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
-	} else {
+	case sq.Desc:
+		b.WriteString(searchOrderDescSQL)
+	default:
 		b.WriteString(searchOrderSQL)
 	}
 	if sq.Count > 0 {
 		add(searchLimitSQL, sq.Count)
+	}
+	if sq.Offset > 0 {
+		add(searchOffsetSQL, sq.Offset)
 	}
 	return b.String(), args
 }
@@ -417,13 +463,13 @@ const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted
 // Count counts in SQL when the index decides; with a matcher every
 // candidate has to be matched.
 func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
-	sq.Count, sq.AfterID, sq.BeforeID, sq.MaxBytes = 0, "", "", 0
+	sq.Count, sq.AfterID, sq.BeforeID, sq.MaxBytes, sq.Offset = 0, "", "", 0, 0
 	if sq.Match != nil {
 		n := 0
 		err := eachMatch(ctx, q, sq, func(store.Version) bool { n++; return true })
 		return n, err
 	}
-	sql, args := searchStatement(countSQL, sq, false)
+	sql, args := searchStatement(countSQL, sq, false, nil)
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, wrap("count "+sq.Type, err)

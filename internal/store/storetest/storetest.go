@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchLastUpdated", testSearchLastUpdated},
 		{"SearchPatient", testSearchPatient},
 		{"SearchPaging", testSearchPaging},
+		{"SearchOrderBy", testSearchOrderBy},
 		{"SearchCombined", testSearchCombined},
 		{"SearchMatchAndIndex", testSearchMatchAndIndex},
 		{"SearchWithin", testSearchWithin},
