@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/memory"
 )
 
 // countingStore counts the resource bytes the store hands its caller:
@@ -374,4 +377,60 @@ func linkParams(t *testing.T, b *fhir.Bundle, relation string) url.Values {
 		}
 	}
 	return nil
+}
+
+// heapStore samples the heap at every candidate a search's matcher sees,
+// as TestMatchedSearchesHoldOneCandidateAtATime does in the store: the
+// most it grew over base is what the search held at its peak.
+type heapStore struct {
+	store.Store
+	base, peak uint64
+}
+
+func (h *heapStore) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
+	match := q.Match
+	q.Match = func(v store.Version) bool {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		if m.HeapInuse > h.base {
+			h.peak = max(h.peak, m.HeapInuse-h.base)
+		}
+		return match == nil || match(v)
+	}
+	return h.Store.Search(ctx, q)
+}
+
+// TestSortedSearchHeapHoldsOnePage: on PostgreSQL, a search sorted by a
+// key in the bodies over 48 Observations of 1 MB held them all while it
+// sorted; now its heap grows by about the page and a candidate. Not
+// parallel, so no other test allocates meanwhile.
+func TestSortedSearchHeapHoldsOnePage(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		if _, ok := st.(*memory.Store); ok {
+			t.Skip("the memory store shares its bodies: countingStore measures it")
+		}
+		const n, size = 48, 1 << 20
+		hs := &heapStore{Store: st}
+		svc := resources.New(resources.Config{Store: hs, BaseURL: base})
+		ctx := context.Background()
+		for i := range n {
+			_, err := svc.Update(ctx, admin, "Observation", fmt.Sprintf("o%02d", i), []byte(fmt.Sprintf(
+				`{"resourceType":"Observation","id":"o%02d","status":"final","code":{"text":"x"},"effectiveDateTime":"2024-01-%02dT00:00:00Z","note":[{"text":%q}]}`,
+				i, i%28+1, strings.Repeat("h", size))), "")
+			require.NoError(t, err)
+		}
+		// Collect often, so the heap measures what is held, not garbage
+		// (each candidate is decoded to take its sort keys).
+		defer debug.SetGCPercent(debug.SetGCPercent(5))
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		hs.base = m.HeapInuse
+		b, err := svc.Search(ctx, admin, "Observation", url.Values{"_sort": {"-date"}, "_count": {"2"}}, true)
+		require.NoError(t, err)
+		require.Len(t, b.Entry, 2)
+		require.Equal(t, n, *b.Total)
+		t.Logf("the sorted search held %d KB at most", hs.peak>>10)
+		require.Less(t, hs.peak, uint64(16<<20), "sorting held %d MB", hs.peak>>20)
+	})
 }
