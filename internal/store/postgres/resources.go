@@ -93,32 +93,21 @@ func queryMany(ctx context.Context, q querier, sql string, args ...any) ([]store
 	return out, nil
 }
 
-// queryUpTo is queryMany that stops reading rows once their bodies reach
-// maxBytes (store.HistoryQuery.MaxBytes; 0: all rows). Rows are decoded one
-// at a time, so what is held is what is returned.
-func queryUpTo(ctx context.Context, q querier, maxBytes int64, sql string, args ...any) ([]store.Version, error) {
+// queryUpTo is queryMany that ends the rows, in their order (an ORDER BY
+// clause of sql's columns), with the one whose body brings them to
+// maxBytes (store.HistoryQuery.MaxBytes; 0: all rows). The cut is made in
+// SQL, over the sizes of the bodies (octet_length reads no TOASTed
+// value), so the rows past it are neither fetched nor sent: a client that
+// stopped reading would still receive them.
+func queryUpTo(ctx context.Context, q querier, maxBytes int64, order, sql string, args ...any) ([]store.Version, error) {
 	if maxBytes <= 0 {
 		return queryMany(ctx, q, sql, args...)
 	}
-	rows, err := q.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Version
-	var n int64
-	for rows.Next() {
-		r, err := scanVersionRow(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r.version())
-		if n += int64(len(r.Body)); n >= maxBytes {
-			break
-		}
-	}
-	rows.Close()
-	return out, rows.Err()
+	args = append(args, maxBytes)
+	sql = `SELECT ` + versionColumns + ` FROM (SELECT *, sum(coalesce(octet_length(body), 0)) OVER w - coalesce(octet_length(body), 0) AS bytes_before
+		FROM (` + sql + `) AS page WINDOW w AS (` + order + ` ROWS UNBOUNDED PRECEDING)) AS capped
+		WHERE bytes_before < $` + strconv.Itoa(len(args)) + order
+	return queryMany(ctx, q, sql, args...)
 }
 
 // Readers: the Store reads committed data through the pool, a tx reads
@@ -174,10 +163,10 @@ const (
 	// historySQL: $3 is the exclusive upper bound on version_id, $4 the
 	// limit (NULL for none).
 	historySQL = `SELECT ` + versionColumns + ` FROM resource_versions
-		WHERE type = $1 AND id = $2 AND version_id < $3
-		ORDER BY version_id DESC
+		WHERE type = $1 AND id = $2 AND version_id < $3` + historyOrderSQL + `
 		LIMIT $4`
-	existsSQL = `SELECT EXISTS (SELECT 1 FROM resources WHERE type = $1 AND id = $2)`
+	historyOrderSQL = ` ORDER BY version_id DESC`
+	existsSQL       = `SELECT EXISTS (SELECT 1 FROM resources WHERE type = $1 AND id = $2)`
 )
 
 func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Version, error) {
@@ -190,7 +179,7 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 	if hq.Count > 0 {
 		limit = &hq.Count
 	}
-	vs, err := queryUpTo(ctx, q, hq.MaxBytes, historySQL, hq.Type, hq.ID, before, limit)
+	vs, err := queryUpTo(ctx, q, hq.MaxBytes, historyOrderSQL, historySQL, hq.Type, hq.ID, before, limit)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -330,7 +319,7 @@ const maxSearchBatch = 1024
 
 func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
 	sql, args := searchStatement(searchSQL, sq, true, nil)
-	vs, err := queryUpTo(ctx, q, sq.MaxBytes, sql, args...)
+	vs, err := queryUpTo(ctx, q, sq.MaxBytes, searchOrder(sq), sql, args...)
 	if err != nil {
 		return nil, wrap("search "+sq.Type, err)
 	}
@@ -412,18 +401,7 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 		b.Reset()
 		b.WriteString(`SELECT * FROM (` + filtered + ` OFFSET 0) AS page`)
 	}
-	switch {
-	case sq.ByLastUpdated && sq.Desc:
-		b.WriteString(searchOrderNewestSQL)
-	case sq.ByLastUpdated:
-		b.WriteString(searchOrderOldestSQL)
-	case sq.BeforeID != "":
-		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
-	case sq.Desc:
-		b.WriteString(searchOrderDescSQL)
-	default:
-		b.WriteString(searchOrderSQL)
-	}
+	b.WriteString(searchOrder(sq))
 	if sq.Count > 0 {
 		add(searchLimitSQL, sq.Count)
 	}
@@ -431,6 +409,19 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 		add(searchOffsetSQL, sq.Offset)
 	}
 	return b.String(), args
+}
+
+// searchOrder is the ORDER BY clause of sq's results.
+func searchOrder(sq store.SearchQuery) string {
+	switch {
+	case sq.ByLastUpdated && sq.Desc:
+		return searchOrderNewestSQL
+	case sq.ByLastUpdated:
+		return searchOrderOldestSQL
+	case sq.BeforeID != "" || sq.Desc:
+		return searchOrderDescSQL // from BeforeID: the last Count before it; search reverses them
+	}
+	return searchOrderSQL
 }
 
 // addWithin appends the caller's bounds, ORed: ( (p AND k AND …) OR … ).
