@@ -93,21 +93,26 @@ func queryMany(ctx context.Context, q querier, sql string, args ...any) ([]store
 	return out, nil
 }
 
-// queryUpTo is queryMany that ends the rows, in their order (an ORDER BY
-// clause of sql's columns), with the one whose body brings them to
-// maxBytes (store.HistoryQuery.MaxBytes; 0: all rows). The cut is made in
-// SQL, over the sizes of the bodies (octet_length reads no TOASTed
-// value), so the rows past it are neither fetched nor sent: a client that
-// stopped reading would still receive them.
+// queryUpTo is queryMany over upToBytes(sql): the rows, in their order (an
+// ORDER BY clause of sql's columns), up to the one whose body brings them
+// to maxBytes (store.HistoryQuery.MaxBytes; 0: all rows).
 func queryUpTo(ctx context.Context, q querier, maxBytes int64, order, sql string, args ...any) ([]store.Version, error) {
+	sql, args = upToBytes(maxBytes, order, sql, args)
+	return queryMany(ctx, q, sql, args...)
+}
+
+// upToBytes cuts sql's rows in SQL, over the sizes of their bodies
+// (octet_length reads no TOASTed value), so the rows past the cut are
+// neither fetched nor sent: a client that stopped reading would still
+// receive them. maxBytes 0 leaves sql as it is.
+func upToBytes(maxBytes int64, order, sql string, args []any) (string, []any) {
 	if maxBytes <= 0 {
-		return queryMany(ctx, q, sql, args...)
+		return sql, args
 	}
 	args = append(args, maxBytes)
-	sql = `SELECT ` + versionColumns + ` FROM (SELECT *, sum(coalesce(octet_length(body), 0)) OVER w - coalesce(octet_length(body), 0) AS bytes_before
+	return `SELECT ` + versionColumns + ` FROM (SELECT *, sum(coalesce(octet_length(body), 0)) OVER w - coalesce(octet_length(body), 0) AS bytes_before
 		FROM (` + sql + `) AS page WINDOW w AS (` + order + ` ROWS UNBOUNDED PRECEDING)) AS capped
-		WHERE bytes_before < $` + strconv.Itoa(len(args)) + order
-	return queryMany(ctx, q, sql, args...)
+		WHERE bytes_before < $` + strconv.Itoa(len(args)) + order, args
 }
 
 // Readers: the Store reads committed data through the pool, a tx reads
@@ -246,46 +251,56 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 		return searchRows(ctx, q, sq)
 	}
 	var out []store.Version
-	var n int64
-	skip := sq.Offset
 	err := eachMatch(ctx, q, sq, func(v store.Version) bool {
-		if skip > 0 {
-			skip-- // dropped at once: an offset holds nothing
-			return true
-		}
-		out, n = append(out, v), n+int64(len(v.Body))
-		return (sq.Count == 0 || len(out) < sq.Count) && (sq.MaxBytes <= 0 || n < sq.MaxBytes)
+		out = append(out, v)
+		return sq.Count == 0 || len(out) < sq.Count
 	})
 	return out, err
 }
 
 // eachMatch hands yield, in the order sq reads them, the candidates
-// sq.Match accepts, until yield returns false or none are left. Candidates
-// are read in growing batches (so PostgreSQL stops early) and decoded one
-// row at a time, and those Match rejects are dropped at once: memory holds
-// what yield keeps, not a batch of bodies (up to maxSearchBatch resources
-// of up to HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
+// sq.Match accepts past sq.Offset of them, until yield returns false, the
+// matches reach sq.MaxBytes or none are left. Candidates are read in
+// growing batches (so PostgreSQL stops early), each cut in SQL at the
+// bytes still to fill, and decoded one row at a time; those Match rejects
+// or the offset skips are dropped at once: memory holds what yield keeps,
+// not a batch of bodies (up to maxSearchBatch resources of up to
+// HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
 func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(store.Version) bool) error {
 	batch := sq
-	batch.Offset = 0 // counted by the caller, in matches
+	batch.Offset = 0 // counted here, in matches
 	batch.Count = min(max(sq.Count+sq.Offset, 64), maxSearchBatch)
 	var from *position
+	skip, matched := sq.Offset, int64(0)
 	for {
 		sql, args := searchStatement(searchSQL, batch, true, from)
+		var room int64 // what the batch may read: what the matches may still fill
+		if sq.MaxBytes > 0 {
+			room = sq.MaxBytes - matched
+		}
+		sql, args = upToBytes(room, searchOrder(batch), sql, args)
 		rows, err := q.Query(ctx, sql, args...)
 		if err != nil {
 			return wrap("search "+sq.Type, err)
 		}
-		n, last, stop := 0, position{}, false
+		n, read, last, stop := 0, int64(0), position{}, false
 		for rows.Next() {
 			r, err := scanVersionRow(rows)
 			if err != nil {
 				rows.Close()
 				return wrap("search "+sq.Type, err)
 			}
-			n, last = n+1, position{id: r.ID, lastUpdated: r.LastUpdated}
-			if v := r.version(); sq.Match(v) && !yield(v) {
-				stop = true
+			n, read, last = n+1, read+int64(len(r.Body)), position{id: r.ID, lastUpdated: r.LastUpdated}
+			v := r.version()
+			switch {
+			case !sq.Match(v):
+			case skip > 0:
+				skip--
+			default:
+				matched += int64(len(v.Body))
+				stop = !yield(v) || (sq.MaxBytes > 0 && matched >= sq.MaxBytes)
+			}
+			if stop {
 				break
 			}
 		}
@@ -293,8 +308,8 @@ func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(
 		if err := rows.Err(); err != nil {
 			return wrap("search "+sq.Type, err)
 		}
-		if stop || n < batch.Count {
-			return nil
+		if stop || (n < batch.Count && (room == 0 || read < room)) {
+			return nil // done, or the end: not a batch cut at its bytes
 		}
 		switch {
 		case sq.ByLastUpdated || sq.Desc:
