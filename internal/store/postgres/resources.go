@@ -261,8 +261,8 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 // eachMatch hands yield, in the order sq reads them, the candidates
 // sq.Match accepts past sq.Offset of them, until yield returns false, the
 // matches reach sq.MaxBytes or none are left. Candidates are read in
-// growing batches (so PostgreSQL stops early), each cut in SQL at the
-// bytes still to fill, and decoded one row at a time; those Match rejects
+// growing batches (so PostgreSQL stops early), each cut in SQL at
+// sq.MaxBytes of them, and decoded one row at a time; those Match rejects
 // or the offset skips are dropped at once: memory holds what yield keeps,
 // not a batch of bodies (up to maxSearchBatch resources of up to
 // HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
@@ -274,10 +274,10 @@ func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(
 	skip, matched := sq.Offset, int64(0)
 	for {
 		sql, args := searchStatement(searchSQL, batch, true, from)
-		var room int64 // what the batch may read: what the matches may still fill
-		if sq.MaxBytes > 0 {
-			room = sq.MaxBytes - matched
-		}
+		// A batch sends at most MaxBytes of candidates (and one more): not
+		// what the matches may still fill, which near the end would read
+		// rejected candidates one round trip each.
+		room := sq.MaxBytes
 		sql, args = upToBytes(room, searchOrder(batch), sql, args)
 		rows, err := q.Query(ctx, sql, args...)
 		if err != nil {
