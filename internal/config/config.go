@@ -41,7 +41,7 @@ type Config struct {
 	MaxSearchClauses     int           // parameters (name=value pairs) in one request
 	MaxSearchValues      int           // comma-separated values in one parameter
 	MaxSearchCount       int           // largest _count a search or history page gets
-	MaxSortMatches       int           // matches a search with _sort may sort
+	MaxSortMatches       int           // matches a search sorted by keys in the bodies may rank
 	MaxEventsBytes       int           // resources one $events answer may carry
 	MaxBundleEntries     int           // entries of one batch or transaction
 	MaxResponseBytes     int64         // resource bytes of a search page or a batch/transaction response

@@ -36,6 +36,40 @@ func (s *Service) withBudget(ctx context.Context) (context.Context, *byteBudget)
 	return context.WithValue(ctx, budgetKey{}, b), b
 }
 
+// budgetLeft is what ctx's budget has left (0: ctx has none), for a
+// store read to stop at (HistoryQuery.MaxBytes).
+func budgetLeft(ctx context.Context) int64 {
+	if b, ok := ctx.Value(budgetKey{}).(*byteBudget); ok {
+		return max(b.left, 1)
+	}
+	return 0
+}
+
+// affordable is how many of n entries costing cost(i) the budget left
+// would take, charging nothing: at least one, so that fitPage decides
+// whether a page can take its first. It cuts a page before its bodies are
+// read.
+func affordable(ctx context.Context, n int, cost func(i int) int64) int {
+	b, ok := ctx.Value(budgetKey{}).(*byteBudget)
+	if !ok {
+		return n
+	}
+	left := b.left
+	for i := range n {
+		if left -= cost(i); left < 0 {
+			return max(i, 1)
+		}
+	}
+	return n
+}
+
+// charge takes n bytes from ctx's budget, if it has one; false when they
+// do not fit.
+func charge(ctx context.Context, n int64) bool {
+	b, ok := ctx.Value(budgetKey{}).(*byteBudget)
+	return !ok || b.take(n)
+}
+
 // take charges n bytes when they fit.
 func (b *byteBudget) take(n int64) bool {
 	if n > b.left {
@@ -103,20 +137,5 @@ func fitEntry(ctx context.Context, e *entry, out *fhir.BundleEntry) error {
 		return errBudget()
 	}
 	out.Resource = nil
-	return nil
-}
-
-// fitIncluded charges a page's included resources; a page whose includes
-// do not fit fails with 413 rather than leave some out unsaid.
-func fitIncluded(ctx context.Context, inc []fhir.BundleEntry) error {
-	b, ok := ctx.Value(budgetKey{}).(*byteBudget)
-	if !ok {
-		return nil
-	}
-	for _, e := range inc {
-		if !b.take(int64(len(e.Resource)) + entryOverhead) {
-			return errBudget()
-		}
-	}
 	return nil
 }

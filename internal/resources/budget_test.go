@@ -128,24 +128,30 @@ func TestBatchResponseWithinByteBudget(t *testing.T) {
 	})
 }
 
-// TestSortedSearchRefusesTooManyMatches: a search with _sort holds every
-// match in memory to sort it, so more than MaxSortMatches are refused
-// (413, too-costly) rather than read; at the bound it sorts and pages.
+// TestSortedSearchRefusesTooManyMatches: a search sorted by a key in the
+// bodies decodes every match to rank it, so more than MaxSortMatches are
+// refused (413, too-costly) rather than ranked; at the bound it sorts and
+// pages. By _id (or _lastUpdated) the store orders and pages, uncapped.
 func TestSortedSearchRefusesTooManyMatches(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		svc := resources.New(resources.Config{Store: st, BaseURL: base, MaxSortMatches: 5})
 		bigPatients(t, svc, 5, 10)
-		b, err := svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-_id"}, "_count": {"2"}}, true)
+		b, err := svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-name"}, "_count": {"2"}}, true)
 		require.NoError(t, err)
 		require.Equal(t, 5, *b.Total)
-		require.Equal(t, base+"/Patient/big-04", b.Entry[0].FullURL)
+		require.Equal(t, base+"/Patient/big-00", b.Entry[0].FullURL, "equal names: ties by id")
 
 		bigPatients(t, svc, 6, 10)
-		_, err = svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-_id"}, "_count": {"2"}}, true)
+		_, err = svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-name"}, "_count": {"2"}}, true)
 		var fe *fhir.Error
 		require.ErrorAs(t, err, &fe)
 		require.Equal(t, fhir.KindTooLarge, fe.Kind)
 		require.Contains(t, fe.Error(), "more than 5 resources match")
+
+		b, err = svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"-_id"}, "_count": {"2"}}, true)
+		require.NoError(t, err)
+		require.Equal(t, 6, *b.Total)
+		require.Equal(t, base+"/Patient/big-05", b.Entry[0].FullURL)
 	})
 }

@@ -33,6 +33,7 @@ func (s *Service) TypeHistory(ctx context.Context, p *auth.Principal, typ string
 	} else {
 		q.Patient = grant.Patient()
 	}
+	ctx, _ = s.withBudget(ctx)
 	return s.changes(ctx, p, q, readable, params, s.baseURL+"/"+typ+"/_history")
 }
 
@@ -43,6 +44,7 @@ func (s *Service) SystemHistory(ctx context.Context, p *auth.Principal, params u
 	if err != nil {
 		return nil, err
 	}
+	ctx, _ = s.withBudget(ctx)
 	return s.changes(ctx, p, q, readable, params, s.baseURL+"/_history")
 }
 
@@ -106,19 +108,23 @@ func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.Change
 		self.Set(cursorParam, v)
 	}
 	q.Count = count + 1 // one more tells whether a next page exists
+	q.MaxBytes = budgetLeft(ctx)
 	versions, err := s.readableVersions(ctx, q, readable)
 	if err != nil {
 		return nil, err
 	}
 	b := fhir.NewBundle("history", s.now())
 	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: base + "?" + self.Encode()})
-	if len(versions) > count {
-		versions = versions[:count]
+	versions, more, err := fitHistory(ctx, versions, count, q.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if more {
 		next := url.Values{}
 		for k, vs := range self {
 			next[k] = vs
 		}
-		next.Set(cursorParam, formatPosition(store.PositionOf(versions[count-1])))
+		next.Set(cursorParam, formatPosition(store.PositionOf(versions[len(versions)-1])))
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
 	}
 	for _, v := range versions {
@@ -133,7 +139,8 @@ func (s *Service) changes(ctx context.Context, p *auth.Principal, q store.Change
 }
 
 // readableVersions reads q.Count versions of q that readable permits, in
-// batches, so a page is full even when most versions are outside a grant.
+// batches, so a page is full even when most versions are outside a grant;
+// it stops, as the store does, once their bodies reach q.MaxBytes.
 func (s *Service) readableVersions(ctx context.Context, q store.ChangesQuery, readable map[string]access.Access) ([]store.Version, error) {
 	if len(readable) == 0 {
 		return s.store.Changes(ctx, q)
@@ -141,7 +148,11 @@ func (s *Service) readableVersions(ctx context.Context, q store.ChangesQuery, re
 	want, batch := q.Count, q
 	batch.Count = max(q.Count, 64)
 	var out []store.Version
+	var held int64
 	for {
+		if q.MaxBytes > 0 {
+			batch.MaxBytes = q.MaxBytes - held
+		}
 		vs, err := s.store.Changes(ctx, batch)
 		if err != nil {
 			return nil, err
@@ -150,17 +161,29 @@ func (s *Service) readableVersions(ctx context.Context, q store.ChangesQuery, re
 			if a, ok := readable[v.Type]; ok && !a.Permits(v) {
 				continue
 			}
-			if out = append(out, v); len(out) == want {
+			out, held = append(out, v), held+int64(len(v.Body))
+			if len(out) == want || (q.MaxBytes > 0 && held >= q.MaxBytes) {
 				return out, nil
 			}
 		}
-		if len(vs) < batch.Count {
-			return out, nil
+		if len(vs) < batch.Count && (batch.MaxBytes <= 0 || store.BodyBytes(vs) < batch.MaxBytes) {
+			return out, nil // the end, not a stop at the bytes
 		}
 		last := store.PositionOf(vs[len(vs)-1])
 		batch.After = &last
 		batch.Count = min(batch.Count*2, 1024)
 	}
+}
+
+// fitHistory cuts a history page read with one version more than count
+// (and up to maxBytes of bodies, 0: no bound) to count and to the response
+// budget. more says a next page may follow the last version kept: the read
+// went beyond the page, stopped at the bytes, or the budget cut it.
+func fitHistory(ctx context.Context, versions []store.Version, count int, maxBytes int64) (page []store.Version, more bool, err error) {
+	more = len(versions) > count || (maxBytes > 0 && store.BodyBytes(versions) >= maxBytes)
+	versions = versions[:min(count, len(versions))]
+	page, cut, err := fitPage(ctx, versions, false)
+	return page, more || cut, err
 }
 
 // A history paging position is "millis_type_version_id": "_" occurs in no

@@ -146,6 +146,7 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 		return b, nil
 	}
 	q.Count = limit + 1 // one more tells whether a next page exists
+	q.MaxBytes = budgetLeft(ctx)
 	found, err := r.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -168,9 +169,6 @@ func (s *Service) addPage(ctx context.Context, r store.View, p *auth.Principal, 
 		b.Entry = append(b.Entry, s.matchEntry(v, opts.shape))
 	}
 	inc, err := s.included(ctx, r, p, opts, page)
-	if err == nil {
-		err = fitIncluded(ctx, inc)
-	}
 	if err != nil {
 		return err
 	}
@@ -182,18 +180,20 @@ func (s *Service) addPage(ctx context.Context, r store.View, p *auth.Principal, 
 // does not fit the response budget, and adds the next and previous links
 // the page implies.
 func (s *Service) pageLinks(ctx context.Context, b *fhir.Bundle, path string, applied url.Values, q store.SearchQuery, limit int, found []store.Version) ([]store.Version, error) {
-	more := len(found) > limit // beyond the page, in the direction it was read
+	extra := len(found) > limit // beyond the page, in the direction it was read
 	switch {
-	case more && q.BeforeID != "":
+	case extra && q.BeforeID != "":
 		found = found[1:]
-	case more:
+	case extra:
 		found = found[:limit]
 	}
+	// The store stopped at the budget left: more may follow.
+	stopped := q.MaxBytes > 0 && store.BodyBytes(found) >= q.MaxBytes
 	found, cut, err := fitPage(ctx, found, q.BeforeID != "")
 	if err != nil {
 		return nil, err
 	}
-	more = more || cut
+	more := extra || stopped || cut
 	if len(found) == 0 {
 		return found, nil
 	}
@@ -231,7 +231,9 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 			return nil, fhir.Errorf(fhir.KindInvalid, "%s is not a valid paging position", cursorParam)
 		}
 	}
-	versions, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Before: before, Count: count + 1})
+	ctx, _ = s.withBudget(ctx)
+	maxBytes := budgetLeft(ctx)
+	versions, err := s.store.History(ctx, store.HistoryQuery{Type: typ, ID: id, Before: before, Count: count + 1, MaxBytes: maxBytes})
 	if err != nil {
 		return nil, notFound(err, typ, id)
 	}
@@ -242,9 +244,12 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, typ, id string
 		self.Set(cursorParam, strconv.FormatInt(before, 10))
 	}
 	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: base + "?" + self.Encode()})
-	if len(versions) > count {
-		versions = versions[:count]
-		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[count-1].VersionID, 10)}}
+	versions, more, err := fitHistory(ctx, versions, count, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		next := url.Values{"_count": {strconv.Itoa(count)}, cursorParam: {strconv.FormatInt(versions[len(versions)-1].VersionID, 10)}}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "?" + next.Encode()})
 	}
 	if len(versions) == 0 && before > 0 {

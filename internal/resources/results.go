@@ -13,9 +13,6 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 )
 
-// maxRevIncludes caps the resources one _revinclude adds to a page.
-const maxRevIncludes = 1000
-
 // resultOptionParams shape a search's answer rather than select resources.
 var resultOptionParams = map[string]bool{
 	"_total": true, "_summary": true, "_sort": true, offsetParam: true, "_elements": true,
@@ -118,72 +115,62 @@ func parseInclude(typ, name, v string) (include, error) {
 
 // included returns the entries _include and _revinclude add to a page of
 // matches: each resource once, never one of the matches, and only what the
-// caller may read (a resource it may not read is left out silently).
+// caller may read (a resource it may not read is left out silently). Each
+// is charged to the response budget as it is read: a page whose includes
+// do not all fit fails with 413 once the budget is spent, rather than
+// leave some out unsaid or read them all first.
 func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal, opts results, matches []store.Version) ([]fhir.BundleEntry, error) {
 	seen := map[string]bool{}
 	for _, v := range matches {
 		seen[v.Type+"/"+v.ID] = true
 	}
 	var entries []fhir.BundleEntry
-	add := func(v store.Version) bool {
-		if seen[v.Type+"/"+v.ID] {
-			return false
-		}
-		seen[v.Type+"/"+v.ID] = true
-		entries = append(entries, fhir.BundleEntry{FullURL: s.fullURL(v.Type, v.ID), Resource: v.Body, Search: &fhir.EntrySearch{Mode: "include"}})
-		return true
-	}
 	var added []store.Version
-	for _, inc := range opts.includes {
-		if inc.iterate {
-			continue
-		}
-		for _, v := range s.references(ctx, r, p, inc, matches) {
-			if add(v) {
+	// add includes v (once); first-level includes are kept in added for
+	// :iterate.
+	add := func(level1 bool) func(store.Version) error {
+		return func(v store.Version) error {
+			if seen[v.Type+"/"+v.ID] {
+				return nil
+			}
+			seen[v.Type+"/"+v.ID] = true
+			if !charge(ctx, versionCost(v)) {
+				return errBudget()
+			}
+			entries = append(entries, fhir.BundleEntry{FullURL: s.fullURL(v.Type, v.ID), Resource: v.Body, Search: &fhir.EntrySearch{Mode: "include"}})
+			if level1 {
 				added = append(added, v)
 			}
-		}
-	}
-	for _, inc := range opts.revincludes {
-		if inc.iterate {
-			continue
-		}
-		vs, err := s.referrers(ctx, r, p, inc, matches)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range vs {
-			if add(v) {
-				added = append(added, v)
-			}
+			return nil
 		}
 	}
 	// :iterate, one level: the same, over what the first level added.
-	for _, inc := range opts.includes {
-		if inc.iterate {
-			for _, v := range s.references(ctx, r, p, inc, added) {
-				add(v)
+	for _, level1 := range []bool{true, false} {
+		sources := matches
+		if !level1 {
+			sources = added
+		}
+		for _, inc := range opts.includes {
+			if inc.iterate != level1 {
+				if err := s.references(ctx, r, p, inc, sources, add(level1)); err != nil {
+					return nil, err
+				}
 			}
 		}
-	}
-	for _, inc := range opts.revincludes {
-		if inc.iterate {
-			vs, err := s.referrers(ctx, r, p, inc, added)
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range vs {
-				add(v)
+		for _, inc := range opts.revincludes {
+			if inc.iterate != level1 {
+				if err := s.referrers(ctx, r, p, inc, sources, add(level1)); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	return entries, nil
 }
 
-// references reads the local resources that inc's parameter of each source
-// refers to, as the caller may read them.
-func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version) []store.Version {
-	var out []store.Version
+// references hands add, one at a time, the local resources that inc's
+// parameter of each source refers to, as the caller may read them.
+func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version, add func(store.Version) error) error {
 	for _, src := range sources {
 		if src.Type != inc.source {
 			continue
@@ -198,16 +185,20 @@ func (s *Service) references(ctx context.Context, r store.View, p *auth.Principa
 				continue
 			}
 			if v, err := s.read(ctx, r, p, typ, id); err == nil {
-				out = append(out, v)
+				if err := add(v); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return out
+	return nil
 }
 
-// referrers finds the current resources of inc.source whose parameter
-// refers to one of targets, by the same search the caller could run.
-func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal, inc include, targets []store.Version) ([]store.Version, error) {
+// referrers hands add the current resources of inc.source whose parameter
+// refers to one of targets, found by the same search the caller could run,
+// as the caller may read them. The search holds no more than the budget
+// left: past it the matcher rejects the rest and the page fails with 413.
+func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal, inc include, targets []store.Version, add func(store.Version) error) error {
 	var refs []string
 	for _, t := range targets {
 		if inc.target == "" || t.Type == inc.target {
@@ -215,25 +206,47 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 		}
 	}
 	if len(refs) == 0 {
-		return nil, nil
+		return nil
 	}
 	grant, err := s.authorize(p, auth.Read, inc.source)
 	if err != nil {
-		return nil, nil // not readable: nothing to add
+		return nil // not readable: nothing to add
 	}
 	c, err := search.ParseCriteria(inc.source, url.PathEscape(inc.param)+"="+url.PathEscape(strings.Join(refs, ",")))
 	if err != nil {
-		return nil, nil // a target type the parameter cannot refer to: no referrers
+		return nil // a target type the parameter cannot refer to: no referrers
 	}
-	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Narrow: c.Narrow(s.baseURL), Match: matcher(c, s.baseURL), Count: maxRevIncludes}
+	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Narrow: c.Narrow(s.baseURL)}
 	grant.Bound(&q)
+	left, match, over := budgetLeft(ctx), matcher(c, s.baseURL), false
+	q.Match = func(v store.Version) bool {
+		if over || !match(v) {
+			return false
+		}
+		if left > 0 {
+			if left -= versionCost(v); left < 0 {
+				over = true
+				return false
+			}
+		}
+		return true
+	}
 	found, err := r.Search(ctx, q)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return slices.DeleteFunc(found, func(v store.Version) bool {
-		return s.allowedBy(ctx, r, p, auth.Read, v.Type, &v) != nil
-	}), nil
+	if over {
+		return errBudget()
+	}
+	for _, v := range found {
+		if s.allowedBy(ctx, r, p, auth.Read, v.Type, &v) != nil {
+			continue
+		}
+		if err := add(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Includes lists what _include and _revinclude accept on a search of typ,

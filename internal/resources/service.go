@@ -47,8 +47,9 @@ type Config struct {
 	MaxResponseBytes int64
 	// MaxCount caps _count (0: DefaultMaxCount).
 	MaxCount int
-	// MaxSortMatches bounds the matches a search with _sort may sort (0:
-	// DefaultMaxSortMatches).
+	// MaxSortMatches bounds the matches a search sorted by keys in the
+	// bodies may rank (0: DefaultMaxSortMatches); _id and _lastUpdated are
+	// sorted by the store, without a bound.
 	MaxSortMatches int
 }
 

@@ -51,28 +51,38 @@ func parseOffset(v string) (int, error) {
 	return n, nil
 }
 
-// DefaultMaxSortMatches bounds the matches a sorted search reads when
+// DefaultMaxSortMatches bounds the matches a sorted search ranks when
 // Config.MaxSortMatches is 0.
 const DefaultMaxSortMatches = 10_000
 
-// sortedSearchset answers a search with _sort: every match is read,
-// sorted by the keys (then by id) and the page cut at offset. Sorting
-// happens here, not in the store, so the matches are held in memory: more
-// than maxSort of them is refused (413) before any is sorted, rather than
-// holding a whole type (or timing out over it).
+// sortedSearchset answers a search with _sort. By _id or _lastUpdated
+// the store orders and pages (storeOrder): a count, then the page. Other
+// keys are read from the bodies, in two reads. The first ranks every match
+// on what sorting needs (id, sort keys, size) and keeps no body: the store
+// drops each candidate once its keys are taken. The second reads the
+// bodies of the one page returned, cut to the response budget beforehand
+// by the sizes ranked. Every match is still decoded to rank it, so more
+// than maxSort matches are refused (413) rather than ranked (the work, not
+// the memory, of a whole type).
 func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	limit := q.Count
-	q.Count, q.AfterID, q.BeforeID = s.maxSort+1, "", ""
-	found, err := r.Search(ctx, q)
+	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	var all []ranked
+	var total int
+	var err error
+	byLastUpdated, desc, inStore := storeOrder(opts.sort)
+	if inStore {
+		q.ByLastUpdated, q.Desc = byLastUpdated, desc
+		total, err = r.Count(ctx, q)
+	} else {
+		all, err = s.rank(ctx, r, q, opts.sort)
+		total = len(all)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(found) > s.maxSort {
-		return nil, fhir.Errorf(fhir.KindTooLarge, "_sort: more than %d resources match, too many to sort; narrow the search (by patient, date or status) or leave out _sort", s.maxSort)
-	}
-	sortVersions(found, opts.sort)
 	b := fhir.NewBundle("searchset", s.now())
-	b.Total = ptr(len(found))
+	b.Total = ptr(total)
 	b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.offsetLink(path, applied, limit, opts.offset)})
 	if opts.summaryCount {
 		return b, nil
@@ -80,17 +90,126 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	if opts.offset > 0 {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "previous", URL: s.offsetLink(path, applied, limit, max(0, opts.offset-limit))})
 	}
-	page, _, err := fitPage(ctx, found[min(opts.offset, len(found)):min(opts.offset+limit, len(found))], false)
+	var page []store.Version
+	end := 0
+	if inStore {
+		q.Offset, q.Count, q.MaxBytes = opts.offset, limit, budgetLeft(ctx)
+		page, err = r.Search(ctx, q)
+		if err == nil {
+			page, _, err = fitPage(ctx, page, false)
+			end = len(page)
+		}
+	} else {
+		window := all[min(opts.offset, len(all)):min(opts.offset+limit, len(all))]
+		window = window[:affordable(ctx, len(window), func(i int) int64 { return window[i].cost })]
+		page, end, err = s.readRanked(ctx, r, q, window)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if end := opts.offset + len(page); end < len(found) {
+	if end += opts.offset; end < total {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: s.offsetLink(path, applied, limit, end)})
 	}
 	if err := s.addPage(ctx, r, p, opts, b, page); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// storeOrder is how the store orders by keys itself (ok), when it can: by
+// id, or by lastUpdated (then id, as ties are broken anyway); not by keys
+// in the bodies.
+func storeOrder(keys []sortKey) (byLastUpdated, desc, ok bool) {
+	switch k := keys[0]; {
+	case k.code == "_id": // ids are unique: later keys never decide
+		return false, k.desc, true
+	case k.code == "_lastUpdated" && (len(keys) == 1 || keys[1].code == "_id" && !keys[1].desc):
+		return true, k.desc, true
+	}
+	return false, false, false
+}
+
+// ranked is what sorting a match needs.
+type ranked struct {
+	id   string
+	keys []search.SortKey
+	cost int64 // versionCost, to cut the page to the budget before reading it
+}
+
+// rank returns q's matches in the order of keys, ties (and absent values,
+// last) by id. The store is handed a matcher that takes each match's keys
+// and rejects it, so it keeps no body; past maxSort matches the matcher
+// accepts one, which ends the store's read (q.Count is 1).
+func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, keys []sortKey) ([]ranked, error) {
+	match, tooMany := q.Match, false
+	var out []ranked
+	q.Count = 1
+	q.Match = func(v store.Version) bool {
+		switch {
+		case tooMany:
+			return true
+		case match != nil && !match(v):
+			return false
+		case len(out) == s.maxSort:
+			tooMany = true
+			return true
+		}
+		out = append(out, ranked{id: v.ID, keys: sortKeysOf(v, keys), cost: versionCost(v)})
+		return false
+	}
+	if _, err := r.Search(ctx, q); err != nil {
+		return nil, err
+	}
+	if tooMany {
+		return nil, fhir.Errorf(fhir.KindTooLarge, "_sort: more than %d resources match, too many to sort; narrow the search (by patient, date or status) or leave out _sort", s.maxSort)
+	}
+	slices.SortStableFunc(out, func(a, b ranked) int {
+		for i, k := range keys {
+			c := search.CompareSortKeys(a.keys[i], b.keys[i])
+			if k.desc && a.keys[i].Present && b.keys[i].Present {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	return out, nil
+}
+
+// readRanked reads the bodies of window (q's matches, ranked) and keeps,
+// in window's order, what fits the response budget. end is how many of
+// window the page used up: its next page starts there. A match gone or
+// changed since it was ranked is left out (it no longer matches) or
+// charged as it is now.
+func (s *Service) readRanked(ctx context.Context, r store.View, q store.SearchQuery, window []ranked) (page []store.Version, end int, err error) {
+	if len(window) == 0 {
+		return nil, 0, nil
+	}
+	q.IDs, q.Count = make([]string, len(window)), 0
+	for i, rk := range window {
+		q.IDs[i] = rk.id
+	}
+	found, err := r.Search(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	byID := make(map[string]store.Version, len(found))
+	for _, v := range found {
+		byID[v.ID] = v
+	}
+	var at []int // at[i]: the place in window of page[i]
+	for i, rk := range window {
+		if v, ok := byID[rk.id]; ok {
+			page, at = append(page, v), append(at, i)
+		}
+	}
+	page, cut, err := fitPage(ctx, page, false)
+	if err != nil || !cut {
+		return page, len(window), err
+	}
+	return page, at[len(page)-1] + 1, nil
 }
 
 func (s *Service) offsetLink(path string, applied url.Values, count, offset int) string {
@@ -101,37 +220,14 @@ func (s *Service) offsetLink(path string, applied url.Values, count, offset int)
 	return s.link(path, applied, count, offsetParam, pos)
 }
 
-// sortVersions orders vs by the keys, ties (and absent values, last) by id.
-func sortVersions(vs []store.Version, keys []sortKey) {
-	type keyed struct {
-		v    store.Version
-		keys []search.SortKey
-	}
-	ks := make([]keyed, len(vs))
-	for i, v := range vs {
-		ks[i].v = v
-		res, err := search.NewResource(v.Body)
-		for _, k := range keys {
-			var key search.SortKey
-			if err == nil {
-				key = res.SortKey(k.code, k.desc)
-			}
-			ks[i].keys = append(ks[i].keys, key)
+// sortKeysOf is v's value of each key (absent when v does not parse).
+func sortKeysOf(v store.Version, keys []sortKey) []search.SortKey {
+	res, err := search.NewResource(v.Body)
+	out := make([]search.SortKey, len(keys))
+	for i, k := range keys {
+		if err == nil {
+			out[i] = res.SortKey(k.code, k.desc)
 		}
 	}
-	slices.SortStableFunc(ks, func(a, b keyed) int {
-		for i, k := range keys {
-			c := search.CompareSortKeys(a.keys[i], b.keys[i])
-			if k.desc && a.keys[i].Present && b.keys[i].Present {
-				c = -c
-			}
-			if c != 0 {
-				return c
-			}
-		}
-		return strings.Compare(a.v.ID, b.v.ID)
-	})
-	for i := range ks {
-		vs[i] = ks[i].v
-	}
+	return out
 }

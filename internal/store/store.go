@@ -164,6 +164,34 @@ type HistoryQuery struct {
 	Before int64
 	// Count caps the number of versions returned; 0 means no cap.
 	Count int
+	// MaxBytes, when > 0, ends the result with the version whose body
+	// brings the bodies returned to MaxBytes or more: a reader with a byte
+	// budget holds at most one body beyond it.
+	MaxBytes int64
+}
+
+// BodyBytes sums the bodies of vs, as HistoryQuery.MaxBytes counts them.
+func BodyBytes(vs []Version) int64 {
+	var n int64
+	for _, v := range vs {
+		n += int64(len(v.Body))
+	}
+	return n
+}
+
+// UpToBytes is the prefix of vs that HistoryQuery.MaxBytes (or
+// ChangesQuery.MaxBytes) keeps.
+func UpToBytes(vs []Version, max int64) []Version {
+	if max <= 0 {
+		return vs
+	}
+	var n int64
+	for i, v := range vs {
+		if n += int64(len(v.Body)); n >= max {
+			return vs[:i+1]
+		}
+	}
+	return vs
 }
 
 // ChangesQuery selects versions across resources. All conditions are ANDed.
@@ -179,6 +207,8 @@ type ChangesQuery struct {
 	After *Position
 	// Count caps the number of versions returned; 0 means no cap.
 	Count int
+	// MaxBytes bounds the bodies returned as HistoryQuery.MaxBytes does.
+	MaxBytes int64
 }
 
 // Position is a place in history order.
@@ -240,6 +270,19 @@ type SearchQuery struct {
 	BeforeID string
 	// Count caps the number of results; 0 means no cap.
 	Count int
+	// ByLastUpdated orders the results by lastUpdated, ties by id, instead
+	// of by id alone (_sort=_lastUpdated).
+	ByLastUpdated bool
+	// Desc reverses the order: of lastUpdated (ties still by id,
+	// ascending) or of id. Not with AfterID or BeforeID.
+	Desc bool
+	// Offset skips that many results first, in their order (paging by
+	// position; with ByLastUpdated or Desc).
+	Offset int
+	// MaxBytes, when > 0, ends the results, in the order they are read
+	// (backwards from BeforeID), with the one whose body brings them to
+	// MaxBytes or more, as HistoryQuery.MaxBytes does.
+	MaxBytes int64
 }
 
 // Bound is one grant's reach over a type: resources in Patient's

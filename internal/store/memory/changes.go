@@ -40,7 +40,7 @@ func changes(q store.ChangesQuery, sets ...map[key][]store.Version) []store.Vers
 	if q.Count > 0 && len(out) > q.Count {
 		out = out[:q.Count]
 	}
-	return out
+	return store.UpToBytes(out, q.MaxBytes)
 }
 
 func changeMatches(v store.Version, q store.ChangesQuery) bool {

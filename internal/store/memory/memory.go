@@ -10,7 +10,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -270,7 +270,7 @@ func history(vs []store.Version, q store.HistoryQuery) ([]store.Version, error) 
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return store.UpToBytes(out, q.MaxBytes), nil
 }
 
 // search scans every resource of the type; the embedded store is for
@@ -292,14 +292,41 @@ func search(committed, pending map[key][]store.Version, q store.SearchQuery) []s
 			out = append(out, v)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b store.Version) int { return compareOrder(a, b, q) })
+	out = out[min(q.Offset, len(out)):]
 	if q.Count > 0 && len(out) > q.Count {
 		if q.BeforeID != "" {
-			return out[len(out)-q.Count:]
+			out = out[len(out)-q.Count:]
+		} else {
+			out = out[:q.Count]
 		}
-		out = out[:q.Count]
 	}
-	return out
+	if q.BeforeID != "" { // read backwards: MaxBytes keeps the last ones
+		slices.Reverse(out)
+		out = store.UpToBytes(out, q.MaxBytes)
+		slices.Reverse(out)
+		return out
+	}
+	return store.UpToBytes(out, q.MaxBytes)
+}
+
+// compareOrder is q's order: by id, or by lastUpdated then id; Desc
+// reverses the first key.
+func compareOrder(a, b store.Version, q store.SearchQuery) int {
+	if q.ByLastUpdated {
+		c := a.LastUpdated.Compare(b.LastUpdated)
+		if q.Desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	}
+	if q.Desc {
+		return strings.Compare(b.ID, a.ID)
+	}
+	return strings.Compare(a.ID, b.ID)
 }
 
 func matches(v store.Version, q store.SearchQuery) bool {

@@ -65,15 +65,15 @@ func changes(ctx context.Context, q querier, cq store.ChangesQuery) ([]store.Ver
 			add(changesAfterManySQL, a.LastUpdated, a.Type, a.ID, a.VersionID)
 		}
 	}
+	order := changesOrderManySQL
 	if one {
-		b.WriteString(changesOrderOneSQL)
-	} else {
-		b.WriteString(changesOrderManySQL)
+		order = changesOrderOneSQL
 	}
+	b.WriteString(order)
 	if cq.Count > 0 {
 		add(changesLimitSQL, cq.Count)
 	}
-	vs, err := queryMany(ctx, q, b.String(), args...)
+	vs, err := queryUpTo(ctx, q, cq.MaxBytes, order, b.String(), args...)
 	if err != nil {
 		return nil, wrap("changes", err)
 	}

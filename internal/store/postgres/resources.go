@@ -93,6 +93,28 @@ func queryMany(ctx context.Context, q querier, sql string, args ...any) ([]store
 	return out, nil
 }
 
+// queryUpTo is queryMany over upToBytes(sql): the rows, in their order (an
+// ORDER BY clause of sql's columns), up to the one whose body brings them
+// to maxBytes (store.HistoryQuery.MaxBytes; 0: all rows).
+func queryUpTo(ctx context.Context, q querier, maxBytes int64, order, sql string, args ...any) ([]store.Version, error) {
+	sql, args = upToBytes(maxBytes, order, sql, args)
+	return queryMany(ctx, q, sql, args...)
+}
+
+// upToBytes cuts sql's rows in SQL, over the sizes of their bodies
+// (octet_length reads no TOASTed value), so the rows past the cut are
+// neither fetched nor sent: a client that stopped reading would still
+// receive them. maxBytes 0 leaves sql as it is.
+func upToBytes(maxBytes int64, order, sql string, args []any) (string, []any) {
+	if maxBytes <= 0 {
+		return sql, args
+	}
+	args = append(args, maxBytes)
+	return `SELECT ` + versionColumns + ` FROM (SELECT *, sum(coalesce(octet_length(body), 0)) OVER w - coalesce(octet_length(body), 0) AS bytes_before
+		FROM (` + sql + `) AS page WINDOW w AS (` + order + ` ROWS UNBOUNDED PRECEDING)) AS capped
+		WHERE bytes_before < $` + strconv.Itoa(len(args)) + order, args
+}
+
 // Readers: the Store reads committed data through the pool, a tx reads
 // through its transaction. Both share the functions below.
 
@@ -146,10 +168,10 @@ const (
 	// historySQL: $3 is the exclusive upper bound on version_id, $4 the
 	// limit (NULL for none).
 	historySQL = `SELECT ` + versionColumns + ` FROM resource_versions
-		WHERE type = $1 AND id = $2 AND version_id < $3
-		ORDER BY version_id DESC
+		WHERE type = $1 AND id = $2 AND version_id < $3` + historyOrderSQL + `
 		LIMIT $4`
-	existsSQL = `SELECT EXISTS (SELECT 1 FROM resources WHERE type = $1 AND id = $2)`
+	historyOrderSQL = ` ORDER BY version_id DESC`
+	existsSQL       = `SELECT EXISTS (SELECT 1 FROM resources WHERE type = $1 AND id = $2)`
 )
 
 func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Version, error) {
@@ -162,7 +184,7 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 	if hq.Count > 0 {
 		limit = &hq.Count
 	}
-	vs, err := queryMany(ctx, q, historySQL, hq.Type, hq.ID, before, limit)
+	vs, err := queryUpTo(ctx, q, hq.MaxBytes, historyOrderSQL, historySQL, hq.Type, hq.ID, before, limit)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -203,6 +225,14 @@ const (
 	searchNothingSQL   = ` AND false`
 	searchOrderSQL     = ` ORDER BY id`
 	searchLimitSQL     = ` LIMIT $%d`
+	searchOffsetSQL    = ` OFFSET $%d`
+	// By lastUpdated (resources_type_last_updated), ties by id ascending
+	// either way; a batch continues after the last row of the one before,
+	// the bound on last_updated alone an index condition.
+	searchOrderOldestSQL = ` ORDER BY last_updated, id`
+	searchOrderNewestSQL = ` ORDER BY last_updated DESC, id`
+	searchFromOlderSQL   = ` AND last_updated >= $%[1]d AND (last_updated > $%[1]d OR id > $%[2]d)`
+	searchFromNewerSQL   = ` AND last_updated <= $%[1]d AND (last_updated < $%[1]d OR id > $%[2]d)`
 )
 
 // search applies the SQL conditions; with a matcher, it reads candidates in
@@ -229,30 +259,48 @@ func searchOneWay(ctx context.Context, q querier, sq store.SearchQuery) ([]store
 }
 
 // eachMatch hands yield, in the order sq reads them, the candidates
-// sq.Match accepts, until yield returns false or none are left. Candidates
-// are read in growing batches (so PostgreSQL stops early) and decoded one
-// row at a time, and those Match rejects are dropped at once: memory holds
-// what yield keeps, not a batch of bodies (up to maxSearchBatch resources
-// of up to HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
+// sq.Match accepts past sq.Offset of them, until yield returns false, the
+// matches reach sq.MaxBytes or none are left. Candidates are read in
+// growing batches (so PostgreSQL stops early), each cut in SQL at
+// sq.MaxBytes of them, and decoded one row at a time; those Match rejects
+// or the offset skips are dropped at once: memory holds what yield keeps,
+// not a batch of bodies (up to maxSearchBatch resources of up to
+// HERALD_MAX_BODY_BYTES each), nor, for a count, every match.
 func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(store.Version) bool) error {
 	batch := sq
-	batch.Count = min(max(sq.Count, 64), maxSearchBatch)
+	batch.Offset = 0 // counted here, in matches
+	batch.Count = min(max(sq.Count+sq.Offset, 64), maxSearchBatch)
+	var from *position
+	skip, matched := sq.Offset, int64(0)
 	for {
-		sql, args := searchStatement(searchSQL, batch, true)
+		sql, args := searchStatement(searchSQL, batch, true, from)
+		// A batch sends at most MaxBytes of candidates (and one more): not
+		// what the matches may still fill, which near the end would read
+		// rejected candidates one round trip each.
+		room := sq.MaxBytes
+		sql, args = upToBytes(room, searchOrder(batch), sql, args)
 		rows, err := q.Query(ctx, sql, args...)
 		if err != nil {
 			return wrap("search "+sq.Type, err)
 		}
-		n, last, stop := 0, "", false
+		n, read, last, stop := 0, int64(0), position{}, false
 		for rows.Next() {
 			r, err := scanVersionRow(rows)
 			if err != nil {
 				rows.Close()
 				return wrap("search "+sq.Type, err)
 			}
-			n, last = n+1, r.ID
-			if v := r.version(); sq.Match(v) && !yield(v) {
-				stop = true
+			n, read, last = n+1, read+int64(len(r.Body)), position{id: r.ID, lastUpdated: r.LastUpdated}
+			v := r.version()
+			switch {
+			case !sq.Match(v):
+			case skip > 0:
+				skip--
+			default:
+				matched += int64(len(v.Body))
+				stop = !yield(v) || (sq.MaxBytes > 0 && matched >= sq.MaxBytes)
+			}
+			if stop {
 				break
 			}
 		}
@@ -260,23 +308,33 @@ func eachMatch(ctx context.Context, q querier, sq store.SearchQuery, yield func(
 		if err := rows.Err(); err != nil {
 			return wrap("search "+sq.Type, err)
 		}
-		if stop || n < batch.Count {
-			return nil
+		if stop || (n < batch.Count && (room == 0 || read < room)) {
+			return nil // done, or the end: not a batch cut at its bytes
 		}
-		if sq.BeforeID != "" {
-			batch.BeforeID = last
-		} else {
-			batch.AfterID = last
+		switch {
+		case sq.ByLastUpdated || sq.Desc:
+			from = &last
+		case sq.BeforeID != "":
+			batch.BeforeID = last.id
+		default:
+			batch.AfterID = last.id
 		}
 		batch.Count = min(batch.Count*2, maxSearchBatch)
 	}
 }
 
+// position is where a batch of candidates ends in a search's order: the
+// next batch starts after it (searchStatement).
+type position struct {
+	id          string
+	lastUpdated time.Time
+}
+
 const maxSearchBatch = 1024
 
 func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, error) {
-	sql, args := searchStatement(searchSQL, sq, true)
-	vs, err := queryMany(ctx, q, sql, args...)
+	sql, args := searchStatement(searchSQL, sq, true, nil)
+	vs, err := queryUpTo(ctx, q, sq.MaxBytes, searchOrder(sq), sql, args...)
 	if err != nil {
 		return nil, wrap("search "+sq.Type, err)
 	}
@@ -284,8 +342,9 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 }
 
 // searchStatement appends sq's conditions to head (a SELECT … WHERE type =
-// $1 AND NOT deleted), and with paged its order and limit.
-func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []any) {
+// $1 AND NOT deleted), and with paged its order, offset and limit, from
+// after a position in that order when from is set.
+func searchStatement(head string, sq store.SearchQuery, paged bool, from *position) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
 	args[0] = sq.Type
@@ -334,6 +393,16 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 			add(searchOutsideSQL, r.From, r.To)
 		}
 	}
+	if from != nil {
+		switch {
+		case sq.ByLastUpdated && sq.Desc:
+			add(searchFromNewerSQL, from.lastUpdated, from.id)
+		case sq.ByLastUpdated:
+			add(searchFromOlderSQL, from.lastUpdated, from.id)
+		default: // Desc
+			add(searchBeforeIDSQL, from.id)
+		}
+	}
 	if !paged {
 		return b.String(), args
 	}
@@ -347,15 +416,27 @@ func searchStatement(head string, sq store.SearchQuery, paged bool) (string, []a
 		b.Reset()
 		b.WriteString(`SELECT * FROM (` + filtered + ` OFFSET 0) AS page`)
 	}
-	if sq.BeforeID != "" {
-		b.WriteString(searchOrderDescSQL) // the last Count before it; search reverses them
-	} else {
-		b.WriteString(searchOrderSQL)
-	}
+	b.WriteString(searchOrder(sq))
 	if sq.Count > 0 {
 		add(searchLimitSQL, sq.Count)
 	}
+	if sq.Offset > 0 {
+		add(searchOffsetSQL, sq.Offset)
+	}
 	return b.String(), args
+}
+
+// searchOrder is the ORDER BY clause of sq's results.
+func searchOrder(sq store.SearchQuery) string {
+	switch {
+	case sq.ByLastUpdated && sq.Desc:
+		return searchOrderNewestSQL
+	case sq.ByLastUpdated:
+		return searchOrderOldestSQL
+	case sq.BeforeID != "" || sq.Desc:
+		return searchOrderDescSQL // from BeforeID: the last Count before it; search reverses them
+	}
+	return searchOrderSQL
 }
 
 // addWithin appends the caller's bounds, ORed: ( (p AND k AND …) OR … ).
@@ -388,13 +469,13 @@ const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted
 // Count counts in SQL when the index decides; with a matcher every
 // candidate has to be matched.
 func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
-	sq.Count, sq.AfterID, sq.BeforeID = 0, "", ""
+	sq.Count, sq.AfterID, sq.BeforeID, sq.MaxBytes, sq.Offset = 0, "", "", 0, 0
 	if sq.Match != nil {
 		n := 0
 		err := eachMatch(ctx, q, sq, func(store.Version) bool { n++; return true })
 		return n, err
 	}
-	sql, args := searchStatement(countSQL, sq, false)
+	sql, args := searchStatement(countSQL, sq, false, nil)
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, wrap("count "+sq.Type, err)

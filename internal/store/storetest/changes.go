@@ -36,6 +36,12 @@ func testChanges(t *testing.T, s store.Store) {
 		{store.ChangesQuery{After: ptr(store.PositionOf(pa2))}, []store.Version{ob2, pb1, pa1, ob1}},
 		{store.ChangesQuery{Types: []string{"Patient"}, After: ptr(store.PositionOf(pb1))}, []store.Version{pa1}},
 		{store.ChangesQuery{Types: []string{"Patient"}, After: ptr(store.PositionOf(ob2))}, []store.Version{pb1, pa1}},
+		// MaxBytes ends with the version whose body reaches it; a delete
+		// marker has none.
+		{store.ChangesQuery{MaxBytes: 1}, all[:2]},
+		{store.ChangesQuery{MaxBytes: int64(len(pa2.Body) + 1)}, all[:3]},
+		{store.ChangesQuery{Types: []string{"Patient"}, MaxBytes: int64(len(pa2.Body))}, []store.Version{pa2}},
+		{store.ChangesQuery{Count: 1, MaxBytes: 1 << 20}, all[:1]},
 	} {
 		got, err := s.Changes(ctx, tc.q)
 		require.NoError(t, err)

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SearchLastUpdated", testSearchLastUpdated},
 		{"SearchPatient", testSearchPatient},
 		{"SearchPaging", testSearchPaging},
+		{"SearchOrderBy", testSearchOrderBy},
 		{"SearchCombined", testSearchCombined},
 		{"SearchMatchAndIndex", testSearchMatchAndIndex},
 		{"SearchWithin", testSearchWithin},
@@ -287,6 +288,11 @@ func testHistoryPaging(t *testing.T, s store.Store) {
 		{store.HistoryQuery{Before: 99}, []store.Version{v(5), v(4), v(3), v(2), v(1)}},
 		{store.HistoryQuery{Count: 99}, []store.Version{v(5), v(4), v(3), v(2), v(1)}},
 		{store.HistoryQuery{Before: 1}, nil}, // the resource exists: an empty page, not ErrNotFound
+		// MaxBytes ends with the version whose body reaches it.
+		{store.HistoryQuery{MaxBytes: 1}, []store.Version{v(5)}},
+		{store.HistoryQuery{MaxBytes: int64(len(v(5).Body) + 1)}, []store.Version{v(5), v(4)}},
+		{store.HistoryQuery{MaxBytes: int64(len(v(5).Body) + len(v(4).Body))}, []store.Version{v(5), v(4)}},
+		{store.HistoryQuery{Before: 4, Count: 1, MaxBytes: 1 << 20}, []store.Version{v(3)}},
 	} {
 		q := tc.q
 		q.Type, q.ID = "Observation", "o1"
@@ -934,6 +940,25 @@ func testSearchPaging(t *testing.T, s store.Store) {
 			q.AfterID = page[len(page)-1].ID
 		}
 		require.Equal(t, []string{"-x", "1", "A", "B", "a", "x.y"}, seen, "paging with Count %d", count)
+	}
+
+	// MaxBytes ends the results with the one whose body reaches it, in
+	// the order they are read: backwards from BeforeID. With a matcher too.
+	one := int64(len(all["-x"].Body))
+	accept := func(store.Version) bool { return true }
+	for _, match := range []func(store.Version) bool{nil, accept} {
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", MaxBytes: 1, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "-x"), res, "MaxBytes 1")
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", AfterID: "1", MaxBytes: one + 1, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "A", "B"), res, "MaxBytes after A")
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", BeforeID: "x.y", Count: 4, MaxBytes: one + 1, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "B", "a"), res, "MaxBytes backwards keeps the last")
+		res, err = s.Search(ctx, store.SearchQuery{Type: "Patient", Count: 2, MaxBytes: 1 << 20, Match: match})
+		require.NoError(t, err)
+		requireVersions(t, pick(all, "-x", "1"), res, "Count still caps")
 	}
 }
 
