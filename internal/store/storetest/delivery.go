@@ -281,6 +281,39 @@ func testQueueOwnerShares(t *testing.T, s store.Store) {
 	require.Empty(t, tasks, "client-a has 3 leased: none of its 3 other due Subscriptions is claimed")
 }
 
+// testQueueOwnerSharesLongQueue: the claim sees every owner with due work,
+// however many due Subscriptions come before that owner's: one owner's
+// thousands of early due ones (hanging endpoints retried at backoff, say)
+// never hide another owner's later one.
+func testQueueOwnerSharesLongQueue(t *testing.T, s store.Store) {
+	const early = 5000 // more than a claim once looked at (its window of 4,096)
+	err := s.InTx(t.Context(), func(tx store.Tx) error {
+		for i := range early {
+			st := requested(fmt.Sprintf("a%05d", i))
+			st.UpdatedAt = at(1, 0).Add(time.Duration(i) * time.Millisecond)
+			if err := tx.PutSubscription(t.Context(), st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	b := requested("b0")
+	b.Owner = "client-b"
+	b.UpdatedAt = at(2, 0) // due after every one of client-a's
+	putSubs(t, s, b)
+
+	ids, _ := claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"a00000", "b0"}, ids, "client-b's one due Subscription takes its turn beside client-a's first")
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 3)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.Equal(t, []string{"a00001", "a00002"}, got, "client-a, with one leased, gets two more of 3")
+}
+
 // testQueueConcurrentClaims: workers claiming at the same time never share
 // a Subscription.
 func testQueueConcurrentClaims(t *testing.T, s store.Store) {

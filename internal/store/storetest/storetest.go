@@ -105,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueKeepAndRelease", testQueueKeepAndRelease},
 		{"QueueOrderAndLimit", testQueueOrderAndLimit},
 		{"QueueOwnerShares", testQueueOwnerShares},
+		{"QueueOwnerSharesLongQueue", testQueueOwnerSharesLongQueue},
 		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
 		{"QueueWake", testQueueWake},
