@@ -40,26 +40,27 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // Which rows: every owner with scheduled rows is found by a skip scan of
 // subscriptions_owner_due (owners: one index probe per owner, however many
 // rows each has), and from each owner the claim takes its earliest due,
-// unleased rows, ranked (turn) after the owner's leased ones, so owners take
-// turns round-robin: one owner's thousands of early due rows never hide
-// another owner's later one. With $6 > 0 no owner gets a turn beyond $6, so
-// an owner takes at most $6 - leased rows, and its leased rows are counted
-// only up to $6 (leased); without a cap an owner takes at most $3. So a
-// claim reads about (owners x the share) index entries, not the queue: its
-// cost does not grow with how many rows are due. A leased row is a due row
-// (the claim leaves due_at, and an extension keeps it due), so the owner's
-// due range holds its leased ones too. ClaimDue runs the statement under a
-// lock that makes the cap hold across instances (claimLockSQL).
+// unleased rows (one index range), ranked (turn) after the owner's live
+// leases (leased: counted in subscription_leases, which migration 00019's
+// trigger keeps), so owners take turns round-robin and one owner's
+// thousands of early due rows never hide another owner's later one. With
+// $6 > 0 no owner gets a turn beyond $6, so an owner offers at most
+// $6 - leased rows; without a cap at most $3. So a claim reads about owners
+// x share index entries and leases, not the queue: its cost does not grow
+// with how many rows are due. ClaimDue runs the statement under a lock that
+// makes the cap hold across instances (claimLockSQL).
 //
-// The lease test is repeated on u, the locked table: a row another claimer
-// leased and committed meanwhile is re-checked there (READ COMMITTED
-// re-evaluates the locked row's own conditions), not in the ranking's older
-// snapshot. The subquery locks the rows it takes with SKIP LOCKED, so
-// concurrent claimers split the work and a row whose write transaction is
-// still open is left for the wake-up its commit sends. The lock lasts only
-// for this statement; the lease is what keeps others off while the worker
-// sends. Leases are set and judged by the database's clock, so instances with
-// skewed clocks never hold one Subscription at once.
+// The candidates are locked in turn order, one at a time through the
+// lateral, until $3 are taken (the LIMIT stops the walk, so no more are
+// locked). The lease test is repeated on u, the locked row: a row another
+// claimer leased and committed meanwhile is re-checked there (READ
+// COMMITTED re-evaluates the locked row's own conditions), not in the
+// ranking's older snapshot. SKIP LOCKED passes over rows another claimer or
+// a write transaction holds, so concurrent claimers split the work and a row
+// whose write is still open is left for the wake-up its commit sends. The
+// row lock lasts only for this statement; the lease is what keeps others off
+// while the worker sends. Leases are set and judged by the database's clock,
+// so instances with skewed clocks never hold one Subscription at once.
 var claimSQL = `WITH RECURSIVE owners AS (
 		(SELECT owner FROM subscriptions WHERE due_at IS NOT NULL ORDER BY owner LIMIT 1)
 		UNION ALL

@@ -314,6 +314,25 @@ func testQueueOwnerSharesLongQueue(t *testing.T, s store.Store) {
 	require.Equal(t, []string{"a00001", "a00002"}, got, "client-a, with one leased, gets two more of 3")
 }
 
+// testQueueOwnerCapCountsCancelledLeases: a lease counts toward its owner's
+// share until it ends, also when a change cancelled it and the Subscription
+// is no longer due: its send may still be in flight.
+func testQueueOwnerCapCountsCancelledLeases(t *testing.T, s store.Store) {
+	for i := range 4 {
+		putSubs(t, s, requested(fmt.Sprintf("a%d", i)))
+	}
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 2, lease, 0, 2)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2)
+	off := tasks[0].State
+	off.Status = "off" // the client switches it off while it is being sent
+	putSubs(t, s, off)
+
+	tasks, err = s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 2)
+	require.NoError(t, err)
+	require.Empty(t, tasks, "both leases still run, the cancelled one included: client-a is at its share of 2")
+}
+
 // testQueueConcurrentClaims: workers claiming at the same time never share
 // a Subscription.
 func testQueueConcurrentClaims(t *testing.T, s store.Store) {

@@ -106,6 +106,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueOrderAndLimit", testQueueOrderAndLimit},
 		{"QueueOwnerShares", testQueueOwnerShares},
 		{"QueueOwnerSharesLongQueue", testQueueOwnerSharesLongQueue},
+		{"QueueOwnerCapCountsCancelledLeases", testQueueOwnerCapCountsCancelledLeases},
 		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
 		{"QueueWake", testQueueWake},
