@@ -19,7 +19,10 @@ import (
 //
 //   - due=N: N due Subscriptions spread evenly over 10 owners;
 //   - skewed: one owner with 20,000 Subscriptions due before those of 10
-//     others, which have 5 each (hanging endpoints retried at backoff).
+//     others, which have 5 each (hanging endpoints retried at backoff);
+//   - owners=1000: 20,000 due Subscriptions of 1,000 owners (the claim
+//     visits every owner with scheduled work, so this is what its cost
+//     grows with).
 func BenchmarkClaimDue(b *testing.B) {
 	shapes := []struct {
 		name  string
@@ -34,6 +37,7 @@ func BenchmarkClaimDue(b *testing.B) {
 			}
 			return fmt.Sprintf("owner-%d", i%10)
 		}, 20_050},
+		{"owners=1000", func(i int) string { return fmt.Sprintf("owner-%d", i%1000) }, 20_000},
 	}
 	for _, shape := range shapes {
 		b.Run(shape.name, func(b *testing.B) {
