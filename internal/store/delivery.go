@@ -130,8 +130,9 @@ type DeliveryQueue interface {
 	// counts until it ends, also when the Subscription is no longer due),
 	// across every instance sharing the store and however many claim at
 	// once, so one owner's slow or hanging endpoints cannot take every
-	// worker. What a claim costs grows with the owners that have due work
-	// and their shares, not with how many Subscriptions are due.
+	// worker. On a shared store a claim's cost grows with the owners that
+	// have scheduled work and their shares, not with how many
+	// Subscriptions are due.
 	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]DeliveryTask, error)
 	// ReleaseLease ends a lease without recording anything (graceful
 	// shutdown): the Subscription can be claimed again at once. A lease
