@@ -39,16 +39,20 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 //
 // Which rows: every owner with scheduled rows is found by a skip scan of
 // subscriptions_owner_due (owners: one index probe per owner, however many
-// rows each has), and from each owner the claim takes its earliest due,
-// unleased rows (one index range), ranked (turn) after the owner's live
+// rows each has). Its unleased due rows are ranked (turn) after its live
 // leases (leased: counted in subscription_leases, which migration 00019's
-// trigger keeps), so owners take turns round-robin and one owner's
-// thousands of early due rows never hide another owner's later one. With
-// $6 > 0 no owner gets a turn beyond $6, so an owner offers at most
-// $6 - leased rows; without a cap at most $3. So a claim reads about owners
-// x share index entries and leases, not the queue: its cost does not grow
-// with how many rows are due. ClaimDue runs the statement under a lock that
-// makes the cap hold across instances (claimLockSQL).
+// trigger keeps), earliest due first, and the claim takes the lowest turns,
+// so owners take turns round-robin and one owner's thousands of early due
+// rows never hide another owner's later one. With $6 > 0 no owner gets a
+// turn beyond $6. heads are the owners with a row to offer (and, with a
+// cap, below it); each offers a row at turn leased + 1, so once $3 heads
+// exist no row past the $3-th smallest of those turns (bound) can be taken,
+// and each owner reads only its rows up to that turn (with 1,000 owners and
+// none leased, one row each rather than its whole share). So a claim reads
+// about owners x (share or bound) index entries and leases, not the queue:
+// its cost does not grow with how many rows are due. ClaimDue runs the
+// statement under a lock that makes the cap hold across instances
+// (claimLockSQL).
 //
 // The candidates are locked in turn order, one at a time through the
 // lateral, until $3 are taken (the LIMIT stops the walk, so no more are
@@ -57,29 +61,37 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // COMMITTED re-evaluates the locked row's own conditions), not in the
 // ranking's older snapshot. SKIP LOCKED passes over rows another claimer or
 // a write transaction holds, so concurrent claimers split the work and a row
-// whose write is still open is left for the wake-up its commit sends. The
+// whose write is still open is left for the wake-up its commit sends (a
+// skipped candidate is not replaced by one past an owner's share or the
+// bound, so such a claim may take fewer than $3; the next takes the rest). The
 // row lock lasts only for this statement; the lease is what keeps others off
 // while the worker sends. Leases are set and judged by the database's clock,
 // so instances with skewed clocks never hold one Subscription at once.
 var claimSQL = `WITH RECURSIVE owners AS (
-		(SELECT owner FROM subscriptions WHERE due_at IS NOT NULL ORDER BY owner LIMIT 1)
+		(SELECT owner FROM subscriptions WHERE due_at IS NOT NULL ORDER BY owner, due_at LIMIT 1)
 		UNION ALL
-		SELECT (SELECT n.owner FROM subscriptions n WHERE n.due_at IS NOT NULL AND n.owner > o.owner ORDER BY n.owner LIMIT 1)
+		SELECT (SELECT n.owner FROM subscriptions n WHERE n.due_at IS NOT NULL AND n.owner > o.owner ORDER BY n.owner, n.due_at LIMIT 1)
 		FROM owners o WHERE o.owner IS NOT NULL
-	), ranked AS (
-		SELECT d.id, d.due_at, l.leased + row_number() OVER (PARTITION BY o.owner ORDER BY d.due_at, d.id) AS turn
-		FROM owners o
+	), heads AS (
+		SELECT o.owner, l.leased FROM owners o
 		CROSS JOIN LATERAL (
 			SELECT count(*) AS leased FROM subscription_leases
 			WHERE owner = o.owner AND lease_until > statement_timestamp()
 		) l
+		WHERE o.owner IS NOT NULL AND ($6 <= 0 OR l.leased < $6) AND EXISTS (
+			SELECT FROM subscriptions
+			WHERE owner = o.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp()))
+	), bound AS (
+		SELECT (SELECT leased + 1 FROM heads ORDER BY leased LIMIT 1 OFFSET $3 - 1) AS turn
+	), ranked AS (
+		SELECT d.id, d.due_at, h.leased + row_number() OVER (PARTITION BY h.owner ORDER BY d.due_at, d.id) AS turn
+		FROM heads h CROSS JOIN bound b
 		CROSS JOIN LATERAL (
 			SELECT id, due_at FROM subscriptions
-			WHERE owner = o.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp())
+			WHERE owner = h.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp())
 			ORDER BY due_at, id
-			LIMIT CASE WHEN $6 > 0 THEN greatest(least($6 - l.leased, $3), 0) ELSE $3 END
+			LIMIT greatest(least(CASE WHEN $6 > 0 THEN $6 - h.leased ELSE $3 END, $3, b.turn - h.leased), 0)
 		) d
-		WHERE o.owner IS NOT NULL
 	), claimed AS (
 		UPDATE subscriptions s SET lease_token = $1, lease_until = statement_timestamp() + $4::interval
 		FROM (

@@ -314,6 +314,30 @@ func testQueueOwnerSharesLongQueue(t *testing.T, s store.Store) {
 	require.Equal(t, []string{"a00001", "a00002"}, got, "client-a, with one leased, gets two more of 3")
 }
 
+// testQueueOwnerTurnsAfterLeases: an owner's leases count as turns it has
+// taken, so a claim shorter than the owners' due work goes first to the
+// owners with the fewest leases, however early the others' are due.
+func testQueueOwnerTurnsAfterLeases(t *testing.T, s store.Store) {
+	due := func(id, owner string, ms int) store.SubscriptionState {
+		st := requested(id)
+		st.Owner, st.UpdatedAt = owner, at(1, ms)
+		return st
+	}
+	putSubs(t, s, due("a0", "client-a", 0), due("a1", "client-a", 1), due("a2", "client-a", 2))
+	ids, _ := claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"a0", "a1"}, ids)
+	putSubs(t, s, due("b0", "client-b", 10), due("b1", "client-b", 11), due("b2", "client-b", 12), due("c0", "client-c", 20))
+
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 3, lease, 0, 10)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.ElementsMatch(t, []string{"b0", "c0", "b1"}, got,
+		"turns: b0 and c0 first, then b1; a2 (client-a's third, two leased) and b2 come third")
+}
+
 // testQueueOwnerCapCountsCancelledLeases: a lease counts toward its owner's
 // share until it ends, also when a change cancelled it and the Subscription
 // is no longer due: its send may still be in flight.
