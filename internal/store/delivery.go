@@ -38,12 +38,6 @@ var ErrLeaseLost = errors.New("store: delivery lease lost")
 // Subscription to two live leases, so events of one Subscription go out in
 // order, and a worker that dies loses only its lease, which expires.
 
-// ClaimWindow is how many of the earliest due Subscriptions a claim ranks
-// by owner (store.DeliveryQueue.ClaimDue): owners share the workers fairly
-// within it. One owner with more due than that (its leased ones included)
-// can still delay others until its own back off past them.
-const ClaimWindow = 4096
-
 // DeliveryTask is a leased Subscription: its state and its schedule as they
 // were when claimed.
 type DeliveryTask struct {
@@ -127,14 +121,18 @@ type DeliveryQueue interface {
 	// lease; DeliveryTask.LeaseUntil is given in the caller's clock (now).
 	//
 	// The claim shares the workers between owners (SubscriptionState.Owner,
-	// the client): it takes due work round-robin across owners, each
-	// owner's earliest due first, so one owner's thousands of due
-	// Subscriptions never push another owner's one back; and with
-	// perOwner > 0 it leaves an owner's Subscriptions unclaimed while
-	// perOwner of them are leased (across every instance sharing the
-	// store), so one owner's slow or hanging endpoints cannot take every
-	// worker. The shares are judged among the earliest ClaimWindow due
-	// Subscriptions, which bounds what a claim costs.
+	// the client): it takes due work round-robin across every owner with
+	// due work, each owner's earliest due first, an owner's leased
+	// Subscriptions counting as turns already taken, so one owner's
+	// thousands of due Subscriptions, however much earlier due, never push
+	// another owner's one back; and with perOwner > 0 it leaves an owner's
+	// Subscriptions unclaimed while perOwner of them are leased (a lease
+	// counts until it ends, also when the Subscription is no longer due),
+	// across every instance sharing the store and however many claim at
+	// once, so one owner's slow or hanging endpoints cannot take every
+	// worker. On a shared store a claim's cost grows with the owners that
+	// have scheduled work and their shares, not with how many
+	// Subscriptions are due.
 	ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]DeliveryTask, error)
 	// ReleaseLease ends a lease without recording anything (graceful
 	// shutdown): the Subscription can be claimed again at once. A lease

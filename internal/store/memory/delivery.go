@@ -71,9 +71,10 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 }
 
 // dueByTurn lists the unleased due Subscriptions in the order a claim takes
-// them: round-robin across owners, each owner's earliest due first, an
-// owner's leased ones counting as turns already taken, and none beyond
-// perOwner turns when perOwner > 0 (as the PostgreSQL claim).
+// them: round-robin across every owner with due work, each owner's earliest
+// due first, an owner's live leases counting as turns already taken, and
+// none beyond perOwner turns when perOwner > 0 (as the PostgreSQL claim).
+// Claims hold writeMu, so the count includes every earlier claim's leases.
 func (s *Store) dueByTurn(now, clock time.Time, perOwner int) []string {
 	type candidate struct {
 		id    string
@@ -84,12 +85,12 @@ func (s *Store) dueByTurn(now, clock time.Time, perOwner int) []string {
 	var due []candidate
 	leased := map[string]int{}
 	for id, sc := range s.db.sched {
-		if sc.dueAt.IsZero() || sc.dueAt.After(now) {
-			continue
-		}
 		owner := s.db.subs[id].Owner
 		if sc.leaseUntil.After(clock) {
 			leased[owner]++
+			continue
+		}
+		if sc.dueAt.IsZero() || sc.dueAt.After(now) {
 			continue
 		}
 		due = append(due, candidate{id: id, owner: owner, dueAt: sc.dueAt})
@@ -97,9 +98,6 @@ func (s *Store) dueByTurn(now, clock time.Time, perOwner int) []string {
 	slices.SortFunc(due, func(a, b candidate) int {
 		return cmp.Or(a.dueAt.Compare(b.dueAt), cmp.Compare(a.id, b.id))
 	})
-	if len(due) > store.ClaimWindow {
-		due = due[:store.ClaimWindow] // as PostgreSQL (approximately: there leased ones count toward it)
-	}
 	seen := map[string]int{}
 	for i := range due {
 		seen[due[i].owner]++

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -36,39 +37,71 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // fires for many Subscriptions would otherwise be read, and held, once per
 // Subscription (32 Subscriptions x 100 events of 4 MB: 12.8 GB in one claim).
 //
-// Which rows: the due rows are ranked within their owner (turn: the
-// owner's leased rows count first, then its unleased ones earliest due
-// first), and the claim takes the lowest turns first, so owners take turns
-// round-robin; with $6 > 0 no owner gets a turn beyond $6, which caps what
-// one owner has in flight across every instance. The ranking looks at the
-// earliest store.ClaimWindow due rows ($7), so a claim costs no more however
-// long the queue (a sort of all due rows took 30 ms at 1,000 and 335 ms at
-// 20,000 on the shared test machine). A leased row is a due row
-// (the claim leaves due_at, and an extension keeps it due), so one pass
-// over the due index sees both. The lease test is repeated on u, the
-// locked table: a row another claimer leased and committed meanwhile is
-// re-checked there (READ COMMITTED re-evaluates the locked row's own
-// conditions), not in the ranking's older snapshot. The subquery locks the rows it takes with
-// SKIP LOCKED, so concurrent claimers split the work and a row whose write
-// transaction is still open is left for the wake-up its commit sends.
-// The lock lasts only for this statement; the lease is what keeps others off
+// Which rows: every owner with scheduled rows is found by a skip scan of
+// subscriptions_owner_due (owners: one index probe per owner, however many
+// rows each has). Its unleased due rows are ranked (turn) after its live
+// leases (leased: counted in subscription_leases, which migration 00019's
+// trigger keeps), earliest due first, and the claim takes the lowest turns,
+// so owners take turns round-robin and one owner's thousands of early due
+// rows never hide another owner's later one. With $6 > 0 no owner gets a
+// turn beyond $6. heads are the owners with a row to offer (and, with a
+// cap, below it); each offers a row at turn leased + 1, so once $3 heads
+// exist no row past the $3-th smallest of those turns (bound) can be taken,
+// and each owner reads only its rows up to that turn (with 1,000 owners and
+// none leased, one row each rather than its whole share). So a claim reads
+// about owners x (share or bound) index entries and leases, not the queue:
+// its cost does not grow with how many rows are due. ClaimDue runs the
+// statement under a lock that makes the cap hold across instances
+// (claimLockSQL).
+//
+// The candidates are locked in turn order, one at a time through the
+// lateral, until $3 are taken (the LIMIT stops the walk, so no more are
+// locked). The lease test is repeated on u, the locked row: a row another
+// claimer leased and committed meanwhile is re-checked there (READ
+// COMMITTED re-evaluates the locked row's own conditions), not in the
+// ranking's older snapshot. SKIP LOCKED passes over rows another claimer or
+// a write transaction holds, so concurrent claimers split the work and a row
+// whose write is still open is left for the wake-up its commit sends (a
+// skipped candidate is not replaced by one past an owner's share or the
+// bound, so such a claim may take fewer than $3; the next takes the rest). The
+// row lock lasts only for this statement; the lease is what keeps others off
 // while the worker sends. Leases are set and judged by the database's clock,
 // so instances with skewed clocks never hold one Subscription at once.
-var claimSQL = `WITH claimed AS (
+var claimSQL = `WITH RECURSIVE owners AS (
+		(SELECT owner FROM subscriptions WHERE due_at IS NOT NULL ORDER BY owner, due_at LIMIT 1)
+		UNION ALL
+		SELECT (SELECT n.owner FROM subscriptions n WHERE n.due_at IS NOT NULL AND n.owner > o.owner ORDER BY n.owner, n.due_at LIMIT 1)
+		FROM owners o WHERE o.owner IS NOT NULL
+	), heads AS (
+		SELECT o.owner, l.leased FROM owners o
+		CROSS JOIN LATERAL (
+			SELECT count(*) AS leased FROM subscription_leases
+			WHERE owner = o.owner AND lease_until > statement_timestamp()
+		) l
+		WHERE o.owner IS NOT NULL AND ($6 <= 0 OR l.leased < $6) AND EXISTS (
+			SELECT FROM subscriptions
+			WHERE owner = o.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp()))
+	), bound AS (
+		SELECT (SELECT leased + 1 FROM heads ORDER BY leased LIMIT 1 OFFSET $3 - 1) AS turn
+	), ranked AS (
+		SELECT d.id, d.due_at, h.leased + row_number() OVER (PARTITION BY h.owner ORDER BY d.due_at, d.id) AS turn
+		FROM heads h CROSS JOIN bound b
+		CROSS JOIN LATERAL (
+			SELECT id, due_at FROM subscriptions
+			WHERE owner = h.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp())
+			ORDER BY due_at, id
+			LIMIT greatest(least(CASE WHEN $6 > 0 THEN $6 - h.leased ELSE $3 END, $3, b.turn - h.leased), 0)
+		) d
+	), claimed AS (
 		UPDATE subscriptions s SET lease_token = $1, lease_until = statement_timestamp() + $4::interval
 		FROM (
-			SELECT u.id FROM subscriptions u JOIN (
-				SELECT id, due_at, leased,
-					count(*) FILTER (WHERE leased) OVER (PARTITION BY owner)
-						+ row_number() OVER (PARTITION BY owner, leased ORDER BY due_at, id) AS turn
-				FROM (SELECT id, owner, due_at, coalesce(lease_until > statement_timestamp(), false) AS leased
-					FROM subscriptions WHERE due_at <= $2 ORDER BY due_at LIMIT $7) d
-			) r ON r.id = u.id
-			WHERE NOT r.leased AND ($6 <= 0 OR r.turn <= $6)
-				AND u.due_at <= $2 AND (u.lease_until IS NULL OR u.lease_until <= statement_timestamp())
-			ORDER BY r.turn, r.due_at, r.id
+			SELECT x.id FROM (SELECT id, turn, due_at FROM ranked ORDER BY turn, due_at, id) r
+			CROSS JOIN LATERAL (
+				SELECT u.id FROM subscriptions u
+				WHERE u.id = r.id AND u.due_at <= $2 AND (u.lease_until IS NULL OR u.lease_until <= statement_timestamp())
+				FOR UPDATE SKIP LOCKED
+			) x
 			LIMIT $3
-			FOR UPDATE OF u SKIP LOCKED
 		) due
 		WHERE s.id = due.id
 		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `, statement_timestamp() AS db_now
@@ -148,15 +181,60 @@ func (r claimEventRow) focus() *store.Version {
 	return &v
 }
 
+// claimLockSQL is the lock claims with a per-owner cap take, in their
+// transaction, before claimSQL: one at a time per schema, across every
+// instance. claimSQL counts an owner's leases in its snapshot; two claims
+// running at once each miss the other's and, when rows became due earlier
+// between their snapshots, both hand the owner its whole share (an owner
+// held 5 leases under a cap of 3 in TestOwnerCapAcrossInstances). Under the
+// lock, a claim's statement starts after the previous claim committed, so
+// READ COMMITTED shows it that claim's leases. One lock rather than one per
+// owner: every claim ranks every owner with due work, so it would take every
+// owner's lock anyway, and finding the owners first would cost a round trip.
+// Claims are short and few (one loop per instance), so they queue briefly;
+// finishes, releases and writes never take the lock.
+const claimLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('herald.claim/' || current_schema(), 0))`
+
+// claim runs claimSQL with args: when capped, as BEGIN, claimLockSQL,
+// claimSQL and COMMIT in one round trip (a batch); otherwise alone.
+func (s *Store) claim(ctx context.Context, capped bool, args ...any) ([]claimEventRow, error) {
+	if !capped {
+		rows, err := s.deliveryPool().Query(ctx, claimSQL, args...)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow])
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(claimLockSQL)
+	b.Queue(claimSQL, args...)
+	b.Queue("COMMIT")
+	br := s.deliveryPool().SendBatch(ctx, b)
+	_, err := br.Exec()
+	if _, e := br.Exec(); err == nil {
+		err = e
+	}
+	var rs []claimEventRow
+	if rows, e := br.Query(); e != nil {
+		err = cmp.Or(err, e)
+	} else if rs, e = pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow]); e != nil {
+		err = cmp.Or(err, e)
+	}
+	if _, e := br.Exec(); err == nil {
+		err = e // not committed: the rows are no claim
+	}
+	if err = errors.Join(err, br.Close()); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]store.DeliveryTask, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.deliveryPool().Query(ctx, claimSQL, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner, store.ClaimWindow)
-	if err != nil {
-		return nil, wrap("claim due subscriptions", err)
-	}
-	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow])
+	rs, err := s.claim(ctx, perOwner > 0, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner)
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}

@@ -281,6 +281,82 @@ func testQueueOwnerShares(t *testing.T, s store.Store) {
 	require.Empty(t, tasks, "client-a has 3 leased: none of its 3 other due Subscriptions is claimed")
 }
 
+// testQueueOwnerSharesLongQueue: the claim sees every owner with due work,
+// however many due Subscriptions come before that owner's: one owner's
+// thousands of early due ones (hanging endpoints retried at backoff, say)
+// never hide another owner's later one.
+func testQueueOwnerSharesLongQueue(t *testing.T, s store.Store) {
+	const early = 5000 // more than a claim once looked at (its window of 4,096)
+	err := s.InTx(t.Context(), func(tx store.Tx) error {
+		for i := range early {
+			st := requested(fmt.Sprintf("a%05d", i))
+			st.UpdatedAt = at(1, 0).Add(time.Duration(i) * time.Millisecond)
+			if err := tx.PutSubscription(t.Context(), st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	b := requested("b0")
+	b.Owner = "client-b"
+	b.UpdatedAt = at(2, 0) // due after every one of client-a's
+	putSubs(t, s, b)
+
+	ids, _ := claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"a00000", "b0"}, ids, "client-b's one due Subscription takes its turn beside client-a's first")
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 3)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.Equal(t, []string{"a00001", "a00002"}, got, "client-a, with one leased, gets two more of 3")
+}
+
+// testQueueOwnerTurnsAfterLeases: an owner's leases count as turns it has
+// taken, so a claim shorter than the owners' due work goes first to the
+// owners with the fewest leases, however early the others' are due.
+func testQueueOwnerTurnsAfterLeases(t *testing.T, s store.Store) {
+	due := func(id, owner string, ms int) store.SubscriptionState {
+		st := requested(id)
+		st.Owner, st.UpdatedAt = owner, at(1, ms)
+		return st
+	}
+	putSubs(t, s, due("a0", "client-a", 0), due("a1", "client-a", 1), due("a2", "client-a", 2))
+	ids, _ := claim(t, s, at(10, 0), 2)
+	require.Equal(t, []string{"a0", "a1"}, ids)
+	putSubs(t, s, due("b0", "client-b", 10), due("b1", "client-b", 11), due("b2", "client-b", 12), due("c0", "client-c", 20))
+
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 3, lease, 0, 10)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.ElementsMatch(t, []string{"b0", "c0", "b1"}, got,
+		"turns: b0 and c0 first, then b1; a2 (client-a's third, two leased) and b2 come third")
+}
+
+// testQueueOwnerCapCountsCancelledLeases: a lease counts toward its owner's
+// share until it ends, also when a change cancelled it and the Subscription
+// is no longer due: its send may still be in flight.
+func testQueueOwnerCapCountsCancelledLeases(t *testing.T, s store.Store) {
+	for i := range 4 {
+		putSubs(t, s, requested(fmt.Sprintf("a%d", i)))
+	}
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 2, lease, 0, 2)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2)
+	off := tasks[0].State
+	off.Status = "off" // the client switches it off while it is being sent
+	putSubs(t, s, off)
+
+	tasks, err = s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 2)
+	require.NoError(t, err)
+	require.Empty(t, tasks, "both leases still run, the cancelled one included: client-a is at its share of 2")
+}
+
 // testQueueConcurrentClaims: workers claiming at the same time never share
 // a Subscription.
 func testQueueConcurrentClaims(t *testing.T, s store.Store) {
