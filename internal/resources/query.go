@@ -433,7 +433,7 @@ func (s *Service) indexKeys(decoded map[string]any) []string {
 // IndexKeysOf computes the search index keys of a stored version (for a
 // store re-indexing what was written without keys).
 func (s *Service) IndexKeysOf(v store.Version) []string {
-	r, err := search.NewResource(v.Body)
+	r, err := search.NewStoredResource(v.Body)
 	if err != nil {
 		return nil
 	}
@@ -444,7 +444,7 @@ func (s *Service) IndexKeysOf(v store.Version) []string {
 // exactly the current resources it matches.
 func matcher(c *search.Criteria, base string) func(store.Version) bool {
 	return func(v store.Version) bool {
-		r, err := search.NewResource(v.Body)
+		r, err := search.NewStoredResource(v.Body)
 		if err != nil {
 			return false
 		}

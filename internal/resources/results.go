@@ -175,7 +175,7 @@ func (s *Service) references(ctx context.Context, r store.View, p *auth.Principa
 		if src.Type != inc.source {
 			continue
 		}
-		res, err := search.NewResource(src.Body)
+		res, err := search.NewStoredResource(src.Body)
 		if err != nil {
 			continue
 		}

@@ -222,7 +222,7 @@ func (s *Service) offsetLink(path string, applied url.Values, count, offset int)
 
 // sortKeysOf is v's value of each key (absent when v does not parse).
 func sortKeysOf(v store.Version, keys []sortKey) []search.SortKey {
-	res, err := search.NewResource(v.Body)
+	res, err := search.NewStoredResource(v.Body)
 	out := make([]search.SortKey, len(keys))
 	for i, k := range keys {
 		if err == nil {
