@@ -124,6 +124,17 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 	for _, v := range matches {
 		seen[v.Type+"/"+v.ID] = true
 	}
+	// unread reports whether a reference is to be read: each resource is
+	// read at most once per request, however many sources refer to it,
+	// and not at all when it is already on the page.
+	tried := map[string]bool{}
+	unread := func(ref string) bool {
+		if seen[ref] || tried[ref] {
+			return false
+		}
+		tried[ref] = true
+		return true
+	}
 	var entries []fhir.BundleEntry
 	var added []store.Version
 	// add includes v (once); first-level includes are kept in added for
@@ -152,7 +163,7 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 		}
 		for _, inc := range opts.includes {
 			if inc.iterate != level1 {
-				if err := s.references(ctx, r, p, inc, sources, add(level1)); err != nil {
+				if err := s.references(ctx, r, p, inc, sources, unread, add(level1)); err != nil {
 					return nil, err
 				}
 			}
@@ -169,8 +180,9 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 }
 
 // references hands add, one at a time, the local resources that inc's
-// parameter of each source refers to, as the caller may read them.
-func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version, add func(store.Version) error) error {
+// parameter of each source refers to, as the caller may read them; only
+// the references unread accepts are read.
+func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version, unread func(ref string) bool, add func(store.Version) error) error {
 	for _, src := range sources {
 		if src.Type != inc.source {
 			continue
@@ -181,7 +193,7 @@ func (s *Service) references(ctx context.Context, r store.View, p *auth.Principa
 		}
 		for _, ref := range res.WithBase(s.baseURL).References(inc.param) {
 			typ, id, _ := strings.Cut(ref, "/")
-			if inc.target != "" && typ != inc.target {
+			if inc.target != "" && typ != inc.target || !unread(ref) {
 				continue
 			}
 			if v, err := s.read(ctx, r, p, typ, id); err == nil {
