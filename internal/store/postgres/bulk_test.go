@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/postgres"
 	"github.com/herald-fhir/herald/internal/store/pgtest"
 )
 
@@ -54,4 +56,45 @@ func TestBulkCreateStoresWhatACreateStores(t *testing.T) {
 		require.Len(t, found, 1, q)
 	}
 	require.Error(t, bulk.BulkCreate(ctx, []store.Version{v}), "an existing id")
+}
+
+// TestNarrowSearchKeepsItsGenericPlan: once the planner knows the search
+// keys' frequencies, a patient's search planned every execution again
+// (its custom plans looked cheaper than the generic one); with its values
+// in one-row subqueries PostgreSQL settles on the generic plan after its
+// first five custom ones, and the answers stay the same.
+func TestNarrowSearchKeepsItsGenericPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const base = "http://herald.test/fhir"
+	st := pgtest.New(t, postgres.WithMaxConns(1))
+	svc := resources.New(resources.Config{Store: st, BaseURL: base})
+	var vs []store.Version
+	for p := range 800 {
+		for o := range 25 {
+			code := "8867-4" // a frequent code and a rare patient
+			if o%10 == 0 && o < 30 {
+				code = fmt.Sprintf("rare-%d", p)
+			}
+			v, err := svc.Seed("Observation", fmt.Sprintf("o-%03d-%02d", p, o), []byte(fmt.Sprintf(
+				`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":%q}]},"subject":{"reference":"Patient/p%03d"}}`, code, p)), time.Now())
+			require.NoError(t, err)
+			vs = append(vs, v)
+		}
+	}
+	require.NoError(t, st.BulkCreate(ctx, vs))
+	require.NoError(t, st.AnalyzeForTest(ctx))
+
+	c, err := search.ParseCriteria("Observation", "patient=Patient/p007&code=8867-4")
+	require.NoError(t, err)
+	sq := store.SearchQuery{Type: "Observation", Index: c.IndexTerms(base), Narrow: c.Narrow(base), Count: 50}
+	require.True(t, sq.Narrow)
+	for range 12 {
+		found, err := st.Search(ctx, sq)
+		require.NoError(t, err)
+		require.Equal(t, 22, len(found))
+	}
+	generic, custom, err := st.PlansForTest(ctx)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, generic, int64(6), "generic plans (custom: %d)", custom)
 }
