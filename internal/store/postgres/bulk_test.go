@@ -12,8 +12,8 @@ import (
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/search"
 	"github.com/herald-fhir/herald/internal/store"
-	"github.com/herald-fhir/herald/internal/store/postgres"
 	"github.com/herald-fhir/herald/internal/store/pgtest"
+	"github.com/herald-fhir/herald/internal/store/postgres"
 )
 
 // TestBulkCreateStoresWhatACreateStores: a resource seeded (Service.Seed)
