@@ -213,7 +213,8 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 // parameter, written where a fragment has %s (or %[n]s) as param renders
 // it. Time bounds are half-open: [from, to).
 const (
-	searchSQL          = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND NOT deleted`
+	searchSQL          = `SELECT ` + versionColumns + resourcesWhereSQL
+	resourcesWhereSQL  = ` FROM resources WHERE type = $1 AND NOT deleted`
 	searchIDsSQL       = ` AND id = ANY(%s::text[])`  // the cast: ANY((SELECT …)) would read as ANY (subquery)
 	searchPatientSQL   = ` AND patients @> ARRAY[%s]` // uses the GIN index
 	searchAfterIDSQL   = ` AND id > %s`
@@ -369,16 +370,24 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 	return vs, nil
 }
 
-// searchStatement appends sq's conditions to head (a SELECT … WHERE type =
-// $1 AND NOT deleted), and with paged its order, offset and limit, from
+// searchStatement appends sq's conditions to head (a SELECT …
+// resourcesWhereSQL), and with paged its order, offset and limit, from
 // after a position in that order when from is set.
+//
+// A narrow search (a patient's, a reference's or _id's) is read under an
+// optimisation fence: its narrow conditions in a subquery ending OFFSET 0,
+// the rest of its index terms, its order and its limit above it. Planned
+// apart, the subquery reads the few rows of its narrow conditions through
+// their index and only those are filtered and sorted, instead of a walk of
+// the type's primary key that the planner's flat estimate for array keys
+// makes look cheap with a small LIMIT (SearchQuery.Narrow; 1 s → 0.2 ms at
+// a million resources), or a scan of a common key's rows (the parameters
+// are fenced too, see param, so the planner cannot tell a patient's key
+// from a frequent code's).
 func searchStatement(head string, sq store.SearchQuery, paged bool, from *position) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 1, 4+len(sq.LastUpdated)*2)
 	args[0] = sq.Type
-	b.WriteString(head)
-	// A narrow search is read through its indexes under an optimisation
-	// fence (below), with its parameters fenced too (param).
 	narrow := sq.Narrow || sq.Patient != "" || len(sq.IDs) > 0
 	// add appends a fragment whose %s verbs are the parameters vals.
 	add := func(fragment string, vals ...any) {
@@ -389,14 +398,26 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 		}
 		fmt.Fprintf(&b, fragment, params...)
 	}
+	index := sq.Index
+	if narrow {
+		b.WriteString(`SELECT ` + versionColumns + `, search_keys` + resourcesWhereSQL)
+		if sq.Narrow && len(index) > 0 {
+			add(searchKeysSQL, index[0])
+			index = index[1:]
+		}
+	} else {
+		b.WriteString(head)
+	}
 	if len(sq.IDs) > 0 {
 		add(searchIDsSQL, sq.IDs)
 	}
 	if sq.Patient != "" {
 		add(searchPatientSQL, sq.Patient)
 	}
-	for _, keys := range sq.Index {
-		add(searchKeysSQL, keys)
+	if !narrow {
+		for _, keys := range index {
+			add(searchKeysSQL, keys)
+		}
 	}
 	addWithin(&b, sq.Within, add)
 	if sq.AfterID != "" {
@@ -434,18 +455,16 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 			add(searchBeforeIDSQL, from.id)
 		}
 	}
+	if narrow {
+		inner := b.String()
+		b.Reset()
+		b.WriteString(strings.TrimSuffix(head, resourcesWhereSQL) + ` FROM (` + inner + ` OFFSET 0) AS page WHERE true`)
+		for _, keys := range index {
+			add(searchKeysSQL, keys)
+		}
+	}
 	if !paged {
 		return b.String(), args
-	}
-	if narrow {
-		// An optimisation fence: planned without the ORDER BY and LIMIT, the
-		// conditions are read through the GIN indexes and only their few
-		// rows sorted, instead of a walk of the type's primary key that the
-		// planner's flat estimate for array keys makes look cheap
-		// (SearchQuery.Narrow; 1 s → 0.2 ms at a million resources).
-		filtered := b.String()
-		b.Reset()
-		b.WriteString(`SELECT * FROM (` + filtered + ` OFFSET 0) AS page`)
 	}
 	b.WriteString(searchOrder(sq))
 	if sq.Count > 0 {
@@ -495,7 +514,7 @@ func addWithin(b *strings.Builder, within []store.Bound, add func(string, ...any
 
 const withinKeysSQL = ` AND search_keys && %s`
 
-const countSQL = `SELECT count(*) FROM resources WHERE type = $1 AND NOT deleted`
+const countSQL = `SELECT count(*)` + resourcesWhereSQL
 
 // Count counts in SQL when the index decides; with a matcher every
 // candidate has to be matched.
