@@ -390,9 +390,7 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 		}
 		q.Index = c.IndexTerms(base)
 		q.Narrow = c.Narrow(base)
-		// Every version the service writes carries its keys; types with rules
-		// also get versions written elsewhere (seeds, status changes) without.
-		if s.rulesFor(typ) != nil || !c.IndexDecides(base) {
+		if s.needsMatcher(typ, c) {
 			q.Match = matcher(c, base)
 		}
 	}
@@ -438,6 +436,14 @@ func (s *Service) IndexKeysOf(v store.Version) []string {
 		return nil
 	}
 	return r.WithBase(s.baseURL).IndexKeys()
+}
+
+// needsMatcher reports whether a search of typ by c needs the matcher,
+// not only the store's index. Every version the service writes carries
+// its keys; types with rules also get versions written elsewhere (seeds,
+// status changes) without.
+func (s *Service) needsMatcher(typ string, c *search.Criteria) bool {
+	return s.rulesFor(typ) != nil || !c.IndexDecides(s.baseURL)
 }
 
 // matcher is the search matcher as a store filter: REST search returns

@@ -230,7 +230,10 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	}
 	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Narrow: c.Narrow(s.baseURL)}
 	grant.Bound(&q)
-	left, match, over := budgetLeft(ctx), matcher(c, s.baseURL), false
+	left, match, over := budgetLeft(ctx), func(store.Version) bool { return true }, false
+	if s.needsMatcher(inc.source, c) {
+		match = matcher(c, s.baseURL)
+	}
 	q.Match = func(v store.Version) bool {
 		if over || !match(v) {
 			return false
