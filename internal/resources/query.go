@@ -90,7 +90,8 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 			params = withIDs(params, ids)
 		}
 	}
-	q, applied, err := s.parseSearch(typ, params, strict)
+	dec := &lastDecoded{}
+	q, applied, err := s.parseSearch(typ, params, strict, dec)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +107,7 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 	if err != nil {
 		return nil, err
 	}
+	opts.decoded = dec
 	grant.Bound(&q)
 	path := typ
 	if compartment != "" {
@@ -321,8 +323,9 @@ func (s *Service) link(path string, applied url.Values, count int, position, id 
 }
 
 // parseSearch turns query parameters into a store query and the parameters
-// that were applied (for the self link).
-func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+// that were applied (for the self link). Its matcher decodes candidates
+// through dec (nil: each afresh).
+func (s *Service) parseSearch(typ string, params url.Values, strict bool, dec *lastDecoded) (store.SearchQuery, url.Values, error) {
 	base := s.baseURL
 	q := store.SearchQuery{Type: typ}
 	applied := url.Values{}
@@ -391,7 +394,7 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 		q.Index = c.IndexTerms(base)
 		q.Narrow = c.Narrow(base)
 		if s.needsMatcher(typ, c) {
-			q.Match = matcher(c, base)
+			q.Match = matcher(c, base, dec)
 		}
 	}
 	return q, applied, nil
@@ -447,16 +450,37 @@ func (s *Service) needsMatcher(typ string, c *search.Criteria) bool {
 }
 
 // matcher is the search matcher as a store filter: REST search returns
-// exactly the current resources it matches.
-func matcher(c *search.Criteria, base string) func(store.Version) bool {
+// exactly the current resources it matches. It decodes through dec.
+func matcher(c *search.Criteria, base string, dec *lastDecoded) func(store.Version) bool {
 	return func(v store.Version) bool {
-		r, err := search.NewStoredResource(v.Body)
+		r, err := dec.of(v)
 		if err != nil {
 			return false
 		}
 		ok, err := c.Match(r.WithBase(base))
 		return ok && err == nil
 	}
+}
+
+// lastDecoded decodes the stored versions of one search, keeping the last
+// one: a sorted search matches a candidate, then reads its sort keys from
+// the same decoding, not a second. A search hands its matcher one
+// candidate at a time; a nil lastDecoded decodes every time.
+type lastDecoded struct {
+	body []byte // the last body decoded (its bytes are never modified)
+	res  *search.Resource
+	err  error
+}
+
+func (d *lastDecoded) of(v store.Version) (*search.Resource, error) {
+	if d == nil {
+		return search.NewStoredResource(v.Body)
+	}
+	if len(v.Body) == 0 || len(d.body) != len(v.Body) || &d.body[0] != &v.Body[0] {
+		d.res, d.err = search.NewStoredResource(v.Body)
+		d.body = v.Body
+	}
+	return d.res, d.err
 }
 
 func (s *Service) parseCount(v string) (int, error) {

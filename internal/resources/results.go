@@ -26,8 +26,9 @@ type results struct {
 	includes     []include // _include, then _include:iterate
 	revincludes  []include
 	sort         []sortKey
-	offset       int   // with sort: the page's position
-	shape        shape // _elements or _summary: how matches are cut
+	offset       int          // with sort: the page's position
+	shape        shape        // _elements or _summary: how matches are cut
+	decoded      *lastDecoded // the search matcher's decodings, for sort keys
 }
 
 // include is "Source:param[:Target]": the references param of Source
@@ -232,7 +233,7 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	grant.Bound(&q)
 	left, match, over := budgetLeft(ctx), func(store.Version) bool { return true }, false
 	if s.needsMatcher(inc.source, c) {
-		match = matcher(c, s.baseURL)
+		match = matcher(c, s.baseURL, nil)
 	}
 	q.Match = func(v store.Version) bool {
 		if over || !match(v) {
