@@ -110,4 +110,17 @@ func TestNarrowSearchKeepsItsGenericPlan(t *testing.T) {
 		require.LessOrEqual(t, n, 25, plan)
 	}
 	require.Contains(t, plan, "Bitmap Index Scan", plan)
+
+	// A granular grant's bound (a patient and a common code) is applied
+	// above the fence: 22 of the patient's 25 Observations, not 25.
+	c, err = search.ParseCriteria("Observation", "patient=Patient/p007")
+	require.NoError(t, err)
+	sq = store.SearchQuery{Type: "Observation", Index: c.IndexTerms(base), Narrow: c.Narrow(base), Count: 50,
+		Within: []store.Bound{{Patient: "p007", Index: [][]string{{"Observation.code=c:8867-4"}}}}}
+	found, err := st.Search(ctx, sq)
+	require.NoError(t, err)
+	require.Equal(t, 22, len(found))
+	n, err := st.Count(ctx, sq)
+	require.NoError(t, err)
+	require.Equal(t, 22, n)
 }

@@ -376,7 +376,8 @@ func searchRows(ctx context.Context, q querier, sq store.SearchQuery) ([]store.V
 //
 // A narrow search (a patient's, a reference's or _id's) is read under an
 // optimisation fence: its narrow conditions in a subquery ending OFFSET 0,
-// the rest of its index terms, its order and its limit above it. Planned
+// the rest of its index terms, the caller's bounds (a granular grant's
+// category is as common as any code), its order and its limit above it. Planned
 // apart, the subquery reads the few rows of its narrow conditions through
 // their index and only those are filtered and sorted, instead of a walk of
 // the type's primary key that the planner's flat estimate for array keys
@@ -418,8 +419,8 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 		for _, keys := range index {
 			add(searchKeysSQL, keys)
 		}
+		addWithin(&b, sq.Within, add)
 	}
-	addWithin(&b, sq.Within, add)
 	if sq.AfterID != "" {
 		add(searchAfterIDSQL, sq.AfterID)
 	}
@@ -462,6 +463,7 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 		for _, keys := range index {
 			add(searchKeysSQL, keys)
 		}
+		addWithin(&b, sq.Within, add)
 	}
 	if !paged {
 		return b.String(), args
