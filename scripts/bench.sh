@@ -38,9 +38,11 @@
 #   BENCH_DELIVERY=0  skip the delivery phases (and the sweep).
 #   BENCH_SEARCH=0    skip the search phase. BENCH_SEARCH_RESOURCES (default
 #                     1000000, issue 14) is how many resources it loads and searches
-#                     over, as transaction Bundles of 25 (a Patient and 24 Observations,
-#                     through the write path and its search-key extraction); a laptop or
-#                     CI sets it smaller. BENCH_SEARCH_SEED (Bundles) overrides it.
+#                     over, as records of 25 (a Patient and 24 Observations, stamped
+#                     and keyed by Herald's own code and written by COPY: herald-load
+#                     -bulk-seed; BENCH_SEARCH_BULK=0 POSTs them as transaction Bundles
+#                     through the write path instead); a laptop or CI sets it smaller.
+#                     BENCH_SEARCH_SEED (records) overrides it.
 #   BENCH_SWEEP=0     skip the delivery sweep.
 #   BENCH_VALIDATION=0     skip the validation phase; BENCH_VALIDATION=only runs
 #                     nothing else (no create/read, wrk or delivery phases).
@@ -631,7 +633,9 @@ if [[ $status == 0 && ${BENCH_SEARCH:-1} != 0 ]]; then
 		wait "$load_pid" || status=$?
 		load_pid=
 	}
-	search_load -phases search -search-seed "$search_seed" -warmup 0s -duration 1s -bench-tag seed | grep -E '^search: seeded'
+	bulk=()
+	[[ ${BENCH_SEARCH_BULK:-1} != 0 ]] && bulk=(-bulk-seed "$(with_db "$admin_url" "$db")")
+	search_load -phases search -search-seed "$search_seed" "${bulk[@]}" -warmup 0s -duration 1s -bench-tag seed | grep -E '^search: seeded'
 	psql "$(with_db "$admin_url" "$db")" -qc 'ANALYZE' || status=1
 	[[ $status == 0 ]] && search_load "$@" -phases search -search-seed 0
 	psql "$(with_db "$admin_url" "$db")" -qAt -F ' ' -c "SELECT 'BENCH phase=search-index resources=' || count(*) || ' index_bytes=' || pg_relation_size('resources_search_keys') || ' index_bytes_per_resource=' || round(pg_relation_size('resources_search_keys')::numeric / greatest(count(*), 1)) FROM resources WHERE NOT deleted" || status=1

@@ -65,6 +65,7 @@ type options struct {
 	phases       []string
 	seed         int
 	searchSeed   int
+	bulkSeedDB   string // with searchSeed: seed by COPY into this database
 	timeout      time.Duration
 	readyTimeout time.Duration
 	maxErrorRate float64
@@ -89,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, transaction (30 KB Bundles of a Patient and Observations), search (issue 14 queries over those records), delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
 	seed := fs.Int("seed", 1000, "Patients to create before a read phase when no create phase ran")
 	searchSeed := fs.Int("search-seed", 400, "transaction Bundles (a Patient and 24 Observations each) to write before a search phase when no transaction phase ran; 0: search the Patients the server holds")
+	bulkSeedDB := fs.String("bulk-seed", "", "PostgreSQL `URL` of the server's database: write -search-seed's records into it directly (COPY, through the server's own stamping and search-key code) instead of POSTing transaction Bundles; the server must use this database and -url as its base")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
 	maxErr := fs.Float64("max-error-rate", 0.01, "exit 1 when a phase's error fraction exceeds this")
@@ -104,7 +106,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	o := options{
 		token: *token, concurrency: *c, duration: *duration, warmup: *warmup,
-		seed: *seed, searchSeed: *searchSeed, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
+		seed: *seed, searchSeed: *searchSeed, bulkSeedDB: *bulkSeedDB, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
 		delivery: dl, tag: *tag,
 	}
 	dl.secret = *secret

@@ -176,7 +176,11 @@ func (g *generator) searchPatients(ctx context.Context, o options, stdout io.Wri
 		}
 		return ids, err
 	}
-	if err := g.seedRecords(ctx, o.concurrency, o.searchSeed, stdout); err != nil {
+	seed := func() error { return g.seedRecords(ctx, o.concurrency, o.searchSeed, stdout) }
+	if o.bulkSeedDB != "" {
+		seed = func() error { return g.bulkSeed(ctx, o.bulkSeedDB, o.searchSeed, stdout) }
+	}
+	if err := seed(); err != nil {
 		return nil, err
 	}
 	return g.records.list(), nil

@@ -107,7 +107,7 @@ func (a Access) judge(v store.Version, within func([]string, string) bool) bool 
 	if len(a.grants) == 0 || v.Deleted {
 		return false
 	}
-	r, err := search.NewResource(v.Body)
+	r, err := search.NewStoredResource(v.Body)
 	if err != nil {
 		return false
 	}

@@ -1,7 +1,6 @@
 package fhir
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -66,14 +65,12 @@ func NewBundle(typ string, now time.Time) *Bundle {
 	return &Bundle{ResourceType: "Bundle", Type: typ, Timestamp: FormatInstant(now)}
 }
 
-// JSON marshals the bundle. HTML characters are not escaped, so stored
-// resources inside it keep their bytes (json.Compact aside).
+// JSON renders the bundle: the bytes encoding/json would give (with HTML
+// escaping off, so stored resources keep their bytes, json.Compact aside),
+// written without reflection (appendBundle). Entry resources and outcomes
+// must be valid JSON, as stored and built ones are.
 func (b *Bundle) JSON() []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(b) // only strings and raw, already-valid JSON
-	return bytes.TrimRight(buf.Bytes(), "\n")
+	return b.appendJSON(make([]byte, 0, b.sizeHint()))
 }
 
 // StatusText renders an HTTP status as Bundle.entry.response.status wants it: "201 Created".

@@ -126,7 +126,7 @@ func (s *Service) conditionMatches(ctx context.Context, tx store.Tx, p *auth.Pri
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindForbidden, "%s is a search: the token's scopes do not permit search on %s", what, typ)
 	}
-	q, _, err := s.parseSearch(typ, condition, true)
+	q, _, err := s.parseSearch(typ, condition, true, nil)
 	if err != nil {
 		return nil, err
 	}

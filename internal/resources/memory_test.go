@@ -25,7 +25,8 @@ import (
 // matcher looks at and rejects are not counted: the store drops them.
 type countingStore struct {
 	store.Store
-	read atomic.Int64
+	read     atomic.Int64
+	currents atomic.Int64 // Current calls
 }
 
 func (c *countingStore) add(vs ...store.Version) {
@@ -36,6 +37,7 @@ func (c *countingStore) add(vs ...store.Version) {
 
 func (c *countingStore) Current(ctx context.Context, typ, id string) (store.Version, error) {
 	v, err := c.Store.Current(ctx, typ, id)
+	c.currents.Add(1)
 	c.add(v)
 	return v, err
 }
@@ -235,6 +237,41 @@ func TestIncludesHoldAtMostTheBudget(t *testing.T) {
 		b, err := big.Search(ctx, admin, "Patient", url.Values{"_id": {"big-00"}, "_revinclude": {"Observation:subject"}}, true)
 		require.NoError(t, err)
 		require.Len(t, b.Entry, 1+14)
+	})
+}
+
+// TestIncludeReadsEachResourceOnce: 20 Observations of one patient, 5 of
+// a patient that does not exist and 5 referring to one another: the
+// include reads Patient/p1 and Patient/nobody once each and none of the
+// Observations (already on the page), not once per referrer (30 reads).
+func TestIncludeReadsEachResourceOnce(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		cs := &countingStore{Store: st}
+		svc := resources.New(resources.Config{Store: cs, BaseURL: base})
+		ctx := context.Background()
+		_, err := svc.Update(ctx, admin, "Patient", "p1", []byte(`{"resourceType":"Patient","id":"p1"}`), "")
+		require.NoError(t, err)
+		obs := func(id, subject string) {
+			_, err := svc.Update(ctx, admin, "Observation", id, []byte(fmt.Sprintf(
+				`{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"x"},"subject":{"reference":%q}}`, id, subject)), "")
+			require.NoError(t, err)
+		}
+		for i := range 20 {
+			obs(fmt.Sprintf("o%02d", i), "Patient/p1")
+		}
+		for i := range 5 {
+			obs(fmt.Sprintf("n%02d", i), "Patient/nobody")
+		}
+		for i := range 5 {
+			obs(fmt.Sprintf("x%02d", i), "Observation/o00") // a match: no read
+		}
+		cs.currents.Store(0)
+		b, err := svc.Search(ctx, admin, "Observation", url.Values{"_count": {"100"}, "_include": {"Observation:subject"}}, true)
+		require.NoError(t, err)
+		require.Len(t, b.Entry, 30+1, "every Observation and Patient/p1")
+		require.Equal(t, "include", b.Entry[30].Search.Mode)
+		require.EqualValues(t, 2, cs.currents.Load(), "Current calls")
 	})
 }
 

@@ -90,7 +90,8 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 			params = withIDs(params, ids)
 		}
 	}
-	q, applied, err := s.parseSearch(typ, params, strict)
+	dec := &lastDecoded{}
+	q, applied, err := s.parseSearch(typ, params, strict, dec)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +107,7 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 	if err != nil {
 		return nil, err
 	}
+	opts.decoded = dec
 	grant.Bound(&q)
 	path := typ
 	if compartment != "" {
@@ -321,8 +323,9 @@ func (s *Service) link(path string, applied url.Values, count int, position, id 
 }
 
 // parseSearch turns query parameters into a store query and the parameters
-// that were applied (for the self link).
-func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store.SearchQuery, url.Values, error) {
+// that were applied (for the self link). Its matcher decodes candidates
+// through dec (nil: each afresh).
+func (s *Service) parseSearch(typ string, params url.Values, strict bool, dec *lastDecoded) (store.SearchQuery, url.Values, error) {
 	base := s.baseURL
 	q := store.SearchQuery{Type: typ}
 	applied := url.Values{}
@@ -390,10 +393,8 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool) (store
 		}
 		q.Index = c.IndexTerms(base)
 		q.Narrow = c.Narrow(base)
-		// Every version the service writes carries its keys; types with rules
-		// also get versions written elsewhere (seeds, status changes) without.
-		if s.rulesFor(typ) != nil || !c.IndexDecides(base) {
-			q.Match = matcher(c, base)
+		if s.needsMatcher(typ, c) {
+			q.Match = matcher(c, base, dec)
 		}
 	}
 	return q, applied, nil
@@ -433,24 +434,53 @@ func (s *Service) indexKeys(decoded map[string]any) []string {
 // IndexKeysOf computes the search index keys of a stored version (for a
 // store re-indexing what was written without keys).
 func (s *Service) IndexKeysOf(v store.Version) []string {
-	r, err := search.NewResource(v.Body)
+	r, err := search.NewStoredResource(v.Body)
 	if err != nil {
 		return nil
 	}
 	return r.WithBase(s.baseURL).IndexKeys()
 }
 
+// needsMatcher reports whether a search of typ by c needs the matcher,
+// not only the store's index. Every version the service writes carries
+// its keys; types with rules also get versions written elsewhere (seeds,
+// status changes) without.
+func (s *Service) needsMatcher(typ string, c *search.Criteria) bool {
+	return s.rulesFor(typ) != nil || !c.IndexDecides(s.baseURL)
+}
+
 // matcher is the search matcher as a store filter: REST search returns
-// exactly the current resources it matches.
-func matcher(c *search.Criteria, base string) func(store.Version) bool {
+// exactly the current resources it matches. It decodes through dec.
+func matcher(c *search.Criteria, base string, dec *lastDecoded) func(store.Version) bool {
 	return func(v store.Version) bool {
-		r, err := search.NewResource(v.Body)
+		r, err := dec.of(v)
 		if err != nil {
 			return false
 		}
 		ok, err := c.Match(r.WithBase(base))
 		return ok && err == nil
 	}
+}
+
+// lastDecoded decodes the stored versions of one search, keeping the last
+// one: a sorted search matches a candidate, then reads its sort keys from
+// the same decoding, not a second. A search hands its matcher one
+// candidate at a time; a nil lastDecoded decodes every time.
+type lastDecoded struct {
+	body []byte // the last body decoded (its bytes are never modified)
+	res  *search.Resource
+	err  error
+}
+
+func (d *lastDecoded) of(v store.Version) (*search.Resource, error) {
+	if d == nil {
+		return search.NewStoredResource(v.Body)
+	}
+	if len(v.Body) == 0 || len(d.body) != len(v.Body) || &d.body[0] != &v.Body[0] {
+		d.res, d.err = search.NewStoredResource(v.Body)
+		d.body = v.Body
+	}
+	return d.res, d.err
 }
 
 func (s *Service) parseCount(v string) (int, error) {

@@ -26,8 +26,9 @@ type results struct {
 	includes     []include // _include, then _include:iterate
 	revincludes  []include
 	sort         []sortKey
-	offset       int   // with sort: the page's position
-	shape        shape // _elements or _summary: how matches are cut
+	offset       int          // with sort: the page's position
+	shape        shape        // _elements or _summary: how matches are cut
+	decoded      *lastDecoded // the search matcher's decodings, for sort keys
 }
 
 // include is "Source:param[:Target]": the references param of Source
@@ -124,6 +125,17 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 	for _, v := range matches {
 		seen[v.Type+"/"+v.ID] = true
 	}
+	// unread reports whether a reference is to be read: each resource is
+	// read at most once per request, however many sources refer to it,
+	// and not at all when it is already on the page.
+	tried := map[string]bool{}
+	unread := func(ref string) bool {
+		if seen[ref] || tried[ref] {
+			return false
+		}
+		tried[ref] = true
+		return true
+	}
 	var entries []fhir.BundleEntry
 	var added []store.Version
 	// add includes v (once); first-level includes are kept in added for
@@ -152,7 +164,7 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 		}
 		for _, inc := range opts.includes {
 			if inc.iterate != level1 {
-				if err := s.references(ctx, r, p, inc, sources, add(level1)); err != nil {
+				if err := s.references(ctx, r, p, inc, sources, unread, add(level1)); err != nil {
 					return nil, err
 				}
 			}
@@ -169,19 +181,20 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 }
 
 // references hands add, one at a time, the local resources that inc's
-// parameter of each source refers to, as the caller may read them.
-func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version, add func(store.Version) error) error {
+// parameter of each source refers to, as the caller may read them; only
+// the references unread accepts are read.
+func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version, unread func(ref string) bool, add func(store.Version) error) error {
 	for _, src := range sources {
 		if src.Type != inc.source {
 			continue
 		}
-		res, err := search.NewResource(src.Body)
+		res, err := search.NewStoredResource(src.Body)
 		if err != nil {
 			continue
 		}
 		for _, ref := range res.WithBase(s.baseURL).References(inc.param) {
 			typ, id, _ := strings.Cut(ref, "/")
-			if inc.target != "" && typ != inc.target {
+			if inc.target != "" && typ != inc.target || !unread(ref) {
 				continue
 			}
 			if v, err := s.read(ctx, r, p, typ, id); err == nil {
@@ -218,7 +231,10 @@ func (s *Service) referrers(ctx context.Context, r store.View, p *auth.Principal
 	}
 	q := store.SearchQuery{Type: inc.source, Index: c.IndexTerms(s.baseURL), Narrow: c.Narrow(s.baseURL)}
 	grant.Bound(&q)
-	left, match, over := budgetLeft(ctx), matcher(c, s.baseURL), false
+	left, match, over := budgetLeft(ctx), func(store.Version) bool { return true }, false
+	if s.needsMatcher(inc.source, c) {
+		match = matcher(c, s.baseURL, nil)
+	}
 	q.Match = func(v store.Version) bool {
 		if over || !match(v) {
 			return false

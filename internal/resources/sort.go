@@ -75,7 +75,7 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 		q.ByLastUpdated, q.Desc = byLastUpdated, desc
 		total, err = r.Count(ctx, q)
 	} else {
-		all, err = s.rank(ctx, r, q, opts.sort)
+		all, err = s.rank(ctx, r, q, opts.sort, opts.decoded)
 		total = len(all)
 	}
 	if err != nil {
@@ -140,7 +140,7 @@ type ranked struct {
 // last) by id. The store is handed a matcher that takes each match's keys
 // and rejects it, so it keeps no body; past maxSort matches the matcher
 // accepts one, which ends the store's read (q.Count is 1).
-func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, keys []sortKey) ([]ranked, error) {
+func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, keys []sortKey, dec *lastDecoded) ([]ranked, error) {
 	match, tooMany := q.Match, false
 	var out []ranked
 	q.Count = 1
@@ -154,7 +154,7 @@ func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, k
 			tooMany = true
 			return true
 		}
-		out = append(out, ranked{id: v.ID, keys: sortKeysOf(v, keys), cost: versionCost(v)})
+		out = append(out, ranked{id: v.ID, keys: sortKeysOf(v, keys, dec), cost: versionCost(v)})
 		return false
 	}
 	if _, err := r.Search(ctx, q); err != nil {
@@ -220,9 +220,10 @@ func (s *Service) offsetLink(path string, applied url.Values, count, offset int)
 	return s.link(path, applied, count, offsetParam, pos)
 }
 
-// sortKeysOf is v's value of each key (absent when v does not parse).
-func sortKeysOf(v store.Version, keys []sortKey) []search.SortKey {
-	res, err := search.NewResource(v.Body)
+// sortKeysOf is v's value of each key (absent when v does not parse),
+// decoded through dec (the matcher's decoding of v, when it just ran).
+func sortKeysOf(v store.Version, keys []sortKey, dec *lastDecoded) []search.SortKey {
+	res, err := dec.of(v)
 	out := make([]search.SortKey, len(keys))
 	for i, k := range keys {
 		if err == nil {

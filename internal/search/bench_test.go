@@ -103,3 +103,32 @@ func BenchmarkParseCriteria(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCandidate is what a search costs per candidate the store hands
+// the matcher: decode the stored body, then match. "client" is the strict
+// reading a client's body gets; "stored" the one stored bodies get.
+func BenchmarkCandidate(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "Observation-f001.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := mustParse(b, "Observation?code=http://loinc.org|15074-8&date=ge2013-04-02")
+	for _, bc := range []struct {
+		name string
+		read func([]byte) (*Resource, error)
+	}{{"client", NewResource}, {"stored", NewStoredResource}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := bc.read(raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ok, _ := c.Match(r); !ok {
+					b.Fatal("no match")
+				}
+			}
+		})
+	}
+}

@@ -261,7 +261,9 @@ type SearchQuery struct {
 	// Narrow says Index holds a term few resources match (references to
 	// one patient or encounter): a store with indexes should read the
 	// candidates through them and sort, not walk the type in id order.
-	// Patient implies it. It changes how, never what, a store finds.
+	// Patient implies it. It changes how, never what, a store finds. With
+	// Narrow, Index[0] is such a term (search.Criteria.IndexTerms lists it
+	// first).
 	Narrow bool
 	// AfterID, when set, keeps resources whose id sorts after it (paging).
 	AfterID string

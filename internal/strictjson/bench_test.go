@@ -51,3 +51,16 @@ func BenchmarkEncodingJSONMap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseStored is ParseAny's result for a body read back from the
+// store, built directly.
+func BenchmarkParseStored(b *testing.B) {
+	doc := benchDoc(b)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseStored(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func loadFocus(ctx context.Context, v store.View, e store.Event, baseURL string)
 	if err != nil {
 		return store.Version{}, nil, err
 	}
-	r, err := search.NewResource(fv.Body)
+	r, err := search.NewStoredResource(fv.Body)
 	if err != nil {
 		return fv, nil, nil
 	}

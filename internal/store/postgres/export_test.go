@@ -3,6 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-fhir/herald/internal/store"
 
 	"github.com/pressly/goose/v3"
 )
@@ -20,3 +25,40 @@ func MigrateDownForTest(ctx context.Context, databaseURL string) error {
 
 // LatestVersion is the newest embedded migration.
 var LatestVersion = latestVersion
+
+// PlansForTest sums, over the prepared statements of the pool's
+// connections it reaches (all of them with WithMaxConns(1)), the generic
+// and custom plans of those that search the resources table.
+func (s *Store) PlansForTest(ctx context.Context) (generic, custom int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+		FROM pg_prepared_statements WHERE statement LIKE '%FROM resources WHERE type = $1%'`).Scan(&generic, &custom)
+	return generic, custom, err
+}
+
+// AnalyzeForTest gathers the planner's statistics on the resources table.
+func (s *Store) AnalyzeForTest(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `ANALYZE resources`)
+	return err
+}
+
+// ExplainSearchForTest is EXPLAIN ANALYZE of the first statement Search
+// sends for sq, with sq's values, under a generic plan (as a statement
+// reused by its connection is planned).
+func (s *Store) ExplainSearchForTest(ctx context.Context, sq store.SearchQuery) (string, error) {
+	sql, args := searchStatement(searchSQL, sq, true, nil)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		return "", err
+	}
+	defer conn.Exec(ctx, `RESET plan_cache_mode`)
+	rows, err := conn.Query(ctx, `EXPLAIN (ANALYZE, COSTS OFF) `+sql, args...)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}

@@ -1,0 +1,139 @@
+package strictjson
+
+import "encoding/json"
+
+// ParseStored reads JSON that Herald itself stored after Parse accepted it
+// (a resource body read back from the store) into the generic form
+// Value.Any produces: map[string]any, []any, string, json.Number, bool and
+// nil. For such input the result equals Parse(data).Any(); it is built
+// directly, without the intermediate tree and without the checks for
+// repeated or case-variant member names, which the input passed when it
+// was written. Syntax, UTF-8 and depth are still checked, so a damaged
+// body is an error, not a misreading.
+//
+// Never use it on what a client sent: that is Parse's job.
+func ParseStored(data []byte) (any, error) {
+	p := parser{data: data, src: string(data)}
+	p.skipSpace()
+	v, err := p.anyValue(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, p.fail("data after the JSON value")
+	}
+	return v, nil
+}
+
+func (p *parser) anyValue(depth int) (any, error) {
+	if p.pos >= len(p.data) {
+		return nil, p.fail("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		if depth >= MaxDepth {
+			return nil, p.fail("nested deeper than %d levels", MaxDepth)
+		}
+		return p.anyObject(depth)
+	case c == '[':
+		if depth >= MaxDepth {
+			return nil, p.fail("nested deeper than %d levels", MaxDepth)
+		}
+		return p.anyArray(depth)
+	case c == '"':
+		return p.string()
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := p.pos
+		if err := p.number(); err != nil {
+			return nil, err
+		}
+		return json.Number(p.src[start:p.pos]), nil
+	case p.literal("true"):
+		return true, nil
+	case p.literal("false"):
+		return false, nil
+	case p.literal("null"):
+		return nil, nil
+	default:
+		return nil, p.fail("invalid character %s", quoteByte(c))
+	}
+}
+
+func (p *parser) anyObject(depth int) (map[string]any, error) {
+	p.pos++ // {
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return map[string]any{}, nil
+	}
+	m := make(map[string]any, 4)
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.fail("unexpected end of input")
+		}
+		if p.data[p.pos] != '"' {
+			return nil, p.fail("expected a member name")
+		}
+		name, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.fail("expected ':' after member name")
+		}
+		p.pos++
+		p.skipSpace()
+		v, err := p.anyValue(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		m[name] = v
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.fail("unexpected end of input")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return m, nil
+		default:
+			return nil, p.fail("expected ',' or '}' after object member")
+		}
+	}
+}
+
+func (p *parser) anyArray(depth int) ([]any, error) {
+	p.pos++ // [
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return []any{}, nil
+	}
+	a := make([]any, 0, 2)
+	for {
+		p.skipSpace()
+		v, err := p.anyValue(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.fail("unexpected end of input")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return a, nil
+		default:
+			return nil, p.fail("expected ',' or ']' after array element")
+		}
+	}
+}
