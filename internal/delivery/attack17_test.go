@@ -1,0 +1,111 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/delivery"
+	"github.com/herald-fhir/herald/internal/store"
+)
+
+// bigEncounter writes Encounter/<id> in progress for patient p1 with about
+// size bytes of incompressible text in extensions (R4 strings are at most
+// 1 MiB each).
+func (e *env) bigEncounter(id string, size int) {
+	e.t.Helper()
+	exts := ""
+	for size > 0 {
+		n := min(size, 512<<10)
+		size -= n
+		if exts != "" {
+			exts += ","
+		}
+		exts += fmt.Sprintf(`{"url":"https://attack.example/pad","valueString":%q}`, incompressible(n))
+	}
+	body := fmt.Sprintf(`{"resourceType":"Encounter","id":%q,"extension":[%s],"status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/p1"}}`, id, exts)
+	_, err := e.svc.Update(context.Background(), publisher, "Encounter", id, []byte(body), "")
+	require.NoError(e.t, err)
+}
+
+func heapNow() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// TestNotificationHeldWithinCacheBytes: while one id-only notification
+// of a backlog of large resources is in flight, delivery holds about
+// HERALD_DELIVERY_CACHE_BYTES of resources, not the whole backlog. Before,
+// the claim's focus bodies stayed with the task through the send: a
+// backlog of 40 x 1 MiB Encounters held +42 MiB for one 16 KiB
+// notification (a hanging receiver holds it for up to 60 s).
+func TestNotificationHeldWithinCacheBytes(t *testing.T) {
+	const events, size, cache = 40, 1 << 20, 4 << 20
+	e := newEnv(t, pgStore(t), func(c *delivery.Config) { c.CacheBytes = cache })
+	e.recv.setAnswer(func(_ int, d delivered) int {
+		if d.Bundle.Kind == "event-notification" {
+			return 0 // hang until the test ends
+		}
+		return 200
+	})
+	id := e.subscribe(withContent("id-only"))
+	e.waitStatus(id, "active")
+	e.halt()
+	for i := range events {
+		e.bigEncounter(fmt.Sprintf("big%d", i), size)
+	}
+	base := heapNow()
+	e.start(func(c *delivery.Config) { c.CacheBytes = cache })
+	got := e.recv.waitFor(t, "the event notification", hasKind("event-notification"))
+	held := heapNow() - base
+	t.Logf("%d events of %d KiB: notification of %d events, heap +%d MiB while it is in flight (cache bound %d MiB)",
+		events, size>>10, len(last(got, "event-notification").Bundle.Event), held>>20, cache>>20)
+	require.Less(t, held, int64(2*cache), "delivery holds the backlog's resources outside HERALD_DELIVERY_CACHE_BYTES")
+}
+
+// TestNotificationBoundedByBytes: a full-resource notification carries at
+// most the byte budget of resources (never less than its first event),
+// like $events; the rest follow in order. Before, maxCount alone bounded
+// it: 40 events of 1 MiB made one 40 MiB notification and +120 MiB of
+// heap while it was in flight (100 x 4 MiB: 400 MiB per notification,
+// per worker; with websockets, per bound Subscription).
+func TestNotificationBoundedByBytes(t *testing.T) {
+	const events, size, budget = 12, 1 << 20, 3 << 20
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, func(c *delivery.Config) { c.MaxBytes = budget })
+		id := e.subscribe(withContent("full-resource"))
+		e.waitStatus(id, "active")
+		e.halt()
+		for i := range events {
+			e.bigEncounter(fmt.Sprintf("big%d", i), size)
+		}
+		e.start(func(c *delivery.Config) { c.MaxBytes = budget })
+		got := e.recv.waitFor(t, "every event", func(got []delivered) bool { return len(ackedEvents(got)) >= events })
+		require.Equal(t, span(1, events), ackedEvents(got))
+		for _, d := range got {
+			if d.Bundle.Kind == "event-notification" {
+				t.Logf("notification of events %v: %d KiB", d.Bundle.Event, len(d.Body)>>10)
+				require.LessOrEqual(t, len(d.Body), budget+size+size/2, "a notification carries more than the byte budget and one event")
+			}
+		}
+	})
+}
+
+func hasKind(kind string) func([]delivered) bool {
+	return func(got []delivered) bool { return last(got, kind) != nil }
+}
+
+func last(got []delivered, kind string) *delivered {
+	for i := len(got) - 1; i >= 0; i-- {
+		if got[i].Bundle.Kind == kind {
+			return &got[i]
+		}
+	}
+	return nil
+}
