@@ -151,6 +151,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Sender:      webhook.New(webhook.Options{UserAgent: "Herald/" + version, MaxPerEndpoint: cfg.Delivery.MaxPerHost}),
 		Workers:     cfg.Delivery.Workers,
 		MaxPerOwner: cfg.Delivery.MaxPerOwner,
+		MaxBytes:    cfg.MaxEventsBytes,
 		CacheBytes:  cfg.Delivery.CacheBytes,
 		Poll:        cfg.Delivery.Poll,
 		Lease:       cfg.Delivery.Lease,

@@ -84,6 +84,11 @@ type Config struct {
 	// write that fires for many Subscriptions reads its focus once);
 	// 0 means DefaultCacheBytes.
 	CacheBytes int64
+	// MaxBytes bounds the resources one event-notification carries (focus
+	// and includes, as $events: subscription.LoadEvents' budget): it ends
+	// before the event that would exceed it, never before the first, and
+	// the rest follow at once. 0 means subscription.DefaultEventsBytes.
+	MaxBytes int
 
 	// Instance names this process in the attempt log (HERALD_INSTANCE_ID).
 	Instance string
@@ -143,6 +148,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = DefaultMaxEvents
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = subscription.DefaultEventsBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

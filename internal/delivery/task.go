@@ -278,8 +278,24 @@ func (e *Engine) load(ctx context.Context, tk store.DeliveryTask, n *notificatio
 	if len(n.events) == 0 {
 		return nil, nil
 	}
-	return subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
-		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, 0) // maxCount bounds a notification
+	events, err := subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
+		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, e.cfg.MaxBytes)
+	if err != nil || len(events) == 0 {
+		return events, err
+	}
+	// The budget may have ended the notification early: it acknowledges
+	// only what it carries (the rest is due again at once), and keeps no
+	// focus bodies past this point (the claim read them; the Bundle has
+	// what it needs).
+	last, carried := events[len(events)-1].Number, 0
+	for i := range n.events { // shared with the claim's task: cleared there too
+		n.events[i].Focus = nil
+		if n.events[i].Number <= last {
+			carried = i + 1
+		}
+	}
+	n.events = n.events[:carried]
+	return events, nil
 }
 
 // build renders the notification Bundle. The status it reports is the
