@@ -173,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	wsTokens := &wschannel.Tokens{Keys: keys, TTL: cfg.Websocket.TokenTTL}
 	sockets := wschannel.New(wschannel.Config{
 		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, Tokens: wsTokens, BaseURL: cfg.BaseURL,
-		Poll: cfg.Delivery.Poll,
+		Poll: cfg.Delivery.Poll, MaxBytes: cfg.MaxEventsBytes,
 		Limits: wschannel.Limits{SocketsPerClient: cfg.Websocket.SocketsPerClient, BindingsPerSocket: cfg.Websocket.BindingsPerSocket,
 			MessageBytes: int64(cfg.Websocket.MessageBytes), BindTimeout: cfg.Websocket.BindTimeout, QueueLength: cfg.Websocket.QueueLength},
 		Logger: log.With("component", "websocket"),
