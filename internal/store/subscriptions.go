@@ -184,8 +184,8 @@ type AuditEntry struct {
 	Seq    int64     // 1, 2, 3, … in the order of the changes
 	At     time.Time // when the change was made
 	Actor  string    // the admin's client id; empty when not made through the admin API
-	Action string    // AuditAddEndpoint, AuditRemoveEndpoint, AuditPutClient, AuditRetry or AuditReactivate
-	Target string    // the endpoint's id, the client's id or "Subscription/<id>"
+	Action string    // AuditAddEndpoint, AuditRemoveEndpoint, AuditPutClient, AuditRetry, AuditReactivate, AuditPutTopic or AuditDeleteTopic
+	Target string    // the endpoint's id, the client's id, "Subscription/<id>" or "SubscriptionTopic/<id>"
 	Before []byte    // JSON of the entry before the change; nil when none
 	After  []byte    // JSON of the entry after the change; nil when none
 }
@@ -197,6 +197,8 @@ const (
 	AuditPutClient      = "client.put"
 	AuditRetry          = "subscription.retry"
 	AuditReactivate     = "subscription.reactivate"
+	AuditPutTopic       = "topic.put"
+	AuditDeleteTopic    = "topic.delete"
 )
 
 type actorKey struct{}
