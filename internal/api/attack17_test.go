@@ -49,3 +49,51 @@ func TestTopicChangesAreAudited(t *testing.T) {
 		require.JSONEq(t, `null`, string(log[0].After))
 	})
 }
+
+// TestAdminSubscriptionChangesAreAudited: an admin may change or delete any
+// owner's Subscription through /fhir (keeping the owner's grants); such a
+// change is an admin change and is audited (subscription.put,
+// subscription.delete) with the stored Subscription before and after,
+// which never holds the signing secret or header values. An owner's own
+// changes are not admin changes. Before, neither left an entry.
+func TestAdminSubscriptionChangesAreAudited(t *testing.T) {
+	t.Parallel()
+	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
+		owner := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "app" })
+		admin := h.token("herald.admin system/Subscription.cruds", func(c *auth.MintClaims) { c.ClientID = "ops-carol" })
+		r := h.request("POST", "/fhir/Subscription", owner, newSubscription(withSecrets))
+		require.Equal(t, 201, r.status, string(r.body))
+		id := r.json(t)["id"].(string)
+		read := h.request("GET", "/fhir/Subscription/"+id, owner, "")
+		require.Equal(t, 200, read.status)
+		r = h.request("PUT", "/fhir/Subscription/"+id, owner, strings.Replace(string(read.body), "Tell the care app", "Owner: tell the care app", 1))
+		require.Equal(t, 200, r.status, string(r.body))
+
+		read = h.request("GET", "/fhir/Subscription/"+id, admin, "")
+		require.Equal(t, 200, read.status)
+		r = h.request("PUT", "/fhir/Subscription/"+id, admin, strings.Replace(string(read.body), "Owner: tell the care app", "Admin: tell the care app", 1))
+		require.Equal(t, 200, r.status, string(r.body))
+		require.Equal(t, 204, h.request("DELETE", "/fhir/Subscription/"+id, admin, "").status)
+
+		var log []auditBody
+		requireJSON(t, h.adminRequest("GET", "/admin/audit", admin, ""), 200, &log)
+		var subs []auditBody
+		var actions []string
+		for _, e := range log {
+			if strings.HasPrefix(e.Target, "Subscription/") {
+				subs = append(subs, e)
+				actions = append(actions, e.Actor+" "+e.Action+" "+e.Target)
+			}
+		}
+		require.Equal(t, []string{"ops-carol subscription.delete Subscription/" + id, "ops-carol subscription.put Subscription/" + id}, actions, "newest first; the owner's own update is not an admin change")
+		require.Contains(t, string(subs[1].Before), "Owner: tell the care app")
+		require.Contains(t, string(subs[1].After), "Admin: tell the care app")
+		require.Contains(t, string(subs[0].Before), "Admin: tell the care app")
+		require.JSONEq(t, `null`, string(subs[0].After))
+		for _, e := range subs {
+			for _, secret := range []string{subSecret, headerSecret, "hdr-s3cr3t"} {
+				require.NotContains(t, string(e.Before)+string(e.After), secret, "the audit log never holds secrets")
+			}
+		}
+	})
+}
