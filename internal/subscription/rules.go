@@ -450,8 +450,30 @@ func (r *Rules) openHeaders(id, sealed string) ([]Header, error) {
 func secretAD(id string) []byte  { return secrets.AssociatedData("Subscription", id, "signing-secret") }
 func headersAD(id string) []byte { return secrets.AssociatedData("Subscription", id, "headers") }
 
-// AfterWrite removes the state of a deleted Subscription.
-func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, _ *auth.Principal, _ *store.Version, cur store.Version) error {
+// AfterWrite removes the state of a deleted Subscription, and records an
+// admin's change of another owner's Subscription in the admin audit log
+// (the stored versions hold neither the signing secret nor header values).
+func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, p *auth.Principal, prev *store.Version, cur store.Version) error {
+	if p != nil && p.Admin {
+		o, err := tx.SubscriptionOwner(ctx, cur.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil && !Owns(p, o) {
+			e := store.AuditEntry{Action: store.AuditPutSubscription, Target: "Subscription/" + cur.ID}
+			if prev != nil && !prev.Deleted {
+				e.Before = prev.Body
+			}
+			if cur.Deleted {
+				e.Action = store.AuditDeleteSubscription
+			} else {
+				e.After = cur.Body
+			}
+			if err := tx.AppendAudit(store.WithActor(ctx, p.ClientID), e); err != nil {
+				return err
+			}
+		}
+	}
 	if cur.Deleted {
 		return tx.DeleteSubscription(ctx, cur.ID)
 	}
