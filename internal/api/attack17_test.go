@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -95,5 +97,38 @@ func TestAdminSubscriptionChangesAreAudited(t *testing.T) {
 				require.NotContains(t, string(e.Before)+string(e.After), secret, "the audit log never holds secrets")
 			}
 		}
+	})
+}
+
+// TestAdminEditKeepsOwnerOfSameClient: an admin's edit keeps the owner (and
+// so the owner's grants and lease cap) whenever the admin is not the
+// owner: the same client in another launch context is another owner.
+// Before, only the client id was compared, so an admin token of the
+// client that owns a patient-context Subscription took it over as a
+// system owner: its lease grew from the patient token's hour to
+// HERALD_MAX_LEASE, and the patient's own token no longer found it.
+func TestAdminEditKeepsOwnerOfSameClient(t *testing.T) {
+	t.Parallel()
+	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
+		patient := h.token("patient/Subscription.cru patient/Encounter.rs", forPatient("p1"), func(c *auth.MintClaims) {
+			c.ClientID, c.TTL = "app", time.Hour
+		})
+		admin := h.token("herald.admin system/Subscription.cruds system/Encounter.rs", func(c *auth.MintClaims) { c.ClientID = "app" })
+		r := h.request("POST", "/fhir/Subscription", patient, newSubscription())
+		require.Equal(t, 201, r.status, string(r.body))
+		id := r.json(t)["id"].(string)
+
+		read := h.request("GET", "/fhir/Subscription/"+id, admin, "")
+		require.Equal(t, 200, read.status)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(read.body, &m))
+		m["end"] = "2099-01-01T00:00:00Z"
+		body, _ := json.Marshal(m)
+		r = h.request("PUT", "/fhir/Subscription/"+id, admin, string(body))
+		require.Equal(t, 200, r.status, string(r.body))
+		end, err := time.Parse(time.RFC3339, r.json(t)["end"].(string))
+		require.NoError(t, err)
+		require.WithinDuration(t, time.Now().Add(time.Hour), end, 5*time.Minute, "the owner's (patient token's) lease cap still holds")
+		require.Equal(t, 200, h.request("GET", "/fhir/Subscription/"+id, patient, "").status, "still the patient owner's")
 	})
 }
