@@ -271,7 +271,8 @@ func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoi
 	}
 	if prev != nil {
 		state.CreatedAt = prev.CreatedAt
-		if p.Admin && prev.Owner != p.ClientID {
+		// The same client in another launch context is another owner.
+		if p.Admin && !Owns(p, store.SubscriptionOwner{Client: prev.Owner, Context: prev.Context}) {
 			state.Owner, state.Context, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Context, prev.Scopes, prev.Patient, prev.TokenExp
 		}
 	}
