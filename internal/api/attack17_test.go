@@ -132,3 +132,50 @@ func TestAdminEditKeepsOwnerOfSameClient(t *testing.T) {
 		require.Equal(t, 200, h.request("GET", "/fhir/Subscription/"+id, patient, "").status, "still the patient owner's")
 	})
 }
+
+// TestAdminCannotRedirectAnotherOwnersNotifications: herald.admin grants
+// no FHIR access (finding 6), so an admin's edit of another owner's
+// Subscription must not change what it delivers or where: its topic,
+// filters or endpoint. Before, a token with herald.admin and
+// system/Subscription.u alone (no read scope on anything) could point
+// another owner's Subscription at an endpoint of its choosing and widen
+// its filters, and receive, under the owner's grants, every patient's
+// changes. Switching it off, its reason and its end stay the admin's to
+// change.
+func TestAdminCannotRedirectAnotherOwnersNotifications(t *testing.T) {
+	t.Parallel()
+	eachStoreSubs(t, func(t *testing.T, h *subHarness) {
+		owner := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "app" })
+		admin := h.token("herald.admin system/Subscription.rus", func(c *auth.MintClaims) { c.ClientID = "ops-dave" })
+		r := h.request("POST", "/fhir/Subscription", owner, newSubscription())
+		require.Equal(t, 201, r.status, string(r.body))
+		id := r.json(t)["id"].(string)
+		read := h.request("GET", "/fhir/Subscription/"+id, admin, "")
+		require.Equal(t, 200, read.status)
+
+		for name, change := range map[string]func(m map[string]any){
+			"endpoint": func(m map[string]any) { channel(m)["endpoint"] = hookBase + "admin-collects" },
+			"filters": func(m map[string]any) {
+				m["_criteria"] = map[string]any{"extension": []any{map[string]any{
+					"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria", "valueString": "Encounter?class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB"}}}
+			},
+			"topic": func(m map[string]any) { m["criteria"] = "https://herald.dev/fhir/SubscriptionTopic/encounter-end" },
+		} {
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(read.body, &m))
+			change(m)
+			body, _ := json.Marshal(m)
+			requireOutcome(t, h.request("PUT", "/fhir/Subscription/"+id, admin, string(body)), 403, "owner")
+			t.Logf("%s: refused", name)
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(read.body, &m))
+		m["reason"], m["status"] = "switched off by operations", "off"
+		body, _ := json.Marshal(m)
+		r = h.request("PUT", "/fhir/Subscription/"+id, admin, string(body))
+		require.Equal(t, 200, r.status, string(r.body))
+		got := h.request("GET", "/fhir/Subscription/"+id, owner, "").json(t)
+		require.Equal(t, hookBase+"hook-1", got["channel"].(map[string]any)["endpoint"])
+		require.Equal(t, "off", got["status"])
+	})
+}
