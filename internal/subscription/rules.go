@@ -218,6 +218,13 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 		return Written{}, err
 	}
 	state := r.newState(p, id, sub, endpoint, prevState, now)
+	if prevState != nil && p.Admin && !Owns(p, store.SubscriptionOwner{Client: prevState.Owner, Context: prevState.Context}) &&
+		store.Redefines(*prevState, state) {
+		// herald.admin grants no FHIR access: under the owner's grants, a
+		// new endpoint or wider filters would send the owner's data to
+		// wherever the admin chose.
+		return Written{}, fhir.Errorf(fhir.KindForbidden, "an admin may not change the topic, filters or endpoint of another owner's Subscription (that would send the owner's notifications elsewhere); ask its owner, or switch it off")
+	}
 	if err := r.authorizeOwner(ctx, tx, state, now); err != nil {
 		return Written{}, err
 	}
