@@ -156,24 +156,22 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
-	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow])
-	if err != nil {
-		return nil, wrap("claim due subscriptions", err)
-	}
+	defer rows.Close()
 	var out []store.DeliveryTask
 	type versionKey struct {
 		typ, id string
 		version int64
 	}
 	bodies := map[versionKey][]byte{} // claimSQL sends each body once
-	for _, r := range rs {
-		if r.FvVersionID != nil {
-			k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
-			if b, ok := bodies[k]; ok {
-				r.FvBody = b
-			} else {
-				bodies[k] = r.FvBody
-			}
+	// Rows come task by task; each task keeps events while their bodies
+	// fit store.ClaimEventBytes (its first always), and the rows past that
+	// are read and dropped one at a time, never held.
+	var taskBytes int
+	var taskFull bool
+	for rows.Next() {
+		r, err := pgx.RowToStructByName[claimEventRow](rows)
+		if err != nil {
+			return nil, wrap("claim due subscriptions", err)
 		}
 		if len(out) == 0 || out[len(out)-1].State.ID != r.ID {
 			out = append(out, store.DeliveryTask{
@@ -183,15 +181,35 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
 				ConfigGeneration: r.ConfigGen,
 			})
+			taskBytes, taskFull = 0, false
 		}
-		if r.EvNumber != nil {
-			tk := &out[len(out)-1]
-			ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
-				Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
-				Method: *r.EvMethod, Includes: r.EvIncludes}.event()
-			ev.Focus = r.focus()
-			tk.Events = append(tk.Events, ev)
+		if r.EvNumber == nil || taskFull {
+			continue
 		}
+		tk := &out[len(out)-1]
+		if len(tk.Events) > 0 && taskBytes+len(r.FvBody) > store.ClaimEventBytes {
+			taskFull = true // this and later events wait for the next claim
+			continue
+		}
+		taskBytes += len(r.FvBody)
+		ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
+			Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
+			Method: *r.EvMethod, Includes: r.EvIncludes}.event()
+		if r.FvVersionID != nil {
+			k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
+			if r.FvBody == nil && !*r.FvDeleted {
+				r.FvBody = bodies[k] // nil when its first row was dropped: Focus is left nil, read later
+			} else {
+				bodies[k] = r.FvBody
+			}
+			if r.FvBody != nil || *r.FvDeleted {
+				ev.Focus = r.focus()
+			}
+		}
+		tk.Events = append(tk.Events, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("claim due subscriptions", err)
 	}
 	return out, nil
 }
