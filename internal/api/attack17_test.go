@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/memory"
 )
 
 // TestTopicChangesAreAudited: topics are written by admins only and decide
@@ -178,4 +182,38 @@ func TestAdminCannotRedirectAnotherOwnersNotifications(t *testing.T) {
 		require.Equal(t, hookBase+"hook-1", got["channel"].(map[string]any)["endpoint"])
 		require.Equal(t, "off", got["status"])
 	})
+}
+
+// TestTypeStatusIsBounded: GET /Subscription/$status without ids answers
+// every Subscription the caller may see, each costing a query and a
+// status entry: all of them for an admin, and all of an owner's,
+// including those switched off (the live-quota does not count them). One
+// small request must not build an answer beyond HERALD_MAX_RESPONSE_BYTES
+// (16 MiB): before, 20,000 Subscriptions switched off made a 12.6 MB
+// answer (and 20,000 queries on PostgreSQL). Past
+// subscription.MaxStatusEntries Herald refuses (413) and asks for ids.
+func TestTypeStatusIsBounded(t *testing.T) {
+	t.Parallel()
+	const subs = 20000
+	h := setupSubscriptions(t, memory.New())
+	now := time.Now()
+	require.NoError(t, h.store.InTx(context.Background(), func(tx store.Tx) error {
+		for i := range subs {
+			if err := tx.PutSubscription(context.Background(), store.SubscriptionState{ID: fmt.Sprintf("s%05d", i), Owner: "app", Context: "system", Scopes: subScopes,
+				Status: "off", Topic: encounterStart, Endpoint: hookBase + "x", Content: "id-only", CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	owner := h.token(subScopes, func(c *auth.MintClaims) { c.ClientID = "app" })
+	r := h.request("GET", "/fhir/Subscription/$status", owner, "")
+	t.Logf("$status of %d Subscriptions: %d, %d KiB", subs, r.status, len(r.body)>>10)
+	requireOutcome(t, r, 413, "id")
+	admin := h.token(auth.AdminScope)
+	requireOutcome(t, h.request("GET", "/fhir/Subscription/$status", admin, ""), 413, "id")
+	// Named, or few enough, they are answered.
+	r = h.request("GET", "/fhir/Subscription/$status?id=s00001,s00002", owner, "")
+	require.Equal(t, 200, r.status, string(r.body))
+	require.EqualValues(t, 2, r.json(t)["total"])
 }
