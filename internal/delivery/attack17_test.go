@@ -3,8 +3,10 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -108,4 +110,46 @@ func last(got []delivered, kind string) *delivered {
 		}
 	}
 	return nil
+}
+
+// TestSharedHostTurnsPerOwner: the turns at an endpoint (scheme, host,
+// port: HERALD_DELIVERY_MAX_PER_ENDPOINT of them) are kept per owner, so
+// one owner's hanging Subscriptions at a shared host (an integration hub,
+// a webhook relay: each tenant its own path) cannot take another owner's
+// turns there. Before, client "app" holding the host's four slots with
+// hanging sends (refilled as each times out) kept "app-b"'s handshake to
+// the same host "endpoint busy" for as long as it liked: never sent,
+// never failed, never active.
+func TestSharedHostTurnsPerOwner(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st)
+		ctx := context.Background()
+		shared := newReceiver(t)
+		shared.setAnswer(func(_ int, d delivered) int {
+			if d.Path == "/b" {
+				return http.StatusOK
+			}
+			return 0 // "app"'s endpoints hang
+		})
+		require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "shared", URLPrefix: shared.srv.URL + "/",
+			AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+		for i := range 8 { // twice webhook's default MaxPerEndpoint
+			_, err := e.svc.Create(ctx, client, "Subscription",
+				[]byte(subscriptionJSON(shared.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30))))
+			require.NoError(t, err)
+		}
+		shared.waitWithin(t, 10*time.Second, "app's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
+
+		id := e.subscribeOtherAt(t, shared.srv.URL+"/b", "p2")
+		shared.waitWithin(t, 10*time.Second, "app-b's handshake at the shared host", func(got []delivered) bool {
+			for _, d := range got {
+				if d.Path == "/b" {
+					return true
+				}
+			}
+			return false
+		})
+		e.waitStatus(id, "active")
+	})
 }
