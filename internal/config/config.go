@@ -84,7 +84,7 @@ type Timeouts struct {
 type Delivery struct {
 	Workers       int
 	MaxPerOwner   int   // Subscriptions of one client in flight across instances; 0: three quarters of Workers
-	MaxPerHost    int   // sends to one endpoint (scheme, host, port) at once, per instance
+	MaxPerHost    int   // sends to one endpoint (scheme, host, port) of one owner at once, per instance
 	CacheBytes    int64 // resource bodies kept for notifications
 	DBConns       int   // connections of the delivery pool; 0: share the write pool
 	Poll          time.Duration
@@ -182,7 +182,7 @@ var settings = []setting{
 	{"HERALD_ERROR_RECOVER_AFTER", "error-recover-after", "10m", "least time a Subscription stays in error before a successful delivery makes it active again (deliveries go on meanwhile); bounds the versions a flapping endpoint stores"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_MAX_PER_OWNER", "delivery-max-per-owner", "0", "Subscriptions of one client being delivered at once, across all instances; 0: three quarters of HERALD_DELIVERY_WORKERS"},
-	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) at once by this instance; more due ones back off as \"endpoint busy\""},
+	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) for one owner at once by this instance; more due ones back off as \"endpoint busy\""},
 	{"HERALD_DELIVERY_CACHE_BYTES", "delivery-cache-bytes", "67108864", "most bytes of resources delivery keeps in memory for notifications (a write that fires for many Subscriptions is read once)"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
 	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},

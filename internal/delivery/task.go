@@ -130,6 +130,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, ContentType: st.Payload, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
 		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Share: st.Owner, // one owner's hanging sends to a shared host cannot take another's turns
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
