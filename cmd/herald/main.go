@@ -211,6 +211,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,
 			Capabilities: cfg.SMART.Capabilities,
 		},
+
+		BodyBytesInFlight: cfg.BodyBytesInFlight, // parsed bodies cost many times their size
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -4,13 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
 )
@@ -216,4 +221,68 @@ func TestTypeStatusIsBounded(t *testing.T) {
 	r = h.request("GET", "/fhir/Subscription/$status?id=s00001,s00002", owner, "")
 	require.Equal(t, 200, r.status, string(r.body))
 	require.EqualValues(t, 2, r.json(t)["total"])
+}
+
+// parsedBody is an Observation of about n bytes made of minimal
+// components: JSON that costs about 50 times its size once parsed.
+func parsedBody(n int) string {
+	comp := `{"code":{"text":"x"}}`
+	k := (n - 200) / (len(comp) + 1)
+	return `{"resourceType":"Observation","status":"final","code":{"text":"a"},"component":[` + strings.Repeat(comp+",", k-1) + comp + `]}`
+}
+
+// TestLargeBodiesShareAParseBudget: request bodies are parsed within
+// Options.BodyBytesInFlight at once. A JSON body costs many times its
+// size once parsed and validated (a 4 MiB Observation of small
+// components: +214 MiB of heap), and nothing bounded how many were parsed
+// at once: here 10 concurrent 2 MiB writes peaked at about +1 GiB (on
+// the defaults, every 20 concurrent 4 MiB writes by any client with a
+// create scope, a patient app's included, cost over 4 GB). With a budget of
+// one body they run one after another (about +300 MiB: one parse and the
+// garbage of the last) and all succeed.
+func TestLargeBodiesShareAParseBudget(t *testing.T) {
+	const writers, size = 10, 2 << 20
+	h := setup(t, memory.New(), func(o *api.Options, _ *resources.Config) {
+		o.MaxBodyBytes, o.BodyBytesInFlight = size, size
+	})
+	tok := h.token(allScopes)
+	body := parsedBody(size)
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base := m.HeapInuse
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	statuses := make([]int, writers)
+	for i := range writers {
+		wg.Go(func() { statuses[i] = h.request("POST", "/fhir/Observation", tok, body).status })
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	grown := int64(peak.Load()) - int64(base)
+	t.Logf("%d concurrent %d KiB writes: heap peak +%d MiB", writers, size>>10, grown>>20)
+	for _, s := range statuses {
+		require.Equal(t, 201, s)
+	}
+	require.Less(t, grown, int64(500<<20), "parsed bodies beyond the budget at once")
 }

@@ -201,7 +201,38 @@ func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 		}
 		return nil, false
 	}
+	if !s.admitBody(c, int64(len(body))) {
+		return nil, false
+	}
 	return body, true
+}
+
+// bodyWeightKey holds the bytes a request took from Server.bodies.
+const bodyWeightKey = "herald.bodyWeight"
+
+// admitBody waits until the body's bytes fit Options.BodyBytesInFlight
+// (released when the request ends: releaseBody); a request whose deadline
+// passes first gets 503 with Retry-After.
+func (s *Server) admitBody(c *gin.Context, n int64) bool {
+	if n == 0 {
+		return true
+	}
+	n = min(n, s.bodyCap)
+	if err := s.bodies.Acquire(c.Request.Context(), n); err != nil {
+		writeError(c, &fhir.Error{Kind: fhir.KindUnavailable, Err: err,
+			Message: "the server is busy with other large requests; retry later"})
+		return false
+	}
+	c.Set(bodyWeightKey, n)
+	return true
+}
+
+// releaseBody gives back what admitBody took, once the request is done.
+func (s *Server) releaseBody(c *gin.Context) {
+	c.Next()
+	if n, ok := c.Get(bodyWeightKey); ok {
+		s.bodies.Release(n.(int64))
+	}
 }
 
 func tooLarge(limit int64) error {

@@ -57,6 +57,10 @@ type Config struct {
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
+
+	// BodyBytesInFlight bounds the request bodies parsed at once (0: 4 x
+	// MaxBodyBytes).
+	BodyBytesInFlight int64
 }
 
 // Limits bound what one client may ask of the server.
@@ -159,6 +163,7 @@ var settings = []setting{
 	{"HERALD_MAX_HEADER_VALUE_BYTES", "max-header-value-bytes", "4096", "largest value of one Subscription channel.header in bytes; larger get 422"},
 	{"HERALD_MAX_SUBSCRIPTION_BYTES", "max-subscription-bytes", "65536", "largest Subscription resource in bytes; larger get 422"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
+	{"HERALD_BODY_BYTES_IN_FLIGHT", "body-bytes-in-flight", "0", "bytes of request bodies parsed and acted on at once (a parsed body costs many times its size); more wait, then 503; 0: 4 x HERALD_MAX_BODY_BYTES"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
 	{"HERALD_MAX_SEARCH_COUNT", "max-search-count", "1000", "largest page a search or history answers with; a larger _count gets this many"},
@@ -397,6 +402,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
 	} else {
 		c.MaxBodyBytes = n
+	}
+	if n, err := strconv.ParseInt(get("HERALD_BODY_BYTES_IN_FLIGHT"), 10, 64); err != nil || n < 0 || n > 0 && n < c.MaxBodyBytes {
+		fail("HERALD_BODY_BYTES_IN_FLIGHT", "must be 0 or an integer of at least HERALD_MAX_BODY_BYTES")
+	} else {
+		c.BodyBytesInFlight = n
 	}
 	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
