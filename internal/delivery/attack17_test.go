@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,4 +154,60 @@ func TestSharedHostTurnsPerOwner(t *testing.T) {
 		})
 		e.waitStatus(id, "active")
 	})
+}
+
+// TestFanOutDecodesWithinABudget: before a send, every event's focus is
+// decoded to check it against the Subscription's filters and its owner's
+// compartment, once per Subscription; a JSON body costs many times its
+// size decoded (a 2 MiB Encounter of small extensions: about +64 MiB). A
+// write that fires for many Subscriptions had every worker decode it at
+// once: 8 Subscriptions peaked at +335 MiB here (32 workers and a 4 MiB
+// body: about 4 GB). Decoding now shares Config.DecodeBytes (here one
+// body: +80..90 MiB). PostgreSQL: its claim brings the focus bodies the
+// weight is taken from (the embedded store's are read later, already in
+// memory).
+func TestFanOutDecodesWithinABudget(t *testing.T) {
+	const subs, size = 8, 2 << 20
+	opt := func(c *delivery.Config) { c.DecodeBytes = size }
+	e := newEnv(t, pgStore(t), opt)
+	for range subs {
+		e.subscribe()
+	}
+	e.recv.waitFor(t, "the handshakes", func(got []delivered) bool { return len(got) >= subs })
+	ext := `{"url":"https://attack.example/x","valueBoolean":true}`
+	k := (size - 300) / (len(ext) + 1)
+	body := `{"resourceType":"Encounter","id":"wide","extension":[` + strings.Repeat(ext+",", k-1) + ext +
+		`],"status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/p1"}}`
+	_, err := e.svc.Update(context.Background(), publisher, "Encounter", "wide", []byte(body), "")
+	require.NoError(t, err)
+
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base := m.HeapInuse
+	var peak atomic.Uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	e.recv.waitFor(t, "every Subscription's event", func(got []delivered) bool { return len(ackedEvents(got)) >= subs })
+	close(stop)
+	<-sampled
+	grown := int64(peak.Load()) - int64(base)
+	t.Logf("one %d KiB write fanned out to %d Subscriptions: heap peak +%d MiB", size>>10, subs, grown>>20)
+	require.Less(t, grown, int64(300<<20), "every worker decoded the focus at once")
 }

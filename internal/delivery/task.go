@@ -279,6 +279,21 @@ func (e *Engine) load(ctx context.Context, tk store.DeliveryTask, n *notificatio
 	if len(n.events) == 0 {
 		return nil, nil
 	}
+	// Decoding shares Config.DecodeBytes with the other workers, weighed
+	// by the focus bodies the claim brought (those read now go through
+	// the cache, bounded by bytes too).
+	var weight int64
+	for _, ev := range n.events {
+		if ev.Focus != nil {
+			weight += int64(len(ev.Focus.Body))
+		}
+	}
+	if weight = min(weight, e.cfg.DecodeBytes); weight > 0 {
+		if err := e.decoding.Acquire(ctx, weight); err != nil {
+			return nil, err
+		}
+		defer e.decoding.Release(weight)
+	}
 	events, err := subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
 		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, e.cfg.MaxBytes)
 	if err != nil || len(events) == 0 {
