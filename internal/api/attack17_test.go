@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -285,4 +287,48 @@ func TestLargeBodiesShareAParseBudget(t *testing.T) {
 		require.Equal(t, 201, s)
 	}
 	require.Less(t, grown, int64(500<<20), "parsed bodies beyond the budget at once")
+}
+
+// TestSlowReaderDoesNotHoldTheParseBudget: a request's share of
+// BodyBytesInFlight is given back when its answer starts, so a client that
+// reads a large answer slowly (or never) cannot keep other writers waiting
+// for the budget until they time out.
+func TestSlowReaderDoesNotHoldTheParseBudget(t *testing.T) {
+	const size = 1 << 20
+	h := setup(t, memory.New(), withRequestTimeout(3*time.Second), func(o *api.Options, _ *resources.Config) {
+		o.MaxBodyBytes, o.BodyBytesInFlight = 2*size, 2*size
+	})
+	tok := h.token(allScopes)
+	for range 12 { // 12 MiB to search for
+		require.Equal(t, 201, h.request("POST", "/fhir/Observation", tok, parsedBody(size)).status)
+	}
+	// A batch whose body takes most of the budget and whose answer (every
+	// Observation) is far larger than the socket buffers, sent by a
+	// client that never reads.
+	entry, err := json.Marshal(map[string]any{"request": map[string]any{"method": "POST", "url": "Observation"},
+		"resource": json.RawMessage(parsedBody(size + size/2))})
+	require.NoError(t, err)
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[` + string(entry) + `,{"request":{"method":"GET","url":"Observation?_count=100"}}]}`
+	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	_, err = fmt.Fprintf(conn, "POST /fhir HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer %s\r\nContent-Type: application/fhir+json\r\nContent-Length: %d\r\n\r\n%s", tok, len(batch), batch)
+	require.NoError(t, err)
+	// The answer has begun; the rest of it waits for a reader that never comes.
+	_ = conn.SetReadDeadline(time.Now().Add(answerWait))
+	buf := make([]byte, 64)
+	k, err := io.ReadAtLeast(conn, buf, 12)
+	require.NoError(t, err)
+	require.Equal(t, "HTTP/1.1 200", string(buf[:12]), "%q", buf[:k])
+
+	// Another writer still gets in while that answer waits to be read.
+	deadline := time.Now().Add(answerWait)
+	for {
+		r := h.request("POST", "/fhir/Observation", tok, parsedBody(size))
+		if r.status == 201 {
+			break
+		}
+		require.Equal(t, 503, r.status, string(r.body))
+		require.True(t, time.Now().Before(deadline), "writers stayed shut out while a slow reader held the budget")
+	}
 }
