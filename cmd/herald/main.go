@@ -151,6 +151,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		Sender:      webhook.New(webhook.Options{UserAgent: "Herald/" + version, MaxPerEndpoint: cfg.Delivery.MaxPerHost}),
 		Workers:     cfg.Delivery.Workers,
 		MaxPerOwner: cfg.Delivery.MaxPerOwner,
+		MaxBytes:    cfg.MaxEventsBytes,
 		CacheBytes:  cfg.Delivery.CacheBytes,
 		Poll:        cfg.Delivery.Poll,
 		Lease:       cfg.Delivery.Lease,
@@ -172,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	wsTokens := &wschannel.Tokens{Keys: keys, TTL: cfg.Websocket.TokenTTL}
 	sockets := wschannel.New(wschannel.Config{
 		Store: st, Rules: subscriptionRules, Admin: adminCache, Topics: library, Tokens: wsTokens, BaseURL: cfg.BaseURL,
-		Poll: cfg.Delivery.Poll,
+		Poll: cfg.Delivery.Poll, MaxBytes: cfg.MaxEventsBytes,
 		Limits: wschannel.Limits{SocketsPerClient: cfg.Websocket.SocketsPerClient, BindingsPerSocket: cfg.Websocket.BindingsPerSocket,
 			MessageBytes: int64(cfg.Websocket.MessageBytes), BindTimeout: cfg.Websocket.BindTimeout, QueueLength: cfg.Websocket.QueueLength},
 		Logger: log.With("component", "websocket"),
@@ -210,6 +211,8 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 			TokenEndpoint: cfg.SMART.TokenEndpoint, AuthorizationEndpoint: cfg.SMART.AuthorizationEndpoint,
 			Capabilities: cfg.SMART.Capabilities,
 		},
+
+		BodyBytesInFlight: cfg.BodyBytesInFlight, // parsed bodies cost many times their size
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

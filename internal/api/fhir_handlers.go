@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -201,7 +202,61 @@ func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 		}
 		return nil, false
 	}
+	if !s.admitBody(c, int64(len(body))) {
+		return nil, false
+	}
 	return body, true
+}
+
+// bodyWeightKey holds the bytes a request took from Server.bodies.
+const bodyWeightKey = "herald.bodyWeight"
+
+// admitBody waits until the body's bytes fit Options.BodyBytesInFlight
+// (released when the request ends: releaseBody); a request whose deadline
+// passes first gets 503 with Retry-After.
+func (s *Server) admitBody(c *gin.Context, n int64) bool {
+	if n == 0 {
+		return true
+	}
+	n = min(n, s.bodyCap)
+	if err := s.bodies.Acquire(c.Request.Context(), n); err != nil {
+		writeError(c, &fhir.Error{Kind: fhir.KindUnavailable, Err: err,
+			Message: "the server is busy with other large requests; retry later"})
+		return false
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { s.bodies.Release(n) }) }
+	c.Set(bodyWeightKey, release)
+	// The answer starts once the work is done: a client that reads it
+	// slowly must not hold the budget (up to the write timeout).
+	c.Writer = &releasingWriter{ResponseWriter: c.Writer, release: release}
+	return true
+}
+
+// releaseBody gives back what admitBody took, once the request is done
+// (if the answer has not already).
+func (s *Server) releaseBody(c *gin.Context) {
+	c.Next()
+	if release, ok := c.Get(bodyWeightKey); ok {
+		release.(func())()
+	}
+}
+
+// releasingWriter releases a request's body budget when its answer starts.
+type releasingWriter struct {
+	gin.ResponseWriter
+	release func()
+}
+
+func (w *releasingWriter) WriteHeader(code int) { w.release(); w.ResponseWriter.WriteHeader(code) }
+func (w *releasingWriter) WriteHeaderNow()      { w.release(); w.ResponseWriter.WriteHeaderNow() }
+func (w *releasingWriter) Write(b []byte) (int, error) {
+	w.release()
+	return w.ResponseWriter.Write(b)
+}
+func (w *releasingWriter) WriteString(s string) (int, error) {
+	w.release()
+	return w.ResponseWriter.WriteString(s)
 }
 
 func tooLarge(limit int64) error {

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/herald-fhir/herald/internal/admin"
 	"github.com/herald-fhir/herald/internal/auth"
@@ -70,6 +72,12 @@ type Options struct {
 	// passes, the request's transaction rolls back and the client gets 503.
 	// Zero: no deadline.
 	RequestTimeout time.Duration
+	// BodyBytesInFlight bounds the request bodies being parsed and acted
+	// on at once, in bytes: a JSON body costs many times its size once
+	// parsed (a 4 MiB Observation of small components: +214 MiB), so
+	// requests beyond it wait for others to finish (until their deadline,
+	// then 503). Zero: 4 x MaxBodyBytes.
+	BodyBytesInFlight int64
 }
 
 // Server is the HTTP handler of Herald.
@@ -79,6 +87,8 @@ type Server struct {
 	engine   *gin.Engine
 	routes   []route
 	draining atomic.Bool
+	bodies   *semaphore.Weighted // BodyBytesInFlight
+	bodyCap  int64               // its size
 }
 
 // Drain makes /readyz fail from now on, so load balancers stop sending
@@ -92,11 +102,13 @@ func New(opts Options) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{opts: opts, engine: gin.New(), admin: &admin.Service{Store: opts.Admin}}
+	s.bodyCap = cmp.Or(opts.BodyBytesInFlight, 4*opts.MaxBodyBytes, 1)
+	s.bodies = semaphore.NewWeighted(s.bodyCap)
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
 	s.engine.ContextWithFallback = true
-	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.requestDeadline, s.checkQuery)
+	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.requestDeadline, s.releaseBody, s.checkQuery)
 	s.engine.NoRoute(func(c *gin.Context) { writeError(c, notFoundRoute(c)) })
 	s.engine.NoMethod(func(c *gin.Context) { writeError(c, notAllowed(c)) })
 	s.routes = s.routeTable()

@@ -57,6 +57,10 @@ type Config struct {
 	LogLevel             slog.Level
 	PprofAddr            string // loopback only; empty: off
 	NoMigrate            bool
+
+	// BodyBytesInFlight bounds the request bodies parsed at once (0: 4 x
+	// MaxBodyBytes).
+	BodyBytesInFlight int64
 }
 
 // Limits bound what one client may ask of the server.
@@ -84,7 +88,7 @@ type Timeouts struct {
 type Delivery struct {
 	Workers       int
 	MaxPerOwner   int   // Subscriptions of one client in flight across instances; 0: three quarters of Workers
-	MaxPerHost    int   // sends to one endpoint (scheme, host, port) at once, per instance
+	MaxPerHost    int   // sends to one endpoint (scheme, host, port) of one owner at once, per instance
 	CacheBytes    int64 // resource bodies kept for notifications
 	DBConns       int   // connections of the delivery pool; 0: share the write pool
 	Poll          time.Duration
@@ -159,6 +163,7 @@ var settings = []setting{
 	{"HERALD_MAX_HEADER_VALUE_BYTES", "max-header-value-bytes", "4096", "largest value of one Subscription channel.header in bytes; larger get 422"},
 	{"HERALD_MAX_SUBSCRIPTION_BYTES", "max-subscription-bytes", "65536", "largest Subscription resource in bytes; larger get 422"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
+	{"HERALD_BODY_BYTES_IN_FLIGHT", "body-bytes-in-flight", "0", "bytes of request bodies parsed and acted on at once (a parsed body costs many times its size); more wait, then 503; 0: 4 x HERALD_MAX_BODY_BYTES"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
 	{"HERALD_MAX_SEARCH_COUNT", "max-search-count", "1000", "largest page a search or history answers with; a larger _count gets this many"},
@@ -182,7 +187,7 @@ var settings = []setting{
 	{"HERALD_ERROR_RECOVER_AFTER", "error-recover-after", "10m", "least time a Subscription stays in error before a successful delivery makes it active again (deliveries go on meanwhile); bounds the versions a flapping endpoint stores"},
 	{"HERALD_DELIVERY_WORKERS", "delivery-workers", "32", "notifications sent at the same time by this instance"},
 	{"HERALD_DELIVERY_MAX_PER_OWNER", "delivery-max-per-owner", "0", "Subscriptions of one client being delivered at once, across all instances; 0: three quarters of HERALD_DELIVERY_WORKERS"},
-	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) at once by this instance; more due ones back off as \"endpoint busy\""},
+	{"HERALD_DELIVERY_MAX_PER_ENDPOINT", "delivery-max-per-endpoint", "4", "notifications sent to one endpoint (scheme, host, port) for one owner at once by this instance; more due ones back off as \"endpoint busy\""},
 	{"HERALD_DELIVERY_CACHE_BYTES", "delivery-cache-bytes", "67108864", "most bytes of resources delivery keeps in memory for notifications (a write that fires for many Subscriptions is read once)"},
 	{"HERALD_DELIVERY_DB_CONNS", "delivery-db-conns", "8", "PostgreSQL connections of the delivery queue's own pool (claims, outcomes), apart from the pool of writes and reads (pool_max_conns in DATABASE_URL, default 16); 0: share that pool"},
 	{"HERALD_DELIVERY_POLL", "delivery-poll", "1s", "how often to look for due deliveries besides LISTEN/NOTIFY wake-ups"},
@@ -397,6 +402,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_MAX_BODY_BYTES", "must be an integer of at least 1024")
 	} else {
 		c.MaxBodyBytes = n
+	}
+	if n, err := strconv.ParseInt(get("HERALD_BODY_BYTES_IN_FLIGHT"), 10, 64); err != nil || n < 0 || n > 0 && n < c.MaxBodyBytes {
+		fail("HERALD_BODY_BYTES_IN_FLIGHT", "must be 0 or an integer of at least HERALD_MAX_BODY_BYTES")
+	} else {
+		c.BodyBytesInFlight = n
 	}
 	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)

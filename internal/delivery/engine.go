@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/herald-fhir/herald/internal/notifytoken"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/subscription"
@@ -39,6 +41,7 @@ const (
 	DefaultRecoverAfter  = 10 * time.Minute
 	DefaultMaxEvents     = 100
 	DefaultDrain         = 10 * time.Second
+	DefaultDecodeBytes   = 16 << 20
 	// leaseMargin is kept between the end of a send's timeout and the end
 	// of the lease, so a slow send never outlives its lease.
 	leaseMargin = 2 * time.Second
@@ -84,6 +87,17 @@ type Config struct {
 	// write that fires for many Subscriptions reads its focus once);
 	// 0 means DefaultCacheBytes.
 	CacheBytes int64
+	// MaxBytes bounds the resources one event-notification carries (focus
+	// and includes, as $events: subscription.LoadEvents' budget): it ends
+	// before the event that would exceed it, never before the first, and
+	// the rest follow at once. 0 means subscription.DefaultEventsBytes.
+	MaxBytes int
+	// DecodeBytes bounds the focus bodies being decoded at once, in bytes,
+	// across this instance's workers (each event is checked against its
+	// Subscription's filters and compartment: a JSON body costs many times
+	// its size decoded, and a write that fires for many Subscriptions is
+	// decoded once for each). 0 means DefaultDecodeBytes.
+	DecodeBytes int64
 
 	// Instance names this process in the attempt log (HERALD_INSTANCE_ID).
 	Instance string
@@ -101,6 +115,8 @@ type Engine struct {
 	log *slog.Logger
 
 	view *cachedView // resource reads for notifications
+
+	decoding *semaphore.Weighted // Config.DecodeBytes
 
 	mu       sync.Mutex
 	earliest time.Time     // the earliest retry or heartbeat a worker scheduled
@@ -144,6 +160,12 @@ func New(cfg Config) *Engine {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = DefaultMaxEvents
 	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = subscription.DefaultEventsBytes
+	}
+	if cfg.DecodeBytes <= 0 {
+		cfg.DecodeBytes = DefaultDecodeBytes
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -151,7 +173,8 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), owners: map[string]int{}, view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes)}
+	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), owners: map[string]int{}, view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes),
+		decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight

@@ -151,15 +151,16 @@ func BenchmarkFairDelivery(b *testing.B) {
 }
 
 // TestBusyEndpointIsNotAnotherOwnersFailure: client "app" holds every slot
-// at a host (its four Subscriptions' endpoints there hang), and client
-// "app-b"'s Subscription has its endpoint on the same host (another path:
-// a shared integration hub, a webhook relay). "app-b"'s sends find the
-// endpoint busy: nothing is sent, so it is not the subscriber's failure,
-// and must not put "app-b"'s Subscription in error (a handshake that finds
-// the endpoint busy used to, at once: the IG's rule for a failed
-// handshake), nor, repeated, switch it off. Before, any owner could push
-// another's Subscriptions on a shared host into error and then off by
-// keeping that host's slots busy.
+// at a host (its four Subscriptions' endpoints there hang), and a fifth
+// Subscription of its own has its endpoint on the same host (another
+// path). Its sends find the endpoint busy: nothing is sent, so it is not
+// that subscriber's failure, and must not put the Subscription in error
+// (a handshake that finds the endpoint busy used to, at once: the IG's
+// rule for a failed handshake), nor, repeated, switch it off. The turns
+// at a host are kept per owner (TestSharedHostTurnsPerOwner), so another
+// owner's sends there are never busy because of "app"'s; before they
+// were, and any owner could push another's Subscriptions on a shared host
+// into error and then off by keeping that host's slots busy.
 func TestBusyEndpointIsNotAnotherOwnersFailure(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
@@ -182,18 +183,20 @@ func TestBusyEndpointIsNotAnotherOwnersFailure(t *testing.T) {
 		}
 		shared.waitWithin(t, 10*time.Second, "app's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
 
-		id := e.subscribeOtherAt(t, shared.srv.URL+"/b", "p2")
+		res, err := e.svc.Create(ctx, client, "Subscription", []byte(subscriptionJSON(shared.srv.URL+"/b")))
+		require.NoError(t, err)
+		id := res.Version.ID
 		deadline := time.Now().Add(20 * time.Second)
 		for busyHandshakes(t, reg) < 3 {
-			require.True(t, time.Now().Before(deadline), "app-b's handshake was not tried three times while the host was busy")
-			require.Equal(t, "requested", e.state(id).Status, "a busy endpoint (app's sends) is not app-b's failure")
+			require.True(t, time.Now().Before(deadline), "the fifth handshake was not tried three times while the host was busy")
+			require.Equal(t, "requested", e.state(id).Status, "a busy endpoint (nothing sent) is not the subscriber's failure")
 			select {
 			case <-e.recv.signal:
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
 		st2 := e.state(id)
-		require.Equal(t, "requested", st2.Status, "a busy endpoint (app's sends) is not app-b's failure: %s", st2.Error)
+		require.Equal(t, "requested", st2.Status, "a busy endpoint (nothing sent) is not the subscriber's failure: %s", st2.Error)
 	})
 }
 

@@ -130,6 +130,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, ContentType: st.Payload, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
 		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
+		Share: st.Owner, // one owner's hanging sends to a shared host cannot take another's turns
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
@@ -278,8 +279,39 @@ func (e *Engine) load(ctx context.Context, tk store.DeliveryTask, n *notificatio
 	if len(n.events) == 0 {
 		return nil, nil
 	}
-	return subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
-		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, 0) // maxCount bounds a notification
+	// Decoding shares Config.DecodeBytes with the other workers, weighed
+	// by the focus bodies the claim brought (those read now go through
+	// the cache, bounded by bytes too).
+	var weight int64
+	for _, ev := range n.events {
+		if ev.Focus != nil {
+			weight += int64(len(ev.Focus.Body))
+		}
+	}
+	if weight = min(weight, e.cfg.DecodeBytes); weight > 0 {
+		if err := e.decoding.Acquire(ctx, weight); err != nil {
+			return nil, err
+		}
+		defer e.decoding.Release(weight)
+	}
+	events, err := subscription.LoadEvents(ctx, e.view, e.cfg.Topics, e.cfg.BaseURL, n.events, tk.State.Content,
+		subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, e.cfg.MaxBytes)
+	if err != nil || len(events) == 0 {
+		return events, err
+	}
+	// The budget may have ended the notification early: it acknowledges
+	// only what it carries (the rest is due again at once), and keeps no
+	// focus bodies past this point (the claim read them; the Bundle has
+	// what it needs).
+	last, carried := events[len(events)-1].Number, 0
+	for i := range n.events { // shared with the claim's task: cleared there too
+		n.events[i].Focus = nil
+		if n.events[i].Number <= last {
+			carried = i + 1
+		}
+	}
+	n.events = n.events[:carried]
+	return events, nil
 }
 
 // build renders the notification Bundle. The status it reports is the

@@ -61,10 +61,18 @@ type DeliveryTask struct {
 
 	// Events are the first events after the cursor, ascending, when the
 	// claim asked for them (see ClaimDue); they may be fewer than the
-	// backlog, or none, if the claim raced a write: read the rest with
-	// Events.
+	// backlog, or none, if the claim raced a write, or when their focus
+	// bodies would exceed ClaimEventBytes: read the rest with Events.
+	// An event's Focus may be nil: read it then (store.View.Version).
 	Events []Event
 }
+
+// ClaimEventBytes bounds the focus bodies a claim brings with one task's
+// Events (never fewer than its first event): a claim of many
+// Subscriptions, each owed maxCount events of large resources, would
+// otherwise hold all of them at once before any is sent (32 x 100 x 4 MiB).
+// The notification byte budget's default (HERALD_MAX_EVENTS_BYTES).
+const ClaimEventBytes = 8 << 20
 
 // Backlog reports whether events wait for delivery.
 func (t DeliveryTask) Backlog() bool { return t.DeliveredThrough < t.LastEventNumber }

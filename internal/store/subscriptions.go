@@ -184,8 +184,8 @@ type AuditEntry struct {
 	Seq    int64     // 1, 2, 3, … in the order of the changes
 	At     time.Time // when the change was made
 	Actor  string    // the admin's client id; empty when not made through the admin API
-	Action string    // AuditAddEndpoint, AuditRemoveEndpoint, AuditPutClient, AuditRetry or AuditReactivate
-	Target string    // the endpoint's id, the client's id or "Subscription/<id>"
+	Action string    // AuditAddEndpoint, AuditRemoveEndpoint, AuditPutClient, AuditRetry, AuditReactivate, AuditPutTopic, AuditDeleteTopic, AuditPutSubscription or AuditDeleteSubscription
+	Target string    // the endpoint's id, the client's id, "Subscription/<id>" or "SubscriptionTopic/<id>"
 	Before []byte    // JSON of the entry before the change; nil when none
 	After  []byte    // JSON of the entry after the change; nil when none
 }
@@ -197,6 +197,11 @@ const (
 	AuditPutClient      = "client.put"
 	AuditRetry          = "subscription.retry"
 	AuditReactivate     = "subscription.reactivate"
+	AuditPutTopic       = "topic.put"
+	AuditDeleteTopic    = "topic.delete"
+	// An admin's change of another owner's Subscription through /fhir.
+	AuditPutSubscription    = "subscription.put"
+	AuditDeleteSubscription = "subscription.delete"
 )
 
 type actorKey struct{}

@@ -21,6 +21,12 @@ import (
 // MaxEventsPerQuery caps one $events answer; ask again from the last number.
 const MaxEventsPerQuery = 100
 
+// MaxStatusEntries caps a type-level $status answer: each entry costs a
+// query, and an owner's Subscriptions switched off are not bounded by the
+// live quota (nor an admin's view by anything). More get 413 asking for
+// ids or statuses (admins page /admin/subscriptions instead).
+const MaxStatusEntries = 1000
+
 // Operations answers $status and $events.
 type Operations struct {
 	Store   store.Store
@@ -158,6 +164,9 @@ func (o *Operations) Status(ctx context.Context, p *auth.Principal, id string, i
 		var err error
 		if states, err = o.Store.Subscriptions(ctx, f); err != nil {
 			return nil, err
+		}
+		if len(states) > MaxStatusEntries {
+			return nil, fhir.Errorf(fhir.KindTooLarge, "$status would answer for %d Subscriptions, more than %d: name them with id parameters, or narrow by status", len(states), MaxStatusEntries)
 		}
 		if !p.Admin {
 			if states, err = o.allowed(ctx, p.ClientID, states); err != nil {

@@ -218,6 +218,13 @@ func (r *Rules) Write(ctx context.Context, tx store.Tx, p *auth.Principal, id st
 		return Written{}, err
 	}
 	state := r.newState(p, id, sub, endpoint, prevState, now)
+	if prevState != nil && p.Admin && !Owns(p, store.SubscriptionOwner{Client: prevState.Owner, Context: prevState.Context}) &&
+		store.Redefines(*prevState, state) {
+		// herald.admin grants no FHIR access: under the owner's grants, a
+		// new endpoint or wider filters would send the owner's data to
+		// wherever the admin chose.
+		return Written{}, fhir.Errorf(fhir.KindForbidden, "an admin may not change the topic, filters or endpoint of another owner's Subscription (that would send the owner's notifications elsewhere); ask its owner, or switch it off")
+	}
 	if err := r.authorizeOwner(ctx, tx, state, now); err != nil {
 		return Written{}, err
 	}
@@ -271,7 +278,8 @@ func (r *Rules) newState(p *auth.Principal, id string, sub *Subscription, endpoi
 	}
 	if prev != nil {
 		state.CreatedAt = prev.CreatedAt
-		if p.Admin && prev.Owner != p.ClientID {
+		// The same client in another launch context is another owner.
+		if p.Admin && !Owns(p, store.SubscriptionOwner{Client: prev.Owner, Context: prev.Context}) {
 			state.Owner, state.Context, state.Scopes, state.Patient, state.TokenExp = prev.Owner, prev.Context, prev.Scopes, prev.Patient, prev.TokenExp
 		}
 	}
@@ -450,8 +458,30 @@ func (r *Rules) openHeaders(id, sealed string) ([]Header, error) {
 func secretAD(id string) []byte  { return secrets.AssociatedData("Subscription", id, "signing-secret") }
 func headersAD(id string) []byte { return secrets.AssociatedData("Subscription", id, "headers") }
 
-// AfterWrite removes the state of a deleted Subscription.
-func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, _ *auth.Principal, _ *store.Version, cur store.Version) error {
+// AfterWrite removes the state of a deleted Subscription, and records an
+// admin's change of another owner's Subscription in the admin audit log
+// (the stored versions hold neither the signing secret nor header values).
+func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, p *auth.Principal, prev *store.Version, cur store.Version) error {
+	if p != nil && p.Admin {
+		o, err := tx.SubscriptionOwner(ctx, cur.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil && !Owns(p, o) {
+			e := store.AuditEntry{Action: store.AuditPutSubscription, Target: "Subscription/" + cur.ID}
+			if prev != nil && !prev.Deleted {
+				e.Before = prev.Body
+			}
+			if cur.Deleted {
+				e.Action = store.AuditDeleteSubscription
+			} else {
+				e.After = cur.Body
+			}
+			if err := tx.AppendAudit(store.WithActor(ctx, p.ClientID), e); err != nil {
+				return err
+			}
+		}
+	}
 	if cur.Deleted {
 		return tx.DeleteSubscription(ctx, cur.ID)
 	}

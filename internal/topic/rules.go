@@ -54,7 +54,12 @@ func (r *Rules) Check(id string, body []byte) error {
 // pinning, until they are written again. Known gap: a Subscription whose
 // write commits concurrently with the topic change may keep a key derived
 // from the old types until it is written again.
-func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, _ *auth.Principal, prev *store.Version, cur store.Version) error {
+// It also records the change in the admin audit log: topics are admins'
+// to write and decide what every subscriber of them is sent.
+func (r *Rules) AfterWrite(ctx context.Context, tx store.Tx, p *auth.Principal, prev *store.Version, cur store.Version) error {
+	if err := audit(ctx, tx, p, prev, cur); err != nil {
+		return err
+	}
 	var written []*Topic
 	for _, v := range []*store.Version{prev, &cur} {
 		if v == nil || v.Deleted {
@@ -148,4 +153,22 @@ func matchesAll(values []string, have string) bool {
 		}
 	}
 	return true
+}
+
+// audit appends the admin audit entry of a topic write: the stored JSON
+// before and after (topics hold no secrets), null for none.
+func audit(ctx context.Context, tx store.Tx, p *auth.Principal, prev *store.Version, cur store.Version) error {
+	e := store.AuditEntry{Action: store.AuditPutTopic, Target: "SubscriptionTopic/" + cur.ID}
+	if prev != nil && !prev.Deleted {
+		e.Before = prev.Body
+	}
+	if cur.Deleted {
+		e.Action = store.AuditDeleteTopic
+	} else {
+		e.After = cur.Body
+	}
+	if p != nil {
+		ctx = store.WithActor(ctx, p.ClientID)
+	}
+	return tx.AppendAudit(ctx, e)
 }

@@ -80,6 +80,10 @@ type Request struct {
 	QueueWait time.Duration
 	// AllowPrivateNetwork comes from the matching allow-list entry.
 	AllowPrivateNetwork bool
+	// Share keeps the turns at an endpoint apart (the sender's owner): the
+	// MaxPerEndpoint limit holds per endpoint and share, so one share's
+	// slow or hanging sends to a shared host cannot take another's turns.
+	Share string
 }
 
 // Result describes the response, also when Send fails.
@@ -109,8 +113,8 @@ type Options struct {
 	// UserAgent is sent with every request, such as "Herald/1.2.3";
 	// "" means "Herald".
 	UserAgent string
-	// MaxPerEndpoint limits concurrent sends to one scheme, host and port;
-	// 0 means 4.
+	// MaxPerEndpoint limits concurrent sends to one scheme, host and port
+	// of one Request.Share; 0 means 4.
 	MaxPerEndpoint int
 	// Resolver looks up a host's addresses; nil means
 	// net.DefaultResolver.LookupNetIP(ctx, "ip", host).
@@ -218,7 +222,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 		qctx, cancel = context.WithTimeout(ctx, r.QueueWait)
 		defer cancel()
 	}
-	release, err := c.acquire(qctx, ep.Scheme()+"://"+ep.HostPort())
+	release, err := c.acquire(qctx, ep.Scheme()+"://"+ep.HostPort()+" "+r.Share)
 	if err != nil {
 		return Result{}, err
 	}

@@ -100,8 +100,9 @@ func newInstance(t testing.TB, st store.Store, limits wschannel.Limits) *instanc
 	return newInstancePolling(t, st, limits, 200*time.Millisecond)
 }
 
-// newInstancePolling is newInstance whose sockets poll every poll.
-func newInstancePolling(t testing.TB, st store.Store, limits wschannel.Limits, poll time.Duration) *instance {
+// newInstancePolling is newInstance whose sockets poll every poll; opts
+// change the sockets' configuration further.
+func newInstancePolling(t testing.TB, st store.Store, limits wschannel.Limits, poll time.Duration, opts ...func(*wschannel.Config)) *instance {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := secrets.NewKeyring(sharedKey)
@@ -131,8 +132,12 @@ func newInstancePolling(t testing.TB, st store.Store, limits wschannel.Limits, p
 	ops := &subscription.Operations{Store: st, Topics: lib, Rules: rules, BaseURL: in.base}
 	in.tokens = &wschannel.Tokens{Keys: keys, TTL: time.Minute}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	in.sockets = wschannel.New(wschannel.Config{Store: st, Rules: rules, Admin: admin, Topics: lib, Tokens: in.tokens,
-		BaseURL: in.base, Limits: limits, Poll: poll, HoldFor: 3 * time.Second, Logger: log})
+	cfg := wschannel.Config{Store: st, Rules: rules, Admin: admin, Topics: lib, Tokens: in.tokens,
+		BaseURL: in.base, Limits: limits, Poll: poll, HoldFor: 3 * time.Second, Logger: log}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	in.sockets = wschannel.New(cfg)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

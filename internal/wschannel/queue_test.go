@@ -43,3 +43,16 @@ func TestCloseReasonFitsAFrame(t *testing.T) {
 	require.Regexp(t, `^[\p{L} ]+\.\.\.$`, r, "valid UTF-8 throughout")
 	require.Equal(t, "short", clipReason("short"))
 }
+
+// TestSlowReaderOverflowClosesByBytes: the queue is bounded by bytes too
+// (a reader behind on large notifications held QueueLength of them, 256 x
+// the notification byte budget), but one notification larger than the
+// bound alone still waits in an empty queue.
+func TestSlowReaderOverflowClosesByBytes(t *testing.T) {
+	t.Parallel()
+	sk := newSocket(New(Config{Limits: Limits{QueueLength: 100, QueueBytes: 10}}), nil)
+	require.NoError(t, sk.enqueue(make([]byte, 12)), "alone in the queue")
+	require.ErrorIs(t, sk.enqueue([]byte("1")), errClosed, "beyond QueueBytes")
+	<-sk.stopped
+	require.Equal(t, websocket.StatusTryAgainLater, sk.stopCode)
+}

@@ -16,6 +16,10 @@ import (
 	"github.com/herald-fhir/herald/internal/topic"
 )
 
+// DefaultQueueBytes is Limits.QueueBytes when unset: four notifications
+// of the default byte budget (subscription.DefaultEventsBytes).
+const DefaultQueueBytes = 4 * subscription.DefaultEventsBytes
+
 // Limits bound what one client and one socket may hold. Zero values get the
 // defaults.
 type Limits struct {
@@ -24,6 +28,9 @@ type Limits struct {
 	MessageBytes      int64         // largest client message; default 16 KiB (a token for 100 Subscriptions is about 6 KiB)
 	BindTimeout       time.Duration // a socket with no binding after this is closed; default 10 s
 	QueueLength       int           // notifications waiting to be written to one socket; default 256
+	// QueueBytes bounds the bytes of those notifications (one larger
+	// than this alone may still wait in an empty queue); default 32 MiB.
+	QueueBytes int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -41,6 +48,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.QueueLength <= 0 {
 		l.QueueLength = 256
+	}
+	if l.QueueBytes <= 0 {
+		l.QueueBytes = DefaultQueueBytes
 	}
 	return l
 }
@@ -65,6 +75,10 @@ type Config struct {
 	MaxEvents int
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// MaxBytes bounds the resources one event-notification carries, as
+	// $events and rest-hook do (subscription.LoadEvents' budget); default
+	// subscription.DefaultEventsBytes.
+	MaxBytes int
 }
 
 // Server accepts sockets at Path and delivers to them. Run must be running
@@ -93,6 +107,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = 100
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = subscription.DefaultEventsBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -32,6 +32,8 @@ type socket struct {
 
 	wake chan struct{} // a commit may have added events
 	out  chan []byte   // notifications waiting for the writer
+	// queued is the bytes in out (Limits.QueueBytes bounds it).
+	queued atomic.Int64
 
 	stopOnce   sync.Once
 	stopped    chan struct{}
@@ -201,6 +203,7 @@ func (sk *socket) write(ctx context.Context) {
 			wctx, cancel := context.WithTimeout(ctx, sk.srv.cfg.WriteTimeout)
 			err := sk.conn.Write(wctx, websocket.MessageText, b)
 			cancel()
+			sk.queued.Add(-int64(len(b)))
 			if err != nil {
 				sk.stop(websocket.StatusGoingAway, "write failed")
 				return
@@ -213,10 +216,19 @@ func (sk *socket) write(ctx context.Context) {
 // its Subscriptions receive) closes the socket rather than hold up others.
 // Nothing is lost: $events still has every event.
 func (sk *socket) enqueue(b []byte) error {
+	n := int64(len(b))
+	if q := sk.queued.Add(n); q > n && q > sk.srv.cfg.Limits.QueueBytes {
+		// Bytes too: a reader that falls behind on large notifications
+		// would otherwise hold QueueLength of them (256 x the byte budget).
+		sk.queued.Add(-n)
+		sk.stop(websocket.StatusTryAgainLater, "too slow: notifications overflowed; fetch missed events with $events and bind again")
+		return errClosed
+	}
 	select {
 	case sk.out <- b:
 		return nil
 	default:
+		sk.queued.Add(-n)
 		sk.stop(websocket.StatusTryAgainLater, "too slow: notifications overflowed; fetch missed events with $events and bind again")
 		return errClosed
 	}
@@ -496,18 +508,23 @@ func (sk *socket) deliverTo(ctx context.Context, admin *subscription.Admin, b *b
 			break
 		}
 		events, err := subscription.LoadEvents(ctx, cfg.Store, cfg.Topics, cfg.BaseURL, stored, st.Content,
-			subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, 0)
+			subscription.Audience{Sub: send.Sub, Owner: send.Owner, Reader: send.Owner}, cfg.MaxBytes)
 		if err != nil {
 			return err
 		}
-		last := stored[len(stored)-1].Number
+		last, end := stored[len(stored)-1].Number, len(stored) < limit
+		if len(events) > 0 && events[len(events)-1].Number < last {
+			// The byte budget may have ended the notification early: it
+			// goes through its last event, and the rest follow.
+			last, end = events[len(events)-1].Number, false
+		}
 		if len(events) > 0 {
 			if err := sk.notifyThrough(b, notify.EventNotification, events, last, now); err != nil {
 				return err
 			}
 		}
 		b.cursor = last
-		if len(stored) < limit {
+		if end {
 			break
 		}
 	}

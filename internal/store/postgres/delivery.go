@@ -195,15 +195,30 @@ func (r claimEventRow) focus() *store.Version {
 // finishes, releases and writes never take the lock.
 const claimLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('herald.claim/' || current_schema(), 0))`
 
-// claim runs claimSQL with args: when capped, as BEGIN, claimLockSQL,
-// claimSQL and COMMIT in one round trip (a batch); otherwise alone.
-func (s *Store) claim(ctx context.Context, capped bool, args ...any) ([]claimEventRow, error) {
+// claim runs claimSQL with args and hands each row to each, as it is read
+// (the rows of large bodies are never all held): when capped, as BEGIN,
+// claimLockSQL, claimSQL and COMMIT in one round trip (a batch); otherwise
+// alone. An error from each, or from the COMMIT, means no claim.
+func (s *Store) claim(ctx context.Context, capped bool, each func(claimEventRow) error, args ...any) error {
+	forEach := func(rows pgx.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			r, err := pgx.RowToStructByName[claimEventRow](rows)
+			if err != nil {
+				return err
+			}
+			if err := each(r); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
 	if !capped {
 		rows, err := s.deliveryPool().Query(ctx, claimSQL, args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow])
+		return forEach(rows)
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -215,28 +230,20 @@ func (s *Store) claim(ctx context.Context, capped bool, args ...any) ([]claimEve
 	if _, e := br.Exec(); err == nil {
 		err = e
 	}
-	var rs []claimEventRow
 	if rows, e := br.Query(); e != nil {
 		err = cmp.Or(err, e)
-	} else if rs, e = pgx.CollectRows(rows, pgx.RowToStructByName[claimEventRow]); e != nil {
+	} else if e = forEach(rows); e != nil {
 		err = cmp.Or(err, e)
 	}
 	if _, e := br.Exec(); err == nil {
 		err = e // not committed: the rows are no claim
 	}
-	if err = errors.Join(err, br.Close()); err != nil {
-		return nil, err
-	}
-	return rs, nil
+	return errors.Join(err, br.Close())
 }
 
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]store.DeliveryTask, error) {
 	if limit <= 0 {
 		return nil, nil
-	}
-	rs, err := s.claim(ctx, perOwner > 0, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner)
-	if err != nil {
-		return nil, wrap("claim due subscriptions", err)
 	}
 	var out []store.DeliveryTask
 	type versionKey struct {
@@ -244,15 +251,12 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 		version int64
 	}
 	bodies := map[versionKey][]byte{} // claimSQL sends each body once
-	for _, r := range rs {
-		if r.FvVersionID != nil {
-			k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
-			if b, ok := bodies[k]; ok {
-				r.FvBody = b
-			} else {
-				bodies[k] = r.FvBody
-			}
-		}
+	// Rows come task by task; each task keeps events while their bodies
+	// fit store.ClaimEventBytes (its first always), and the rows past that
+	// are read and dropped one at a time, never held.
+	var taskBytes int
+	var taskFull bool
+	err := s.claim(ctx, perOwner > 0, func(r claimEventRow) error {
 		if len(out) == 0 || out[len(out)-1].State.ID != r.ID {
 			out = append(out, store.DeliveryTask{
 				State: r.state(), Lease: r.LeaseToken, LeaseUntil: now.Add(r.LeaseUntil.Sub(r.DBNow)).UTC(),
@@ -261,15 +265,36 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
 				ConfigGeneration: r.ConfigGen,
 			})
+			taskBytes, taskFull = 0, false
 		}
-		if r.EvNumber != nil {
-			tk := &out[len(out)-1]
-			ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
-				Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
-				Method: *r.EvMethod, Includes: r.EvIncludes}.event()
-			ev.Focus = r.focus()
-			tk.Events = append(tk.Events, ev)
+		if r.EvNumber == nil || taskFull {
+			return nil
 		}
+		tk := &out[len(out)-1]
+		if len(tk.Events) > 0 && taskBytes+len(r.FvBody) > store.ClaimEventBytes {
+			taskFull = true // this and later events wait for the next claim
+			return nil
+		}
+		taskBytes += len(r.FvBody)
+		ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
+			Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
+			Method: *r.EvMethod, Includes: r.EvIncludes}.event()
+		if r.FvVersionID != nil {
+			k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
+			if r.FvBody == nil && !*r.FvDeleted {
+				r.FvBody = bodies[k] // nil when its first row was dropped: Focus is left nil, read later
+			} else {
+				bodies[k] = r.FvBody
+			}
+			if r.FvBody != nil || *r.FvDeleted {
+				ev.Focus = r.focus()
+			}
+		}
+		tk.Events = append(tk.Events, ev)
+		return nil
+	}, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner)
+	if err != nil {
+		return nil, wrap("claim due subscriptions", err)
 	}
 	return out, nil
 }

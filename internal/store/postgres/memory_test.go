@@ -137,10 +137,12 @@ func TestClaimReadsEachFocusBodyOnce(t *testing.T) {
 
 	require.Len(t, tasks, subs)
 	for _, tk := range tasks {
-		require.Len(t, tk.Events, events)
-		for _, e := range tk.Events {
-			require.NotNil(t, e.Focus, "event %d of %s", e.Number, tk.State.ID)
-			require.Equal(t, body(e.FocusID), string(e.Focus.Body), "event %d of %s", e.Number, tk.State.ID)
+		require.NotEmpty(t, tk.Events) // fewer than owed when bodies pass store.ClaimEventBytes
+		for k, e := range tk.Events {
+			require.Equal(t, int64(k+1), e.Number)
+			if e.Focus != nil { // nil: its body was not brought, the sender reads it
+				require.Equal(t, body(e.FocusID), string(e.Focus.Body), "event %d of %s", e.Number, tk.State.ID)
+			}
 		}
 	}
 }
