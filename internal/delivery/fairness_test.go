@@ -250,3 +250,43 @@ func TestOwnerShareDoesNotWaitForThePoll(t *testing.T) {
 		})
 	})
 }
+
+// TestOwnBusyEndpointCountsTowardError: the turns at a host are the
+// owner's own (TestSharedHostTurnsPerOwner), so an endpoint busy with the
+// owner's own slow or hanging sends is that owner's endpoint failing to keep
+// up, and counts toward error like a failed send (issue 17: busy and slow
+// endpoints back off like failures and count toward error after a
+// documented time: ErrorAfter consecutive attempts). Before, a Subscription
+// whose host stayed busy stayed requested (or active) for ever.
+func TestOwnBusyEndpointCountsTowardError(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		reg := prometheus.NewRegistry()
+		e := newEnv(t, st, func(c *delivery.Config) {
+			c.Metrics = delivery.NewMetrics(reg, st)
+			c.ErrorAfter = 3
+		})
+		ctx := context.Background()
+		host := newReceiver(t)
+		host.setAnswer(func(_ int, d delivered) int {
+			if d.Path == "/b" {
+				return http.StatusOK
+			}
+			return 0 // the owner's other endpoints at this host hang
+		})
+		require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "host", URLPrefix: host.srv.URL + "/",
+			AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+		for i := range 4 { // webhook's default MaxPerEndpoint
+			_, err := e.svc.Create(ctx, client, "Subscription",
+				[]byte(subscriptionJSON(host.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30))))
+			require.NoError(t, err)
+		}
+		host.waitWithin(t, 10*time.Second, "the owner's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
+
+		res, err := e.svc.Create(ctx, client, "Subscription", []byte(subscriptionJSON(host.srv.URL+"/b")))
+		require.NoError(t, err)
+		got := e.waitStatus(res.Version.ID, "error")
+		require.Contains(t, got.Error, "endpoint busy")
+		require.GreaterOrEqual(t, busyHandshakes(t, reg), 3.0, "error came before ErrorAfter busy attempts")
+	})
+}

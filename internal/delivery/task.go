@@ -145,8 +145,7 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 			// An endpoint that is busy (all its slots held by sends that
 			// have not finished: a slow or hanging subscriber) backs off
 			// like any failure, so its Subscriptions stop taking turns
-			// from everyone else's; the status changes only when a send
-			// made fails (see fail).
+			// from everyone else's, and counts toward error (see fail).
 			e.fail(ctx, tk, res, reason(err), r.RetryAfter)
 			return
 		}
@@ -334,8 +333,8 @@ func (e *Engine) build(tk store.DeliveryTask, n *notification, events []notify.E
 
 // fail records a failed attempt: retry after a backoff, or after the
 // subscriber's Retry-After (wait) when that is longer, up to RetryCap; and
-// status error once the failures reach ErrorAfter, or at a failed
-// handshake, unless nothing was sent (endpoint busy).
+// status error once the failures (endpoint busy among them) reach
+// ErrorAfter, or at a failed handshake (one that was sent).
 func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.DeliveryResult, why string, wait time.Duration) {
 	failures := tk.FailureCount + 1
 	res.Failed = true
@@ -343,18 +342,17 @@ func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.Deli
 	status, reason := "", ""
 	switch {
 	case tk.State.Status == fhir.StatusError:
-	case webhook.ClassOf(why) == webhook.ClassBusy:
-		// Nothing was sent: the endpoint's slots were held, perhaps by
-		// another owner's sends to the same host. It backs off as a failed
-		// attempt (so a host's overflow stays cheap), but only a send the
-		// subscriber failed changes the status: no one can push someone
-		// else's Subscription into error, and then off, by keeping a shared
-		// host busy.
-	case tk.HandshakePending:
+	case tk.HandshakePending && webhook.ClassOf(why) != webhook.ClassBusy:
 		// The IG: a handshake that fails SHALL put the Subscription in
 		// error. Retries go on; the first that succeeds makes it active.
 		status, reason = fhir.StatusError, "the handshake failed ("+why+"); retrying"
 	case failures >= e.cfg.ErrorAfter:
+		// An endpoint busy (nothing sent) counts here like a failed send:
+		// the turns at a host are the owner's own (webhook.Request.Share),
+		// so only the owner's own slow or hanging sends keep it busy, and
+		// an endpoint that cannot keep up with its owner's notifications
+		// is failing. Not at once, as a failed handshake is: nothing reached
+		// the subscriber.
 		status, reason = fhir.StatusError, strconv.Itoa(failures)+" consecutive delivery attempts failed (last: "+why+")"
 	}
 	e.record(ctx, res, status, reason, why)
