@@ -451,3 +451,40 @@ func TestSendErrorUnwrap(t *testing.T) {
 	assert.Equal(t, "webhook: connection failed: inner", e.Error())
 	assert.Equal(t, "webhook: status 503", statusError(503).Error())
 }
+
+// TestSendDoesNotWaitForADrippingBody: a receiver that sends its 2xx
+// status and then drips its body (one byte a second, for longer than the
+// attempt's timeout) has answered; Send returns the success once the body
+// stops arriving promptly (ResponseBodyWait), rather than holding a
+// delivery worker for the whole timeout each time (issue 17: a slow
+// success never held only its own turn).
+func TestSendDoesNotWaitForADrippingBody(t *testing.T) {
+	t.Parallel()
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		for {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+				return
+			case <-done:
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	r := request(srv.URL)
+	r.AllowPrivateNetwork = true
+	r.Timeout = 60 * time.Second
+
+	res, err := New(Options{}).Send(testContext(t), r)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Less(t, res.Duration, 20*time.Second, "Send waited for the dripping body until its timeout")
+}

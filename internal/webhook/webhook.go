@@ -105,6 +105,11 @@ type Result struct {
 // BodyPrefixMax is how much of a response body Result keeps.
 const BodyPrefixMax = 1024
 
+// ResponseBodyWait is how long Send reads a response's body after its
+// status arrived (a receiver's answer needs no body; Herald reads one only
+// for the attempt log and to reuse the connection).
+const ResponseBodyWait = 2 * time.Second
+
 // MaxRetryAfter bounds what a subscriber's Retry-After can ask for.
 const MaxRetryAfter = 24 * time.Hour
 
@@ -257,7 +262,11 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	}
 	// Read a bounded amount so a small response leaves the connection
 	// reusable; closing with more unread closes the connection instead.
-	// Read errors do not matter: the status has arrived.
+	// Read errors do not matter: the status has arrived. A body that does
+	// not end within ResponseBodyWait is cut off, so a receiver dripping it
+	// holds a worker that long, not for the attempt's whole timeout.
+	cut := time.AfterFunc(ResponseBodyWait, cancel)
+	defer cut.Stop()
 	limited := io.LimitReader(resp.Body, maxResponseBody)
 	prefix, _ := io.ReadAll(io.LimitReader(limited, BodyPrefixMax))
 	rest, _ := io.Copy(io.Discard, limited)
