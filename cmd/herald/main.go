@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -36,6 +37,7 @@ import (
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
 	"github.com/herald-fhir/herald/internal/store/postgres"
+	"github.com/herald-fhir/herald/internal/strictjson"
 	"github.com/herald-fhir/herald/internal/subscription"
 	"github.com/herald-fhir/herald/internal/topic"
 	"github.com/herald-fhir/herald/internal/typerules"
@@ -183,6 +185,10 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 	go func() { defer close(socketsDone); sockets.Run(socketsCtx) }()
 	defer func() { stopSockets(); <-socketsDone }()
 
+	// Stored bodies read back (search, history, includes, $events,
+	// delivery) are parsed within a budget of the same size as request
+	// bodies, separately: a parsed body costs many times its size.
+	strictjson.SetStoredBudget(cmp.Or(cfg.BodyBytesInFlight, 4*cfg.MaxBodyBytes))
 	handler := api.New(api.Options{
 		Resources:      svc,
 		Admin:          st,

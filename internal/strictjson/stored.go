@@ -1,6 +1,43 @@
 package strictjson
 
-import "encoding/json"
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// DefaultStoredBytes is the default of SetStoredBudget.
+const DefaultStoredBytes = 16 << 20
+
+// storedBudget bounds the bytes ParseStored parses at once across the
+// process: searches, history, includes, $events and delivery all read
+// stored bodies, and a parsed body costs many times its size (a 4 MiB body
+// of small components: +128 MiB), so N concurrent requests over large
+// resources would otherwise hold N such trees being built.
+var storedBudget atomic.Pointer[budget]
+
+type budget struct {
+	sem *semaphore.Weighted
+	cap int64
+}
+
+func init() { SetStoredBudget(DefaultStoredBytes) }
+
+// storedHook, when set (tests), runs inside ParseStored's share of the
+// budget.
+var storedHook func()
+
+// SetStoredBudget sets how many bytes of stored JSON ParseStored parses at
+// once (n <= 0: DefaultStoredBytes); a larger body still parses, alone. Set
+// it at start-up, before any parse.
+func SetStoredBudget(n int64) {
+	if n <= 0 {
+		n = DefaultStoredBytes
+	}
+	storedBudget.Store(&budget{sem: semaphore.NewWeighted(n), cap: n})
+}
 
 // ParseStored reads JSON that Herald itself stored after Parse accepted it
 // (a resource body read back from the store) into the generic form
@@ -12,7 +49,17 @@ import "encoding/json"
 // body is an error, not a misreading.
 //
 // Never use it on what a client sent: that is Parse's job.
+//
+// Parses share the budget SetStoredBudget sets: one waits while others
+// hold it.
 func ParseStored(data []byte) (any, error) {
+	b := storedBudget.Load()
+	w := min(int64(len(data)), b.cap)
+	_ = b.sem.Acquire(context.Background(), w) // never fails without a deadline
+	defer b.sem.Release(w)
+	if storedHook != nil {
+		storedHook()
+	}
 	p := parser{data: data, src: string(data)}
 	p.skipSpace()
 	v, err := p.anyValue(0)
