@@ -54,8 +54,18 @@ func (t *lazyTx) begin(ctx context.Context, sql string, args []any) pgx.BatchRes
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
 	b.Queue(sql, args...)
+	return t.SendBatch(ctx, b)
+}
+
+// SendBatch sends b's statements in one round trip, after BEGIN in the same
+// round trip when the transaction has not begun. The results are b's, in
+// order; close them before the next statement, as always.
+func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.begun {
+		return t.conn.SendBatch(ctx, b)
+	}
+	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, b)
 	t.begun = true // from here on the session may be in a transaction
 	if _, err := br.Exec(); err != nil {
@@ -124,3 +134,4 @@ type failedBatch struct {
 
 func (f *failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, f.err }
 func (f *failedBatch) Query() (pgx.Rows, error)         { return nil, f.err }
+func (f *failedBatch) QueryRow() pgx.Row                { return errRow{f.err} }

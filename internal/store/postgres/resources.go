@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -492,11 +493,14 @@ func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
 	return count(ctx, t.q, q)
 }
 
-// Lock: a FOR UPDATE of the head row. When there is no row yet, creators are
-// serialised by a transaction-scoped advisory lock on the resource's key
-// (hashed with the schema, so parallel test schemas do not collide), and the
-// head is read again in a new statement, so that a creator that waited sees
-// the version the first one committed.
+// Lock: a transaction-scoped advisory lock on the resource's key (hashed
+// with the schema, so parallel test schemas do not collide), which
+// serialises creators while there is no row to lock yet, then a FOR UPDATE
+// of the head row in a new statement, so that a creator that waited sees
+// the version the first one committed. Both go in one round trip (with
+// BEGIN when Lock is the transaction's first statement): a create used to
+// take three (look, advisory lock, look again). Every writer of a key takes
+// the advisory lock before the row lock, so the two never invert.
 const (
 	lockSQL         = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`
 	lockAdvisorySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1::text || '/' || $2::text, 0))`
@@ -514,15 +518,31 @@ func (t *tx) LockKey(ctx context.Context, key string) error {
 
 func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 	op := "lock " + typ + "/" + id
-	v, err := queryOne(ctx, t.q, lockSQL, typ, id)
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return v, wrap(op, err)
+	b := &pgx.Batch{}
+	b.Queue(lockAdvisorySQL, typ, id)
+	b.Queue(lockSQL, typ, id)
+	br := t.q.SendBatch(ctx, b)
+	v, err := lockResults(br)
+	if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) {
+		err = cmp.Or(cerr, err)
 	}
-	if _, err := t.q.Exec(ctx, lockAdvisorySQL, typ, id); err != nil {
-		return store.Version{}, wrap(op, err)
-	}
-	v, err = queryOne(ctx, t.q, lockSQL, typ, id)
 	return v, wrap(op, err)
+}
+
+// lockResults reads Lock's batch: the advisory lock's, then the head row.
+func lockResults(br pgx.BatchResults) (store.Version, error) {
+	if _, err := br.Exec(); err != nil {
+		return store.Version{}, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return store.Version{}, err
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanVersionRow)
+	if err != nil {
+		return store.Version{}, err
+	}
+	return r.version(), nil
 }
 
 // Put is one statement: a data-modifying CTE moves the head forward (insert
