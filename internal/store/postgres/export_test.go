@@ -20,3 +20,13 @@ func MigrateDownForTest(ctx context.Context, databaseURL string) error {
 
 // LatestVersion is the newest embedded migration.
 var LatestVersion = latestVersion
+
+// SynchronousCommit is the synchronous_commit setting of a session of the
+// main pool and of one of the delivery queue's pool.
+func SynchronousCommit(ctx context.Context, s *Store) (main, delivery string, err error) {
+	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&main); err != nil {
+		return "", "", err
+	}
+	err = s.deliveryPool().QueryRow(ctx, "SHOW synchronous_commit").Scan(&delivery)
+	return main, delivery, err
+}

@@ -244,3 +244,23 @@ func seed(b *testing.B, s store.Store, n int, body []byte) {
 	})
 	require.NoError(b, err)
 }
+
+// TestDeliveryPoolCommitsWithoutFlush: the delivery queue's own pool
+// commits its leases and outcomes without waiting for the WAL flush, and
+// the pool that writes resources and events still waits for it (also
+// before a delivery pool is opened, when the queue shares that pool).
+func TestDeliveryPoolCommitsWithoutFlush(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.New(t)
+	main, delivery, err := postgres.SynchronousCommit(ctx, s)
+	require.NoError(t, err)
+	require.Equal(t, "on", main, "shared pool")
+	require.Equal(t, "on", delivery, "the queue on the shared pool")
+
+	require.NoError(t, s.SeparateDeliveryPool(ctx, 1))
+	main, delivery, err = postgres.SynchronousCommit(ctx, s)
+	require.NoError(t, err)
+	require.Equal(t, "on", main, "resource and event writes wait for the flush")
+	require.Equal(t, "off", delivery, "delivery pool")
+}
