@@ -106,8 +106,10 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	// Appending locks each Subscription's counter until commit; one global
 	// order keeps concurrent writes from deadlocking on them.
 	slices.SortStableFunc(events, func(a, b store.Event) int { return strings.Compare(a.SubscriptionID, b.SubscriptionID) })
-	_, err = tx.AppendEvents(ctx, events)
-	return err
+	// They travel with the commit (or the write's next statement): their
+	// numbers are not needed here, and the write and its events commit
+	// together or not at all.
+	return tx.AppendEventsAtCommit(ctx, events)
 }
 
 // patients selects, when the written type can have patient-pinned

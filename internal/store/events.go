@@ -73,6 +73,14 @@ type EventWriter interface {
 	// Subscription has no state; the caller must then fail its transaction
 	// (which of the others were appended is unspecified).
 	AppendEvents(ctx context.Context, evs []Event) ([]int64, error)
+	// AppendEventsAtCommit appends evs as AppendEvents does, for a caller
+	// that needs no numbers: the store may send them with the
+	// transaction's next statement or with its commit (a round trip fewer
+	// per write), and a failure of theirs is then reported there and fails
+	// the transaction; the events commit with it or not at all. An event
+	// whose Subscription no longer has state (a concurrent transaction
+	// deleted it since this one read it) is not appended.
+	AppendEventsAtCommit(ctx context.Context, evs []Event) error
 }
 
 // EventReader reads stored events.

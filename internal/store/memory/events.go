@@ -109,6 +109,20 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 	return nums, nil
 }
 
+// AppendEventsAtCommit appends at once: there is no round trip to save.
+// An event of a Subscription without state is skipped.
+func (t *tx) AppendEventsAtCommit(ctx context.Context, evs []store.Event) error {
+	for _, e := range evs {
+		if !t.subExists(e.SubscriptionID) {
+			continue
+		}
+		if _, err := t.AppendEvent(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkEvent enforces what the Postgres schema's CHECK constraints do.
 func checkEvent(e store.Event) error {
 	switch {

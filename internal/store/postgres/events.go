@@ -112,10 +112,14 @@ const appendEventSQL = `WITH sub AS (
 	FROM sub, wake
 	RETURNING number`
 
+// appendEventArgs are appendEventSQL's parameters for e.
+func appendEventArgs(e store.Event) []any {
+	return []any{e.SubscriptionID, e.Timestamp, e.Topic, e.FocusType, e.FocusID, e.FocusVersion, string(e.Method), includesToDB(e.Includes)}
+}
+
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	op := "append event to subscription " + e.SubscriptionID
-	rows, err := t.q.Query(ctx, appendEventSQL, e.SubscriptionID, e.Timestamp, e.Topic,
-		e.FocusType, e.FocusID, e.FocusVersion, string(e.Method), includesToDB(e.Includes))
+	rows, err := t.q.Query(ctx, appendEventSQL, appendEventArgs(e)...)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
@@ -165,29 +169,12 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		}
 		return []int64{n}, nil
 	}
-	seen := make(map[string]int, len(evs))
-	cols := struct {
-		ids, topics, types, focusIDs, methods []string
-		ts                                    []time.Time
-		versions                              []int64
-		includes                              []*string
-	}{}
-	for i, e := range evs {
-		if _, dup := seen[e.SubscriptionID]; dup {
-			return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
-		}
-		seen[e.SubscriptionID] = i
-		cols.ids = append(cols.ids, e.SubscriptionID)
-		cols.ts = append(cols.ts, e.Timestamp)
-		cols.topics = append(cols.topics, e.Topic)
-		cols.types = append(cols.types, e.FocusType)
-		cols.focusIDs = append(cols.focusIDs, e.FocusID)
-		cols.versions = append(cols.versions, e.FocusVersion)
-		cols.methods = append(cols.methods, string(e.Method))
-		cols.includes = append(cols.includes, includesToDB(e.Includes))
+	seen, args, ok := appendEventsArgs(evs)
+	if !ok {
+		return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
 	}
 	op := "append " + strconv.Itoa(len(evs)) + " events"
-	rows, err := t.q.Query(ctx, appendEventsSQL, cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods, cols.includes)
+	rows, err := t.q.Query(ctx, appendEventsSQL, args...)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -208,6 +195,53 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		return nil, store.ErrNotFound
 	}
 	return nums, nil
+}
+
+// appendEventsArgs are appendEventsSQL's parameters for evs, and the index
+// of each Subscription's event; false when a Subscription appears twice.
+func appendEventsArgs(evs []store.Event) (map[string]int, []any, bool) {
+	seen := make(map[string]int, len(evs))
+	cols := struct {
+		ids, topics, types, focusIDs, methods []string
+		ts                                    []time.Time
+		versions                              []int64
+		includes                              []*string
+	}{}
+	for i, e := range evs {
+		if _, dup := seen[e.SubscriptionID]; dup {
+			return nil, nil, false
+		}
+		seen[e.SubscriptionID] = i
+		cols.ids = append(cols.ids, e.SubscriptionID)
+		cols.ts = append(cols.ts, e.Timestamp)
+		cols.topics = append(cols.topics, e.Topic)
+		cols.types = append(cols.types, e.FocusType)
+		cols.focusIDs = append(cols.focusIDs, e.FocusID)
+		cols.versions = append(cols.versions, e.FocusVersion)
+		cols.methods = append(cols.methods, string(e.Method))
+		cols.includes = append(cols.includes, includesToDB(e.Includes))
+	}
+	return seen, []any{cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods, cols.includes}, true
+}
+
+// AppendEventsAtCommit defers appendEventSQL or appendEventsSQL (lazyTx.Defer):
+// they go with the transaction's next statement or its COMMIT, which is the
+// round trip a write saves. Both statements append nothing for a
+// Subscription without state.
+func (t *tx) AppendEventsAtCommit(ctx context.Context, evs []store.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if len(evs) > 1 {
+		if _, args, ok := appendEventsArgs(evs); ok {
+			t.q.Defer(appendEventsSQL, args...)
+			return nil
+		}
+	}
+	for _, e := range evs { // one, or the same Subscription more than once
+		t.q.Defer(appendEventSQL, appendEventArgs(e)...)
+	}
+	return nil
 }
 
 func (t *tx) appendOneByOne(ctx context.Context, evs []store.Event) ([]int64, error) {

@@ -663,6 +663,70 @@ func testAppendEventsBatch(t *testing.T, s store.Store) {
 	}))
 }
 
+// testAppendEventsAtCommit: AppendEventsAtCommit numbers as AppendEvents
+// does; the transaction's later reads see the events; an event of a
+// Subscription without state is skipped, not an error.
+func testAppendEventsAtCommit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"))
+	appendEvents(t, s, event("b", "e0", 1))
+	a1, b1, nobody := event("a", "e1", 2), event("b", "e1", 2), event("nobody", "e1", 2)
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.AppendEventsAtCommit(ctx, []store.Event{a1, nobody, b1}); err != nil {
+			return err
+		}
+		requireEvents(t, []store.Event{numbered(a1, 1)}, allEvents(t, tx, "a"), "read later in the transaction")
+		return nil
+	}))
+	requireEvents(t, []store.Event{numbered(a1, 1)}, allEvents(t, s, "a"))
+	requireEvents(t, []store.Event{numbered(event("b", "e0", 1), 1), numbered(b1, 2)}, allEvents(t, s, "b"))
+	_, err := s.EventCount(ctx, "nobody")
+	require.ErrorIs(t, err, store.ErrNotFound, "no counter made for a Subscription without state")
+
+	// One event alone, and one Subscription twice: consecutive numbers,
+	// appended when nothing follows but the commit.
+	a2, a3, a4 := event("a", "e2", 3), event("a", "e3", 4), event("a", "e4", 5)
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.AppendEventsAtCommit(ctx, []store.Event{a2}) }))
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.AppendEventsAtCommit(ctx, []store.Event{a3, a4}) }))
+	requireEvents(t, []store.Event{numbered(a1, 1), numbered(a2, 2), numbered(a3, 3), numbered(a4, 4)}, allEvents(t, s, "a"))
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.AppendEventsAtCommit(ctx, nil) }))
+}
+
+// testAppendEventsAtCommitFails: an event AppendEventsAtCommit cannot store
+// fails the transaction, whether its failure shows at once, at the next
+// statement or at the commit, and nothing of the transaction stays: not
+// the resource version written with it, not the other events.
+func testAppendEventsAtCommitFails(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"))
+	bad := event("b", "bad", 1)
+	bad.FocusVersion = 0
+	for _, next := range []string{"commit", "statement"} {
+		v := ver("Patient", "at-commit-"+next, 1)
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.Put(ctx, v); err != nil {
+				return err
+			}
+			if err := tx.AppendEventsAtCommit(ctx, []store.Event{event("a", v.ID, 1), bad}); err != nil {
+				return err
+			}
+			if next == "statement" {
+				_, err := tx.Current(ctx, "Patient", v.ID)
+				return err
+			}
+			return nil
+		})
+		require.Error(t, err, next)
+		require.NotErrorIs(t, err, store.ErrNotFound, next)
+		requireEventCount(t, s, "a", 0, next)
+		requireEventCount(t, s, "b", 0, next)
+		_, err = s.Current(ctx, "Patient", v.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "%s: the write rolled back with its events", next)
+	}
+	appendEvents(t, s, event("a", "after", 1))
+	requireEventCount(t, s, "a", 1, "the failures used up no number")
+}
+
 // testAppendEventsConcurrentOverlap: writes firing for overlapping sets of
 // Subscriptions, listed in different orders, neither deadlock nor skip.
 func testAppendEventsConcurrentOverlap(t *testing.T, s store.Store) {

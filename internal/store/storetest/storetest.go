@@ -88,6 +88,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventSubscriptionDelete", testEventSubscriptionDelete},
 		{"EventInvalid", testEventInvalid},
 		{"AppendEventsBatch", testAppendEventsBatch},
+		{"AppendEventsAtCommit", testAppendEventsAtCommit},
+		{"AppendEventsAtCommitFails", testAppendEventsAtCommitFails},
 		{"EventIncludes", testEventIncludes},
 		{"AppendEventsConcurrentOverlap", testAppendEventsConcurrentOverlap},
 		// retention.go
