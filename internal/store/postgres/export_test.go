@@ -30,3 +30,6 @@ func SynchronousCommit(ctx context.Context, s *Store) (main, delivery string, er
 	err = s.deliveryPool().QueryRow(ctx, "SHOW synchronous_commit").Scan(&delivery)
 	return main, delivery, err
 }
+
+// SubscriptionsStatement is the query Subscriptions runs for f.
+var SubscriptionsStatement = subscriptionsStatement
