@@ -526,7 +526,25 @@ func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 	if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) {
 		err = cmp.Or(cerr, err)
 	}
+	switch {
+	case err == nil:
+		t.hold(typ, id, v.VersionID)
+	case errors.Is(err, pgx.ErrNoRows):
+		t.hold(typ, id, 0)
+	}
 	return v, wrap(op, err)
+}
+
+// resourceKey names a resource.
+type resourceKey struct{ typ, id string }
+
+// hold records that the transaction holds the lock of typ/id, whose head
+// is version (0: none).
+func (t *tx) hold(typ, id string, version int64) {
+	if t.locked == nil {
+		t.locked = map[resourceKey]int64{}
+	}
+	t.locked[resourceKey{typ, id}] = version
 }
 
 // lockResults reads Lock's batch: the advisory lock's, then the head row.
@@ -557,6 +575,19 @@ const (
 		INSERT INTO resources (` + versionColumns + `, search_keys)
 		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'), $8::text[])
 		ON CONFLICT (type, id) DO NOTHING
+		RETURNING ` + versionColumns + `
+	)
+	INSERT INTO resource_versions (` + versionColumns + `)
+	SELECT ` + versionColumns + ` FROM head`
+
+	// putLockedCreateSQL is putCreateSQL for a creator holding Lock's
+	// advisory lock: only a writer that did not lock can have created the
+	// row meanwhile, and then the INSERT fails with unique_violation
+	// (ErrConflict) instead of doing nothing, which a deferred statement
+	// could not report.
+	putLockedCreateSQL = `WITH head AS (
+		INSERT INTO resources (` + versionColumns + `, search_keys)
+		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'), $8::text[])
 		RETURNING ` + versionColumns + `
 	)
 	INSERT INTO resource_versions (` + versionColumns + `)
@@ -594,6 +625,19 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 		tag pgconn.CommandTag
 		err error
 	)
+	if head, ok := t.locked[resourceKey{v.Type, v.ID}]; ok && v.VersionID == head+1 {
+		// The transaction holds the resource's lock and v follows the head
+		// it read: nothing can make the guard fail, so the statement waits
+		// for the next one or the COMMIT and shares its round trip
+		// (lazyTx.Defer); a failure of its own fails the transaction there.
+		if v.VersionID == 1 {
+			t.q.Defer(putLockedCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
+		} else {
+			t.q.Defer(putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
+		}
+		t.hold(v.Type, v.ID, v.VersionID)
+		return nil
+	}
 	switch {
 	case v.VersionID < 1:
 		return store.ErrConflict
