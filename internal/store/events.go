@@ -28,6 +28,10 @@ type Event struct {
 	// of the focus when the event was written, so that $events and a late
 	// delivery show what the event saw; nil: not recorded (events written
 	// before they were, which show the current versions), empty: none.
+	// Appending records a ref with Version 0 at the version current in
+	// the appending transaction, and leaves it out when the resource does
+	// not exist or is deleted: the publisher names the targets and the
+	// store resolves them with the append, without a read of its own.
 	Includes []VersionRef
 
 	// Focus is the version a notification shows (for a delete, the one

@@ -80,6 +80,7 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	if err := checkEvent(e); err != nil {
 		return 0, fmt.Errorf("memory: append event to subscription %s: %w", e.SubscriptionID, err)
 	}
+	e.Includes = t.resolveIncludes(ctx, e.Includes)
 	p := t.pendingEvents[e.SubscriptionID]
 	if p == nil {
 		p = &pendingEvents{last: t.lastEvent(e.SubscriptionID)}
@@ -121,6 +122,27 @@ func (t *tx) AppendEventsAtCommit(ctx context.Context, evs []store.Event) error 
 		}
 	}
 	return nil
+}
+
+// resolveIncludes records each ref at version 0 at the head version the
+// transaction sees, leaving out those without one or deleted
+// (store.Event.Includes); nil stays nil.
+func (t *tx) resolveIncludes(ctx context.Context, refs []store.VersionRef) []store.VersionRef {
+	if refs == nil {
+		return nil
+	}
+	out := make([]store.VersionRef, 0, len(refs))
+	for _, r := range refs {
+		if r.Version == 0 {
+			cur, err := t.Current(ctx, r.Type, r.ID)
+			if err != nil || cur.Deleted {
+				continue
+			}
+			r.Version = cur.VersionID
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // checkEvent enforces what the Postgres schema's CHECK constraints do.

@@ -74,6 +74,23 @@ func includesFromDB(col []string) []store.VersionRef {
 	return out
 }
 
+// includesSQL is the includes column for text, space-separated
+// VersionRefs (includesToDB; NULL stays NULL), in their order: a ref at
+// version 0 becomes the resource's head version, as this transaction
+// sees it, and is left out when there is none or it is deleted
+// (store.Event.Includes), so the append resolves the includes without a
+// round trip of its own.
+func includesSQL(text string) string {
+	return `CASE WHEN ` + text + ` IS NOT NULL THEN coalesce((
+		SELECT array_agg(CASE WHEN split_part(u.ref, '/', 4) <> '0' THEN u.ref
+			ELSE r.type || '/' || r.id || '/_history/' || r.version_id END ORDER BY u.ord)
+		FROM unnest(string_to_array(` + text + `, ' ')) WITH ORDINALITY AS u(ref, ord)
+		LEFT JOIN resources r ON split_part(u.ref, '/', 4) = '0'
+			AND r.type = split_part(u.ref, '/', 1) AND r.id = split_part(u.ref, '/', 2)
+		WHERE split_part(u.ref, '/', 4) <> '0' OR r.id IS NOT NULL AND NOT r.deleted
+	), '{}') END`
+}
+
 const eventColumns = `subscription_id, number, timestamp, topic, focus_type, focus_id, focus_version, method, includes`
 
 // scanEventRow scans eventColumns in order; delivery reads events in bulk,
@@ -96,7 +113,7 @@ func scanEventRow(row pgx.CollectableRow) (eventRow, error) {
 // No row to update means no state: zero rows, ErrNotFound, and the
 // transaction is still usable. The parameters are cast because their types
 // cannot be inferred through INSERT … SELECT.
-const appendEventSQL = `WITH sub AS (
+var appendEventSQL = `WITH sub AS (
 		UPDATE subscriptions SET last_event_number = last_event_number + 1,
 			due_at = CASE WHEN endpoint = '' THEN NULL
 				WHEN due_at IS NULL OR failure_count = 0 AND due_at > $2::timestamptz
@@ -108,7 +125,7 @@ const appendEventSQL = `WITH sub AS (
 	)
 	INSERT INTO events (` + eventColumns + `)
 	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text,
-		string_to_array($8::text, ' ')
+		` + includesSQL("$8::text") + `
 	FROM sub, wake
 	RETURNING number`
 
@@ -136,7 +153,7 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 // overlapping sets of Subscriptions wait for each other instead of
 // deadlocking; sub then advances each counter (READ COMMITTED sees the
 // committed value once the lock is granted).
-const appendEventsSQL = `WITH input AS (
+var appendEventsSQL = `WITH input AS (
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
 			AS i(subscription_id, ts, topic, focus_type, focus_id, focus_version, method, includes)
 	), locked AS (
@@ -154,7 +171,7 @@ const appendEventsSQL = `WITH input AS (
 	)
 	INSERT INTO events (` + eventColumns + `)
 	SELECT sub.id, sub.last_event_number, i.ts, i.topic, i.focus_type, i.focus_id, i.focus_version, i.method,
-		string_to_array(i.includes, ' ')
+		` + includesSQL("i.includes") + `
 	FROM sub JOIN input i ON i.subscription_id = sub.id, wake
 	RETURNING subscription_id, number`
 

@@ -727,6 +727,42 @@ func testAppendEventsAtCommitFails(t *testing.T, s store.Store) {
 	requireEventCount(t, s, "a", 1, "the failures used up no number")
 }
 
+// testEventIncludesResolved: an include at version 0 is recorded at the
+// head version the appending transaction sees (its own writes included),
+// and left out when the resource does not exist or is deleted; a ref with
+// a version is kept as it is, in order; alone, in a batch and at commit.
+func testEventIncludesResolved(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"), sub("c"))
+	deleted := ver("Practitioner", "dr", 2)
+	deleted.Deleted, deleted.Body = true, nil
+	put(t, s, ver("Patient", "p1", 1), ver("Patient", "p1", 2), ver("Practitioner", "dr", 1), deleted)
+	named := []store.VersionRef{{Type: "Patient", ID: "p1"}, {Type: "Practitioner", ID: "dr"},
+		{Type: "Organization", ID: "none"}, {Type: "Location", ID: "l1"}, {Type: "Patient", ID: "p9", Version: 3}}
+	want := []store.VersionRef{{Type: "Patient", ID: "p1", Version: 2}, {Type: "Location", ID: "l1", Version: 1},
+		{Type: "Patient", ID: "p9", Version: 3}}
+	a1, b1, c1 := event("a", "e1", 1), event("b", "e1", 1), event("c", "e1", 1)
+	a1.Includes, b1.Includes, c1.Includes = named, named, []store.VersionRef{{Type: "Organization", ID: "none"}}
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Put(ctx, ver("Location", "l1", 1)); err != nil { // written in the same transaction
+			return err
+		}
+		if _, err := tx.AppendEvent(ctx, a1); err != nil {
+			return err
+		}
+		return tx.AppendEventsAtCommit(ctx, []store.Event{b1, c1})
+	}))
+	for _, id := range []string{"a", "b"} {
+		got := allEvents(t, s, id)
+		require.Len(t, got, 1, id)
+		require.Equal(t, want, got[0].Includes, id)
+	}
+	got := allEvents(t, s, "c")
+	require.Len(t, got, 1)
+	require.NotNil(t, got[0].Includes, "none found is recorded as none")
+	require.Empty(t, got[0].Includes)
+}
+
 // testAppendEventsConcurrentOverlap: writes firing for overlapping sets of
 // Subscriptions, listed in different orders, neither deadlock nor skip.
 func testAppendEventsConcurrentOverlap(t *testing.T, s store.Store) {

@@ -91,6 +91,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AppendEventsAtCommit", testAppendEventsAtCommit},
 		{"AppendEventsAtCommitFails", testAppendEventsAtCommitFails},
 		{"EventIncludes", testEventIncludes},
+		{"EventIncludesResolved", testEventIncludesResolved},
 		{"AppendEventsConcurrentOverlap", testAppendEventsConcurrentOverlap},
 		// retention.go
 		{"Acknowledge", testAcknowledge},
