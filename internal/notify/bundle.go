@@ -351,7 +351,7 @@ func etag(version int64) string {
 // shapes are written by hand (encode.go); encodeReflect is the same
 // through encoding/json, for what encode.go does not know.
 func encode(v any) ([]byte, error) {
-	if out, ok := appendValue(make([]byte, 0, 1024), v); ok {
+	if out, ok := appendValue(make([]byte, 0, sizeHint(v)), v); ok {
 		return out, nil
 	}
 	return encodeReflect(v)

@@ -39,6 +39,22 @@ func appendValue(dst []byte, v any) ([]byte, bool) {
 	return dst, false
 }
 
+// sizeHint is about the bytes v encodes to: the stored resources it
+// carries and a few hundred bytes for each entry around them, so that the
+// output is allocated once.
+func sizeHint(v any) int {
+	n := 256
+	if b, ok := v.(*bundle); ok {
+		for _, e := range b.Entry {
+			n += 256
+			if r, ok := e.Resource.(json.RawMessage); ok {
+				n += len(r)
+			}
+		}
+	}
+	return n
+}
+
 func appendBundle(dst []byte, b *bundle) ([]byte, bool) {
 	if b == nil {
 		return append(dst, "null"...), true

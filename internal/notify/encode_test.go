@@ -141,3 +141,26 @@ func FuzzAppendString(f *testing.F) {
 		require.Equal(t, string(want), string(appendString(nil, s)))
 	})
 }
+
+// BenchmarkEncode: the hand-written encoder against encoding/json on the
+// same random Bundles, in one process (run with -count to interleave).
+func BenchmarkEncode(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	bundles := make([]*bundle, 64)
+	for i := range bundles {
+		bundles[i] = randomBundle(r)
+	}
+	for _, c := range []struct {
+		name string
+		enc  func(any) ([]byte, error)
+	}{{"hand", encode}, {"encoding-json", encodeReflect}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := c.enc(bundles[i%len(bundles)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
