@@ -347,8 +347,17 @@ func etag(version int64) string {
 }
 
 // encode marshals v without HTML escaping, so embedded stored resources keep
-// their characters; json.RawMessage values are only compacted.
+// their characters; json.RawMessage values are only compacted. The wire
+// shapes are written by hand (encode.go); encodeReflect is the same
+// through encoding/json, for what encode.go does not know.
 func encode(v any) ([]byte, error) {
+	if out, ok := appendValue(make([]byte, 0, sizeHint(v)), v); ok {
+		return out, nil
+	}
+	return encodeReflect(v)
+}
+
+func encodeReflect(v any) ([]byte, error) {
 	var buf bytes.Buffer // the encoder writes once, from its pooled state
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

@@ -76,7 +76,7 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 		if err != nil {
 			return err
 		}
-		var included []store.VersionRef // resolved once per topic, when a match needs them
+		var included []store.VersionRef // named once per topic, when a match needs them
 		resolved := false
 		for _, s := range subs {
 			if !s.End.IsZero() && !now.Before(s.End) {
@@ -90,12 +90,11 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 				FocusType: cur.Type, FocusID: cur.ID, FocusVersion: cur.VersionID, Method: cur.Method,
 			}
 			if s.Content != fhir.ContentEmpty && !cur.Deleted {
-				// The includes as they are now, so that $events and a late
-				// delivery show what this event saw.
+				// The includes as they are when the event is appended (the
+				// store resolves the targets, store.Event.Includes), so that
+				// $events and a late delivery show what this event saw.
 				if !resolved {
-					if included, err = subscription.ShapeIncludes(ctx, tx, t, cur.Type, focus); err != nil {
-						return err
-					}
+					included = subscription.ShapeTargets(t, cur.Type, focus)
 					included, resolved = append(make([]store.VersionRef, 0, len(included)), included...), true
 				}
 				ev.Includes = included
@@ -106,8 +105,10 @@ func (p *Publisher) Hook(ctx context.Context, tx store.Tx, prev *store.Version, 
 	// Appending locks each Subscription's counter until commit; one global
 	// order keeps concurrent writes from deadlocking on them.
 	slices.SortStableFunc(events, func(a, b store.Event) int { return strings.Compare(a.SubscriptionID, b.SubscriptionID) })
-	_, err = tx.AppendEvents(ctx, events)
-	return err
+	// They travel with the commit (or the write's next statement): their
+	// numbers are not needed here, and the write and its events commit
+	// together or not at all.
+	return tx.AppendEventsAtCommit(ctx, events)
 }
 
 // patients selects, when the written type can have patient-pinned

@@ -28,6 +28,10 @@ type Event struct {
 	// of the focus when the event was written, so that $events and a late
 	// delivery show what the event saw; nil: not recorded (events written
 	// before they were, which show the current versions), empty: none.
+	// Appending records a ref with Version 0 at the version current in
+	// the appending transaction, and leaves it out when the resource does
+	// not exist or is deleted: the publisher names the targets and the
+	// store resolves them with the append, without a read of its own.
 	Includes []VersionRef
 
 	// Focus is the version a notification shows (for a delete, the one
@@ -73,6 +77,14 @@ type EventWriter interface {
 	// Subscription has no state; the caller must then fail its transaction
 	// (which of the others were appended is unspecified).
 	AppendEvents(ctx context.Context, evs []Event) ([]int64, error)
+	// AppendEventsAtCommit appends evs as AppendEvents does, for a caller
+	// that needs no numbers: the store may send them with the
+	// transaction's next statement or with its commit (a round trip fewer
+	// per write), and a failure of theirs is then reported there and fails
+	// the transaction; the events commit with it or not at all. An event
+	// whose Subscription no longer has state (a concurrent transaction
+	// deleted it since this one read it) is not appended.
+	AppendEventsAtCommit(ctx context.Context, evs []Event) error
 }
 
 // EventReader reads stored events.

@@ -138,13 +138,33 @@ func includes(ctx context.Context, v store.View, topics *topic.Library, e store.
 // ShapeIncludes resolves a topic's notificationShape includes for a focus
 // ("Encounter:patient" → the Patient the focus references) to the versions
 // current in v; resources that do not exist or are deleted are left out.
-// The publisher records them with each event, in the write's transaction;
-// LoadEvents resolves them now only for events written before that. r reads
+// LoadEvents resolves them now only for events written before they were
+// recorded with each event (see ShapeTargets).
+func ShapeIncludes(ctx context.Context, v store.Reader, t *topic.Topic, focusType string, r *search.Resource) ([]store.VersionRef, error) {
+	var out []store.VersionRef
+	for _, ref := range ShapeTargets(t, focusType, r) {
+		cur, err := v.Current(ctx, ref.Type, ref.ID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
+			continue // nothing to include
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, store.VersionRef{Type: ref.Type, ID: ref.ID, Version: cur.VersionID})
+	}
+	return out, nil
+}
+
+// ShapeTargets are the resources a topic's notificationShape includes
+// name for a focus, each once, in the shape's order, with Version 0: the
+// publisher records them with each event and the store resolves them to
+// the versions current when it appends the event, in the write's
+// transaction (store.Event.Includes), without a read of its own. r reads
 // references with Herald's base: another server's reference is never
 // resolved to a local resource.
-func ShapeIncludes(ctx context.Context, v store.Reader, t *topic.Topic, focusType string, r *search.Resource) ([]store.VersionRef, error) {
+func ShapeTargets(t *topic.Topic, focusType string, r *search.Resource) []store.VersionRef {
 	if r == nil {
-		return nil, nil
+		return nil
 	}
 	var out []store.VersionRef
 	seen := map[string]bool{}
@@ -164,18 +184,11 @@ func ShapeIncludes(ctx context.Context, v store.Reader, t *topic.Topic, focusTyp
 					continue
 				}
 				seen[ref] = true
-				cur, err := v.Current(ctx, typ, id)
-				if errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
-					continue // nothing to include
-				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, store.VersionRef{Type: typ, ID: id, Version: cur.VersionID})
+				out = append(out, store.VersionRef{Type: typ, ID: id})
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // carried is the bytes of resources an event carries.

@@ -80,6 +80,7 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	if err := checkEvent(e); err != nil {
 		return 0, fmt.Errorf("memory: append event to subscription %s: %w", e.SubscriptionID, err)
 	}
+	e.Includes = t.resolveIncludes(ctx, e.Includes)
 	p := t.pendingEvents[e.SubscriptionID]
 	if p == nil {
 		p = &pendingEvents{last: t.lastEvent(e.SubscriptionID)}
@@ -107,6 +108,41 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		nums[i] = n
 	}
 	return nums, nil
+}
+
+// AppendEventsAtCommit appends at once: there is no round trip to save.
+// An event of a Subscription without state is skipped.
+func (t *tx) AppendEventsAtCommit(ctx context.Context, evs []store.Event) error {
+	for _, e := range evs {
+		if !t.subExists(e.SubscriptionID) {
+			continue
+		}
+		if _, err := t.AppendEvent(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveIncludes records each ref at version 0 at the head version the
+// transaction sees, leaving out those without one or deleted
+// (store.Event.Includes); nil stays nil.
+func (t *tx) resolveIncludes(ctx context.Context, refs []store.VersionRef) []store.VersionRef {
+	if refs == nil {
+		return nil
+	}
+	out := make([]store.VersionRef, 0, len(refs))
+	for _, r := range refs {
+		if r.Version == 0 {
+			cur, err := t.Current(ctx, r.Type, r.ID)
+			if err != nil || cur.Deleted {
+				continue
+			}
+			r.Version = cur.VersionID
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // checkEvent enforces what the Postgres schema's CHECK constraints do.

@@ -331,19 +331,25 @@ const finishLoggedSQL = `WITH finished AS (` + finishSQL + ` RETURNING id)
 	INSERT INTO delivery_attempts (subscription_id, ` + attemptColumns + `)
 	SELECT id, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM finished`
 
-// FinishDelivery on the Store commits without waiting for the WAL flush
-// (synchronous_commit off, for this transaction only), in one round trip.
-// What it records is a cursor, a schedule and an attempt: if a crash loses
-// it, the notification is sent again, which at-least-once delivery allows.
-// Writes of resources and events always wait for the flush.
+// FinishDelivery on the Store commits without waiting for the WAL flush,
+// in one round trip. What it records is a cursor, a schedule and an
+// attempt: if a crash loses it, the notification is sent again, which
+// at-least-once delivery allows. Writes of resources and events always wait
+// for the flush. On a delivery pool of its own (SeparateDeliveryPool, whose
+// sessions have synchronous_commit off) it is one autocommit statement;
+// on the shared pool it sets synchronous_commit off for its own transaction
+// only (BEGIN, SET LOCAL, the statement, COMMIT in one batch).
 func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
+	if s.delivery != nil {
+		return finishDelivery(ctx, s.delivery, r)
+	}
 	sql, args := finishStatement(r)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit TO off")
 	b.Queue(sql, args...)
 	b.Queue("COMMIT")
-	br := s.deliveryPool().SendBatch(ctx, b)
+	br := s.pool.SendBatch(ctx, b)
 	var tag pgconn.CommandTag
 	var err error
 	for i := range 4 {

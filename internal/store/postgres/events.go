@@ -74,6 +74,23 @@ func includesFromDB(col []string) []store.VersionRef {
 	return out
 }
 
+// includesSQL is the includes column for text, space-separated
+// VersionRefs (includesToDB; NULL stays NULL), in their order: a ref at
+// version 0 becomes the resource's head version, as this transaction
+// sees it, and is left out when there is none or it is deleted
+// (store.Event.Includes), so the append resolves the includes without a
+// round trip of its own.
+func includesSQL(text string) string {
+	return `CASE WHEN ` + text + ` IS NOT NULL THEN coalesce((
+		SELECT array_agg(CASE WHEN split_part(u.ref, '/', 4) <> '0' THEN u.ref
+			ELSE r.type || '/' || r.id || '/_history/' || r.version_id END ORDER BY u.ord)
+		FROM unnest(string_to_array(` + text + `, ' ')) WITH ORDINALITY AS u(ref, ord)
+		LEFT JOIN resources r ON split_part(u.ref, '/', 4) = '0'
+			AND r.type = split_part(u.ref, '/', 1) AND r.id = split_part(u.ref, '/', 2)
+		WHERE split_part(u.ref, '/', 4) <> '0' OR r.id IS NOT NULL AND NOT r.deleted
+	), '{}') END`
+}
+
 const eventColumns = `subscription_id, number, timestamp, topic, focus_type, focus_id, focus_version, method, includes`
 
 // scanEventRow scans eventColumns in order; delivery reads events in bulk,
@@ -96,7 +113,7 @@ func scanEventRow(row pgx.CollectableRow) (eventRow, error) {
 // No row to update means no state: zero rows, ErrNotFound, and the
 // transaction is still usable. The parameters are cast because their types
 // cannot be inferred through INSERT … SELECT.
-const appendEventSQL = `WITH sub AS (
+var appendEventSQL = `WITH sub AS (
 		UPDATE subscriptions SET last_event_number = last_event_number + 1,
 			due_at = CASE WHEN endpoint = '' THEN NULL
 				WHEN due_at IS NULL OR failure_count = 0 AND due_at > $2::timestamptz
@@ -108,14 +125,18 @@ const appendEventSQL = `WITH sub AS (
 	)
 	INSERT INTO events (` + eventColumns + `)
 	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text,
-		string_to_array($8::text, ' ')
+		` + includesSQL("$8::text") + `
 	FROM sub, wake
 	RETURNING number`
 
+// appendEventArgs are appendEventSQL's parameters for e.
+func appendEventArgs(e store.Event) []any {
+	return []any{e.SubscriptionID, e.Timestamp, e.Topic, e.FocusType, e.FocusID, e.FocusVersion, string(e.Method), includesToDB(e.Includes)}
+}
+
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	op := "append event to subscription " + e.SubscriptionID
-	rows, err := t.q.Query(ctx, appendEventSQL, e.SubscriptionID, e.Timestamp, e.Topic,
-		e.FocusType, e.FocusID, e.FocusVersion, string(e.Method), includesToDB(e.Includes))
+	rows, err := t.q.Query(ctx, appendEventSQL, appendEventArgs(e)...)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
@@ -132,7 +153,7 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 // overlapping sets of Subscriptions wait for each other instead of
 // deadlocking; sub then advances each counter (READ COMMITTED sees the
 // committed value once the lock is granted).
-const appendEventsSQL = `WITH input AS (
+var appendEventsSQL = `WITH input AS (
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
 			AS i(subscription_id, ts, topic, focus_type, focus_id, focus_version, method, includes)
 	), locked AS (
@@ -150,7 +171,7 @@ const appendEventsSQL = `WITH input AS (
 	)
 	INSERT INTO events (` + eventColumns + `)
 	SELECT sub.id, sub.last_event_number, i.ts, i.topic, i.focus_type, i.focus_id, i.focus_version, i.method,
-		string_to_array(i.includes, ' ')
+		` + includesSQL("i.includes") + `
 	FROM sub JOIN input i ON i.subscription_id = sub.id, wake
 	RETURNING subscription_id, number`
 
@@ -165,29 +186,12 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		}
 		return []int64{n}, nil
 	}
-	seen := make(map[string]int, len(evs))
-	cols := struct {
-		ids, topics, types, focusIDs, methods []string
-		ts                                    []time.Time
-		versions                              []int64
-		includes                              []*string
-	}{}
-	for i, e := range evs {
-		if _, dup := seen[e.SubscriptionID]; dup {
-			return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
-		}
-		seen[e.SubscriptionID] = i
-		cols.ids = append(cols.ids, e.SubscriptionID)
-		cols.ts = append(cols.ts, e.Timestamp)
-		cols.topics = append(cols.topics, e.Topic)
-		cols.types = append(cols.types, e.FocusType)
-		cols.focusIDs = append(cols.focusIDs, e.FocusID)
-		cols.versions = append(cols.versions, e.FocusVersion)
-		cols.methods = append(cols.methods, string(e.Method))
-		cols.includes = append(cols.includes, includesToDB(e.Includes))
+	seen, args, ok := appendEventsArgs(evs)
+	if !ok {
+		return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
 	}
 	op := "append " + strconv.Itoa(len(evs)) + " events"
-	rows, err := t.q.Query(ctx, appendEventsSQL, cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods, cols.includes)
+	rows, err := t.q.Query(ctx, appendEventsSQL, args...)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -208,6 +212,53 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		return nil, store.ErrNotFound
 	}
 	return nums, nil
+}
+
+// appendEventsArgs are appendEventsSQL's parameters for evs, and the index
+// of each Subscription's event; false when a Subscription appears twice.
+func appendEventsArgs(evs []store.Event) (map[string]int, []any, bool) {
+	seen := make(map[string]int, len(evs))
+	cols := struct {
+		ids, topics, types, focusIDs, methods []string
+		ts                                    []time.Time
+		versions                              []int64
+		includes                              []*string
+	}{}
+	for i, e := range evs {
+		if _, dup := seen[e.SubscriptionID]; dup {
+			return nil, nil, false
+		}
+		seen[e.SubscriptionID] = i
+		cols.ids = append(cols.ids, e.SubscriptionID)
+		cols.ts = append(cols.ts, e.Timestamp)
+		cols.topics = append(cols.topics, e.Topic)
+		cols.types = append(cols.types, e.FocusType)
+		cols.focusIDs = append(cols.focusIDs, e.FocusID)
+		cols.versions = append(cols.versions, e.FocusVersion)
+		cols.methods = append(cols.methods, string(e.Method))
+		cols.includes = append(cols.includes, includesToDB(e.Includes))
+	}
+	return seen, []any{cols.ids, cols.ts, cols.topics, cols.types, cols.focusIDs, cols.versions, cols.methods, cols.includes}, true
+}
+
+// AppendEventsAtCommit defers appendEventSQL or appendEventsSQL (lazyTx.Defer):
+// they go with the transaction's next statement or its COMMIT, which is the
+// round trip a write saves. Both statements append nothing for a
+// Subscription without state.
+func (t *tx) AppendEventsAtCommit(ctx context.Context, evs []store.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if len(evs) > 1 {
+		if _, args, ok := appendEventsArgs(evs); ok {
+			t.q.Defer(appendEventsSQL, args...)
+			return nil
+		}
+	}
+	for _, e := range evs { // one, or the same Subscription more than once
+		t.q.Defer(appendEventSQL, appendEventArgs(e)...)
+	}
+	return nil
 }
 
 func (t *tx) appendOneByOne(ctx context.Context, evs []store.Event) ([]int64, error) {

@@ -62,3 +62,16 @@ func (s *Store) ExplainSearchForTest(ctx context.Context, sq store.SearchQuery) 
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(lines, "\n"), err
 }
+
+// SynchronousCommit is the synchronous_commit setting of a session of the
+// main pool and of one of the delivery queue's pool.
+func SynchronousCommit(ctx context.Context, s *Store) (main, delivery string, err error) {
+	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&main); err != nil {
+		return "", "", err
+	}
+	err = s.deliveryPool().QueryRow(ctx, "SHOW synchronous_commit").Scan(&delivery)
+	return main, delivery, err
+}
+
+// SubscriptionsStatement is the query Subscriptions runs for f.
+var SubscriptionsStatement = subscriptionsStatement

@@ -18,11 +18,18 @@ type pools struct {
 
 // SeparateDeliveryPool opens a second pool of conns connections, like the
 // first, for the delivery queue. Call it once, right after Open.
+//
+// Its sessions commit without waiting for the WAL flush
+// (synchronous_commit off): what they record is a lease, a cursor, a
+// schedule or an attempt, and if a crash loses one, a notification is sent
+// again, which at-least-once delivery allows. Resources and events are
+// never written through this pool, so they always wait for the flush.
 func (s *Store) SeparateDeliveryPool(ctx context.Context, conns int32) error {
-	cfg := s.pool.Config() // a copy
+	cfg := s.pool.Config() // a copy, RuntimeParams included
 	cfg.MaxConns = conns
 	cfg.MinConns = 0
 	cfg.ConnConfig.RuntimeParams["application_name"] = cfg.ConnConfig.RuntimeParams["application_name"] + " delivery"
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: open the delivery pool: %w", err)

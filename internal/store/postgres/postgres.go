@@ -178,6 +178,9 @@ func backoff(ctx context.Context, attempt int) bool {
 // tx is a store.Tx on one pgx transaction.
 type tx struct {
 	q *lazyTx
+	// locked are the resources whose Lock the transaction holds, with
+	// the head version it last read or wrote (0: none).
+	locked map[resourceKey]int64
 }
 
 // runTx runs fn in one transaction on one pooled connection.
@@ -200,7 +203,12 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) (err error) 
 		}
 		return err
 	}
-	return lt.finish(ctx, true)
+	// Deferred statements travel with COMMIT: their errors are interpreted
+	// here (a concurrent creator's unique_violation is ErrConflict).
+	if err := lt.finish(ctx, true); err != nil {
+		return fmt.Errorf("postgres: commit: %w", interpretError(err))
+	}
+	return nil
 }
 
 var _ store.Tx = (*tx)(nil)

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -243,4 +244,55 @@ func seed(b *testing.B, s store.Store, n int, body []byte) {
 		return nil
 	})
 	require.NoError(b, err)
+}
+
+// TestDeliveryPoolCommitsWithoutFlush: the delivery queue's own pool
+// commits its leases and outcomes without waiting for the WAL flush, and
+// the pool that writes resources and events still waits for it (also
+// before a delivery pool is opened, when the queue shares that pool).
+func TestDeliveryPoolCommitsWithoutFlush(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.New(t)
+	main, delivery, err := postgres.SynchronousCommit(ctx, s)
+	require.NoError(t, err)
+	require.Equal(t, "on", main, "shared pool")
+	require.Equal(t, "on", delivery, "the queue on the shared pool")
+
+	require.NoError(t, s.SeparateDeliveryPool(ctx, 1))
+	main, delivery, err = postgres.SynchronousCommit(ctx, s)
+	require.NoError(t, err)
+	require.Equal(t, "on", main, "resource and event writes wait for the flush")
+	require.Equal(t, "off", delivery, "delivery pool")
+}
+
+// TestLockedCreateLosesToUnlockedCreator: a create after Lock is sent with
+// the transaction's next statement or its commit; when a writer that took
+// no lock created the resource meanwhile, the locked creator's transaction
+// still fails with ErrConflict (at its commit) and stores nothing, and the
+// other's version stays the only one.
+func TestLockedCreateLosesToUnlockedCreator(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.New(t)
+	v := func(who string) store.Version {
+		return store.Version{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.Now().Truncate(time.Millisecond),
+			Method: store.MethodUpdate, Body: fmt.Appendf(nil, `{"resourceType":"Patient","id":"p1","who":%q}`, who)}
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.Lock(ctx, "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if err := tx.Put(ctx, v("locked")); err != nil {
+			return err
+		}
+		// The unlocked creator commits first (it does not wait: the
+		// locked creator's insert has not been sent yet).
+		return s.InTx(ctx, func(other store.Tx) error { return other.Put(ctx, v("unlocked")) })
+	})
+	require.ErrorIs(t, err, store.ErrConflict)
+	hist, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "p1"})
+	require.NoError(t, err)
+	require.Len(t, hist, 1)
+	require.Contains(t, string(hist[0].Body), `"unlocked"`)
 }

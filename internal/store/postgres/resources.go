@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -544,11 +545,14 @@ func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
 	return count(ctx, t.q, q)
 }
 
-// Lock: a FOR UPDATE of the head row. When there is no row yet, creators are
-// serialised by a transaction-scoped advisory lock on the resource's key
-// (hashed with the schema, so parallel test schemas do not collide), and the
-// head is read again in a new statement, so that a creator that waited sees
-// the version the first one committed.
+// Lock: a transaction-scoped advisory lock on the resource's key (hashed
+// with the schema, so parallel test schemas do not collide), which
+// serialises creators while there is no row to lock yet, then a FOR UPDATE
+// of the head row in a new statement, so that a creator that waited sees
+// the version the first one committed. Both go in one round trip (with
+// BEGIN when Lock is the transaction's first statement): a create used to
+// take three (look, advisory lock, look again). Every writer of a key takes
+// the advisory lock before the row lock, so the two never invert.
 const (
 	lockSQL         = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`
 	lockAdvisorySQL = `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1::text || '/' || $2::text, 0))`
@@ -566,15 +570,49 @@ func (t *tx) LockKey(ctx context.Context, key string) error {
 
 func (t *tx) Lock(ctx context.Context, typ, id string) (store.Version, error) {
 	op := "lock " + typ + "/" + id
-	v, err := queryOne(ctx, t.q, lockSQL, typ, id)
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return v, wrap(op, err)
+	b := &pgx.Batch{}
+	b.Queue(lockAdvisorySQL, typ, id)
+	b.Queue(lockSQL, typ, id)
+	br := t.q.SendBatch(ctx, b)
+	v, err := lockResults(br)
+	if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) {
+		err = cmp.Or(cerr, err)
 	}
-	if _, err := t.q.Exec(ctx, lockAdvisorySQL, typ, id); err != nil {
-		return store.Version{}, wrap(op, err)
+	switch {
+	case err == nil:
+		t.hold(typ, id, v.VersionID)
+	case errors.Is(err, pgx.ErrNoRows):
+		t.hold(typ, id, 0)
 	}
-	v, err = queryOne(ctx, t.q, lockSQL, typ, id)
 	return v, wrap(op, err)
+}
+
+// resourceKey names a resource.
+type resourceKey struct{ typ, id string }
+
+// hold records that the transaction holds the lock of typ/id, whose head
+// is version (0: none).
+func (t *tx) hold(typ, id string, version int64) {
+	if t.locked == nil {
+		t.locked = map[resourceKey]int64{}
+	}
+	t.locked[resourceKey{typ, id}] = version
+}
+
+// lockResults reads Lock's batch: the advisory lock's, then the head row.
+func lockResults(br pgx.BatchResults) (store.Version, error) {
+	if _, err := br.Exec(); err != nil {
+		return store.Version{}, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return store.Version{}, err
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanVersionRow)
+	if err != nil {
+		return store.Version{}, err
+	}
+	return r.version(), nil
 }
 
 // Put is one statement: a data-modifying CTE moves the head forward (insert
@@ -589,6 +627,19 @@ const (
 		INSERT INTO resources (` + versionColumns + `, search_keys)
 		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'), $8::text[])
 		ON CONFLICT (type, id) DO NOTHING
+		RETURNING ` + versionColumns + `
+	)
+	INSERT INTO resource_versions (` + versionColumns + `)
+	SELECT ` + versionColumns + ` FROM head`
+
+	// putLockedCreateSQL is putCreateSQL for a creator holding Lock's
+	// advisory lock: only a writer that did not lock can have created the
+	// row meanwhile, and then the INSERT fails with unique_violation
+	// (ErrConflict) instead of doing nothing, which a deferred statement
+	// could not report.
+	putLockedCreateSQL = `WITH head AS (
+		INSERT INTO resources (` + versionColumns + `, search_keys)
+		VALUES ($1, $2, 1, $3, $4, $5, $6, coalesce($7::text[], '{}'), $8::text[])
 		RETURNING ` + versionColumns + `
 	)
 	INSERT INTO resource_versions (` + versionColumns + `)
@@ -626,6 +677,19 @@ func (t *tx) Put(ctx context.Context, v store.Version) error {
 		tag pgconn.CommandTag
 		err error
 	)
+	if head, ok := t.locked[resourceKey{v.Type, v.ID}]; ok && v.VersionID == head+1 {
+		// The transaction holds the resource's lock and v follows the head
+		// it read: nothing can make the guard fail, so the statement waits
+		// for the next one or the COMMIT and shares its round trip
+		// (lazyTx.Defer); a failure of its own fails the transaction there.
+		if v.VersionID == 1 {
+			t.q.Defer(putLockedCreateSQL, v.Type, v.ID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
+		} else {
+			t.q.Defer(putUpdateSQL, v.Type, v.ID, v.VersionID, v.LastUpdated, string(v.Method), v.Deleted, v.Body, v.Patients, searchKeys(v))
+		}
+		t.hold(v.Type, v.ID, v.VersionID)
+		return nil
+	}
 	switch {
 	case v.VersionID < 1:
 		return store.ErrConflict

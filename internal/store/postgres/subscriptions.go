@@ -171,21 +171,28 @@ const (
 )
 
 func subscriptions(ctx context.Context, q querier, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
-	var b strings.Builder
-	b.WriteString(subscriptionsSQL)
-	args := subscriptionsWhere(&b, f)
-	b.WriteString(subscriptionsOrderSQL)
-	if f.ByPatient {
-		// Planned for its values every time: a cached generic plan cannot
-		// see that one topic's keys are selective and may scan every
-		// Subscription of the topic, the cost patient keys exist to avoid.
-		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
-	}
-	out, err := querySubscriptions(ctx, q, b.String(), args...)
+	sql, args := subscriptionsStatement(f)
+	// A prepared statement, as every statement of the pool's default mode:
+	// the publisher's look-up (status, topics, patient keys) runs for every
+	// write, and was parsed and described anew each time. PostgreSQL still
+	// plans it for its values while a generic plan would cost more than
+	// those custom plans (plan_cache_mode auto), and the generic plan of
+	// this filter is a range of subscriptions_topic_patient on all three
+	// columns (TestSubscriptionLookupPlan), so keys stay selective.
+	out, err := querySubscriptions(ctx, q, sql, args...)
 	if err != nil {
 		return nil, wrap("subscriptions", err)
 	}
 	return out, nil
+}
+
+// subscriptionsStatement is Subscriptions' query for f and its parameters.
+func subscriptionsStatement(f store.SubscriptionFilter) (string, []any) {
+	var b strings.Builder
+	b.WriteString(subscriptionsSQL)
+	args := subscriptionsWhere(&b, f)
+	b.WriteString(subscriptionsOrderSQL)
+	return b.String(), args
 }
 
 // subscriptionsWhere appends f's conditions to b and returns their

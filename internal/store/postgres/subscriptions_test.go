@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -74,4 +75,65 @@ func TestPutSubscriptionKeepsDeliveryColumns(t *testing.T) {
 	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.DeleteSubscription(ctx, "s1") }))
 	put(st)
 	require.Equal(t, delivery{}, read(), "a re-created state starts with fresh delivery columns")
+}
+
+// TestSubscriptionLookupPlan: the publisher's look-up is a prepared
+// statement, so its plan may be cached. With 20,000 Subscriptions on one
+// topic, each pinned to its own patient, both the plan PostgreSQL uses once
+// the statement has run often enough to consider a generic plan, and the
+// generic plan itself, are ranges of subscriptions_topic_patient on topic,
+// status and patient key: a write still reads only its patients' rows.
+func TestSubscriptionLookupPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	s, err := postgres.Open(ctx, url, postgres.WithMaxConns(1))
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	const topic = "https://example.org/SubscriptionTopic/t"
+	_, err = conn.Exec(ctx, `INSERT INTO subscriptions (id, owner, scopes, patient, status, error, topic, filters, endpoint,
+			content, heartbeat_period_ms, timeout_ms, max_count, sealed_secret, sealed_headers, created_at, updated_at,
+			patient_key, owner_context, error_code, payload)
+		SELECT 's' || g, 'c1', '', '', 'active', '', $1 || '|1.0.0', '{}', 'https://example.org/hook',
+			'id-only', 0, 1000, 1, '', '', now(), now(), 'Patient/p' || g, 'system', '', 'application/fhir+json'
+		FROM generate_series(1, 20000) g`, topic)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `ANALYZE subscriptions`)
+	require.NoError(t, err)
+
+	f := store.SubscriptionFilter{Status: []string{"requested", "active", "error"}, Topics: []string{topic + "|1.0.0", topic},
+		ByPatient: true, PatientKeys: []string{"Patient/p7"}}
+	for range 8 { // the store's own prepared statement, past the custom plans PostgreSQL starts with
+		got, err := s.Subscriptions(ctx, f)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, "s7", got[0].ID)
+	}
+
+	sql, args := postgres.SubscriptionsStatement(f)
+	_, err = conn.Prepare(ctx, "lookup", sql)
+	require.NoError(t, err)
+	explain := func() string {
+		t.Helper()
+		for range 8 {
+			_, err := conn.Exec(ctx, "lookup", args...)
+			require.NoError(t, err)
+		}
+		rows, err := conn.Query(ctx, "EXPLAIN EXECUTE lookup($1, $2, $3)", append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
+		require.NoError(t, err)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return strings.Join(lines, "\n")
+	}
+	for _, mode := range []string{"auto", "force_generic_plan"} {
+		_, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode)
+		require.NoError(t, err)
+		plan := explain()
+		require.Contains(t, plan, "subscriptions_topic_patient", "%s:\n%s", mode, plan)
+		require.Regexp(t, `Index Cond: .*topic.*status.*patient_key`, plan, "%s:\n%s", mode, plan)
+		require.NotContains(t, plan, "Seq Scan", "%s:\n%s", mode, plan)
+	}
 }

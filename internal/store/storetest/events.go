@@ -663,6 +663,106 @@ func testAppendEventsBatch(t *testing.T, s store.Store) {
 	}))
 }
 
+// testAppendEventsAtCommit: AppendEventsAtCommit numbers as AppendEvents
+// does; the transaction's later reads see the events; an event of a
+// Subscription without state is skipped, not an error.
+func testAppendEventsAtCommit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"))
+	appendEvents(t, s, event("b", "e0", 1))
+	a1, b1, nobody := event("a", "e1", 2), event("b", "e1", 2), event("nobody", "e1", 2)
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.AppendEventsAtCommit(ctx, []store.Event{a1, nobody, b1}); err != nil {
+			return err
+		}
+		requireEvents(t, []store.Event{numbered(a1, 1)}, allEvents(t, tx, "a"), "read later in the transaction")
+		return nil
+	}))
+	requireEvents(t, []store.Event{numbered(a1, 1)}, allEvents(t, s, "a"))
+	requireEvents(t, []store.Event{numbered(event("b", "e0", 1), 1), numbered(b1, 2)}, allEvents(t, s, "b"))
+	_, err := s.EventCount(ctx, "nobody")
+	require.ErrorIs(t, err, store.ErrNotFound, "no counter made for a Subscription without state")
+
+	// One event alone, and one Subscription twice: consecutive numbers,
+	// appended when nothing follows but the commit.
+	a2, a3, a4 := event("a", "e2", 3), event("a", "e3", 4), event("a", "e4", 5)
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.AppendEventsAtCommit(ctx, []store.Event{a2}) }))
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.AppendEventsAtCommit(ctx, []store.Event{a3, a4}) }))
+	requireEvents(t, []store.Event{numbered(a1, 1), numbered(a2, 2), numbered(a3, 3), numbered(a4, 4)}, allEvents(t, s, "a"))
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error { return tx.AppendEventsAtCommit(ctx, nil) }))
+}
+
+// testAppendEventsAtCommitFails: an event AppendEventsAtCommit cannot store
+// fails the transaction, whether its failure shows at once, at the next
+// statement or at the commit, and nothing of the transaction stays: not
+// the resource version written with it, not the other events.
+func testAppendEventsAtCommitFails(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"))
+	bad := event("b", "bad", 1)
+	bad.FocusVersion = 0
+	for _, next := range []string{"commit", "statement"} {
+		v := ver("Patient", "at-commit-"+next, 1)
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.Put(ctx, v); err != nil {
+				return err
+			}
+			if err := tx.AppendEventsAtCommit(ctx, []store.Event{event("a", v.ID, 1), bad}); err != nil {
+				return err
+			}
+			if next == "statement" {
+				_, err := tx.Current(ctx, "Patient", v.ID)
+				return err
+			}
+			return nil
+		})
+		require.Error(t, err, next)
+		require.NotErrorIs(t, err, store.ErrNotFound, next)
+		requireEventCount(t, s, "a", 0, next)
+		requireEventCount(t, s, "b", 0, next)
+		_, err = s.Current(ctx, "Patient", v.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "%s: the write rolled back with its events", next)
+	}
+	appendEvents(t, s, event("a", "after", 1))
+	requireEventCount(t, s, "a", 1, "the failures used up no number")
+}
+
+// testEventIncludesResolved: an include at version 0 is recorded at the
+// head version the appending transaction sees (its own writes included),
+// and left out when the resource does not exist or is deleted; a ref with
+// a version is kept as it is, in order; alone, in a batch and at commit.
+func testEventIncludesResolved(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	putSubs(t, s, sub("a"), sub("b"), sub("c"))
+	deleted := ver("Practitioner", "dr", 2)
+	deleted.Deleted, deleted.Body = true, nil
+	put(t, s, ver("Patient", "p1", 1), ver("Patient", "p1", 2), ver("Practitioner", "dr", 1), deleted)
+	named := []store.VersionRef{{Type: "Patient", ID: "p1"}, {Type: "Practitioner", ID: "dr"},
+		{Type: "Organization", ID: "none"}, {Type: "Location", ID: "l1"}, {Type: "Patient", ID: "p9", Version: 3}}
+	want := []store.VersionRef{{Type: "Patient", ID: "p1", Version: 2}, {Type: "Location", ID: "l1", Version: 1},
+		{Type: "Patient", ID: "p9", Version: 3}}
+	a1, b1, c1 := event("a", "e1", 1), event("b", "e1", 1), event("c", "e1", 1)
+	a1.Includes, b1.Includes, c1.Includes = named, named, []store.VersionRef{{Type: "Organization", ID: "none"}}
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Put(ctx, ver("Location", "l1", 1)); err != nil { // written in the same transaction
+			return err
+		}
+		if _, err := tx.AppendEvent(ctx, a1); err != nil {
+			return err
+		}
+		return tx.AppendEventsAtCommit(ctx, []store.Event{b1, c1})
+	}))
+	for _, id := range []string{"a", "b"} {
+		got := allEvents(t, s, id)
+		require.Len(t, got, 1, id)
+		require.Equal(t, want, got[0].Includes, id)
+	}
+	got := allEvents(t, s, "c")
+	require.Len(t, got, 1)
+	require.NotNil(t, got[0].Includes, "none found is recorded as none")
+	require.Empty(t, got[0].Includes)
+}
+
 // testAppendEventsConcurrentOverlap: writes firing for overlapping sets of
 // Subscriptions, listed in different orders, neither deadlock nor skip.
 func testAppendEventsConcurrentOverlap(t *testing.T, s store.Store) {

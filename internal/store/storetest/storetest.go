@@ -88,7 +88,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventSubscriptionDelete", testEventSubscriptionDelete},
 		{"EventInvalid", testEventInvalid},
 		{"AppendEventsBatch", testAppendEventsBatch},
+		{"AppendEventsAtCommit", testAppendEventsAtCommit},
+		{"AppendEventsAtCommitFails", testAppendEventsAtCommitFails},
 		{"EventIncludes", testEventIncludes},
+		{"EventIncludesResolved", testEventIncludesResolved},
 		{"AppendEventsConcurrentOverlap", testAppendEventsConcurrentOverlap},
 		// retention.go
 		{"Acknowledge", testAcknowledge},
