@@ -357,6 +357,34 @@ func testQueueOwnerCapCountsCancelledLeases(t *testing.T, s store.Store) {
 	require.Empty(t, tasks, "both leases still run, the cancelled one included: client-a is at its share of 2")
 }
 
+// testQueueOwnerCapCountsDeletedLeases: a lease counts toward its owner's
+// share until it ends also when the client deletes the Subscription while
+// it is being sent: the send (a hanging endpoint: up to its 60 s timeout)
+// still holds a worker. Otherwise an owner gets past its share by deleting
+// its leased Subscriptions and creating new ones, each round taking
+// perOwner more workers, until it holds every worker of every instance.
+func testQueueOwnerCapCountsDeletedLeases(t *testing.T, s store.Store) {
+	t.Skip("finding: a deleted Subscription's live lease stops counting toward its owner's share while its send still " +
+		"holds a worker (postgres: subscription_leases rows go by ON DELETE CASCADE; memory: the schedule goes with " +
+		"the Subscription), so delete-and-recreate takes perOwner more workers each round; fails on both stores without this skip")
+	for i := range 4 {
+		putSubs(t, s, requested(fmt.Sprintf("a%d", i)))
+	}
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 2, lease, 0, 2)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2)
+	gone := tasks[0].State.ID // the client deletes it while it is being sent
+	require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error { return tx.DeleteSubscription(t.Context(), gone) }))
+
+	tasks, err = s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 2)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.Empty(t, got, "both sends still run, the deleted Subscription's included: client-a is at its share of 2")
+}
+
 // testQueueConcurrentClaims: workers claiming at the same time never share
 // a Subscription.
 func testQueueConcurrentClaims(t *testing.T, s store.Store) {

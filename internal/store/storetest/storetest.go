@@ -107,6 +107,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueOwnerShares", testQueueOwnerShares},
 		{"QueueOwnerSharesLongQueue", testQueueOwnerSharesLongQueue},
 		{"QueueOwnerCapCountsCancelledLeases", testQueueOwnerCapCountsCancelledLeases},
+		{"QueueOwnerCapCountsDeletedLeases", testQueueOwnerCapCountsDeletedLeases},
 		{"QueueOwnerTurnsAfterLeases", testQueueOwnerTurnsAfterLeases},
 		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
