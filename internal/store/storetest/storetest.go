@@ -108,6 +108,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueOwnerSharesLongQueue", testQueueOwnerSharesLongQueue},
 		{"QueueOwnerCapCountsCancelledLeases", testQueueOwnerCapCountsCancelledLeases},
 		{"QueueOwnerCapCountsDeletedLeases", testQueueOwnerCapCountsDeletedLeases},
+		{"QueueOwnerShareIsPerLaunchContext", testQueueOwnerShareIsPerLaunchContext},
 		{"QueueOwnerTurnsAfterLeases", testQueueOwnerTurnsAfterLeases},
 		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
