@@ -292,11 +292,16 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 		}
 		tk.Events = append(tk.Events, ev)
 		return nil
-	}, uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner)
+	}, claimArgs(now, limit, leaseFor, eventsPerTask, perOwner)...)
 	if err != nil {
 		return nil, wrap("claim due subscriptions", err)
 	}
 	return out, nil
+}
+
+// claimArgs are claimSQL's arguments for ClaimDue's.
+func claimArgs(now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) []any {
+	return []any{uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner}
 }
 
 const releaseLeaseSQL = `UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
