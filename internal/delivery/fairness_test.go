@@ -290,3 +290,67 @@ func TestOwnBusyEndpointCountsTowardError(t *testing.T) {
 		require.GreaterOrEqual(t, busyHandshakes(t, reg), 3.0, "error came before ErrorAfter busy attempts")
 	})
 }
+
+// patientOf is a patient-launch token of client "patient-app" for patient
+// id: every patient using the app is the same owner (client id), in its own
+// launch context.
+func patientOf(id string) *auth.Principal {
+	const scopes = "patient/*.rs patient/Subscription.cruds"
+	return &auth.Principal{ClientID: "patient-app", Patient: id, Scopes: auth.ParseScopes(scopes), RawScopes: []string{scopes}}
+}
+
+// forPatient filters a Subscription on the patient's Encounters.
+func forPatient(id string) func(m map[string]any) {
+	return func(m map[string]any) {
+		m["_criteria"] = map[string]any{"extension": []any{map[string]any{
+			"url":         "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria",
+			"valueString": "Encounter?patient=Patient/" + id}}}
+	}
+}
+
+// TestAnotherLaunchContextCannotMakeAnEndpointBusy: two patients of one
+// patient-facing app are the same owner (the client id) but not the same
+// subscriber. Patient pB's hanging sends to a host must not take patient
+// pA's turns there, or pB pushes pA's Subscription into error (an endpoint
+// busy counts toward error) and then off. Failed on main: the turns at a
+// host were kept per client id (webhook.Request.Share = Owner), so pA's
+// handshake went "endpoint busy" three times and the Subscription to error.
+func TestAnotherLaunchContextCannotMakeAnEndpointBusy(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, func(c *delivery.Config) { c.ErrorAfter = 3 })
+		ctx := context.Background()
+		host := newReceiver(t)
+		host.setAnswer(func(_ int, d delivered) int {
+			if d.Path == "/a" {
+				return http.StatusOK
+			}
+			return 0 // pB's endpoints at this host hang
+		})
+		require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "host", URLPrefix: host.srv.URL + "/",
+			AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+		for i := range 4 { // webhook's default MaxPerEndpoint
+			_, err := e.svc.Create(ctx, patientOf("pB"), "Subscription", []byte(subscriptionJSON(
+				host.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30), forPatient("pB"))))
+			require.NoError(t, err)
+		}
+		host.waitWithin(t, 10*time.Second, "pB's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
+
+		res, err := e.svc.Create(ctx, patientOf("pA"), "Subscription", []byte(subscriptionJSON(host.srv.URL+"/a", forPatient("pA"))))
+		require.NoError(t, err)
+		id := res.Version.ID
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := e.state(id)
+			if got.Status != "requested" {
+				require.Equal(t, "active", got.Status, "patient pA's Subscription: %s", got.Error)
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "pA's handshake did not end while pB's sends hung")
+			select {
+			case <-host.signal:
+			case <-time.After(20 * time.Millisecond): // the status changes after the answer is recorded
+			}
+		}
+	})
+}

@@ -130,7 +130,11 @@ func (e *Engine) handle(ctx context.Context, tk store.DeliveryTask, admin *subsc
 	r, err := e.cfg.Sender.Send(sendCtx, webhook.Request{
 		Endpoint: st.Endpoint, ContentType: st.Payload, Body: n.body, Secret: send.Secret, MessageID: messageID(st.ID, tk, n),
 		Headers: send.Headers, Timeout: timeout, QueueWait: queueWait, AllowPrivateNetwork: send.AllowPrivateNetwork,
-		Share: st.Owner, // one owner's hanging sends to a shared host cannot take another's turns
+		// The subscriber's own turns at a host: the owner (client id) in its
+		// launch context, so neither another client nor another patient or
+		// user of the same client can make this endpoint busy (which counts
+		// toward error) with hanging sends to a shared host.
+		Share: st.Owner + "\x00" + st.Context,
 	})
 	e.cfg.Metrics.sent(n.kind, r.Duration, err)
 	done := e.cfg.Now()
@@ -348,10 +352,10 @@ func (e *Engine) fail(ctx context.Context, tk store.DeliveryTask, res store.Deli
 		status, reason = fhir.StatusError, "the handshake failed ("+why+"); retrying"
 	case failures >= e.cfg.ErrorAfter:
 		// An endpoint busy (nothing sent) counts here like a failed send:
-		// the turns at a host are the owner's own (webhook.Request.Share),
-		// so only the owner's own slow or hanging sends keep it busy, and
-		// an endpoint that cannot keep up with its owner's notifications
-		// is failing. Not at once, as a failed handshake is: nothing reached
+		// the turns at a host are the subscriber's own (webhook.Request.Share:
+		// owner and launch context), so only its own slow or hanging sends
+		// keep it busy, and an endpoint that cannot keep up with its
+		// subscriber's notifications is failing. Not at once, as a failed handshake is: nothing reached
 		// the subscriber.
 		status, reason = fhir.StatusError, strconv.Itoa(failures)+" consecutive delivery attempts failed (last: "+why+")"
 	}

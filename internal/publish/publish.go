@@ -159,7 +159,9 @@ func describe(prev *store.Version, cur store.Version, baseURL string) (topic.Cha
 	existed := prev != nil && !prev.Deleted
 	var err error
 	if existed {
-		if c.Prev, err = search.NewResource(prev.Body); err != nil {
+		// Stored: read within the stored-body budget (a small update of a
+		// large resource holds a small share of the request-body budget).
+		if c.Prev, err = search.NewStoredResource(prev.Body); err != nil {
 			return c, nil, err
 		}
 		c.Prev = c.Prev.WithBase(baseURL)

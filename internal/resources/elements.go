@@ -106,7 +106,11 @@ func (s *Service) matchEntry(v store.Version, sh shape) fhir.BundleEntry {
 // subset keeps resourceType, id, meta and the elements keep accepts (with
 // their _element siblings), and tags meta SUBSETTED, by a JSON Patch so that
 // what is kept is byte for byte what was stored.
+//
+// A stored body's trees (this parse and the patch's) are built within the
+// stored-body budget, as strictjson.ParseStored's are.
 func subset(body []byte, keep func(name string) bool) []byte {
+	defer strictjson.ShareStored(2 * len(body))()
 	root, err := strictjson.Parse(body)
 	if err != nil {
 		return body

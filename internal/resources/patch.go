@@ -8,6 +8,7 @@ import (
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/jsonpatch"
 	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/strictjson"
 )
 
 // Patch applies a JSON Patch to the current version of typ/id and stores
@@ -39,11 +40,18 @@ func (s *Service) Patch(ctx context.Context, p *auth.Principal, typ, id string, 
 		case cur.Deleted:
 			return gone(typ, id)
 		}
+		// The stored version's tree and the result's are built within the
+		// stored-body budget: the patch's own share of the request-body
+		// budget is a few bytes. Released before the write, which takes
+		// shares of its own (the topics decode the previous version).
+		release := strictjson.ShareStored(2 * len(cur.Body))
 		body, err := jsonpatch.Apply(cur.Body, patch)
 		if err != nil {
+			release()
 			return patchError(err)
 		}
 		r, err := parseFor(typ, id, body)
+		release()
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,27 @@ func SetStoredBudget(n int64) {
 	storedBudget.Store(&budget{sem: semaphore.NewWeighted(n), cap: n})
 }
 
+// storedWaiting counts the callers waiting for a share of the budget.
+var storedWaiting atomic.Int64
+
+// ShareStored waits for n bytes of the budget ParseStored parses within
+// (at most all of it) and returns their release: for reading a stored body
+// with another parser (Parse, a JSON Patch), which builds a tree as large.
+// Call nothing that takes a share while holding one.
+func ShareStored(n int) (release func()) {
+	b := storedBudget.Load()
+	w := min(int64(n), b.cap)
+	if !b.sem.TryAcquire(w) {
+		storedWaiting.Add(1)
+		_ = b.sem.Acquire(context.Background(), w) // never fails without a deadline
+		storedWaiting.Add(-1)
+	}
+	return func() { b.sem.Release(w) }
+}
+
+// StoredWaiting reports how many callers wait for a share of the budget.
+func StoredWaiting() int { return int(storedWaiting.Load()) }
+
 // ParseStored reads JSON that Herald itself stored after Parse accepted it
 // (a resource body read back from the store) into the generic form
 // Value.Any produces: map[string]any, []any, string, json.Number, bool and
@@ -53,10 +74,7 @@ func SetStoredBudget(n int64) {
 // Parses share the budget SetStoredBudget sets: one waits while others
 // hold it.
 func ParseStored(data []byte) (any, error) {
-	b := storedBudget.Load()
-	w := min(int64(len(data)), b.cap)
-	_ = b.sem.Acquire(context.Background(), w) // never fails without a deadline
-	defer b.sem.Release(w)
+	defer ShareStored(len(data))()
 	if storedHook != nil {
 		storedHook()
 	}

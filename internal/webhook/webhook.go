@@ -265,11 +265,18 @@ func (c *Client) Send(ctx context.Context, r Request) (Result, error) {
 	// Read errors do not matter: the status has arrived. A body that does
 	// not end within ResponseBodyWait is cut off, so a receiver dripping it
 	// holds a worker that long, not for the attempt's whole timeout.
-	cut := time.AfterFunc(ResponseBodyWait, cancel)
-	defer cut.Stop()
-	limited := io.LimitReader(resp.Body, maxResponseBody)
-	prefix, _ := io.ReadAll(io.LimitReader(limited, BodyPrefixMax))
-	rest, _ := io.Copy(io.Discard, limited)
+	// A 101 Switching Protocols (Herald asks for no upgrade) hands over the
+	// raw connection as its body, which neither the context nor the cut
+	// closes: it is closed unread (TestSendDoesNotHangOnSwitchingProtocols).
+	var prefix []byte
+	var rest int64
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		cut := time.AfterFunc(ResponseBodyWait, cancel)
+		defer cut.Stop()
+		limited := io.LimitReader(resp.Body, maxResponseBody)
+		prefix, _ = io.ReadAll(io.LimitReader(limited, BodyPrefixMax))
+		rest, _ = io.Copy(io.Discard, limited)
+	}
 	_ = resp.Body.Close()
 
 	res := Result{StatusCode: resp.StatusCode, Duration: c.now().Sub(start), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now()),

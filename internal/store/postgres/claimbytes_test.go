@@ -77,3 +77,44 @@ func TestClaimBodiesBoundedPerTask(t *testing.T) {
 	require.Less(t, grown, int64(subs*(store.ClaimEventBytes+2*size)), "the claim holds every claimed Subscription's whole batch of bodies")
 	runtime.KeepAlive(tasks)
 }
+
+// TestClaimTransfersOnlyWhatItKeeps: a capped claim runs under the claim
+// lock (one claim at a time across every instance) and holds its claimed
+// Subscriptions' row locks (a write appending an event to one waits) until
+// its last row is read. The rows of bodies past store.ClaimEventBytes are
+// dropped by ClaimDue, so PostgreSQL must not send them: at the defaults
+// (32 Subscriptions x 100 events of 4 MiB) a claim otherwise streamed
+// 12.8 GB, keeping 256 MiB, while every other instance's claims and the
+// claimed Subscriptions' writes waited. Failed on main: 2 Subscriptions
+// owed 12 distinct 1 MiB events sent 24 MiB for 18 MiB kept at most.
+func TestClaimTransfersOnlyWhatItKeeps(t *testing.T) {
+	st := pgtest.New(t)
+	ctx := context.Background()
+	const subs, events, size = 2, 12, 1 << 20
+	pad := strings.Repeat("x", size)
+	now := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	for i := range subs {
+		require.NoError(t, st.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.PutSubscription(ctx, store.SubscriptionState{ID: fmt.Sprint("s", i), Owner: fmt.Sprint("owner-", i), Status: "active",
+				Topic: "http://example.org/t", Endpoint: "https://hooks.example.org/x", Content: "id-only", CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+			for j := range events {
+				id := fmt.Sprintf("o%d-%03d", i, j)
+				if err := tx.Put(ctx, store.Version{Type: "Observation", ID: id, VersionID: 1, LastUpdated: now, Method: store.MethodCreate,
+					Body: []byte(`{"resourceType":"Observation","id":"` + id + `","note":[{"text":"` + pad + `"}]}`), Index: []string{}}); err != nil {
+					return err
+				}
+				if _, err := tx.AppendEvent(ctx, store.Event{SubscriptionID: fmt.Sprint("s", i), Timestamp: now, Topic: "http://example.org/t",
+					FocusType: "Observation", FocusID: id, FocusVersion: 1, Method: store.MethodCreate}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	sent, err := st.ClaimTransferForTest(ctx, time.Now(), 32, time.Minute, 100, 4)
+	require.NoError(t, err)
+	require.LessOrEqual(t, sent, subs*(store.ClaimEventBytes+size+200), "the claim's transaction streamed bodies it drops")
+	require.Greater(t, sent, 0)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -75,3 +76,15 @@ func SynchronousCommit(ctx context.Context, s *Store) (main, delivery string, er
 
 // SubscriptionsStatement is the query Subscriptions runs for f.
 var SubscriptionsStatement = subscriptionsStatement
+
+// ClaimTransferForTest claims as ClaimDue does and returns how many bytes
+// of focus bodies PostgreSQL sent for it, those ClaimDue drops included:
+// what the claim's transaction (its lock and row locks) lasts for.
+func (s *Store) ClaimTransferForTest(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) (int, error) {
+	sent := 0
+	err := s.claim(ctx, perOwner > 0, func(r claimEventRow) error {
+		sent += len(r.FvBody)
+		return nil
+	}, claimArgs(now, limit, leaseFor, eventsPerTask, perOwner)...)
+	return sent, err
+}

@@ -357,6 +357,64 @@ func testQueueOwnerCapCountsCancelledLeases(t *testing.T, s store.Store) {
 	require.Empty(t, tasks, "both leases still run, the cancelled one included: client-a is at its share of 2")
 }
 
+// testQueueOwnerCapCountsDeletedLeases: a lease counts toward its owner's
+// share until it ends also when the client deletes the Subscription while
+// it is being sent: the send (a hanging endpoint: up to its 60 s timeout)
+// still holds a worker. Otherwise an owner gets past its share by deleting
+// its leased Subscriptions and creating new ones, each round taking
+// perOwner more workers, until it holds every worker of every instance.
+func testQueueOwnerCapCountsDeletedLeases(t *testing.T, s store.Store) {
+	t.Skip("finding: a deleted Subscription's live lease stops counting toward its owner's share while its send still " +
+		"holds a worker (postgres: subscription_leases rows go by ON DELETE CASCADE; memory: the schedule goes with " +
+		"the Subscription), so delete-and-recreate takes perOwner more workers each round; fails on both stores without this skip")
+	for i := range 4 {
+		putSubs(t, s, requested(fmt.Sprintf("a%d", i)))
+	}
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 2, lease, 0, 2)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2)
+	gone := tasks[0].State.ID // the client deletes it while it is being sent
+	require.NoError(t, s.InTx(t.Context(), func(tx store.Tx) error { return tx.DeleteSubscription(t.Context(), gone) }))
+
+	tasks, err = s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 2)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.Empty(t, got, "both sends still run, the deleted Subscription's included: client-a is at its share of 2")
+}
+
+// testQueueOwnerShareIsPerLaunchContext: the patients of one patient-facing
+// app are one owner (the client id) but different subscribers, each in its
+// own launch context. One patient's Subscriptions (hanging endpoints, say)
+// holding the app's whole share must not keep another patient's due
+// Subscription from being claimed.
+func testQueueOwnerShareIsPerLaunchContext(t *testing.T, s store.Store) {
+	t.Skip("finding: the per-owner share (HERALD_DELIVERY_MAX_PER_OWNER) is per client id, so one patient of a " +
+		"patient-facing app takes the app's whole share and every other patient of the app waits (the claim ranks and " +
+		"caps by subscriptions.owner; subscription_leases has no launch context to count by: needs a migration); " +
+		"fails on both stores without this skip")
+	due := func(id, patient string, ms int) store.SubscriptionState {
+		st := requested(id)
+		st.Owner, st.Context, st.UpdatedAt = "patient-app", "patient/"+patient, at(1, ms)
+		return st
+	}
+	putSubs(t, s, due("b0", "pB", 0), due("b1", "pB", 1), due("b2", "pB", 2))
+	tasks, err := s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 2)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2, "pB's two earliest, at its share of 2")
+	putSubs(t, s, due("a0", "pA", 10))
+
+	tasks, err = s.ClaimDue(t.Context(), at(10, 0), 10, lease, 0, 2)
+	require.NoError(t, err)
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, tk.State.ID)
+	}
+	require.Equal(t, []string{"a0"}, got, "patient pA's Subscription is not held back by patient pB's leases")
+}
+
 // testQueueConcurrentClaims: workers claiming at the same time never share
 // a Subscription.
 func testQueueConcurrentClaims(t *testing.T, s store.Store) {

@@ -110,6 +110,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueOwnerShares", testQueueOwnerShares},
 		{"QueueOwnerSharesLongQueue", testQueueOwnerSharesLongQueue},
 		{"QueueOwnerCapCountsCancelledLeases", testQueueOwnerCapCountsCancelledLeases},
+		{"QueueOwnerCapCountsDeletedLeases", testQueueOwnerCapCountsDeletedLeases},
+		{"QueueOwnerShareIsPerLaunchContext", testQueueOwnerShareIsPerLaunchContext},
 		{"QueueOwnerTurnsAfterLeases", testQueueOwnerTurnsAfterLeases},
 		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"QueueClaimSkipsOpenWrite", testQueueClaimSkipsOpenWrite},
