@@ -84,6 +84,15 @@ func (s *Store) dueByTurn(now, clock time.Time, perOwner int) []string {
 	}
 	var due []candidate
 	leased := map[string]int{}
+	for owner, ends := range s.db.goneLeases {
+		ends = slices.DeleteFunc(ends, func(end time.Time) bool { return !end.After(clock) })
+		if len(ends) == 0 {
+			delete(s.db.goneLeases, owner)
+			continue
+		}
+		s.db.goneLeases[owner] = ends
+		leased[owner] += len(ends)
+	}
 	for id, sc := range s.db.sched {
 		owner := s.db.subs[id].Owner
 		if sc.leaseUntil.After(clock) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/herald-fhir/herald/internal/store"
 )
@@ -36,6 +37,10 @@ type data struct {
 	// sched is the delivery schedule of each subscription (absent: nothing
 	// due); it too exists only beside a state.
 	sched map[string]schedule
+	// goneLeases are the live leases of deleted Subscriptions, by owner:
+	// the send each covered may still hold a worker, so it counts toward
+	// its owner's share until it ends (dueByTurn), as on PostgreSQL.
+	goneLeases map[string][]time.Time
 }
 
 // Store is an in-memory store.Store.
@@ -59,13 +64,14 @@ var _ store.Store = (*Store)(nil)
 func New() *Store {
 	return &Store{
 		db: data{
-			versions:  make(map[key][]store.Version),
-			subs:      make(map[string]store.SubscriptionState),
-			owners:    make(map[string]store.SubscriptionOwner),
-			events:    make(map[string][]store.Event),
-			lastEvent: make(map[string]int64),
-			delivered: make(map[string]int64),
-			sched:     make(map[string]schedule),
+			versions:   make(map[key][]store.Version),
+			subs:       make(map[string]store.SubscriptionState),
+			owners:     make(map[string]store.SubscriptionOwner),
+			events:     make(map[string][]store.Event),
+			lastEvent:  make(map[string]int64),
+			delivered:  make(map[string]int64),
+			sched:      make(map[string]schedule),
+			goneLeases: make(map[string][]time.Time),
 		},
 		config: make(chan struct{}, 1),
 		admin: admin{
@@ -144,6 +150,10 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	for id, p := range tx.pendingSubs {
 		if p.deleted {
+			if sc, ok := s.db.sched[id]; ok && sc.leaseUntil.After(time.Now()) {
+				owner := s.db.subs[id].Owner
+				s.db.goneLeases[owner] = append(s.db.goneLeases[owner], sc.leaseUntil)
+			}
 			delete(s.db.subs, id)
 		} else {
 			s.db.subs[id] = p.state

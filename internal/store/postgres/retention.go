@@ -77,8 +77,17 @@ const pruneEventsSQL = `DELETE FROM events
 		FOR UPDATE OF e SKIP LOCKED
 	)`
 
+// pruneGoneLeasesSQL removes the leases of deleted Subscriptions once
+// they have ended (migration 00020 keeps them until then, so they count
+// toward their owner's share while their sends may still run).
+const pruneGoneLeasesSQL = `DELETE FROM subscription_leases l
+	WHERE l.lease_until <= statement_timestamp() AND NOT EXISTS (SELECT FROM subscriptions s WHERE s.id = l.id)`
+
 func (s *Store) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
 	op := "prune events before " + before.UTC().Format(time.RFC3339Nano)
+	if _, err := s.pool.Exec(ctx, pruneGoneLeasesSQL); err != nil {
+		return 0, wrap("prune the ended leases of deleted subscriptions", err)
+	}
 	var lim *int
 	if limit > 0 {
 		lim = &limit

@@ -364,9 +364,6 @@ func testQueueOwnerCapCountsCancelledLeases(t *testing.T, s store.Store) {
 // its leased Subscriptions and creating new ones, each round taking
 // perOwner more workers, until it holds every worker of every instance.
 func testQueueOwnerCapCountsDeletedLeases(t *testing.T, s store.Store) {
-	t.Skip("finding: a deleted Subscription's live lease stops counting toward its owner's share while its send still " +
-		"holds a worker (postgres: subscription_leases rows go by ON DELETE CASCADE; memory: the schedule goes with " +
-		"the Subscription), so delete-and-recreate takes perOwner more workers each round; fails on both stores without this skip")
 	for i := range 4 {
 		putSubs(t, s, requested(fmt.Sprintf("a%d", i)))
 	}
