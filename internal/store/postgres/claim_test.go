@@ -116,3 +116,51 @@ func assertNoError(t *testing.T, err error) bool {
 	}
 	return true
 }
+
+// TestDeletedLeasesArePrunedOnceEnded: the lease of a Subscription deleted
+// while being sent stays (it counts toward its owner's share, storetest
+// QueueOwnerCapCountsDeletedLeases) while it lasts, and the retention job
+// removes it once it has ended, so deleted Subscriptions leave nothing
+// behind.
+func TestDeletedLeasesArePrunedOnceEnded(t *testing.T) {
+	t.Parallel()
+	st := pgtest.New(t)
+	ctx := t.Context()
+	past := time.Now().Add(-time.Hour)
+	for _, id := range []string{"long", "short"} {
+		require.NoError(t, st.InTx(ctx, func(tx store.Tx) error {
+			return tx.PutSubscription(ctx, store.SubscriptionState{ID: id, Owner: "client-" + id, Context: "system",
+				Status: "requested", Topic: "https://example.org/topic", Endpoint: "https://receiver.example/hook",
+				Content: "id-only", CreatedAt: past, UpdatedAt: past})
+		}))
+	}
+	tasks, err := st.ClaimDue(ctx, time.Now(), 1, time.Hour, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	long := tasks[0].State.ID
+	tasks, err = st.ClaimDue(ctx, time.Now(), 1, 50*time.Millisecond, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	require.NotEqual(t, long, tasks[0].State.ID)
+	for _, id := range []string{"long", "short"} {
+		require.NoError(t, st.InTx(ctx, func(tx store.Tx) error { return tx.DeleteSubscription(ctx, id) }))
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := st.PruneEvents(ctx, time.Now(), 0)
+		require.NoError(t, err)
+		n, err := st.LeaseRowsForTest(ctx)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, n, 1, "the live lease of the deleted Subscription was pruned")
+		if n == 1 {
+			break // the ended one is gone, the live one stays
+		}
+		require.True(t, time.Now().Before(deadline), "the ended lease of a deleted Subscription was never pruned")
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(20 * time.Millisecond): // the short lease ends by the database's clock
+		}
+	}
+}

@@ -88,3 +88,9 @@ func (s *Store) ClaimTransferForTest(ctx context.Context, now time.Time, limit i
 	}, claimArgs(now, limit, leaseFor, eventsPerTask, perOwner)...)
 	return sent, err
 }
+
+// LeaseRowsForTest counts the rows of subscription_leases (migration 00019).
+func (s *Store) LeaseRowsForTest(ctx context.Context) (n int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM subscription_leases`).Scan(&n)
+	return n, err
+}
