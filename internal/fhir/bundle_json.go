@@ -26,24 +26,24 @@ func (b *Bundle) sizeHint() int {
 
 func (b *Bundle) appendJSON(dst []byte) []byte {
 	dst = append(dst, `{"resourceType":`...)
-	dst = appendJSONString(dst, b.ResourceType)
+	dst = AppendJSONString(dst, b.ResourceType)
 	if b.ID != "" {
 		dst = append(dst, `,"id":`...)
-		dst = appendJSONString(dst, b.ID)
+		dst = AppendJSONString(dst, b.ID)
 	}
 	if b.Meta != nil {
 		dst = append(dst, `,"meta":{`...)
 		if b.Meta.LastUpdated != "" {
 			dst = append(dst, `"lastUpdated":`...)
-			dst = appendJSONString(dst, b.Meta.LastUpdated)
+			dst = AppendJSONString(dst, b.Meta.LastUpdated)
 		}
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, b.Type)
+	dst = AppendJSONString(dst, b.Type)
 	if b.Timestamp != "" {
 		dst = append(dst, `,"timestamp":`...)
-		dst = appendJSONString(dst, b.Timestamp)
+		dst = AppendJSONString(dst, b.Timestamp)
 	}
 	if b.Total != nil {
 		dst = append(dst, `,"total":`...)
@@ -56,9 +56,9 @@ func (b *Bundle) appendJSON(dst []byte) []byte {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"relation":`...)
-			dst = appendJSONString(dst, l.Relation)
+			dst = AppendJSONString(dst, l.Relation)
 			dst = append(dst, `,"url":`...)
-			dst = appendJSONString(dst, l.URL)
+			dst = AppendJSONString(dst, l.URL)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
@@ -80,7 +80,7 @@ func (e *BundleEntry) appendJSON(dst []byte) []byte {
 	dst = append(dst, '{')
 	if e.FullURL != "" {
 		dst = append(dst, `"fullUrl":`...)
-		dst = appendJSONString(dst, e.FullURL)
+		dst = AppendJSONString(dst, e.FullURL)
 	}
 	if len(e.Resource) > 0 {
 		dst = memberSep(dst)
@@ -90,32 +90,32 @@ func (e *BundleEntry) appendJSON(dst []byte) []byte {
 	if e.Search != nil {
 		dst = memberSep(dst)
 		dst = append(dst, `"search":{"mode":`...)
-		dst = appendJSONString(dst, e.Search.Mode)
+		dst = AppendJSONString(dst, e.Search.Mode)
 		dst = append(dst, '}')
 	}
 	if e.Request != nil {
 		dst = memberSep(dst)
 		dst = append(dst, `"request":{"method":`...)
-		dst = appendJSONString(dst, e.Request.Method)
+		dst = AppendJSONString(dst, e.Request.Method)
 		dst = append(dst, `,"url":`...)
-		dst = appendJSONString(dst, e.Request.URL)
+		dst = AppendJSONString(dst, e.Request.URL)
 		dst = append(dst, '}')
 	}
 	if r := e.Response; r != nil {
 		dst = memberSep(dst)
 		dst = append(dst, `"response":{"status":`...)
-		dst = appendJSONString(dst, r.Status)
+		dst = AppendJSONString(dst, r.Status)
 		if r.Location != "" {
 			dst = append(dst, `,"location":`...)
-			dst = appendJSONString(dst, r.Location)
+			dst = AppendJSONString(dst, r.Location)
 		}
 		if r.Etag != "" {
 			dst = append(dst, `,"etag":`...)
-			dst = appendJSONString(dst, r.Etag)
+			dst = AppendJSONString(dst, r.Etag)
 		}
 		if r.LastModified != "" {
 			dst = append(dst, `,"lastModified":`...)
-			dst = appendJSONString(dst, r.LastModified)
+			dst = AppendJSONString(dst, r.LastModified)
 		}
 		if len(r.Outcome) > 0 {
 			dst = append(dst, `,"outcome":`...)
@@ -137,10 +137,10 @@ func memberSep(dst []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString is encoding/json's string encoding without HTML
+// AppendJSONString appends s as encoding/json encodes a string without HTML
 // escaping: quotes, backslashes and control characters escaped, invalid
 // UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendJSONString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
