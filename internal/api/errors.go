@@ -19,6 +19,14 @@ const retryAfter = 5
 // an internal error is recorded for the log, never sent.
 func writeError(c *gin.Context, err error) {
 	fe := unavailableError(c, fhir.AsError(err))
+	if fe.Kind == fhir.KindInternal && errors.Is(c.Request.Context().Err(), context.Canceled) {
+		// The client went away (its work was cancelled and rolled back):
+		// nobody reads an answer, and it is not the server's failure, so
+		// not a 5xx that monitors alert on. 499 is nginx's "client closed
+		// request".
+		c.Status(statusClientClosedRequest)
+		return
+	}
 	if fe.Err != nil || fe.Kind == fhir.KindInternal {
 		_ = c.Error(err) // logged by logRequests
 	}
@@ -31,6 +39,9 @@ func writeError(c *gin.Context, err error) {
 	}
 	c.Data(fe.Status(), fhirJSONType, fhir.OutcomeJSON(fe))
 }
+
+// statusClientClosedRequest is logged for a request its client abandoned.
+const statusClientClosedRequest = 499
 
 // unavailableError turns an internal error that a passed deadline or an
 // unavailable store caused into a 503 the client can act on.

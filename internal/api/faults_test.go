@@ -135,3 +135,43 @@ func randomName() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// A client that gives up while its write waits behind a row lock is not a
+// server failure: the write rolls back, and the request is logged as 499
+// (client closed the request), not as a 500 error a monitor would alert on.
+// Before, every such request was logged as an ERROR with status 500 (seen
+// in the search benchmark: herald-load's timed-out searches).
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	t.Parallel()
+	databaseURL := pgtest.URL(t)
+	st, err := postgres.Open(t.Context(), databaseURL, postgres.WithMaxConns(4))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	h := setup(t, st)
+	tok := h.token(allScopes)
+	r := h.request("PUT", "/fhir/Patient/held", tok, `{"resourceType":"Patient","id":"held","active":true}`)
+	require.Equal(t, 201, r.status, string(r.body))
+
+	release := holdRowLock(t, databaseURL, "Patient", "held")
+	req, err := http.NewRequest("PUT", h.srv.URL+"/fhir/Patient/held", strings.NewReader(`{"resourceType":"Patient","id":"held","active":false}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	_, err = (&http.Client{Timeout: 300 * time.Millisecond}).Do(req)
+	require.Error(t, err, "answered while the row lock was held")
+
+	deadline := time.Now().Add(answerWait)
+	for !strings.Contains(h.logs.String(), `"method":"PUT","route":"/fhir/:type/:id","status":`+"499") {
+		require.NotContains(t, h.logs.String(), `"status":500`, "a request its client gave up on was logged as a server error")
+		require.True(t, time.Now().Before(deadline), "the abandoned request was never logged; logs:\n%s", h.logs.String())
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	release()
+	r = h.request("GET", "/fhir/Patient/held/_history", tok, "")
+	require.Equal(t, 200, r.status, string(r.body))
+	require.Len(t, r.json(t)["entry"], 1, "the abandoned update was not committed")
+}
