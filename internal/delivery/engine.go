@@ -219,6 +219,12 @@ func (e *Engine) Run(ctx context.Context) {
 					tasks = nil
 				}
 			}
+			// Whether the claim was cut short is known, and published, before
+			// any of its sends starts: a send that ends looks at it to decide
+			// whether to claim again (mayHaveMore), and fast sends can all end
+			// before this loop comes round again.
+			full = len(tasks) == free || e.ownerAtShare(tasks)
+			e.full.Store(full)
 			for _, tk := range tasks {
 				slots <- struct{}{}
 				e.leased(tk.State.Owner, 1)
@@ -241,10 +247,6 @@ func (e *Engine) Run(ctx context.Context) {
 					e.handle(work, tk, admin)
 				})
 			}
-			// A claim cut short by an owner's share is no sign the queue
-			// is empty: that owner's next due Subscription can be claimed
-			// as soon as one of its sends ends, not at the next poll.
-			full = len(tasks) == free || e.ownerAtShare()
 		} else {
 			full = true
 		}
@@ -308,20 +310,32 @@ func (e *Engine) leased(owner string, n int) {
 	}
 }
 
-// ownerAtShare reports whether some owner may hold its share (MaxPerOwner)
-// of the workers, so that the claim may have left its due Subscriptions
-// behind. The claim judges the share by the leases in its snapshot, which
+// ownerAtShare reports whether some owner, with the claimed tasks about to
+// start, may hold its share (MaxPerOwner) of the workers, so that the claim
+// may have left its due Subscriptions behind: a claim cut short by an
+// owner's share is no sign the queue is empty, and that owner's next due
+// Subscription can be claimed as soon as one of its sends ends, not at the
+// next poll. The claim judges the share by the leases in its snapshot, which
 // may still count sends that ended while it ran; so an owner with half its
 // share in flight here counts as at its share. (A claim that was not cut
 // short costs one more claim when the sends end; a missed one would wait
 // for the poll.)
-func (e *Engine) ownerAtShare() bool {
+func (e *Engine) ownerAtShare(claimed []store.DeliveryTask) bool {
 	if e.cfg.MaxPerOwner <= 0 {
 		return false
 	}
 	near := max(e.cfg.MaxPerOwner/2, 1)
+	starting := map[string]int{}
+	for _, tk := range claimed {
+		starting[tk.State.Owner]++
+	}
 	e.ownersMu.Lock()
 	defer e.ownersMu.Unlock()
+	for owner, n := range starting {
+		if n+e.owners[owner] >= near {
+			return true
+		}
+	}
 	for _, n := range e.owners {
 		if n >= near {
 			return true
