@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/herald-fhir/herald/internal/api"
 	"github.com/herald-fhir/herald/internal/auth"
+	"github.com/herald-fhir/herald/internal/heaptest"
 	"github.com/herald-fhir/herald/internal/resources"
 	"github.com/herald-fhir/herald/internal/store"
 	"github.com/herald-fhir/herald/internal/store/memory"
@@ -249,39 +248,14 @@ func TestLargeBodiesShareAParseBudget(t *testing.T) {
 	})
 	tok := h.token(allScopes)
 	body := parsedBody(size)
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	base := m.HeapInuse
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-		}
-	}()
-	var wg sync.WaitGroup
 	statuses := make([]int, writers)
-	for i := range writers {
-		wg.Go(func() { statuses[i] = h.request("POST", "/fhir/Observation", tok, body).status })
-	}
-	wg.Wait()
-	close(stop)
-	<-sampled
-	grown := int64(peak.Load()) - int64(base)
+	grown := heaptest.PeakGrowth(func() {
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() { statuses[i] = h.request("POST", "/fhir/Observation", tok, body).status })
+		}
+		wg.Wait()
+	})
 	t.Logf("%d concurrent %d KiB writes: heap peak +%d MiB", writers, size>>10, grown>>20)
 	for _, s := range statuses {
 		require.Equal(t, 201, s)

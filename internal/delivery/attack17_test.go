@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/delivery"
+	"github.com/herald-fhir/herald/internal/heaptest"
 	"github.com/herald-fhir/herald/internal/store"
 )
 
@@ -181,33 +181,9 @@ func TestFanOutDecodesWithinABudget(t *testing.T) {
 	_, err := e.svc.Update(context.Background(), publisher, "Encounter", "wide", []byte(body), "")
 	require.NoError(t, err)
 
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	base := m.HeapInuse
-	var peak atomic.Uint64
-	stop, sampled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-		}
-	}()
-	e.recv.waitFor(t, "every Subscription's event", func(got []delivered) bool { return len(ackedEvents(got)) >= subs })
-	close(stop)
-	<-sampled
-	grown := int64(peak.Load()) - int64(base)
+	grown := heaptest.PeakGrowth(func() {
+		e.recv.waitFor(t, "every Subscription's event", func(got []delivered) bool { return len(ackedEvents(got)) >= subs })
+	})
 	t.Logf("one %d KiB write fanned out to %d Subscriptions: heap peak +%d MiB", size>>10, subs, grown>>20)
 	require.Less(t, grown, int64(300<<20), "every worker decoded the focus at once")
 }
