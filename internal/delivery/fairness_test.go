@@ -166,24 +166,8 @@ func TestBusyEndpointIsNotAnotherOwnersFailure(t *testing.T) {
 	eachStore(t, func(t *testing.T, st store.Store) {
 		reg := prometheus.NewRegistry()
 		e := newEnv(t, st, func(c *delivery.Config) { c.Metrics = delivery.NewMetrics(reg, st) })
-		ctx := context.Background()
-		shared := newReceiver(t)
-		shared.setAnswer(func(_ int, d delivered) int {
-			if d.Path == "/b" {
-				return http.StatusOK
-			}
-			return 0 // "app"'s endpoints hang
-		})
-		require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "shared", URLPrefix: shared.srv.URL + "/",
-			AllowPrivateNetwork: true, CreatedAt: time.Now()}))
-		for i := range 4 { // webhook's default MaxPerEndpoint
-			_, err := e.svc.Create(ctx, client, "Subscription",
-				[]byte(subscriptionJSON(shared.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30))))
-			require.NoError(t, err)
-		}
-		shared.waitWithin(t, 10*time.Second, "app's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
-
-		res, err := e.svc.Create(ctx, client, "Subscription", []byte(subscriptionJSON(shared.srv.URL+"/b")))
+		host := hostBusyWithOwnSends(t, e, st)
+		res, err := e.svc.Create(context.Background(), client, "Subscription", []byte(subscriptionJSON(host.srv.URL+"/b")))
 		require.NoError(t, err)
 		id := res.Version.ID
 		deadline := time.Now().Add(20 * time.Second)
@@ -198,6 +182,31 @@ func TestBusyEndpointIsNotAnotherOwnersFailure(t *testing.T) {
 		st2 := e.state(id)
 		require.Equal(t, "requested", st2.Status, "a busy endpoint (nothing sent) is not the subscriber's failure: %s", st2.Error)
 	})
+}
+
+// hostBusyWithOwnSends is an allow-listed host where client "app" has
+// four Subscriptions (webhook's default MaxPerEndpoint) whose endpoints
+// hang, their handshakes in flight: a further send of app's to the host
+// finds it busy. The host's path /b answers 200.
+func hostBusyWithOwnSends(t *testing.T, e *env, st store.Store) *receiver {
+	t.Helper()
+	ctx := context.Background()
+	host := newReceiver(t)
+	host.setAnswer(func(_ int, d delivered) int {
+		if d.Path == "/b" {
+			return http.StatusOK
+		}
+		return 0 // app's other endpoints at this host hang
+	})
+	require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "host", URLPrefix: host.srv.URL + "/",
+		AllowPrivateNetwork: true, CreatedAt: time.Now()}))
+	for i := range 4 {
+		_, err := e.svc.Create(ctx, client, "Subscription",
+			[]byte(subscriptionJSON(host.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30))))
+		require.NoError(t, err)
+	}
+	host.waitWithin(t, 10*time.Second, "app's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
+	return host
 }
 
 // busyHandshakes reads herald_deliveries_total{type="handshake",outcome="endpoint busy"}.
@@ -266,24 +275,8 @@ func TestOwnBusyEndpointCountsTowardError(t *testing.T) {
 			c.Metrics = delivery.NewMetrics(reg, st)
 			c.ErrorAfter = 3
 		})
-		ctx := context.Background()
-		host := newReceiver(t)
-		host.setAnswer(func(_ int, d delivered) int {
-			if d.Path == "/b" {
-				return http.StatusOK
-			}
-			return 0 // the owner's other endpoints at this host hang
-		})
-		require.NoError(t, st.AddEndpoint(ctx, store.AllowedEndpoint{ID: "host", URLPrefix: host.srv.URL + "/",
-			AllowPrivateNetwork: true, CreatedAt: time.Now()}))
-		for i := range 4 { // webhook's default MaxPerEndpoint
-			_, err := e.svc.Create(ctx, client, "Subscription",
-				[]byte(subscriptionJSON(host.srv.URL+fmt.Sprintf("/hook/%d", i), withChannelExtension("timeout", 30))))
-			require.NoError(t, err)
-		}
-		host.waitWithin(t, 10*time.Second, "the owner's four hanging handshakes", func(got []delivered) bool { return len(got) >= 4 })
-
-		res, err := e.svc.Create(ctx, client, "Subscription", []byte(subscriptionJSON(host.srv.URL+"/b")))
+		host := hostBusyWithOwnSends(t, e, st)
+		res, err := e.svc.Create(context.Background(), client, "Subscription", []byte(subscriptionJSON(host.srv.URL+"/b")))
 		require.NoError(t, err)
 		got := e.waitStatus(res.Version.ID, "error")
 		require.Contains(t, got.Error, "endpoint busy")
