@@ -75,21 +75,13 @@ func includesFromDB(col []string) []store.VersionRef {
 }
 
 // includesSQL is the includes column for text, space-separated
-// VersionRefs (includesToDB; NULL stays NULL), in their order: a ref at
-// version 0 becomes the resource's head version, as this transaction
-// sees it, and is left out when there is none or it is deleted
-// (store.Event.Includes), so the append resolves the includes without a
-// round trip of its own.
-func includesSQL(text string) string {
-	return `CASE WHEN ` + text + ` IS NOT NULL THEN coalesce((
-		SELECT array_agg(CASE WHEN split_part(u.ref, '/', 4) <> '0' THEN u.ref
-			ELSE r.type || '/' || r.id || '/_history/' || r.version_id END ORDER BY u.ord)
-		FROM unnest(string_to_array(` + text + `, ' ')) WITH ORDINALITY AS u(ref, ord)
-		LEFT JOIN resources r ON split_part(u.ref, '/', 4) = '0'
-			AND r.type = split_part(u.ref, '/', 1) AND r.id = split_part(u.ref, '/', 2)
-		WHERE split_part(u.ref, '/', 4) <> '0' OR r.id IS NOT NULL AND NOT r.deleted
-	), '{}') END`
-}
+// VersionRefs (includesToDB; NULL stays NULL), resolved by
+// herald_event_includes (migration 00021): a ref at version 0 becomes the
+// resource's head version, as this transaction sees it, and is left out
+// when there is none or it is deleted (store.Event.Includes), so the append
+// resolves the includes without a round trip of its own. A function, not a
+// subquery, so that the append's plan is generic and cached.
+func includesSQL(text string) string { return `herald_event_includes(` + text + `)` }
 
 const eventColumns = `subscription_id, number, timestamp, topic, focus_type, focus_id, focus_version, method, includes`
 

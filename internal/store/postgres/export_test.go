@@ -94,3 +94,12 @@ func (s *Store) LeaseRowsForTest(ctx context.Context) (n int, err error) {
 	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM subscription_leases`).Scan(&n)
 	return n, err
 }
+
+// PreparedPlansForTest sums the generic and custom plans of the prepared
+// statements of the pool's sessions whose text contains fragment; open the
+// Store with WithMaxConns(1) so that every statement ran in that session.
+func (s *Store) PreparedPlansForTest(ctx context.Context, fragment string) (generic, custom int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+		FROM pg_prepared_statements WHERE strpos(statement, $1) > 0`, fragment).Scan(&generic, &custom)
+	return generic, custom, err
+}
