@@ -103,3 +103,13 @@ func (s *Store) PreparedPlansForTest(ctx context.Context, fragment string) (gene
 		FROM pg_prepared_statements WHERE strpos(statement, $1) > 0`, fragment).Scan(&generic, &custom)
 	return generic, custom, err
 }
+
+// QueryForTest runs sql in the transaction (after what it deferred) and
+// returns its one text value.
+func (t *tx) QueryForTest(ctx context.Context, sql string) (string, error) {
+	rows, err := t.q.Query(ctx, sql)
+	if err != nil {
+		return "", err
+	}
+	return pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
+}

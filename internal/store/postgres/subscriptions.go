@@ -134,9 +134,25 @@ func (t *tx) Subscription(ctx context.Context, id string) (store.SubscriptionSta
 	return subscription(ctx, t.q, id)
 }
 
+// Subscriptions in a transaction is the publisher's look-up, which runs
+// for every write. It runs under a generic plan: PostgreSQL's plan cache
+// judged each custom plan cheaper than the generic one (whose guesses for
+// the arrays are ten values each) and so planned the look-up anew for every
+// write (pg_stat_statements: 2,564 plans for 2,564 calls, 0.19 ms of
+// planning each under load), while the generic plan is the same range of
+// subscriptions_topic_patient (TestSubscriptionLookupPlan). The setting
+// travels with the look-up and is restored by the transaction's next
+// statement, in the same round trips.
 func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
+	t.q.Defer(genericPlansSQL)
+	defer t.q.Defer(autoPlansSQL)
 	return subscriptions(ctx, t.q, f)
 }
+
+const (
+	genericPlansSQL = `SET LOCAL plan_cache_mode = force_generic_plan`
+	autoPlansSQL    = `SET LOCAL plan_cache_mode = auto`
+)
 
 const subscriptionSQL = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE id = $1`
 

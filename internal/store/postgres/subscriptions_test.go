@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +138,49 @@ func TestSubscriptionLookupPlan(t *testing.T) {
 		require.Regexp(t, `Index Cond: .*topic.*status.*patient_key`, plan, "%s:\n%s", mode, plan)
 		require.NotContains(t, plan, "Seq Scan", "%s:\n%s", mode, plan)
 	}
+}
+
+// TestSubscriptionLookupIsNotReplanned: the publisher's look-up, which runs
+// in every write's transaction, uses its generic plan from the first call,
+// never a plan made for its values (PostgreSQL judged those cheaper and so
+// planned it for every write), and leaves the transaction's later
+// statements to PostgreSQL's usual choice.
+func TestSubscriptionLookupIsNotReplanned(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.New(t, postgres.WithMaxConns(1))
+	now := time.Now().Truncate(time.Millisecond)
+	const topic = "https://example.org/SubscriptionTopic/t"
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		for i := range 50 {
+			if err := tx.PutSubscription(ctx, store.SubscriptionState{ID: fmt.Sprint("s", i), Owner: "c", Status: "active", Topic: topic,
+				Endpoint: "https://hooks.example.org/h", Content: "id-only", PatientKey: fmt.Sprint("Patient/p", i),
+				CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	for i := range 12 {
+		require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+			got, err := tx.Subscriptions(ctx, store.SubscriptionFilter{Status: []string{"requested", "active", "error"},
+				Topics: []string{topic}, ByPatient: true, PatientKeys: []string{fmt.Sprint("Patient/p", i)}})
+			if err != nil {
+				return err
+			}
+			require.Len(t, got, 1)
+			require.Equal(t, fmt.Sprint("s", i), got[0].ID)
+			// The next statement runs under the usual setting again.
+			mode, err := tx.(interface {
+				QueryForTest(context.Context, string) (string, error)
+			}).QueryForTest(ctx, `SHOW plan_cache_mode`)
+			require.NoError(t, err)
+			require.Equal(t, "auto", mode)
+			return nil
+		}))
+	}
+	generic, custom, err := s.PreparedPlansForTest(ctx, "FROM subscriptions WHERE true")
+	require.NoError(t, err)
+	require.Zero(t, custom, "plans made for the look-up's values")
+	require.GreaterOrEqual(t, generic, int64(12))
 }
