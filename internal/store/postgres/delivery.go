@@ -354,11 +354,17 @@ const finishLoggedSQL = `WITH finished AS (` + finishSQL + ` RETURNING id)
 // attempt: if a crash loses it, the notification is sent again, which
 // at-least-once delivery allows. Writes of resources and events always wait
 // for the flush. On a delivery pool of its own (SeparateDeliveryPool, whose
-// sessions have synchronous_commit off) it is one autocommit statement;
+// sessions have synchronous_commit off) it is one autocommit statement,
+// shared with the outcomes other workers record meanwhile (finisher);
 // on the shared pool it sets synchronous_commit off for its own transaction
 // only (BEGIN, SET LOCAL, the statement, COMMIT in one batch).
 func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {
 	if s.delivery != nil {
+		// With the outcomes that arrive meanwhile (finisher), unless its
+		// row is locked by a write: then alone, waiting for that write.
+		if alone, err := s.finishes.finish(ctx, r); !alone {
+			return err
+		}
 		return finishDelivery(ctx, s.delivery, r)
 	}
 	sql, args := finishStatement(r)

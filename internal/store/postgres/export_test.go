@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,7 +100,16 @@ func (s *Store) LeaseRowsForTest(ctx context.Context) (n int, err error) {
 // statements of the pool's sessions whose text contains fragment; open the
 // Store with WithMaxConns(1) so that every statement ran in that session.
 func (s *Store) PreparedPlansForTest(ctx context.Context, fragment string) (generic, custom int64, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+	return preparedPlans(ctx, s.pool, fragment)
+}
+
+// DeliveryPreparedPlansForTest is PreparedPlansForTest on the delivery pool.
+func (s *Store) DeliveryPreparedPlansForTest(ctx context.Context, fragment string) (generic, custom int64, err error) {
+	return preparedPlans(ctx, s.deliveryPool(), fragment)
+}
+
+func preparedPlans(ctx context.Context, p *timedPool, fragment string) (generic, custom int64, err error) {
+	err = p.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
 		FROM pg_prepared_statements WHERE strpos(statement, $1) > 0`, fragment).Scan(&generic, &custom)
 	return generic, custom, err
 }
@@ -112,4 +122,15 @@ func (t *tx) QueryForTest(ctx context.Context, sql string) (string, error) {
 		return "", err
 	}
 	return pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
+}
+
+// HoldFinishesForTest keeps the Store's finisher (SeparateDeliveryPool),
+// once it has taken an outcome, from taking the others and sending them
+// until release is called; queued reports how many outcomes wait for it
+// besides the one it holds, statements how many statements it has sent.
+func (s *Store) HoldFinishesForTest() (release func(), queued, statements func() int) {
+	var mu sync.Mutex
+	mu.Lock()
+	s.finishes.hold.Store(&mu)
+	return mu.Unlock, func() int { return len(s.finishes.in) }, func() int { return int(s.finishes.statements.Load()) }
 }

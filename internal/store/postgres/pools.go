@@ -14,6 +14,7 @@ import (
 type pools struct {
 	pool     *timedPool
 	delivery *timedPool
+	finishes *finisher // records outcomes on delivery, when it is a pool of its own
 }
 
 // SeparateDeliveryPool opens a second pool of conns connections, like the
@@ -30,11 +31,19 @@ func (s *Store) SeparateDeliveryPool(ctx context.Context, conns int32) error {
 	cfg.MinConns = 0
 	cfg.ConnConfig.RuntimeParams["application_name"] = cfg.ConnConfig.RuntimeParams["application_name"] + " delivery"
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	// Its statements are few and fixed (claims, outcomes, releases, event
+	// reads), and each is planned once per session: PostgreSQL otherwise
+	// judged the outcomes' statement (finishBatchSQL, arrays of unknown
+	// length) cheaper to plan for its values every time, and planning took
+	// as long as running it (2,218 plans for 2,216 calls, 1,006 ms planning
+	// against 1,228 ms executing, closed loop of 32 writers).
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: open the delivery pool: %w", err)
 	}
 	s.delivery = &timedPool{Pool: p, acquireTimeout: s.pool.acquireTimeout}
+	s.finishes = newFinisher(s.delivery)
 	return nil
 }
 
@@ -47,6 +56,9 @@ func (s *Store) deliveryPool() *timedPool {
 }
 
 func (s *Store) closePools() {
+	if s.finishes != nil {
+		s.finishes.close()
+	}
 	if s.delivery != nil && s.delivery != s.pool {
 		s.delivery.Close()
 	}
