@@ -109,7 +109,7 @@ measure() {
 	local server=$1 round=$2 figure=$3
 	shift 3
 	HERALD_LOAD_SECRET=$secret "$load_bin" -url "http://127.0.0.1:$port/fhir" \
-		-cpu "server=pid:$server_pid,postgres=comm:postgres" \
+		-cpu "server=pid:$server_pid,postgres=comm:postgres,pg-db=cmdline:$db" \
 		-warmup "$warmup" -duration "$duration" -delivery-drain 30s \
 		-bench-tag "relay-$server.$round.$figure" "$@" || log "$server round $round $figure failed"
 }
