@@ -66,10 +66,14 @@ func parseCPUTargets(s string) ([]cpuTarget, error) {
 	return out, nil
 }
 
-// cpuSample is CPU time in clock ticks: per target, the generator itself,
-// and the whole machine (busy, and waiting for I/O).
+// cpuSample is CPU time in clock ticks: per target and process (by pid),
+// the generator itself, and the whole machine (busy, and waiting for I/O).
+// A target's use over a window is summed per process: a sum over whatever
+// processes matched at each sample went negative (and was shown as 0) when
+// matching processes exited in the window, such as another workload's
+// PostgreSQL backends under comm:postgres.
 type cpuSample struct {
-	targets      []int64
+	targets      []map[int]int64
 	self         int64
 	busy, iowait int64
 	ok           bool
@@ -85,7 +89,7 @@ func sampleCPU(targets []cpuTarget) cpuSample {
 	if runtime.GOOS != "linux" {
 		return cpuSample{}
 	}
-	s := cpuSample{targets: make([]int64, len(targets)), ok: true}
+	s := cpuSample{targets: make([]map[int]int64, len(targets)), ok: true}
 	var err error
 	if s.busy, s.iowait, err = machineTicks(); err != nil {
 		return cpuSample{}
@@ -93,8 +97,9 @@ func sampleCPU(targets []cpuTarget) cpuSample {
 	s.self, _ = procTicks("self")
 	var procs []procInfo
 	for i, t := range targets {
+		s.targets[i] = map[int]int64{}
 		if t.pid > 0 {
-			s.targets[i], _ = procTicks(strconv.Itoa(t.pid))
+			s.targets[i][t.pid], _ = procTicks(strconv.Itoa(t.pid))
 			continue
 		}
 		if procs == nil {
@@ -102,11 +107,22 @@ func sampleCPU(targets []cpuTarget) cpuSample {
 		}
 		for _, p := range procs {
 			if t.comm != "" && p.comm == t.comm || t.cmdline != "" && slices.Contains(p.args, t.cmdline) {
-				s.targets[i] += p.ticks
+				s.targets[i][p.pid] = p.ticks
 			}
 		}
 	}
 	return s
+}
+
+// ticksBetween is what the processes of after used since before: a process
+// not in before started in the window and counts whole; one that exited in
+// the window took its ticks with it and counts nothing.
+func ticksBetween(before, after map[int]int64) int64 {
+	var d int64
+	for pid, t := range after {
+		d += max(t-before[pid], 0)
+	}
+	return d
 }
 
 // cpuUsage is each target's CPU use between two samples, then the
@@ -123,7 +139,7 @@ func cpuUsage(targets []cpuTarget, before, after cpuSample, elapsed time.Duratio
 	out := make([]cpuShare, 0, len(targets)+4)
 	accounted := after.self - before.self
 	for i, t := range targets {
-		d := after.targets[i] - before.targets[i]
+		d := ticksBetween(before.targets[i], after.targets[i])
 		if t.cmdline == "" {
 			accounted += max(d, 0)
 		}
@@ -185,8 +201,9 @@ func procTicks(pid string) (int64, error) {
 	return u + s, nil
 }
 
-// procInfo is one process's name, command line words and CPU ticks.
+// procInfo is one process's pid, name, command line words and CPU ticks.
 type procInfo struct {
+	pid   int
 	comm  string
 	args  []string
 	ticks int64
@@ -200,7 +217,8 @@ func allProcs() []procInfo {
 	}
 	out := make([]procInfo, 0, len(ents))
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
@@ -213,6 +231,7 @@ func allProcs() []procInfo {
 			continue
 		}
 		out = append(out, procInfo{
+			pid:   pid,
 			comm:  string(bytes.TrimSpace(comm)),
 			args:  strings.Fields(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))),
 			ticks: t,
