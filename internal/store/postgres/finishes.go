@@ -30,7 +30,8 @@ const finishBatchMax = 64
 type finisher struct {
 	pool *timedPool
 	in   chan *finishing
-	// ctx ends when the finisher stops: it cancels the statement in flight.
+	// ctx ends when the finisher stops; the statement in flight runs to
+	// its end (record), the outcomes not yet sent go alone.
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
@@ -151,13 +152,15 @@ func nextBatch(pending []*finishing) (batch, rest []*finishing) {
 }
 
 // record sends one statement for batch and tells each caller its outcome.
+// A statement once sent runs to its end, also when the finisher stops
+// meanwhile: cancelling it would leave its outcomes unknown (the server may
+// commit before the cancel request reaches it), and an outcome told to go
+// alone after all would be recorded twice, or reported lost when it was not.
 func (f *finisher) record(batch []*finishing) {
 	f.statements.Add(1)
-	outcomes, err := f.exec(f.ctx, batch)
+	outcomes, err := f.exec(context.WithoutCancel(f.ctx), batch)
 	for i, it := range batch {
 		switch {
-		case err != nil && f.ctx.Err() != nil:
-			it.out <- finishOutcome{alone: true} // stopped: not recorded here
 		case err != nil:
 			it.out <- finishOutcome{err: wrap("finish delivery of subscription "+it.r.SubscriptionID, err)}
 		default:
