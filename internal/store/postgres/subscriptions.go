@@ -141,17 +141,20 @@ func (t *tx) Subscription(ctx context.Context, id string) (store.SubscriptionSta
 // write (pg_stat_statements: 2,564 plans for 2,564 calls, 0.19 ms of
 // planning each under load), while the generic plan is the same range of
 // subscriptions_topic_patient (TestSubscriptionLookupPlan). The setting
-// travels with the look-up and is restored by the transaction's next
-// statement, in the same round trips.
+// travels with the look-up and the session's is restored by the
+// transaction's next statement, in the same round trips.
 func (t *tx) Subscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.SubscriptionState, error) {
 	t.q.Defer(genericPlansSQL)
-	defer t.q.Defer(autoPlansSQL)
+	defer t.q.Defer(sessionPlansSQL)
 	return subscriptions(ctx, t.q, f)
 }
 
 const (
 	genericPlansSQL = `SET LOCAL plan_cache_mode = force_generic_plan`
-	autoPlansSQL    = `SET LOCAL plan_cache_mode = auto`
+	// The session's setting (its default: database, role or connection),
+	// not auto, which overrode force_generic_plan on the delivery pool or
+	// an operator's choice for the rest of the transaction.
+	sessionPlansSQL = `SET LOCAL plan_cache_mode = DEFAULT`
 )
 
 const subscriptionSQL = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE id = $1`
