@@ -1,0 +1,118 @@
+package postgres_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+		"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/pgtest"
+	"github.com/herald-fhir/herald/internal/store/postgres"
+)
+
+// TestFinishesRaceAppendsNothingLeftWaiting: writers append events while
+// workers claim and record their outcomes through the finisher (batched,
+// or alone behind a write's lock); once the writers stop, the workers
+// deliver every event: none is left behind a recorded outcome.
+func TestFinishesRaceAppendsNothingLeftWaiting(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.New(t, postgres.WithMaxConns(8))
+	require.NoError(t, s.SeparateDeliveryPool(ctx, 3))
+	now := time.Now().Truncate(time.Millisecond)
+	const subs = 16
+	require.NoError(t, s.InTx(ctx, func(tx store.Tx) error {
+		for i := range subs {
+			if err := tx.PutSubscription(ctx, store.SubscriptionState{ID: fmt.Sprintf("s%02d", i), Owner: "c", Status: "active",
+				Topic: "http://example.org/fhir/SubscriptionTopic/t", Endpoint: "https://hooks.example.org/h",
+				Content: "id-only", CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	ev := func(id string) store.Event {
+		return store.Event{SubscriptionID: id, Timestamp: time.Now(), Topic: "http://example.org/fhir/SubscriptionTopic/t",
+			FocusType: "Encounter", FocusID: "e", FocusVersion: 1, Method: store.MethodCreate}
+	}
+	var writers, workers sync.WaitGroup
+	for range 4 {
+		writers.Go(func() {
+			for range 40 {
+				a, b := rand.IntN(subs), rand.IntN(subs)
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					evs := []store.Event{ev(fmt.Sprintf("s%02d", a))}
+					if b != a {
+						evs = append(evs, ev(fmt.Sprintf("s%02d", b)))
+					}
+					if _, err := tx.AppendEvents(ctx, evs); err != nil {
+						return err
+					}
+					time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond) // hold the rows a while
+					return nil
+				})
+				assert.NoError(t, err)
+			}
+		})
+	}
+	stop := make(chan struct{})
+	for range 4 {
+		workers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tasks, err := s.ClaimDue(ctx, time.Now().Add(time.Hour), 4, time.Minute, 5, 0)
+				if !assert.NoError(t, err) {
+					return
+				}
+				if len(tasks) == 0 {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				var wg sync.WaitGroup
+				for _, tk := range tasks {
+					wg.Go(func() {
+						through := tk.DeliveredThrough
+						if n := len(tk.Events); n > 0 {
+							through = tk.Events[n-1].Number
+						}
+						err := s.FinishDelivery(ctx, store.DeliveryResult{SubscriptionID: tk.State.ID, Lease: tk.Lease,
+							Now: time.Now(), Sent: len(tk.Events) > 0, DeliveredThrough: through})
+						if err != nil {
+							assert.ErrorIs(t, err, store.ErrLeaseLost)
+						}
+					})
+				}
+				wg.Wait()
+			}
+		})
+	}
+	writers.Wait()
+	time.Sleep(2 * time.Second) // the workers drain what is due
+	close(stop)
+	workers.Wait()
+	tasks, err := s.ClaimDue(ctx, time.Now().Add(time.Hour), subs, time.Minute, 0, 0)
+	require.NoError(t, err)
+	for _, tk := range tasks {
+		require.Equal(t, tk.LastEventNumber, tk.DeliveredThrough, "%s still due with a backlog", tk.State.ID)
+	}
+	for i := range subs {
+		id := fmt.Sprintf("s%02d", i)
+		n, err := s.EventCount(ctx, id)
+		require.NoError(t, err)
+		events, err := s.Events(ctx, id, 1, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, events, int(n))
+	}
+	states, err := s.DeliveryStats(ctx)
+	require.NoError(t, err)
+	require.True(t, states.OldestUndelivered.IsZero(), "an event left undelivered: %v", states.OldestUndelivered)
+}
