@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
