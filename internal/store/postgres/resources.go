@@ -216,6 +216,7 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 const (
 	searchSQL          = `SELECT ` + versionColumns + resourcesWhereSQL
 	resourcesWhereSQL  = ` FROM resources WHERE type = $1 AND NOT deleted`
+	narrowWhereSQL     = ` FROM resources WHERE type = (SELECT $1::text) AND NOT deleted`
 	searchIDsSQL       = ` AND id = ANY(%s::text[])`  // the cast: ANY((SELECT …)) would read as ANY (subquery)
 	searchPatientSQL   = ` AND patients @> ARRAY[%s]` // uses the GIN index
 	searchAfterIDSQL   = ` AND id > %s`
@@ -402,7 +403,13 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 	}
 	index := sq.Index
 	if narrow {
-		b.WriteString(`SELECT ` + versionColumns + `, search_keys` + resourcesWhereSQL)
+		// The type is fenced too: a statement shared by the types (a
+		// patient's Observations, then its Encounters, of which there may
+		// be none) otherwise gets custom plans priced by each type's row
+		// count; cheap ones for a rare type kept PostgreSQL from ever
+		// choosing the generic plan, so every search was planned again
+		// (0.16 ms planning against 0.06 ms running, pg_stat_statements).
+		b.WriteString(`SELECT ` + versionColumns + `, search_keys` + narrowWhereSQL)
 		if sq.Narrow && len(index) > 0 {
 			add(searchKeysSQL, index[0])
 			index = index[1:]
