@@ -137,19 +137,25 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	} else {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, cursorParam, q.AfterID)})
 	}
-	if opts.total {
+	if opts.summaryCount {
 		n, err := r.Count(ctx, q)
 		if err != nil {
 			return nil, err
 		}
 		b.Total = ptr(n)
-	}
-	if opts.summaryCount {
 		return b, nil
 	}
 	q.Count = limit + 1 // one more tells whether a next page exists
 	q.MaxBytes = budgetLeft(ctx)
-	found, err := r.Search(ctx, q)
+	var found []store.Version
+	var err error
+	if opts.total {
+		var n int
+		found, n, err = r.SearchTotal(ctx, q) // one read, where the store can
+		b.Total = ptr(n)
+	} else {
+		found, err = r.Search(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
