@@ -309,8 +309,21 @@ func (s *Server) respondBundle(c *gin.Context, b *fhir.Bundle, err error) {
 		writeError(c, err)
 		return
 	}
-	c.Data(http.StatusOK, fhirJSONType, b.JSON())
+	buf := bundleBuffers.Get().(*[]byte)
+	*buf = b.AppendJSON((*buf)[:0])
+	c.Data(http.StatusOK, fhirJSONType, *buf)
+	if cap(*buf) <= maxPooledBundle {
+		bundleBuffers.Put(buf)
+	}
 }
+
+// bundleBuffers are Bundle renderings' buffers, reused once written (a
+// response writer keeps no slice it is given): the buffers were 19% of
+// the bytes allocated in the search benchmark (pprof -sample_index=alloc_space).
+// Larger ones than maxPooledBundle go to the collector.
+var bundleBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBundle = 1 << 20
 
 func versionHeaders(c *gin.Context, v store.Version) {
 	c.Header("ETag", fhir.ETag(v.VersionID))

@@ -3,6 +3,7 @@ package fhir
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -71,6 +72,11 @@ func NewBundle(typ string, now time.Time) *Bundle {
 // must be valid JSON, as stored and built ones are.
 func (b *Bundle) JSON() []byte {
 	return b.appendJSON(make([]byte, 0, b.sizeHint()))
+}
+
+// AppendJSON appends what JSON returns to dst (a buffer to reuse).
+func (b *Bundle) AppendJSON(dst []byte) []byte {
+	return b.appendJSON(slices.Grow(dst, b.sizeHint()))
 }
 
 // StatusText renders an HTTP status as Bundle.entry.response.status wants it: "201 Created".

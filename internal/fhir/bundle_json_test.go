@@ -41,6 +41,8 @@ func TestBundleJSONEqualsEncodingJSON(t *testing.T) {
 	resources = append(resources,
 		json.RawMessage(`{"resourceType":"Patient","id":"p1","text":{"div":"<div> a  b\t\"c\" \\ </div>"}}`),
 		json.RawMessage(" {\n \"resourceType\" : \"Basic\" , \"x\" : [ 1 , 2.50 , -0e+1 , true , null , { } , [ ] ] }\n"),
+		// Runs of backslashes before quotes, even and odd, and spaces after.
+		json.RawMessage(`{"resourceType" : "Basic", "a" : "x\\" , "b" : "\\\" \\" , "c" : [ "\"" , "\\\\" ] }`),
 	)
 	outcome := json.RawMessage(`{"resourceType": "OperationOutcome", "issue": [ {"severity":"error","code":"invalid","diagnostics":"bad \"x\" < y"} ]}`)
 

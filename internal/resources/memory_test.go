@@ -27,6 +27,7 @@ type countingStore struct {
 	store.Store
 	read     atomic.Int64
 	currents atomic.Int64 // Current calls
+	searches atomic.Int64 // Search calls
 }
 
 func (c *countingStore) add(vs ...store.Version) {
@@ -44,6 +45,7 @@ func (c *countingStore) Current(ctx context.Context, typ, id string) (store.Vers
 
 func (c *countingStore) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
 	vs, err := c.Store.Search(ctx, q)
+	c.searches.Add(1)
 	c.add(vs...)
 	return vs, err
 }
@@ -132,6 +134,51 @@ func TestSortedSearchReadsOnlyItsPage(t *testing.T) {
 			require.Equal(t, 1, n, "%s on exactly one page", id)
 		}
 		require.GreaterOrEqual(t, pages, 3)
+	})
+}
+
+// TestSortedSearchOfOnePageReadsOnce: a search sorted by a key in the
+// bodies whose matches all fit its page is answered from the read that
+// ranked them; one with more matches, or more bytes than the budget,
+// ranks them, then reads its page. The pages are the same either way.
+func TestSortedSearchOfOnePageReadsOnce(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		const budget, size = 256 << 10, 60 << 10
+		cs := &countingStore{Store: st}
+		svc := resources.New(resources.Config{Store: cs, BaseURL: base, MaxResponseBytes: budget})
+		bigPatients(t, svc, 3, size)
+		ids := func(b *fhir.Bundle) (out []string) {
+			for _, e := range b.Entry {
+				out = append(out, strings.TrimPrefix(e.FullURL, base+"/Patient/"))
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			count    string
+			searches int64
+			want     []string
+		}{
+			{"3", 1, []string{"big-00", "big-01", "big-02"}}, // all three on the page (names tie: by id)
+			{"2", 2, []string{"big-00", "big-01"}},           // more matches than the page
+		} {
+			cs.searches.Store(0)
+			b, err := svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"name"}, "_count": {tc.count}}, true)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, ids(b), "_count=%s", tc.count)
+			require.Equal(t, 3, *b.Total)
+			require.Equal(t, tc.searches, cs.searches.Load(), "_count=%s", tc.count)
+		}
+
+		// Five of 60 KB exceed the 256 KB budget: ranked, then the page
+		// read up to the budget, its next link where it stopped.
+		bigPatients(t, svc, 5, size)
+		cs.searches.Store(0)
+		b, err := svc.Search(context.Background(), admin, "Patient", url.Values{"_sort": {"name"}, "_count": {"10"}}, true)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), cs.searches.Load())
+		require.Equal(t, []string{"big-00", "big-01", "big-02", "big-03"}, ids(b))
+		require.Equal(t, 5, *b.Total)
 	})
 }
 

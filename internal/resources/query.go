@@ -108,6 +108,7 @@ func (s *Service) searchIn(ctx context.Context, r store.View, p *auth.Principal,
 		return nil, err
 	}
 	opts.decoded = dec
+	dec.readOnly(typ, opts.sort)
 	grant.Bound(&q)
 	path := typ
 	if compartment != "" {
@@ -137,19 +138,25 @@ func (s *Service) searchset(ctx context.Context, r store.View, p *auth.Principal
 	} else {
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "self", URL: s.link(path, applied, limit, cursorParam, q.AfterID)})
 	}
-	if opts.total {
+	if opts.summaryCount {
 		n, err := r.Count(ctx, q)
 		if err != nil {
 			return nil, err
 		}
 		b.Total = ptr(n)
-	}
-	if opts.summaryCount {
 		return b, nil
 	}
 	q.Count = limit + 1 // one more tells whether a next page exists
 	q.MaxBytes = budgetLeft(ctx)
-	found, err := r.Search(ctx, q)
+	var found []store.Version
+	var err error
+	if opts.total {
+		var n int
+		found, n, err = r.SearchTotal(ctx, q) // one read, where the store can
+		b.Total = ptr(n)
+	} else {
+		found, err = r.Search(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -393,6 +400,9 @@ func (s *Service) parseSearch(typ string, params url.Values, strict bool, dec *l
 		}
 		q.Index = c.IndexTerms(base)
 		q.Narrow = c.Narrow(base)
+		if dec != nil {
+			dec.criteria = c
+		}
 		if s.needsMatcher(typ, c) {
 			q.Match = matcher(c, base, dec)
 		}
@@ -466,10 +476,28 @@ func matcher(c *search.Criteria, base string, dec *lastDecoded) func(store.Versi
 // one: a sorted search matches a candidate, then reads its sort keys from
 // the same decoding, not a second. A search hands its matcher one
 // candidate at a time; a nil lastDecoded decodes every time.
+//
+// Its decodings hold only the members the search's criteria and sort keys
+// read (readOnly): a patient's Observations sorted by date are matched and
+// ranked on their category, subject and effective[x], without building
+// their components and reference ranges.
 type lastDecoded struct {
 	body []byte // the last body decoded (its bytes are never modified)
 	res  *search.Resource
 	err  error
+
+	criteria *search.Criteria // the matcher's, set by parseSearch
+	members  map[string]bool  // readOnly's: the top-level members decoded (nil: all)
+}
+
+// readOnly limits d's decodings to what matching by its criteria and
+// sorting by keys read (search.Members).
+func (d *lastDecoded) readOnly(typ string, keys []sortKey) {
+	codes := make([]string, len(keys))
+	for i, k := range keys {
+		codes[i] = k.code
+	}
+	d.members = search.Members(typ, d.criteria, codes)
 }
 
 func (d *lastDecoded) of(v store.Version) (*search.Resource, error) {
@@ -477,7 +505,7 @@ func (d *lastDecoded) of(v store.Version) (*search.Resource, error) {
 		return search.NewStoredResource(v.Body)
 	}
 	if len(v.Body) == 0 || len(d.body) != len(v.Body) || &d.body[0] != &v.Body[0] {
-		d.res, d.err = search.NewStoredResource(v.Body)
+		d.res, d.err = search.NewStoredResourceOf(v.Body, d.members)
 		d.body = v.Body
 	}
 	return d.res, d.err

@@ -61,13 +61,17 @@ const DefaultMaxSortMatches = 10_000
 // on what sorting needs (id, sort keys, size) and keeps no body: the store
 // drops each candidate once its keys are taken. The second reads the
 // bodies of the one page returned, cut to the response budget beforehand
-// by the sizes ranked. Every match is still decoded to rank it, so more
-// than maxSort matches are refused (413) rather than ranked (the work, not
-// the memory, of a whole type).
+// by the sizes ranked. When every match fits one page (a patient's
+// record, mostly), the ranking keeps their versions and the page is made
+// of them: no second read, nor a second decoding by the matcher. Every
+// match is still decoded to rank it, so more than maxSort matches are
+// refused (413) rather than ranked (the work, not the memory, of a whole
+// type).
 func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Principal, path string, q store.SearchQuery, applied url.Values, opts results) (*fhir.Bundle, error) {
 	limit := q.Count
 	q.Count, q.AfterID, q.BeforeID = 0, "", ""
 	var all []ranked
+	var kept bool // all hold their versions
 	var total int
 	var err error
 	byLastUpdated, desc, inStore := storeOrder(opts.sort)
@@ -75,7 +79,7 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 		q.ByLastUpdated, q.Desc = byLastUpdated, desc
 		total, err = r.Count(ctx, q)
 	} else {
-		all, err = s.rank(ctx, r, q, opts.sort, opts.decoded)
+		all, kept, err = s.rank(ctx, r, q, opts.sort, opts.decoded, limit)
 		total = len(all)
 	}
 	if err != nil {
@@ -102,7 +106,11 @@ func (s *Service) sortedSearchset(ctx context.Context, r store.View, p *auth.Pri
 	} else {
 		window := all[min(opts.offset, len(all)):min(opts.offset+limit, len(all))]
 		window = window[:affordable(ctx, len(window), func(i int) int64 { return window[i].cost })]
-		page, end, err = s.readRanked(ctx, r, q, window)
+		if kept {
+			page, end, err = keptPage(ctx, window)
+		} else {
+			page, end, err = s.readRanked(ctx, r, q, window)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -133,15 +141,22 @@ func storeOrder(keys []sortKey) (byLastUpdated, desc, ok bool) {
 type ranked struct {
 	id   string
 	keys []search.SortKey
-	cost int64 // versionCost, to cut the page to the budget before reading it
+	cost int64         // versionCost, to cut the page to the budget before reading it
+	v    store.Version // the match itself, while rank keeps them
 }
 
 // rank returns q's matches in the order of keys, ties (and absent values,
 // last) by id. The store is handed a matcher that takes each match's keys
 // and rejects it, so it keeps no body; past maxSort matches the matcher
-// accepts one, which ends the store's read (q.Count is 1).
-func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, keys []sortKey, dec *lastDecoded) ([]ranked, error) {
+// accepts one, which ends the store's read (q.Count is 1). While the
+// matches are at most keep and within the response budget left, rank
+// holds on to them (no more than a page holds): kept reports that every
+// match is held, in its ranked's v.
+func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, keys []sortKey, dec *lastDecoded, keep int) (_ []ranked, kept bool, _ error) {
 	match, tooMany := q.Match, false
+	kept = true
+	room := budgetLeft(ctx)
+	budgeted := room > 0
 	var out []ranked
 	q.Count = 1
 	q.Match = func(v store.Version) bool {
@@ -154,14 +169,23 @@ func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, k
 			tooMany = true
 			return true
 		}
-		out = append(out, ranked{id: v.ID, keys: sortKeysOf(v, keys, dec), cost: versionCost(v)})
+		rk := ranked{id: v.ID, keys: sortKeysOf(v, keys, dec), cost: versionCost(v)}
+		if kept && len(out) < keep && (!budgeted || rk.cost <= room) {
+			rk.v, room = v, room-rk.cost
+		} else if kept {
+			kept = false
+			for i := range out {
+				out[i].v = store.Version{} // more than a page: read again when paged
+			}
+		}
+		out = append(out, rk)
 		return false
 	}
 	if _, err := r.Search(ctx, q); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if tooMany {
-		return nil, fhir.Errorf(fhir.KindTooLarge, "_sort: more than %d resources match, too many to sort; narrow the search (by patient, date or status) or leave out _sort", s.maxSort)
+		return nil, false, fhir.Errorf(fhir.KindTooLarge, "_sort: more than %d resources match, too many to sort; narrow the search (by patient, date or status) or leave out _sort", s.maxSort)
 	}
 	slices.SortStableFunc(out, func(a, b ranked) int {
 		for i, k := range keys {
@@ -175,7 +199,21 @@ func (s *Service) rank(ctx context.Context, r store.View, q store.SearchQuery, k
 		}
 		return strings.Compare(a.id, b.id)
 	})
-	return out, nil
+	return out, kept, nil
+}
+
+// keptPage is readRanked for a window whose versions rank kept: the page is
+// made of them, as that read found them, cut to the response budget.
+func keptPage(ctx context.Context, window []ranked) (page []store.Version, end int, err error) {
+	if len(window) == 0 {
+		return nil, 0, nil
+	}
+	page = make([]store.Version, len(window))
+	for i := range window {
+		page[i] = window[i].v
+	}
+	page, _, err = fitPage(ctx, page, false)
+	return page, len(page), err
 }
 
 // readRanked reads the bodies of window (q's matches, ranked) and keeps,

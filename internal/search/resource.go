@@ -39,7 +39,22 @@ func NewResource(raw []byte) (*Resource, error) {
 // Resource, read faster (strictjson.ParseStored). Never use it on a body a
 // client sent.
 func NewStoredResource(raw []byte) (*Resource, error) {
-	v, err := strictjson.ParseStored(raw)
+	return storedResource(raw, nil)
+}
+
+// NewStoredResourceOf is NewStoredResource reading only the top-level
+// members in members (nil: all of them): for matching and sort keys of
+// the criteria and codes Members was given, it is the same Resource,
+// built in a fraction of the time and memory when those are few.
+func NewStoredResourceOf(raw []byte, members map[string]bool) (*Resource, error) {
+	if members == nil {
+		return storedResource(raw, nil)
+	}
+	return storedResource(raw, func(name string) bool { return members[name] })
+}
+
+func storedResource(raw []byte, keep func(string) bool) (*Resource, error) {
+	v, err := strictjson.ParseStoredMembers(raw, keep)
 	if err != nil {
 		return nil, fmt.Errorf("search: stored resource is not valid JSON: %w", err)
 	}

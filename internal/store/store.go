@@ -125,6 +125,10 @@ type Reader interface {
 	// Count is how many resources Search would return without Count,
 	// AfterID and BeforeID.
 	Count(ctx context.Context, q SearchQuery) (int, error)
+	// SearchTotal is Search and Count together, in one read of the
+	// candidates where the store can (a first page: no AfterID, BeforeID
+	// or Offset).
+	SearchTotal(ctx context.Context, q SearchQuery) ([]Version, int, error)
 	// Changes returns versions of many resources (type and system history),
 	// in history order: newest first, ties by type, id and version id
 	// descending. No version at all is an empty result, not ErrNotFound.

@@ -74,13 +74,32 @@ func StoredWaiting() int { return int(storedWaiting.Load()) }
 // Parses share the budget SetStoredBudget sets: one waits while others
 // hold it.
 func ParseStored(data []byte) (any, error) {
+	return parseStored(data, nil)
+}
+
+// ParseStoredMembers is ParseStored of a JSON object that keeps, of its
+// own members, those keep accepts (nil: all): the values of the others
+// are read over (their syntax checked all the same) and not built. It is
+// for readers that look at a few members of a resource (a search's
+// matcher and sort keys).
+func ParseStoredMembers(data []byte, keep func(name string) bool) (any, error) {
+	return parseStored(data, keep)
+}
+
+func parseStored(data []byte, keep func(name string) bool) (any, error) {
 	defer ShareStored(len(data))()
 	if storedHook != nil {
 		storedHook()
 	}
 	p := parser{data: data, src: string(data)}
 	p.skipSpace()
-	v, err := p.anyValue(0)
+	var v any
+	var err error
+	if keep != nil && p.pos < len(p.data) && p.data[p.pos] == '{' {
+		v, err = p.anyObject(0, keep)
+	} else {
+		v, err = p.anyValue(0)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +119,7 @@ func (p *parser) anyValue(depth int) (any, error) {
 		if depth >= MaxDepth {
 			return nil, p.fail("nested deeper than %d levels", MaxDepth)
 		}
-		return p.anyObject(depth)
+		return p.anyObject(depth, nil)
 	case c == '[':
 		if depth >= MaxDepth {
 			return nil, p.fail("nested deeper than %d levels", MaxDepth)
@@ -125,7 +144,9 @@ func (p *parser) anyValue(depth int) (any, error) {
 	}
 }
 
-func (p *parser) anyObject(depth int) (map[string]any, error) {
+// anyObject reads an object; with keep, only the members it accepts are
+// built, the others skipped (skipValue).
+func (p *parser) anyObject(depth int, keep func(string) bool) (map[string]any, error) {
 	p.pos++ // {
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
@@ -151,11 +172,17 @@ func (p *parser) anyObject(depth int) (map[string]any, error) {
 		}
 		p.pos++
 		p.skipSpace()
-		v, err := p.anyValue(depth + 1)
-		if err != nil {
-			return nil, err
+		if keep != nil && !keep(name) {
+			if err := p.skipValue(depth + 1); err != nil {
+				return nil, err
+			}
+		} else {
+			v, err := p.anyValue(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
 		}
-		m[name] = v
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.fail("unexpected end of input")
@@ -168,6 +195,73 @@ func (p *parser) anyObject(depth int) (map[string]any, error) {
 			return m, nil
 		default:
 			return nil, p.fail("expected ',' or '}' after object member")
+		}
+	}
+}
+
+// skipValue reads over a value as anyValue reads it, with the same checks,
+// building nothing.
+func (p *parser) skipValue(depth int) error {
+	if p.pos >= len(p.data) {
+		return p.fail("unexpected end of input")
+	}
+	c := p.data[p.pos]
+	switch {
+	case c == '"':
+		_, err := p.string()
+		return err
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case c != '{' && c != '[':
+		_, err := p.anyValue(depth) // a literal, or the error
+		return err
+	case depth >= MaxDepth:
+		return p.fail("nested deeper than %d levels", MaxDepth)
+	}
+	end, what := byte('}'), "object member"
+	if c == '[' {
+		end, what = ']', "array element"
+	}
+	p.pos++
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == end {
+		p.pos++
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if c == '{' {
+			if p.pos >= len(p.data) {
+				return p.fail("unexpected end of input")
+			}
+			if p.data[p.pos] != '"' {
+				return p.fail("expected a member name")
+			}
+			if _, err := p.string(); err != nil {
+				return err
+			}
+			p.skipSpace()
+			if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+				return p.fail("expected ':' after member name")
+			}
+			p.pos++
+			p.skipSpace()
+		}
+		if err := p.skipValue(depth + 1); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return p.fail("unexpected end of input")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case end:
+			p.pos++
+			return nil
+		default:
+			return p.fail("expected ',' or '%c' after %s", end, what)
 		}
 	}
 }

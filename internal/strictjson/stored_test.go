@@ -49,3 +49,47 @@ func TestParseStoredRefusesBadSyntax(t *testing.T) {
 }
 
 func clipDoc(s string) string { return Clip(s) }
+
+// ParseStoredMembers keeps exactly the top-level members asked for, as
+// ParseStored reads them; whatever it skips still has to be valid JSON.
+func TestParseStoredMembers(t *testing.T) {
+	docs := []string{
+		` {"a" : 1.50, "b":[true,false,null,"x\u00e9"], "c":{"d":"<&>", "e":[{"f":[[]]}, -1e+2]},"e":-0.0e+1, "g":"q\"\\"} `,
+		`{}`, `{"a":{}}`, `{"resourceType":"Observation","component":[{"code":{"text":"a b"}},{}],"status":"final"}`,
+	}
+	paths, _ := filepath.Glob("../r4/testdata/examples/*.json")
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		require.NoError(t, err)
+		docs = append(docs, string(raw))
+	}
+	keep := func(name string) bool {
+		return name == "resourceType" || name == "a" || name == "status" || name == "subject"
+	}
+	for _, d := range docs {
+		all, err := ParseStored([]byte(d))
+		require.NoError(t, err, clipDoc(d))
+		want := map[string]any{}
+		for k, v := range all.(map[string]any) {
+			if keep(k) {
+				want[k] = v
+			}
+		}
+		got, err := ParseStoredMembers([]byte(d), keep)
+		require.NoError(t, err, clipDoc(d))
+		assert.Equal(t, want, got, clipDoc(d))
+		got, err = ParseStoredMembers([]byte(d), nil)
+		require.NoError(t, err, clipDoc(d))
+		assert.Equal(t, all, got, clipDoc(d))
+	}
+	for _, in := range []string{
+		"{\"b\":\"\xff\"}", `{"b":"\ud800"}`, `{"b":[1,]}`, `{"b":{"c":01}}`, `{"b":{"c" 1}}`, `{"b":{'c':1}}`,
+		`{"b":[1 2]}`, `{"b":tru}`, `{"b":{"c":1}`, `{"b":"x`, `{"b":1.}`, `{"b":1} {}`,
+		`{"b":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
+	} {
+		_, err := ParseStoredMembers([]byte(in), keep)
+		assert.Error(t, err, "%q", clipDoc(in))
+		_, err = ParseStored([]byte(in))
+		assert.Error(t, err, "%q", clipDoc(in))
+	}
+}

@@ -64,3 +64,21 @@ func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
 	vs, err := t.Search(ctx, q)
 	return len(vs), err
 }
+
+func (s *Store) SearchTotal(ctx context.Context, q store.SearchQuery) ([]store.Version, int, error) {
+	return searchTotal(ctx, s, q)
+}
+
+func (t *tx) SearchTotal(ctx context.Context, q store.SearchQuery) ([]store.Version, int, error) {
+	return searchTotal(ctx, t, q)
+}
+
+// searchTotal: the memory store reads no disk; two passes cost it little.
+func searchTotal(ctx context.Context, r store.Reader, q store.SearchQuery) ([]store.Version, int, error) {
+	n, err := r.Count(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	vs, err := r.Search(ctx, q)
+	return vs, n, err
+}

@@ -33,7 +33,7 @@ var LatestVersion = latestVersion
 // and custom plans of those that search the resources table.
 func (s *Store) PlansForTest(ctx context.Context) (generic, custom int64, err error) {
 	err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
-		FROM pg_prepared_statements WHERE statement LIKE '%FROM resources WHERE type = $1%'`).Scan(&generic, &custom)
+		FROM pg_prepared_statements WHERE statement LIKE '%FROM resources WHERE type = %'`).Scan(&generic, &custom)
 	return generic, custom, err
 }
 

@@ -107,11 +107,16 @@ func queryUpTo(ctx context.Context, q querier, maxBytes int64, order, sql string
 // neither fetched nor sent: a client that stopped reading would still
 // receive them. maxBytes 0 leaves sql as it is.
 func upToBytes(maxBytes int64, order, sql string, args []any) (string, []any) {
+	return upToBytesOf(versionColumns, maxBytes, order, sql, args)
+}
+
+// upToBytesOf is upToBytes for sql's columns cols.
+func upToBytesOf(cols string, maxBytes int64, order, sql string, args []any) (string, []any) {
 	if maxBytes <= 0 {
 		return sql, args
 	}
 	args = append(args, maxBytes)
-	return `SELECT ` + versionColumns + ` FROM (SELECT *, sum(coalesce(octet_length(body), 0)) OVER w - coalesce(octet_length(body), 0) AS bytes_before
+	return `SELECT ` + cols + ` FROM (SELECT *, sum(coalesce(octet_length(body), 0)) OVER w - coalesce(octet_length(body), 0) AS bytes_before
 		FROM (` + sql + `) AS page WINDOW w AS (` + order + ` ROWS UNBOUNDED PRECEDING)) AS capped
 		WHERE bytes_before < $` + strconv.Itoa(len(args)) + order, args
 }
@@ -149,6 +154,14 @@ func (t *tx) History(ctx context.Context, q store.HistoryQuery) ([]store.Version
 
 func (t *tx) Search(ctx context.Context, q store.SearchQuery) ([]store.Version, error) {
 	return search(ctx, t.q, q)
+}
+
+func (s *Store) SearchTotal(ctx context.Context, q store.SearchQuery) ([]store.Version, int, error) {
+	return searchTotal(ctx, s.pool, q)
+}
+
+func (t *tx) SearchTotal(ctx context.Context, q store.SearchQuery) ([]store.Version, int, error) {
+	return searchTotal(ctx, t.q, q)
 }
 
 const currentSQL = `SELECT ` + versionColumns + ` FROM resources WHERE type = $1 AND id = $2`
@@ -216,6 +229,7 @@ func history(ctx context.Context, q querier, hq store.HistoryQuery) ([]store.Ver
 const (
 	searchSQL          = `SELECT ` + versionColumns + resourcesWhereSQL
 	resourcesWhereSQL  = ` FROM resources WHERE type = $1 AND NOT deleted`
+	narrowWhereSQL     = ` FROM resources WHERE type = (SELECT $1::text) AND NOT deleted`
 	searchIDsSQL       = ` AND id = ANY(%s::text[])`  // the cast: ANY((SELECT …)) would read as ANY (subquery)
 	searchPatientSQL   = ` AND patients @> ARRAY[%s]` // uses the GIN index
 	searchAfterIDSQL   = ` AND id > %s`
@@ -402,7 +416,13 @@ func searchStatement(head string, sq store.SearchQuery, paged bool, from *positi
 	}
 	index := sq.Index
 	if narrow {
-		b.WriteString(`SELECT ` + versionColumns + `, search_keys` + resourcesWhereSQL)
+		// The type is fenced too: a statement shared by the types (a
+		// patient's Observations, then its Encounters, of which there may
+		// be none) otherwise gets custom plans priced by each type's row
+		// count; cheap ones for a rare type kept PostgreSQL from ever
+		// choosing the generic plan, so every search was planned again
+		// (0.16 ms planning against 0.06 ms running, pg_stat_statements).
+		b.WriteString(`SELECT ` + versionColumns + `, search_keys` + narrowWhereSQL)
 		if sq.Narrow && len(index) > 0 {
 			add(searchKeysSQL, index[0])
 			index = index[1:]
@@ -535,6 +555,80 @@ func count(ctx context.Context, q querier, sq store.SearchQuery) (int, error) {
 	}
 	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
 	return n, wrap("count "+sq.Type, err)
+}
+
+// searchTotal is search and count in one pass over a first page's
+// candidates: with a matcher, one read that keeps the page's matches and
+// counts the rest (a count alone reads and matches them all anyway);
+// narrowed through the index, one statement whose rows carry the count of
+// all of them (count(*) OVER (), taken before the LIMIT: the narrow
+// candidates are read and sorted whole either way). Otherwise, and past
+// the first page, a count and then the page.
+func searchTotal(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, int, error) {
+	if sq.AfterID == "" && sq.BeforeID == "" && sq.Offset == 0 {
+		switch {
+		case sq.Match != nil:
+			return matchTotal(ctx, q, sq)
+		case sq.Narrow || sq.Patient != "" || len(sq.IDs) > 0:
+			return rowsTotal(ctx, q, sq)
+		}
+	}
+	n, err := count(ctx, q, sq)
+	if err != nil {
+		return nil, 0, err
+	}
+	vs, err := search(ctx, q, sq)
+	return vs, n, err
+}
+
+// matchTotal is searchTotal through the matcher: eachMatch over every
+// candidate, the first matches kept as searchOneWay keeps them.
+func matchTotal(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, int, error) {
+	all := sq
+	all.Count, all.MaxBytes = 0, 0
+	var out []store.Version
+	n, kept, full := 0, int64(0), false
+	err := eachMatch(ctx, q, all, func(v store.Version) bool {
+		n++
+		if !full {
+			out = append(out, v)
+			kept += int64(len(v.Body))
+			full = (sq.Count > 0 && len(out) >= sq.Count) || (sq.MaxBytes > 0 && kept >= sq.MaxBytes)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, n, nil
+}
+
+const searchTotalSQL = `SELECT ` + versionColumns + `, count(*) OVER () AS total` + resourcesWhereSQL
+
+// rowsTotal is searchTotal of a narrow search without a matcher, in one
+// statement. No row (no match) is a total of 0.
+func rowsTotal(ctx context.Context, q querier, sq store.SearchQuery) ([]store.Version, int, error) {
+	sql, args := searchStatement(searchTotalSQL, sq, true, nil)
+	sql, args = upToBytesOf(versionColumns+`, total`, sq.MaxBytes, searchOrder(sq), sql, args)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, 0, wrap("search "+sq.Type, err)
+	}
+	var out []store.Version
+	var total int64
+	for rows.Next() {
+		var r versionRow
+		if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, &r.Method, &r.Deleted, &r.Body, &r.Patients, &total); err != nil {
+			rows.Close()
+			return nil, 0, wrap("search "+sq.Type, err)
+		}
+		out = append(out, r.version())
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrap("search "+sq.Type, err)
+	}
+	return out, int(total), nil
 }
 
 func (s *Store) Count(ctx context.Context, q store.SearchQuery) (int, error) {

@@ -68,6 +68,34 @@ func testSearchMatchAndIndex(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, len(byIndex), n)
 
+	// SearchTotal is Search and Count together: first pages (one read
+	// where the store can) and later ones, with and without a matcher,
+	// narrow or not, cut by count or bytes, or finding nothing.
+	for _, tq := range []store.SearchQuery{
+		{Type: "Patient", Index: q.Index, Match: q.Match, Count: 3},
+		{Type: "Patient", Index: q.Index, Match: q.Match, Count: 3, AfterID: "p05"},
+		{Type: "Patient", Index: q.Index, Match: q.Match, Count: 3, MaxBytes: 1},
+		{Type: "Patient", Index: q.Index, Match: q.Match},
+		{Type: "Patient", Index: q.Index, Count: 4, Narrow: true},
+		{Type: "Patient", Index: q.Index, Count: 4, Narrow: true, MaxBytes: 1},
+		{Type: "Patient", Index: q.Index, Count: 4, Narrow: true, BeforeID: "p20"},
+		{Type: "Patient", Index: q.Index, Narrow: true},
+		{Type: "Patient", Index: [][]string{{"Patient.colour=c:purple"}}, Count: 4, Narrow: true},
+		{Type: "Patient", Index: q.Index, Count: 4},
+		{Type: "Patient", IDs: []string{"p02", "p03", "p04"}, Count: 2},
+		{Type: "Patient", Index: q.Index, Count: 2, Desc: true, Narrow: true},
+	} {
+		wantPage, err := s.Search(ctx, tq)
+		require.NoError(t, err)
+		wantN, err := s.Count(ctx, tq)
+		require.NoError(t, err)
+		page, n, err := s.SearchTotal(ctx, tq)
+		require.NoError(t, err)
+		require.Equal(t, ids(wantPage), ids(page), "%+v", tq)
+		require.Equal(t, wantPage, page, "%+v", tq)
+		require.Equal(t, wantN, n, "%+v", tq)
+	}
+
 	var walked []string
 	q.Count = 3
 	for {
