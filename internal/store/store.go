@@ -123,7 +123,7 @@ type Reader interface {
 	// match q, ordered by id.
 	Search(ctx context.Context, q SearchQuery) ([]Version, error)
 	// Count is how many resources Search would return without Count,
-	// AfterID and BeforeID.
+	// AfterID, BeforeID, Offset and MaxBytes.
 	Count(ctx context.Context, q SearchQuery) (int, error)
 	// SearchTotal is Search and Count together, in one read of the
 	// candidates where the store can (a first page: no AfterID, BeforeID

@@ -54,13 +54,19 @@ func changeMatches(v store.Version, q store.ChangesQuery) bool {
 }
 
 func (s *Store) Count(ctx context.Context, q store.SearchQuery) (int, error) {
-	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	// As PostgreSQL counts: the whole result, not a page of it cut by
+	// count, position, offset or bytes (_total=accurate reads its page and
+	// its count from one query, MaxBytes set).
+	q.Count, q.AfterID, q.BeforeID, q.Offset, q.MaxBytes = 0, "", "", 0, 0
 	vs, err := s.Search(ctx, q)
 	return len(vs), err
 }
 
 func (t *tx) Count(ctx context.Context, q store.SearchQuery) (int, error) {
-	q.Count, q.AfterID, q.BeforeID = 0, "", ""
+	// As PostgreSQL counts: the whole result, not a page of it cut by
+	// count, position, offset or bytes (_total=accurate reads its page and
+	// its count from one query, MaxBytes set).
+	q.Count, q.AfterID, q.BeforeID, q.Offset, q.MaxBytes = 0, "", "", 0, 0
 	vs, err := t.Search(ctx, q)
 	return len(vs), err
 }

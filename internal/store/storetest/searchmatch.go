@@ -94,6 +94,11 @@ func testSearchMatchAndIndex(t *testing.T, s store.Store) {
 		require.Equal(t, ids(wantPage), ids(page), "%+v", tq)
 		require.Equal(t, wantPage, page, "%+v", tq)
 		require.Equal(t, wantN, n, "%+v", tq)
+		whole := tq
+		whole.Count, whole.AfterID, whole.BeforeID, whole.MaxBytes = 0, "", "", 0
+		all, err := s.Search(ctx, whole)
+		require.NoError(t, err)
+		require.Equal(t, len(all), n, "a total counts every match, whatever cuts the page: %+v", tq)
 	}
 
 	var walked []string
