@@ -134,3 +134,7 @@ func (s *Store) HoldFinishesForTest() (release func(), queued, statements func()
 	s.finishes.hold.Store(&mu)
 	return mu.Unlock, func() int { return len(s.finishes.in) }, func() int { return int(s.finishes.statements.Load()) }
 }
+
+// FinisherStoppingForTest reports whether Close has told the Store's
+// finisher to stop.
+func (s *Store) FinisherStoppingForTest() bool { return s.finishes.ctx.Err() != nil }

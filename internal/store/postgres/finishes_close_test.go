@@ -53,7 +53,7 @@ func TestFinishInFlightAtCloseIsRecordedOnce(t *testing.T) {
 
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()
-	time.Sleep(500 * time.Millisecond) // Close has cancelled what it cancels
+	require.Eventually(t, s.FinisherStoppingForTest, 10*time.Second, time.Millisecond, "Close told the finisher to stop")
 	require.NoError(t, holder.Commit(ctx))
 
 	select {
