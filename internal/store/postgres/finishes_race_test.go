@@ -50,17 +50,15 @@ func TestFinishesRaceAppendsNothingLeftWaiting(t *testing.T) {
 					if b != a {
 						evs = append(evs, ev(fmt.Sprintf("s%02d", b)))
 					}
-					if _, err := tx.AppendEvents(ctx, evs); err != nil {
-						return err
-					}
-					time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond) // hold the rows a while
-					return nil
+					_, err := tx.AppendEvents(ctx, evs) // holds the rows until the commit
+					return err
 				})
 				assert.NoError(t, err)
 			}
 		})
 	}
 	stop := make(chan struct{})
+	wake := s.DeliveryWake()
 	for range 4 {
 		workers.Go(func() {
 			for {
@@ -74,7 +72,11 @@ func TestFinishesRaceAppendsNothingLeftWaiting(t *testing.T) {
 					return
 				}
 				if len(tasks) == 0 {
-					time.Sleep(time.Millisecond)
+					select { // a commit's wake-up, or look again soon
+					case <-wake:
+					case <-stop:
+					case <-time.After(5 * time.Millisecond):
+					}
 					continue
 				}
 				var wg sync.WaitGroup
