@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/search"
-	"github.com/herald-fhir/herald/internal/store"
 )
 
 // TestAttackSortedSearchOrder: a sorted search's pages, walked by next
@@ -22,17 +19,8 @@ import (
 func TestAttackSortedSearchOrder(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, h *harness) {
-		seed := rand.Uint64()
-		t.Logf("seed %d", seed)
-		rng := rand.New(rand.NewPCG(seed, 4))
 		tok := h.token(allScopes)
-		g := observationGen{rng: rng, base: h.base}
-		for range 50 {
-			r := h.request("POST", "/fhir/Observation", tok, g.resource())
-			require.Equal(t, 201, r.status, string(r.body))
-		}
-		stored, err := h.store.Search(context.Background(), store.SearchQuery{Type: "Observation"})
-		require.NoError(t, err)
+		seed, rng, g, stored := seedObservations(t, h, tok, 4, 50)
 		codes := []string{"date", "status", "value-quantity", "code", "subject", "identifier", "category", "patient", "_id", "_lastUpdated"}
 		for range 100 {
 			var query []clause

@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"testing"
@@ -11,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/auth"
-	"github.com/herald-fhir/herald/internal/store"
 )
 
 // TestAttackTotalAccurateEqualsMatcher: _total=accurate, on first and
@@ -22,17 +19,8 @@ import (
 func TestAttackTotalAccurateEqualsMatcher(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, h *harness) {
-		seed := rand.Uint64()
-		t.Logf("seed %d", seed)
-		rng := rand.New(rand.NewPCG(seed, 3))
 		all := h.token(allScopes)
-		g := observationGen{rng: rng, base: h.base}
-		for range 60 {
-			r := h.request("POST", "/fhir/Observation", all, g.resource())
-			require.Equal(t, 201, r.status, string(r.body))
-		}
-		stored, err := h.store.Search(context.Background(), store.SearchQuery{Type: "Observation"})
-		require.NoError(t, err)
+		seed, rng, g, stored := seedObservations(t, h, all, 3, 60)
 		for range 120 {
 			var query []clause
 			if rng.IntN(4) > 0 {

@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -24,17 +22,8 @@ import (
 func TestGranularSearchEqualsMatcher(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, h *harness) {
-		seed := rand.Uint64()
-		t.Logf("seed %d", seed)
-		rng := rand.New(rand.NewPCG(seed, 2))
 		all := h.token(allScopes)
-		g := observationGen{rng: rng, base: h.base}
-		for range 60 {
-			r := h.request("POST", "/fhir/Observation", all, g.resource())
-			require.Equal(t, 201, r.status, string(r.body))
-		}
-		stored, err := h.store.Search(context.Background(), store.SearchQuery{Type: "Observation"})
-		require.NoError(t, err)
+		seed, rng, g, stored := seedObservations(t, h, all, 2, 60)
 
 		narrowed := 0
 		for range 80 {

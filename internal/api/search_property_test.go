@@ -22,17 +22,8 @@ import (
 func TestSearchEqualsMatcher(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, h *harness) {
-		seed := rand.Uint64()
-		t.Logf("seed %d", seed)
-		rng := rand.New(rand.NewPCG(seed, 1))
 		tok := h.token(allScopes)
-		g := observationGen{rng: rng, base: h.base}
-		for range 60 {
-			r := h.request("POST", "/fhir/Observation", tok, g.resource())
-			require.Equal(t, 201, r.status, string(r.body))
-		}
-		stored, err := h.store.Search(context.Background(), store.SearchQuery{Type: "Observation"})
-		require.NoError(t, err)
+		seed, rng, g, stored := seedObservations(t, h, tok, 1, 60)
 
 		nonEmpty := 0
 		for range 150 {
@@ -236,4 +227,23 @@ func (g observationGen) clause() clause {
 		return clause{"code:text", g.pick([]string{"loinc", "x"})}
 	}
 	return clause{"_lastUpdated", g.pick([]string{"gt2000-01-01", "lt2000-01-01"})}
+}
+
+// seedObservations writes n random Observations (observationGen) with tok
+// and returns the seed (logged, so a failure can be replayed), the
+// generator's random source (that seed, stream stream), the generator and
+// the stored Observations, for the search property tests.
+func seedObservations(t *testing.T, h *harness, tok string, stream uint64, n int) (uint64, *rand.Rand, observationGen, []store.Version) {
+	t.Helper()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, stream))
+	g := observationGen{rng: rng, base: h.base}
+	for range n {
+		r := h.request("POST", "/fhir/Observation", tok, g.resource())
+		require.Equal(t, 201, r.status, string(r.body))
+	}
+	stored, err := h.store.Search(context.Background(), store.SearchQuery{Type: "Observation"})
+	require.NoError(t, err)
+	return seed, rng, g, stored
 }
