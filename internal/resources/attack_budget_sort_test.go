@@ -66,18 +66,11 @@ func TestAttackBudgetedSortedPages(t *testing.T) {
 				for _, e := range b.Entry {
 					seen[strings.TrimPrefix(e.FullURL, base+"/Observation/")]++
 				}
-				next := ""
-				for _, l := range b.Link {
-					if l.Relation == "next" {
-						next = l.URL
-					}
-				}
-				if next == "" {
+				next, ok := nextPage(t, b)
+				if !ok {
 					break
 				}
-				u, err := url.Parse(next)
-				require.NoError(t, err)
-				params = u.Query()
+				params = next
 			}
 			var got []string
 			for id, n := range seen {

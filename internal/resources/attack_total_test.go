@@ -30,18 +30,11 @@ func TestAttackTotalAccurateIgnoresByteBudget(t *testing.T) {
 				require.NoError(t, err)
 				require.NotNil(t, b.Total)
 				require.Equal(t, 12, *b.Total, "%v, page %d (%d entries)", extra, page, len(b.Entry))
-				next := ""
-				for _, l := range b.Link {
-					if l.Relation == "next" {
-						next = l.URL
-					}
-				}
-				if next == "" {
+				next, ok := nextPage(t, b)
+				if !ok {
 					break
 				}
-				u, err := url.Parse(next)
-				require.NoError(t, err)
-				params = u.Query()
+				params = next
 			}
 		}
 	})

@@ -80,18 +80,11 @@ func walk(t *testing.T, get func(url.Values) (*fhir.Bundle, error), params url.V
 			}
 			seen[key]++
 		}
-		next := ""
-		for _, l := range b.Link {
-			if l.Relation == "next" {
-				next = l.URL
-			}
-		}
-		if next == "" {
+		next, ok := nextPage(t, b)
+		if !ok {
 			return seen
 		}
-		u, err := url.Parse(next)
-		require.NoError(t, err)
-		params = u.Query()
+		params = next
 	}
 }
 
@@ -517,4 +510,17 @@ func TestSortedSearchHeapHoldsOnePage(t *testing.T) {
 		t.Logf("the sorted search held %d KB at most", hs.peak>>10)
 		require.Less(t, hs.peak, uint64(16<<20), "sorting held %d MB", hs.peak>>20)
 	})
+}
+
+// nextPage is the query of b's next link; false when it has none.
+func nextPage(t *testing.T, b *fhir.Bundle) (url.Values, bool) {
+	t.Helper()
+	for _, l := range b.Link {
+		if l.Relation == "next" {
+			u, err := url.Parse(l.URL)
+			require.NoError(t, err)
+			return u.Query(), true
+		}
+	}
+	return nil, false
 }
