@@ -325,27 +325,36 @@ func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) 
 	return wrap("release lease of subscription "+subscriptionID, err)
 }
 
-// finishSQL applies a DeliveryResult under the row lock, which orders it
-// against AppendEvent: the backlog test reads the committed counter.
+// finishSet is the SET list that applies a delivery outcome to the
+// subscriptions row s, given SQL expressions for the outcome's values: the
+// one statement of the rule that finishSQL and finishBatchSQL share. The
+// backlog test reads the row's committed counter under its lock, which
+// orders it against AppendEvent. keepUS is the lease to keep in
+// microseconds (NULL: release).
+func finishSet(now, sent, handshaken, through, failed, next, keepUS string) string {
+	cursor := `greatest(s.delivered_through, least(` + through + `, s.last_event_number))`
+	return `delivered_through = ` + cursor + `,
+		failure_count = CASE WHEN ` + sent + ` THEN 0 WHEN ` + failed + ` THEN s.failure_count + 1 ELSE s.failure_count END,
+		last_sent_at = CASE WHEN ` + sent + ` THEN ` + now + ` ELSE s.last_sent_at END,
+		handshake_pending = s.handshake_pending AND NOT ` + handshaken + `,
+		due_at = CASE WHEN ` + sent + ` AND s.status <> 'off' AND ` + cursor + ` < s.last_event_number
+			THEN ` + now + ` ELSE ` + next + ` END,
+		lease_token = CASE WHEN ` + keepUS + ` IS NULL THEN NULL ELSE s.lease_token END,
+		lease_until = CASE WHEN ` + keepUS + ` IS NULL THEN NULL ELSE clock_timestamp() + ` + keepUS + ` * interval '1 microsecond' END`
+}
+
+// finishSQL applies a DeliveryResult under the row lock (finishSet).
 // $2 lease, $3 now, $4 sent, $5 handshaken, $6 delivered_through, $7 failed,
-// $8 next (NULL: none), $9 keep (NULL: release).
-const finishSQL = `UPDATE subscriptions SET
-		delivered_through = greatest(delivered_through, least($6::bigint, last_event_number)),
-		failure_count = CASE WHEN $4 THEN 0 WHEN $7 THEN failure_count + 1 ELSE failure_count END,
-		last_sent_at = CASE WHEN $4 THEN $3::timestamptz ELSE last_sent_at END,
-		handshake_pending = handshake_pending AND NOT $5,
-		due_at = CASE WHEN $4 AND status <> 'off'
-				AND greatest(delivered_through, least($6::bigint, last_event_number)) < last_event_number
-			THEN $3::timestamptz ELSE $8::timestamptz END,
-		lease_token = CASE WHEN $9::interval IS NULL THEN NULL ELSE lease_token END,
-		lease_until = CASE WHEN $9::interval IS NULL THEN NULL ELSE clock_timestamp() + $9::interval END
-	WHERE id = $1 AND lease_token = $2`
+// $8 next (NULL: none), $9 keep in microseconds (NULL: release).
+var finishSQL = `UPDATE subscriptions s SET ` +
+	finishSet(`$3::timestamptz`, `$4::bool`, `$5::bool`, `$6::bigint`, `$7::bool`, `$8::timestamptz`, `$9::bigint`) + `
+	WHERE s.id = $1 AND s.lease_token = $2`
 
 // finishLoggedSQL is finishSQL that also logs the attempt ($10…, in
 // attemptColumns order) when the lease was still held: the row count is
 // the INSERT's, which is the UPDATE's. One statement, so the log costs no
 // round trip.
-const finishLoggedSQL = `WITH finished AS (` + finishSQL + ` RETURNING id)
+var finishLoggedSQL = `WITH finished AS (` + finishSQL + ` RETURNING s.id)
 	INSERT INTO delivery_attempts (subscription_id, ` + attemptColumns + `)
 	SELECT id, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM finished`
 
@@ -397,15 +406,20 @@ func (s *Store) FinishDelivery(ctx context.Context, r store.DeliveryResult) erro
 // finishStatement is finishSQL, or finishLoggedSQL when r carries an
 // attempt, with its arguments.
 func finishStatement(r store.DeliveryResult) (string, []any) {
-	var keep *time.Duration
-	if r.KeepFor > 0 {
-		keep = &r.KeepFor
-	}
-	args := []any{r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken, r.DeliveredThrough, r.Failed, toNullTime(r.Next), keep}
+	args := []any{r.SubscriptionID, r.Lease, r.Now, r.Sent, r.Handshaken, r.DeliveredThrough, r.Failed, toNullTime(r.Next), keepMicros(r)}
 	if r.Attempt == nil {
 		return finishSQL, args
 	}
 	return finishLoggedSQL, append(args, attemptArgs(*r.Attempt)...)
+}
+
+// keepMicros is r's lease to keep in microseconds, nil to release it.
+func keepMicros(r store.DeliveryResult) *int64 {
+	if r.KeepFor <= 0 {
+		return nil
+	}
+	us := r.KeepFor.Microseconds()
+	return &us
 }
 
 func (t *tx) FinishDelivery(ctx context.Context, r store.DeliveryResult) error {

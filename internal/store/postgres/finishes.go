@@ -169,7 +169,7 @@ func (f *finisher) record(batch []*finishing) {
 	}
 }
 
-// finishBatchSQL is finishSQL and finishLoggedSQL for many outcomes, one per
+// finishBatchSQL is finishSQL and finishLoggedSQL (the same finishSet) for many outcomes, one per
 // Subscription ($1 holds distinct ids). locked takes the row locks in id
 // order, the order appenders use, and skips rows another transaction holds
 // (the caller records those alone). The attempts ($10…) are logged for the
@@ -183,16 +183,7 @@ var finishBatchSQL = `WITH input AS (
 	), locked AS (
 		SELECT id FROM subscriptions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE SKIP LOCKED
 	), finished AS (
-		UPDATE subscriptions s SET
-			delivered_through = greatest(s.delivered_through, least(i.through, s.last_event_number)),
-			failure_count = CASE WHEN i.sent THEN 0 WHEN i.failed THEN s.failure_count + 1 ELSE s.failure_count END,
-			last_sent_at = CASE WHEN i.sent THEN i.now ELSE s.last_sent_at END,
-			handshake_pending = s.handshake_pending AND NOT i.handshaken,
-			due_at = CASE WHEN i.sent AND s.status <> 'off'
-					AND greatest(s.delivered_through, least(i.through, s.last_event_number)) < s.last_event_number
-				THEN i.now ELSE i.next END,
-			lease_token = CASE WHEN i.keep_us IS NULL THEN NULL ELSE s.lease_token END,
-			lease_until = CASE WHEN i.keep_us IS NULL THEN NULL ELSE clock_timestamp() + i.keep_us * interval '1 microsecond' END
+		UPDATE subscriptions s SET ` + finishSet(`i.now`, `i.sent`, `i.handshaken`, `i.through`, `i.failed`, `i.next`, `i.keep_us`) + `
 		FROM input i
 		WHERE s.id = i.id AND s.lease_token = i.lease AND s.id IN (SELECT id FROM locked)
 		RETURNING s.id
@@ -232,12 +223,7 @@ func (f *finisher) exec(ctx context.Context, batch []*finishing) ([]finishOutcom
 		c.failed = append(c.failed, r.Failed)
 		c.through = append(c.through, r.DeliveredThrough)
 		c.next = append(c.next, toNullTime(r.Next))
-		var keep *int64
-		if r.KeepFor > 0 {
-			us := r.KeepFor.Microseconds()
-			keep = &us
-		}
-		c.keepUS = append(c.keepUS, keep)
+		c.keepUS = append(c.keepUS, keepMicros(r))
 		if a := r.Attempt; a != nil {
 			c.aIDs = append(c.aIDs, r.SubscriptionID)
 			c.aAt = append(c.aAt, a.At)
