@@ -372,6 +372,11 @@ func (e *Engine) startHandedOff(held int, tasks []store.DeliveryTask, leased tim
 		return
 	}
 	e.give(held - len(tasks))
+	if held > len(tasks) && e.full.Load() {
+		// The dispatcher found no free worker while these were held, and
+		// waits for a send to end, which may never come: claim again.
+		e.poke()
+	}
 }
 
 // admin is what the sends of a claim batch decide against: at least as

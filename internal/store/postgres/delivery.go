@@ -232,7 +232,8 @@ func (r claimEventRow) focus() *store.Version {
 // owner: every claim ranks every owner with due work, so it would take every
 // owner's lock anyway, and finding the owners first would cost a round trip.
 // Claims are short and few (one loop per instance), so they queue briefly;
-// finishes, releases and writes never take the lock.
+// finishes and releases never take the lock, and a write that hands its
+// Subscriptions off (handoff.go) only tries it, at its COMMIT, never waiting.
 const claimLockSQL = `SELECT pg_advisory_xact_lock(` + claimLockKey + `)`
 
 // claimLockKey is the claim lock's key: one per schema.

@@ -90,6 +90,14 @@ type handoffs struct {
 	handoffMu sync.Mutex
 	receiver  *store.HandoffReceiver // nil: none; a pointer, so stop can tell whose it is
 	claims    atomic.Int64           // ClaimDue calls, for tests
+	probe     *handoffProbe          // tests only
+}
+
+// handoffProbe is a query a test runs in a handing-off transaction, after
+// the hand-off and before COMMIT.
+type handoffProbe struct {
+	sql string
+	got func(int64)
 }
 
 // HandOffTo makes r the receiver of hand-offs until stop is called.
@@ -114,7 +122,7 @@ func (s *Store) newTxHandoff() *txHandoff {
 	if s.receiver == nil {
 		return nil
 	}
-	return &txHandoff{receiver: *s.receiver}
+	return &txHandoff{receiver: *s.receiver, probe: s.probe}
 }
 
 // txHandoff is what a transaction may hand off.
@@ -124,6 +132,7 @@ type txHandoff struct {
 	seen     map[string]bool
 	res      store.Reservation
 	tasks    *taskCollector
+	probe    *handoffProbe
 }
 
 func (t *tx) handingOff() bool { return t.handoff != nil }
@@ -163,6 +172,13 @@ func (h *txHandoff) prepare(q *lazyTx) {
 			return rows.Err()
 		}, handoffSQL, lease, h.res.Now, h.res.Slots, h.res.LeaseFor, max(h.res.EventsPerTask, 0), h.res.PerOwner,
 			int64(store.ClaimEventBytes), h.ids)
+		if p := h.probe; p != nil {
+			q.DeferQuery(func(rows pgx.Rows) error {
+				n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int64])
+				p.got(n)
+				return err
+			}, p.sql)
+		}
 	}
 	q.Defer(handoffWakeSQL, h.ids, lease)
 }

@@ -1,0 +1,257 @@
+package delivery_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/delivery"
+	"github.com/herald-fhir/herald/internal/publish"
+	"github.com/herald-fhir/herald/internal/resources"
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/pgtest"
+	"github.com/herald-fhir/herald/internal/store/postgres"
+	"github.com/herald-fhir/herald/internal/typerules"
+)
+
+// claimSpy is a PostgreSQL store that records which Subscriptions its
+// claims returned with events to send.
+type claimSpy struct {
+	*postgres.Store
+	mu      sync.Mutex
+	claimed map[string]int
+	calls   int
+}
+
+func newClaimSpy(st *postgres.Store) *claimSpy {
+	return &claimSpy{Store: st, claimed: map[string]int{}}
+}
+
+func (c *claimSpy) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor time.Duration, eventsPerTask, perOwner int) ([]store.DeliveryTask, error) {
+	tasks, err := c.Store.ClaimDue(ctx, now, limit, leaseFor, eventsPerTask, perOwner)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	for _, tk := range tasks {
+		if tk.Backlog() {
+			c.claimed[tk.State.ID]++
+		}
+	}
+	return tasks, err
+}
+
+func (c *claimSpy) claims() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+func (c *claimSpy) claimedEvents(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claimed[id]
+}
+
+// TestHandoffDeliversWithoutClaim: at light load (one write at a time,
+// each delivered and recorded before the next) every event of an idle
+// Subscription is leased by its write and sent by the engine it was handed
+// to: no claim ever brings one of them, and none runs after the handshake's.
+// A database of its own: a claim woken by another test's commit (the
+// wake-up channel is database-wide) would hold the free workers for a moment
+// and make a write fall back to the claim, which is correct but not what
+// this test looks at.
+func TestHandoffDeliversWithoutClaim(t *testing.T) {
+	t.Parallel()
+	pg, err := postgres.Open(t.Context(), pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
+	require.NoError(t, err)
+	t.Cleanup(pg.Close)
+	spy := newClaimSpy(pg)
+	e := newEnv(t, spy, func(c *delivery.Config) { c.Poll = time.Hour })
+	id := e.subscribe()
+	e.waitStatus(id, "active") // the handshake: claimed
+	before := spy.claims()
+	const writes = 10
+	for i := range writes {
+		e.encounter("enc-" + strconv.Itoa(i))
+		e.recv.waitFor(t, "event "+strconv.Itoa(i+1), func(got []delivered) bool { return len(ackedEvents(got)) == i+1 })
+		waitAcknowledged(t, spy, id, int64(i+1)) // and the lease ended: idle again
+	}
+	got := e.recv.all()
+	require.Equal(t, span(1, writes), ackedEvents(got))
+	require.Zero(t, spy.claimedEvents(id), "a claim brought events that their writes should have handed off")
+	claims := spy.claims() - before
+	t.Logf("claims while the %d events were written and delivered: %d", writes, claims)
+	require.LessOrEqual(t, claims, 1, "claims ran for events handed off (one may trail the handshake's send)")
+}
+
+// TestHandoffConcurrentWritersTwoInstances: two instances (two Stores on
+// one schema, each with its writers and its engine, both taking hand-offs
+// and claiming with a per-owner cap) and many concurrent writers, each
+// write firing for the same Subscriptions: every event is delivered once,
+// in order, with no gap.
+func TestHandoffConcurrentWritersTwoInstances(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	var stores []*claimSpy
+	for range 2 {
+		s, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(8))
+		require.NoError(t, err)
+		t.Cleanup(s.Close)
+		stores = append(stores, newClaimSpy(s))
+	}
+	a := newEnv(t, stores[0], func(c *delivery.Config) { c.Workers, c.MaxPerOwner = 4, 3 })
+	// Instance b: its own engine and writers, on the other Store.
+	cfgB := a.engineConfig(func(c *delivery.Config) { c.Workers, c.MaxPerOwner = 4, 3 })
+	cfgB.Store = stores[1]
+	engB := delivery.New(cfgB)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); engB.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	svcB := resources.New(resources.Config{Store: stores[1], BaseURL: baseURL,
+		OnWrite: []resources.WriteHook{(&publish.Publisher{Topics: a.lib, BaseURL: baseURL}).Hook},
+		Rules:   typerules.Rules(a.rules, a.lib)})
+
+	// Two Subscriptions per patient, each write firing for the two of its
+	// patient; writers
+	// take the patients in turn, so each Subscription's events come from
+	// every writer of both instances, sometimes idle, sometimes not.
+	const patients, writers, each = 4, 8, 12
+	ids := map[string]string{} // Subscription → its patient
+	for p := range patients {
+		for range 2 {
+			ids["/Subscription/"+a.subscribe(withPatientFilter("p"+strconv.Itoa(p)))] = "p" + strconv.Itoa(p)
+		}
+	}
+	for id := range ids {
+		a.waitStatus(strings.TrimPrefix(id, "/Subscription/"), "active")
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		svc := a.svc
+		if w%2 == 1 {
+			svc = svcB
+		}
+		wg.Go(func() {
+			for i := range each {
+				id := "enc-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+				patient := "p" + strconv.Itoa((w+i)%patients)
+				body := `{"resourceType":"Encounter","id":"` + id + `","status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/` + patient + `"}}`
+				if _, err := svc.Update(context.Background(), publisher, "Encounter", id, []byte(body), ""); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	const perPatient = writers * each / patients
+	got := a.recv.waitFor(t, "every event of every Subscription", func(got []delivered) bool {
+		return len(ackedEvents(got)) >= len(ids)*perPatient
+	})
+	per := map[string][]int64{}
+	notifications := 0
+	for _, d := range got {
+		if d.Bundle.Kind == "event-notification" {
+			sub := subscriptionOf(d)
+			per[sub] = append(per[sub], d.Bundle.Event...)
+			notifications++
+		}
+	}
+	require.Len(t, per, len(ids))
+	for sub, evs := range per {
+		require.Contains(t, ids, sub)
+		require.Equal(t, span(1, perPatient), evs, "%s: each event once, in order", sub)
+	}
+	claimed := 0
+	for _, s := range stores {
+		for id := range ids {
+			claimed += s.claimedEvents(strings.TrimPrefix(id, "/Subscription/"))
+		}
+	}
+	t.Logf("%d events per Subscription, %d Subscriptions; event notifications sent: %d, of which claimed: %d, handed off: %d",
+		perPatient, len(ids), notifications, claimed, notifications-claimed)
+}
+
+// withPatientFilter filters the Subscription on Encounter?patient=Patient/p.
+func withPatientFilter(p string) func(map[string]any) {
+	return func(m map[string]any) {
+		m["_criteria"] = map[string]any{"extension": []any{map[string]any{
+			"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria", "valueString": "Encounter?patient=Patient/" + p}}}
+	}
+}
+
+// TestReserveHoldsFreeWorkers: the engine reserves only free workers for a
+// hand-off, none while it is not running, and a reservation's Start frees
+// the workers it does not use.
+func TestReserveHoldsFreeWorkers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, storeMemory())
+	eng := delivery.New(e.engineConfig(func(c *delivery.Config) { c.Workers, c.Poll = 2, time.Hour }))
+	require.Zero(t, eng.Reserve(1).Slots, "reserved before Run")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eng.Run(ctx) }()
+	var r store.Reservation
+	deadline := time.Now().Add(10 * time.Second)
+	for r = eng.Reserve(5); r.Slots == 0; r = eng.Reserve(5) { // Run's first claim holds the workers for a moment
+		require.True(t, time.Now().Before(deadline), "no worker free")
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	if r.Slots == 1 { // the first claim still held the other
+		for r2 := eng.Reserve(1); r2.Slots == 0; r2 = eng.Reserve(1) {
+			require.True(t, time.Now().Before(deadline), "no worker free")
+			time.Sleep(time.Millisecond)
+		}
+	}
+	require.Zero(t, eng.Reserve(1).Slots, "reserved a busy worker")
+	r.Start(nil)
+	r = eng.Reserve(1)
+	require.Equal(t, 1, r.Slots, "the unused reservation was not freed")
+	cancel()
+	<-done
+	require.Zero(t, eng.Reserve(1).Slots, "reserved after Run ended")
+}
+
+// TestHandoffAfterStopReleasesTheLease: tasks handed to an engine that
+// stopped since it reserved workers are not sent; their leases are
+// released, so a claim takes them at once.
+func TestHandoffAfterStopReleasesTheLease(t *testing.T) {
+	t.Parallel()
+	st := pgtest.New(t)
+	e := newEnv(t, st, func(c *delivery.Config) { c.Poll = time.Hour })
+	id := e.subscribe()
+	e.waitStatus(id, "active")
+	e.halt()
+
+	eng := delivery.New(e.engineConfig(func(c *delivery.Config) { c.Poll = time.Hour }))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eng.Run(ctx) }()
+	var r store.Reservation
+	deadline := time.Now().Add(10 * time.Second)
+	for r = eng.Reserve(1); r.Slots == 0; r = eng.Reserve(1) {
+		require.True(t, time.Now().Before(deadline), "no worker free")
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	cancel()
+	<-done
+	// A write whose commit leased the Subscription for this engine, as the
+	// hand-off does (here by a claim: the engine no longer takes hand-offs).
+	e.encounter("enc-1")
+	tasks, err := st.ClaimDue(context.Background(), time.Now(), 1, time.Hour, 10, 0)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	r.Start(tasks)
+	tasks, err = st.ClaimDue(context.Background(), time.Now(), 1, time.Hour, 10, 0)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1, "the lease handed to a stopped engine was not released")
+	require.Equal(t, id, tasks[0].State.ID)
+	require.Equal(t, []int64{1}, []int64{tasks[0].Events[0].Number})
+	require.Empty(t, e.recv.acked()[1:], "the stopped engine sent")
+}
