@@ -2,9 +2,11 @@ package delivery_test
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,19 +76,31 @@ func TestHandoffDeliversWithoutClaim(t *testing.T) {
 	e := newEnv(t, spy, func(c *delivery.Config) { c.Poll = time.Hour })
 	id := e.subscribe()
 	e.waitStatus(id, "active") // the handshake: claimed
-	before := spy.claims()
+	warmUp(t, e, spy, id)
+	before, claimedBefore := spy.claims(), spy.claimedEvents(id)
 	const writes = 10
 	for i := range writes {
 		e.encounter("enc-" + strconv.Itoa(i))
-		e.recv.waitFor(t, "event "+strconv.Itoa(i+1), func(got []delivered) bool { return len(ackedEvents(got)) == i+1 })
-		waitAcknowledged(t, spy, id, int64(i+1)) // and the lease ended: idle again
+		e.recv.waitFor(t, "event "+strconv.Itoa(i+2), func(got []delivered) bool { return len(ackedEvents(got)) == i+2 })
+		waitAcknowledged(t, spy, id, int64(i+2)) // and the lease ended: idle again
 	}
 	got := e.recv.all()
-	require.Equal(t, span(1, writes), ackedEvents(got))
-	require.Zero(t, spy.claimedEvents(id), "a claim brought events that their writes should have handed off")
+	require.Equal(t, span(1, writes+1), ackedEvents(got))
+	require.Equal(t, claimedBefore, spy.claimedEvents(id), "a claim brought events that their writes should have handed off")
 	claims := spy.claims() - before
 	t.Logf("claims while the %d events were written and delivered: %d", writes, claims)
 	require.LessOrEqual(t, claims, 1, "claims ran for events handed off (one may trail the handshake's send)")
+}
+
+// warmUp writes one event and waits until it is delivered and recorded:
+// after that the engine is idle, its start-up and the handshake's claims
+// over (a claim that is running holds the free workers, and a write meanwhile
+// leaves its event to the claim).
+func warmUp(t *testing.T, e *env, st store.Store, id string) {
+	t.Helper()
+	e.encounter("enc-warm-up")
+	e.recv.waitFor(t, "the warm-up event", func(got []delivered) bool { return len(ackedEvents(got)) == 1 })
+	waitAcknowledged(t, st, id, 1)
 }
 
 // TestHandoffConcurrentWritersTwoInstances: two instances (two Stores on
@@ -211,8 +225,10 @@ func TestReserveHoldsFreeWorkers(t *testing.T) {
 	}
 	require.Zero(t, eng.Reserve(1).Slots, "reserved a busy worker")
 	r.Start(nil)
-	r = eng.Reserve(1)
-	require.Equal(t, 1, r.Slots, "the unused reservation was not freed")
+	for r = eng.Reserve(1); r.Slots == 0; r = eng.Reserve(1) { // a claim the release woke may hold them a moment
+		require.True(t, time.Now().Before(deadline), "the unused reservation was not freed")
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
 	cancel()
 	<-done
 	require.Zero(t, eng.Reserve(1).Slots, "reserved after Run ended")
@@ -254,4 +270,37 @@ func TestHandoffAfterStopReleasesTheLease(t *testing.T) {
 	require.Equal(t, id, tasks[0].State.ID)
 	require.Equal(t, []int64{1}, []int64{tasks[0].Events[0].Number})
 	require.Empty(t, e.recv.acked()[1:], "the stopped engine sent")
+}
+
+// TestHandedOffSendStoppedByShutdown: an engine that stops while it sends a
+// handed-off Subscription (past its drain time) releases the lease, and
+// another engine sends the event at once, long before the lease would end.
+func TestHandedOffSendStoppedByShutdown(t *testing.T) {
+	t.Parallel()
+	pg, err := postgres.Open(t.Context(), pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
+	require.NoError(t, err)
+	t.Cleanup(pg.Close)
+	spy := newClaimSpy(pg)
+	e := newEnv(t, spy, func(c *delivery.Config) { c.Poll, c.Drain, c.Lease = time.Hour, 100*time.Millisecond, time.Minute })
+	var hang atomic.Bool
+	e.recv.setAnswer(func(n int, d delivered) int {
+		if d.Bundle.Kind == "event-notification" && hang.Load() {
+			return 0
+		}
+		return http.StatusOK
+	})
+	id := e.subscribe(withChannelExtension("timeout", 30))
+	e.waitStatus(id, "active")
+	warmUp(t, e, spy, id)
+	claimed := spy.claimedEvents(id)
+	hang.Store(true)
+	e.encounter("enc-1")
+	e.recv.waitFor(t, "the event in flight", func(got []delivered) bool { return len(got) >= 3 })
+	require.Equal(t, claimed, spy.claimedEvents(id), "the event was claimed, not handed off")
+	e.halt()
+	hang.Store(false)
+	e.start(func(c *delivery.Config) { c.Poll, c.Lease = time.Hour, time.Minute })
+	got := e.recv.waitFor(t, "the event sent again", func(got []delivered) bool { return len(ackedEvents(got)) == 2 })
+	require.Equal(t, []int64{1, 2}, ackedEvents(got))
+	require.Equal(t, claimed+1, spy.claimedEvents(id), "the released Subscription was not claimed by the next engine")
 }
