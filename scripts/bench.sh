@@ -38,7 +38,7 @@
 #   BENCH_DELIVERY=0  skip the delivery phases (and the sweep).
 #   BENCH_SEARCH=0    skip the search phase. BENCH_SEARCH_RESOURCES (default
 #                     1000000, issue 14) is how many resources it loads and searches
-#                     over, as records of 25 (a Patient and 24 Observations, stamped
+#                     over, as records of 100 (a Patient, 3 Encounters and 96 Observations, stamped
 #                     and keyed by Herald's own code and written by COPY: herald-load
 #                     -bulk-seed; BENCH_SEARCH_BULK=0 POSTs them as transaction Bundles
 #                     through the write path instead); a laptop or CI sets it smaller.
@@ -615,15 +615,15 @@ if [[ -n $profile_pid ]]; then
 fi
 
 # --- search (issue 14) ----------------------------------------------------------
-# herald-load writes BENCH_SEARCH_SEED transaction Bundles (a Patient and 24
-# Observations each; 40000 makes the issue's million resources) and prints
+# herald-load writes BENCH_SEARCH_SEED records (a Patient, 3 Encounters and 96
+# Observations each; 10000 makes the issue's million resources) and prints
 # the load time; after an ANALYZE (what autovacuum does in time), it runs a
 # subscriber's queries over random Patients' records at the run's clients.
 # The search index's size per resource follows.
 if [[ $status == 0 && ${BENCH_SEARCH:-1} != 0 ]]; then
-	search_seed=${BENCH_SEARCH_SEED:-$(((${BENCH_SEARCH_RESOURCES:-1000000} + 24) / 25))}
+	search_seed=${BENCH_SEARCH_SEED:-$(((${BENCH_SEARCH_RESOURCES:-1000000} + 99) / 100))}
 	echo
-	echo "== search (herald-load phase search over $search_seed Patients' records, $((search_seed * 25)) resources)"
+	echo "== search (herald-load phase search over $search_seed Patients' records, $((search_seed * 100)) resources)"
 	search_load() {
 		HERALD_LOAD_SECRET=$secret "$tmp/herald-load" \
 			-url "http://127.0.0.1:$port/fhir" \

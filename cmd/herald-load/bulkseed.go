@@ -14,17 +14,17 @@ import (
 )
 
 // A bulk seed writes the search phase's records straight into the
-// server's PostgreSQL database: the same Patients and Observations a
-// transaction Bundle holds (the Observations' subject already the
-// Patient's id, as the transaction resolves it), each read, stamped,
+// server's PostgreSQL database: the same Patients, Encounters and
+// Observations a record's transaction Bundle holds (their references
+// already resource ids, as the transaction resolves them), each read, stamped,
 // placed in its compartment and given its search keys by the server's own
 // code (resources.Service.Seed), then written with COPY
 // (postgres.Store.BulkCreate). It skips HTTP, authorization, transactions
 // and topic evaluation, which made the seeding the slow part of a search
 // benchmark (a million resources took 1,050 s through POST /fhir).
 
-// bulkBundlesPerCopy is how many Bundles' resources one COPY writes.
-const bulkBundlesPerCopy = 200
+// bulkBundlesPerCopy is how many records (5,000 resources) one COPY writes.
+const bulkBundlesPerCopy = 50
 
 func (g *generator) bulkSeed(ctx context.Context, databaseURL string, n int, stdout io.Writer) error {
 	st, err := postgres.Open(ctx, databaseURL)
@@ -88,30 +88,23 @@ func (g *generator) bulkSeed(ctx context.Context, databaseURL string, n int, std
 	d := time.Since(start)
 	done := int(written.Load())
 	fmt.Fprintf(stdout, "search: seeded %d Patients with %d resources in %.1f s (%.0f resources/s) by COPY\n",
-		done, done*resourcesPerTransaction, d.Seconds(), float64(done*resourcesPerTransaction)/d.Seconds())
+		done, done*resourcesPerRecord, d.Seconds(), float64(done*resourcesPerRecord)/d.Seconds())
 	return first
 }
 
-// seedRecord is one transaction Bundle's resources as the server would
-// store them: a Patient and observationsPerTransaction Observations of it.
+// seedRecord is one search record's resources as the server would store
+// them, and its Patient's id.
 func seedRecord(svc *resources.Service, w *worker) ([]store.Version, string, error) {
 	now := time.Now()
-	id := newUUID(w.rng)
-	vs := make([]store.Version, 0, resourcesPerTransaction)
-	v, err := svc.Seed("Patient", id, appendPatient(nil, w.rng), now)
+	vs := make([]store.Version, 0, resourcesPerRecord)
+	ref := func(typ, id string) string { return typ + "/" + id }
+	err := appendRecord(w, ref, func(r recordResource) error {
+		v, err := svc.Seed(r.typ, r.id, r.body, now)
+		vs = append(vs, v)
+		return err
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	vs = append(vs, v)
-	visit := randomVisit(w.rng)
-	for i := range observationsPerTransaction {
-		kind := observationKinds[i%len(observationKinds)]
-		w.buf = appendObservation(w.buf[:0], w.rng, kind, "Patient/"+id, visit)
-		v, err := svc.Seed("Observation", newUUID(w.rng), w.buf, now)
-		if err != nil {
-			return nil, "", err
-		}
-		vs = append(vs, v)
-	}
-	return vs, id, nil
+	return vs, vs[0].ID, nil
 }

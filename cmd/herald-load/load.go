@@ -20,6 +20,8 @@ import (
 type worker struct {
 	rng *rand.Rand
 	buf []byte
+	// bundle holds a Bundle while buf holds each of its resources in turn.
+	bundle []byte
 }
 
 // outcome is the result of one request: a status (0 when the transport
@@ -27,6 +29,7 @@ type worker struct {
 type outcome struct {
 	status int
 	err    string
+	kind   string // which request of a mix, when the phase reports each
 }
 
 func (o outcome) ok() bool { return o.status >= 200 && o.status < 300 }
@@ -211,6 +214,12 @@ func runPhase(ctx context.Context, phase string, c int, warmup, d time.Duration,
 	r := &result{phase: phase, warmup: warmup, elapsed: elapsed, errorKinds: map[string]int{}, cpu: cpuUsage(cpu, before, after, elapsed)}
 	for _, p := range per {
 		r.lat = append(r.lat, p.lat...)
+		for k, lat := range p.byKind {
+			if r.byKind == nil {
+				r.byKind = map[string][]time.Duration{}
+			}
+			r.byKind[k] = append(r.byKind[k], lat...)
+		}
 		r.errors += p.errors
 		for k, n := range p.errorKinds {
 			r.errorKinds[k] += n
@@ -222,6 +231,9 @@ func runPhase(ctx context.Context, phase string, c int, warmup, d time.Duration,
 		}
 	}
 	slices.Sort(r.lat)
+	for _, lat := range r.byKind {
+		slices.Sort(lat)
+	}
 	return r
 }
 
@@ -229,6 +241,7 @@ func runPhase(ctx context.Context, phase string, c int, warmup, d time.Duration,
 // so that recording takes no lock.
 type perWorker struct {
 	lat        []time.Duration
+	byKind     map[string][]time.Duration // when outcomes name their kind
 	errors     int
 	errorKinds map[string]int
 	samples    []string
@@ -236,6 +249,12 @@ type perWorker struct {
 
 func (p *perWorker) record(lat time.Duration, o outcome) {
 	p.lat = append(p.lat, lat)
+	if o.kind != "" {
+		if p.byKind == nil {
+			p.byKind = map[string][]time.Duration{}
+		}
+		p.byKind[o.kind] = append(p.byKind[o.kind], lat)
+	}
 	if o.ok() {
 		return
 	}

@@ -66,6 +66,7 @@ type options struct {
 	seed         int
 	searchSeed   int
 	bulkSeedDB   string // with searchSeed: seed by COPY into this database
+	searchOnly   string // comma-separated query names; empty: all of them
 	timeout      time.Duration
 	readyTimeout time.Duration
 	maxErrorRate float64
@@ -87,9 +88,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	c := fs.Int("c", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "measured time per phase")
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded warm-up per phase")
-	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, transaction (30 KB Bundles of a Patient and Observations), search (issue 14 queries over those records), delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
+	phases := fs.String("phases", "create,read", "comma-separated phases to run, in order: create, read, transaction (30 KB Bundles of a Patient and Observations), search (issue 14 queries over Patients' records), delivery (end-to-end notification latency), fanout (notifications/s to many Subscriptions)")
 	seed := fs.Int("seed", 1000, "Patients to create before a read phase when no create phase ran")
-	searchSeed := fs.Int("search-seed", 400, "transaction Bundles (a Patient and 24 Observations each) to write before a search phase when no transaction phase ran; 0: search the Patients the server holds")
+	searchSeed := fs.Int("search-seed", 400, "records (a Patient, 3 Encounters and 96 Observations each) to write before a search phase; 0: search the Patients the server holds")
+	searchOnly := fs.String("search-queries", "", "search phase: comma-separated names of the queries to run (encounter-status, code-date-sorted, include, total-accurate, revinclude); default all, in equal shares")
 	bulkSeedDB := fs.String("bulk-seed", "", "PostgreSQL `URL` of the server's database: write -search-seed's records into it directly (COPY, through the server's own stamping and search-key code) instead of POSTing transaction Bundles; the server must use this database and -url as its base")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	readyTimeout := fs.Duration("ready-timeout", 0, "first wait up to this long for GET /readyz to answer 200 (0: don't wait)")
@@ -106,7 +108,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	o := options{
 		token: *token, concurrency: *c, duration: *duration, warmup: *warmup,
-		seed: *seed, searchSeed: *searchSeed, bulkSeedDB: *bulkSeedDB, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
+		seed: *seed, searchSeed: *searchSeed, bulkSeedDB: *bulkSeedDB, searchOnly: *searchOnly, timeout: *timeout, readyTimeout: *readyTimeout, maxErrorRate: *maxErr,
 		delivery: dl, tag: *tag,
 	}
 	dl.secret = *secret
@@ -162,9 +164,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 		// Long enough for every phase, short enough not to matter if it leaks;
 		// a search phase's seeding (a million resources took 11 minutes on a
-		// busy machine, and the token expired) gets 100 ms per Bundle more.
+		// busy machine, and the token expired) gets 400 ms per record more.
 		ttl := time.Duration(len(o.phases))*(o.warmup+o.duration+o.timeout) + 10*time.Minute +
-			time.Duration(o.searchSeed)*seedTimePerBundle
+			time.Duration(o.searchSeed)*seedTimePerRecord
 		o.token, err = auth.MintHS256([]byte(*secret), auth.MintClaims{ClientID: "herald-load", Scope: "system/*.cruds", TTL: ttl})
 		if err != nil {
 			return o, err
@@ -253,7 +255,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return 1, fmt.Errorf("search: %w", err)
 			}
-			w = g.searcher(ids)
+			queries, err := selectQueries(o.searchOnly)
+			if err != nil {
+				return 1, fmt.Errorf("-search-queries: %w", err)
+			}
+			if err := g.checkSearches(ctx, queries, ids[0]); err != nil {
+				return 1, fmt.Errorf("search: %w", err)
+			}
+			w = g.searcher(queries, ids)
 		case "read":
 			if !created && len(g.ids.list()) == 0 {
 				fmt.Fprintf(stdout, "seeding %d Patients for the read phase…\n", o.seed)

@@ -86,7 +86,7 @@ func newServer(t *testing.T) *httptest.Server {
 		Auth:         v,
 		Ready:        st,
 		BaseURL:      "http://" + srv.Listener.Addr().String() + "/fhir",
-		MaxBodyBytes: 64 << 10,
+		MaxBodyBytes: 256 << 10, // a search record is a 128 KB transaction
 	})
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -16,7 +16,8 @@ type result struct {
 	phase      string
 	warmup     time.Duration
 	elapsed    time.Duration
-	lat        []time.Duration // sorted
+	lat        []time.Duration            // sorted
+	byKind     map[string][]time.Duration // sorted, per request kind of a mix
 	errors     int
 	errorKinds map[string]int
 	samples    []string
@@ -80,6 +81,16 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", r.requests(), r.errors, r.rps(), ms(r.mean()),
 		ms(percentile(r.lat, 0.50)), ms(percentile(r.lat, 0.90)), ms(percentile(r.lat, 0.99)), ms(percentile(r.lat, 1)))
 	tw.Flush()
+	if len(r.byKind) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "of which\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+		for _, k := range slices.Sorted(maps.Keys(r.byKind)) {
+			lat := r.byKind[k]
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", k, len(lat),
+				ms(percentile(lat, 0.50)), ms(percentile(lat, 0.90)), ms(percentile(lat, 0.99)), ms(percentile(lat, 1)))
+		}
+		tw.Flush()
+	}
 	if r.resourcesPerRequest > 0 {
 		fmt.Fprintf(w, "resources/s: %.1f (%d per request)\n", r.resourcesPerSecond(), r.resourcesPerRequest)
 	}

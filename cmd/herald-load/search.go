@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,29 +16,93 @@ import (
 )
 
 // Phase search runs the queries a subscriber sends after an id-only
-// notification (issue 14), each over one random Patient's record written
-// by transaction Bundles: a code, a category sorted by date, a total, a
-// reverse include and an Encounter status. Without a transaction phase
-// before it, it first seeds searchSeed Bundles, unmeasured, and prints how
+// notification (issue 14), each over one random Patient's record
+// (record.go): an Encounter status, a code in a date range sorted by date,
+// an _include, a total, and a reverse include. Without a transaction phase
+// before it, it first seeds searchSeed records, unmeasured, and prints how
 // long that took; with -search-seed 0 it searches the Patients the server
-// already holds (written by an earlier run).
+// already holds (written by an earlier run). Before measuring, it checks
+// that every query matches something in the first Patient's record, so
+// that a benchmark of empty answers cannot pass for a fast one.
 
-// searchQueries are the measured queries; %s is a Patient id.
-var searchQueries = []string{
-	"Observation?patient=Patient/%s&code=http://loinc.org|8867-4&_count=20",
-	"Observation?patient=Patient/%s&category=laboratory&date=ge2000-01-01&_sort=-date&_count=20",
-	"Observation?patient=Patient/%s&_total=accurate&_count=1",
-	"Patient?_id=%s&_revinclude=Observation:subject",
-	"Encounter?patient=Patient/%s&status=in-progress",
+// searchQuery is one measured query; %s in its format is a Patient id.
+type searchQuery struct{ name, format string }
+
+var searchQueries = []searchQuery{
+	{"encounter-status", "Encounter?patient=Patient/%s&status=in-progress"},
+	{"code-date-sorted", "Observation?patient=Patient/%s&code=http://loinc.org|8867-4&date=ge2020-01-01&_sort=-date&_count=20"},
+	{"include", "Observation?patient=Patient/%s&category=laboratory&_include=Observation:encounter&_count=20"},
+	{"total-accurate", "Observation?patient=Patient/%s&_total=accurate&_count=20"},
+	{"revinclude", "Patient?_id=%s&_revinclude=Encounter:subject"},
 }
 
-// searcher returns the phase's work over the Patients in ids.
-func (g *generator) searcher(ids []string) workFunc {
+// selectQueries are the queries named in the comma-separated list names,
+// or all of them when it is empty.
+func selectQueries(names string) ([]searchQuery, error) {
+	if names == "" {
+		return searchQueries, nil
+	}
+	var out []searchQuery
+	for _, name := range strings.Split(names, ",") {
+		i := slices.IndexFunc(searchQueries, func(q searchQuery) bool { return q.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no query is named %q", name)
+		}
+		out = append(out, searchQueries[i])
+	}
+	return out, nil
+}
+
+// searcher returns the phase's work: queries over the Patients in ids.
+func (g *generator) searcher(queries []searchQuery, ids []string) workFunc {
 	return func(ctx context.Context, w *worker) outcome {
 		id := ids[w.rng.IntN(len(ids))]
-		q := fmt.Sprintf(searchQueries[w.rng.IntN(len(searchQueries))], url.PathEscape(id))
-		return g.get(ctx, g.base+"/"+q)
+		q := queries[w.rng.IntN(len(queries))]
+		o := g.get(ctx, g.base+"/"+fmt.Sprintf(q.format, url.PathEscape(id)))
+		o.kind = q.name
+		return o
 	}
+}
+
+// checkSearches runs each query once over the Patient id and fails unless
+// each matches at least one resource.
+func (g *generator) checkSearches(ctx context.Context, queries []searchQuery, id string) error {
+	for _, q := range queries {
+		u := g.base + "/" + fmt.Sprintf(q.format, url.PathEscape(id))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", g.auth)
+		resp, err := g.client.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", q.name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: GET %s: %d %s", q.name, u, resp.StatusCode, clipBody(body))
+		}
+		if matches(body) == 0 {
+			return fmt.Errorf("%s: GET %s matched nothing in the Patient's record", q.name, u)
+		}
+	}
+	return nil
+}
+
+// matches counts a search Bundle's entries of search mode match.
+func matches(body []byte) int {
+	page, err := strictjson.Parse(body)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range page.Get("entry").Itemized() {
+		if mode, _ := e.Get("search").Get("mode").String(); mode == "match" {
+			n++
+		}
+	}
+	return n
 }
 
 // get GETs a URL and reads the whole answer, which is part of the latency.
@@ -62,12 +128,12 @@ func (g *generator) get(ctx context.Context, u string) outcome {
 	return outcome{status: resp.StatusCode}
 }
 
-// seedTimePerBundle is what the token's lifetime allows for each Bundle
+// seedTimePerRecord is what the token's lifetime allows for each record
 // seeded: several times what a busy 2-core machine took.
-const seedTimePerBundle = 100 * time.Millisecond
+const seedTimePerRecord = 400 * time.Millisecond
 
-// seedRecords writes n transaction Bundles with c workers, unmeasured,
-// and prints the load time and how many were written.
+// seedRecords writes n records as transaction Bundles with c workers,
+// unmeasured, and prints the load time and how many were written.
 func (g *generator) seedRecords(ctx context.Context, c, n int, stdout io.Writer) error {
 	start := time.Now()
 	jobs := make(chan struct{})
@@ -77,7 +143,7 @@ func (g *generator) seedRecords(ctx context.Context, c, n int, stdout io.Writer)
 		go func() {
 			w := newWorker(1000 + i)
 			for range jobs {
-				if o := g.transaction(ctx, w); !o.ok() {
+				if o := g.recordTransaction(ctx, w); !o.ok() {
 					errs <- fmt.Errorf("seed transaction: %s", o.describe())
 					for range jobs {
 					}
@@ -104,8 +170,20 @@ func (g *generator) seedRecords(ctx context.Context, c, n int, stdout io.Writer)
 	d := time.Since(start)
 	done := int(written.Load()) // what was written, not what was asked for
 	fmt.Fprintf(stdout, "search: seeded %d Patients with %d resources in %.1f s (%.0f resources/s)\n",
-		done, done*resourcesPerTransaction, d.Seconds(), float64(done*resourcesPerTransaction)/d.Seconds())
+		done, done*resourcesPerRecord, d.Seconds(), float64(done*resourcesPerRecord)/d.Seconds())
 	return first
+}
+
+// recordTransaction POSTs one record as a transaction Bundle and keeps its
+// Patient for the searches.
+func (g *generator) recordTransaction(ctx context.Context, w *worker) outcome {
+	w.bundle = appendRecordTransaction(w.bundle[:0], w)
+	return g.roundTrip(ctx, http.MethodPost, g.base, w.bundle, http.StatusOK, func(resp *http.Response, body []byte) outcome {
+		if id := patientFromResponse(body); id != "" {
+			g.records.add(id)
+		}
+		return outcome{status: resp.StatusCode}
+	})
 }
 
 // patientFromResponse is the Patient id of a transaction's answer: its
@@ -123,11 +201,12 @@ func patientFromResponse(body []byte) string {
 	return ""
 }
 
-// discoverPatients pages through GET /Patient for up to n ids, for a
-// search phase run against records an earlier herald-load wrote.
+// discoverPatients pages through the in-progress Encounters for up to n
+// of their Patients: the records an earlier herald-load wrote (each has
+// one), for a search phase run against them.
 func (g *generator) discoverPatients(ctx context.Context, n int) ([]string, error) {
 	var ids []string
-	next := g.base + "/Patient?_count=1000"
+	next := g.base + "/Encounter?status=in-progress&_count=1000"
 	for next != "" && len(ids) < n {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
 		if err != nil {
@@ -141,7 +220,7 @@ func (g *generator) discoverPatients(ctx context.Context, n int) ([]string, erro
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET Patient: %d %s", resp.StatusCode, clipBody(body))
+			return nil, fmt.Errorf("GET Encounter: %d %s", resp.StatusCode, clipBody(body))
 		}
 		page, err := strictjson.Parse(body)
 		if err != nil {
@@ -154,7 +233,8 @@ func (g *generator) discoverPatients(ctx context.Context, n int) ([]string, erro
 			}
 		}
 		for _, e := range page.Get("entry").Itemized() {
-			if id, ok := e.Get("resource").Get("id").String(); ok {
+			ref, _ := e.Get("resource").Get("subject").Get("reference").String()
+			if id, ok := strings.CutPrefix(ref, "Patient/"); ok {
 				ids = append(ids, id)
 			}
 		}
@@ -163,8 +243,7 @@ func (g *generator) discoverPatients(ctx context.Context, n int) ([]string, erro
 }
 
 // searchPatients are the Patients a search phase searches: those this run
-// wrote by transaction, else newly seeded ones, else (-search-seed 0) the
-// server's.
+// seeded, else (-search-seed 0) the server's.
 func (g *generator) searchPatients(ctx context.Context, o options, stdout io.Writer) ([]string, error) {
 	if ids := g.records.list(); len(ids) > 0 {
 		return ids, nil

@@ -25,14 +25,7 @@ const (
 // response (the written resources) is part of the latency.
 func (g *generator) transaction(ctx context.Context, w *worker) outcome {
 	w.buf = appendTransaction(w.buf[:0], w.rng)
-	// The whole response (the written resources) is part of the latency;
-	// its first entry names the Patient, for a search phase after.
-	return g.roundTrip(ctx, http.MethodPost, g.base, w.buf, http.StatusOK, func(resp *http.Response, body []byte) outcome {
-		if id := patientFromResponse(body); id != "" {
-			g.records.add(id)
-		}
-		return outcome{status: resp.StatusCode}
-	})
+	return g.roundTrip(ctx, http.MethodPost, g.base, w.buf, http.StatusOK, nil)
 }
 
 // appendTransaction appends a transaction Bundle: a Patient, then
@@ -47,7 +40,7 @@ func appendTransaction(b []byte, rng *rand.Rand) []byte {
 		// Every kind in turn, so each Bundle holds the whole panel.
 		kind := observationKinds[i%len(observationKinds)]
 		b = appendEntry(b, "urn:uuid:"+newUUID(rng), "Observation", func(b []byte) []byte {
-			return appendObservation(b, rng, kind, patient, visit)
+			return appendObservation(b, rng, kind, patient, "", visit)
 		})
 	}
 	return append(b, "]}"...)
@@ -123,8 +116,9 @@ var observationKinds = []quantityKind{
 
 var categoryDisplay = map[string]string{vitalSigns: "Vital Signs", laboratory: "Laboratory"}
 
-// appendObservation appends a final Observation of kind about subject.
-func appendObservation(b []byte, rng *rand.Rand, kind quantityKind, subject string, v visit) []byte {
+// appendObservation appends a final Observation of kind about subject,
+// taken during encounter unless that is empty.
+func appendObservation(b []byte, rng *rand.Rand, kind quantityKind, subject, encounter string, v visit) []byte {
 	b = append(b, `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"`...)
 	b = append(b, kind.category...)
 	b = append(b, `","display":"`...)
@@ -135,6 +129,10 @@ func appendObservation(b []byte, rng *rand.Rand, kind quantityKind, subject stri
 	b = appendLOINC(b, kind)
 	b = append(b, `,"subject":{"reference":"`...)
 	b = append(b, subject...)
+	if encounter != "" {
+		b = append(b, `"},"encounter":{"reference":"`...)
+		b = append(b, encounter...)
+	}
 	b = append(b, `"},"effectiveDateTime":"`...)
 	b = append(b, v.effective...)
 	b = append(b, `","issued":"`...)

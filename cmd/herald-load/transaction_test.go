@@ -32,6 +32,59 @@ func TestGeneratedResourcesAreValidR4(t *testing.T) {
 			requireHeraldValid(t, e.Resource)
 		}
 	}
+	w := newWorker(7)
+	for range 2 {
+		record := appendRecordTransaction(nil, w)
+		fhirtest.RequireValidR4(t, record)
+		requireHeraldValid(t, record)
+		for _, e := range transactionEntries(t, record) {
+			fhirtest.RequireValidR4(t, e.Resource)
+			requireHeraldValid(t, e.Resource)
+		}
+	}
+}
+
+// A search record is a Patient, then each stay's Encounter and its
+// Observations, which refer to both; only the last stay is in progress.
+func TestRecordShape(t *testing.T) {
+	record := appendRecordTransaction(nil, newWorker(8))
+	require.InDelta(t, recordTransactionSize, len(record), 16<<10)
+	entries := transactionEntries(t, record)
+	require.Len(t, entries, resourcesPerRecord)
+	require.Equal(t, 100, resourcesPerRecord, "a million resources are 10,000 Patients")
+	require.Equal(t, "Patient", entries[0].Request.URL)
+	var encounters []string
+	var inProgress, codes int
+	for _, e := range entries[1:] {
+		require.Equal(t, "POST", e.Request.Method)
+		var r struct {
+			Status    string
+			Subject   struct{ Reference string }
+			Encounter struct{ Reference string }
+			Code      struct {
+				Coding []struct{ Code string }
+			}
+		}
+		require.NoError(t, json.Unmarshal(e.Resource, &r))
+		require.Equal(t, entries[0].FullURL, r.Subject.Reference)
+		switch e.Request.URL {
+		case "Encounter":
+			encounters = append(encounters, e.FullURL)
+			if r.Status == "in-progress" {
+				inProgress++
+			}
+		case "Observation":
+			require.Equal(t, encounters[len(encounters)-1], r.Encounter.Reference, "taken during the stay before it")
+			if r.Code.Coding[0].Code == "8867-4" {
+				codes++
+			}
+		default:
+			t.Fatalf("unexpected %s", e.Request.URL)
+		}
+	}
+	require.Len(t, encounters, staysPerRecord)
+	require.Equal(t, 1, inProgress)
+	require.Equal(t, 2*staysPerRecord, codes, "the heart rate twice per stay")
 }
 
 func TestTransactionBundleShape(t *testing.T) {
@@ -106,9 +159,10 @@ func TestTransactionPhaseAgainstHerald(t *testing.T) {
 	require.Regexp(t, `BENCH phase=transaction c=2 .* errors=0 .* resources_per_request=25 resources_per_s=[0-9.]+`, stdout.String())
 }
 
-// TestSearchPhaseAgainstHerald: the search phase seeds records when no
-// transaction phase ran, reports its load time, and runs every query
-// without an error; after a transaction phase it searches those records.
+// TestSearchPhaseAgainstHerald: the search phase seeds records, reports
+// its load time, checks that every query matches, and runs every query
+// without an error; with -search-seed 0 it finds the records already
+// written (not the transaction phase's Patients, which have no stays).
 func TestSearchPhaseAgainstHerald(t *testing.T) {
 	srv := newServer(t)
 	for _, c := range []struct{ phases, seed string }{{"search", "4"}, {"transaction,search", "4"}, {"search", "0"}} {
@@ -120,10 +174,13 @@ func TestSearchPhaseAgainstHerald(t *testing.T) {
 		require.NoError(t, err, stderr.String())
 		require.Equal(t, 0, code, stdout.String()+stderr.String())
 		require.Regexp(t, `BENCH phase=search c=2 .* errors=0 `, stdout.String())
-		if phases == "search" && c.seed != "0" {
-			require.Contains(t, stdout.String(), "search: seeded 4 Patients with 100 resources")
+		if c.seed != "0" {
+			require.Contains(t, stdout.String(), "search: seeded 4 Patients with 400 resources")
 		} else {
 			require.NotContains(t, stdout.String(), "seeded")
+		}
+		for _, q := range searchQueries {
+			require.Regexp(t, `(?m)^ *`+q.name+` +[1-9]`, stdout.String(), "reported on its own")
 		}
 	}
 }

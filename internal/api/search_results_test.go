@@ -183,3 +183,75 @@ func TestSearchElements(t *testing.T) {
 	require.Contains(t, body, "_elements=status%2Cvalue", "the self link keeps _elements")
 	requireOutcome(t, h.request("GET", "/fhir/Observation?_elements=a.b", tok, ""), 400, "_elements")
 }
+
+// TestIncludeEqualsReadingEachReference: the resources an _include adds
+// are exactly those its matches refer to that the token could read one by
+// one (GET 200): several of one type are read together, and that read
+// leaves out the same ones a read would (another patient's, deleted,
+// missing, a type the token may not read).
+func TestIncludeEqualsReadingEachReference(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, h *harness) {
+		sys := h.token(allScopes)
+		put := func(path, body string) {
+			t.Helper()
+			r := h.request("PUT", path, sys, body)
+			require.Less(t, r.status, 300, string(r.body))
+		}
+		put("/fhir/Patient/p1", `{"resourceType":"Patient","id":"p1"}`)
+		put("/fhir/Patient/p2", `{"resourceType":"Patient","id":"p2"}`)
+		for _, e := range []struct{ id, subject string }{{"e1", "p1"}, {"e2", "p2"}, {"e3", "p1"}, {"e4", "p1"}, {"e5", ""}} {
+			subject := ""
+			if e.subject != "" {
+				subject = `,"subject":{"reference":"Patient/` + e.subject + `"}`
+			}
+			put("/fhir/Encounter/"+e.id, `{"resourceType":"Encounter","id":"`+e.id+`","status":"finished","class":{"code":"IMP"}`+subject+`}`)
+		}
+		require.Equal(t, 204, h.request("DELETE", "/fhir/Encounter/e3", sys, "").status)
+		for i, enc := range []string{"e1", "e2", "e3", "e4", "e5", "missing", "e1"} {
+			id := "o" + string(rune('0'+i))
+			put("/fhir/Observation/"+id, `{"resourceType":"Observation","id":"`+id+`","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"encounter":{"reference":"Encounter/`+enc+`"}}`)
+		}
+
+		for name, tok := range map[string]string{
+			"system":       sys,
+			"patient p1":   h.token("patient/*.rs", forPatient("p1")),
+			"patient p2":   h.token("patient/*.rs", forPatient("p2")),
+			"no Encounter": h.token("system/Observation.rs"),
+		} {
+			r := h.request("GET", "/fhir/Observation?_include=Observation:encounter&_count=100", tok, "")
+			var matches int
+			included := []string{}
+			want := []string{}
+			seen := map[string]bool{}
+			require.Equal(t, 200, r.status, string(r.body))
+			entries, _ := r.json(t)["entry"].([]any)
+			for _, e := range entries {
+				m := e.(map[string]any)
+				res := m["resource"].(map[string]any)
+				if m["search"].(map[string]any)["mode"] == "include" {
+					included = append(included, res["resourceType"].(string)+"/"+res["id"].(string))
+					continue
+				}
+				matches++
+				ref := res["encounter"].(map[string]any)["reference"].(string)
+				if !seen[ref] {
+					seen[ref] = true
+					if h.request("GET", "/fhir/"+ref, tok, "").status == 200 {
+						want = append(want, ref)
+					}
+				}
+			}
+			slices.Sort(included)
+			slices.Sort(want)
+			require.Equal(t, want, included, name)
+			switch name {
+			case "system":
+				require.Equal(t, []string{"Encounter/e1", "Encounter/e2", "Encounter/e4", "Encounter/e5"}, included)
+			case "patient p1":
+				require.Equal(t, 7, matches)
+				require.Equal(t, []string{"Encounter/e1", "Encounter/e4"}, included, "not p2's, nor one outside every compartment")
+			}
+		}
+	})
+}

@@ -282,8 +282,9 @@ func TestIncludesHoldAtMostTheBudget(t *testing.T) {
 
 // TestIncludeReadsEachResourceOnce: 20 Observations of one patient, 5 of
 // a patient that does not exist and 5 referring to one another: the
-// include reads Patient/p1 and Patient/nobody once each and none of the
-// Observations (already on the page), not once per referrer (30 reads).
+// include reads Patient/p1 and Patient/nobody once, together, in one
+// search, and none of the Observations (already on the page); not once
+// per referrer (30 reads), nor one read per Patient.
 func TestIncludeReadsEachResourceOnce(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
@@ -307,11 +308,14 @@ func TestIncludeReadsEachResourceOnce(t *testing.T) {
 			obs(fmt.Sprintf("x%02d", i), "Observation/o00") // a match: no read
 		}
 		cs.currents.Store(0)
+		cs.searches.Store(0)
 		b, err := svc.Search(ctx, admin, "Observation", url.Values{"_count": {"100"}, "_include": {"Observation:subject"}}, true)
 		require.NoError(t, err)
 		require.Len(t, b.Entry, 30+1, "every Observation and Patient/p1")
 		require.Equal(t, "include", b.Entry[30].Search.Mode)
-		require.EqualValues(t, 2, cs.currents.Load(), "Current calls")
+		require.Equal(t, base+"/Patient/p1", b.Entry[30].FullURL)
+		require.EqualValues(t, 0, cs.currents.Load(), "Current calls")
+		require.EqualValues(t, 2, cs.searches.Load(), "the page's search, then one for the Patients")
 	})
 }
 

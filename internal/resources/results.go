@@ -180,31 +180,101 @@ func (s *Service) included(ctx context.Context, r store.View, p *auth.Principal,
 	return entries, nil
 }
 
-// references hands add, one at a time, the local resources that inc's
-// parameter of each source refers to, as the caller may read them; only
-// the references unread accepts are read.
+// references hands add, one at a time in the sources' order, the local
+// resources that inc's parameter of each source refers to, as the caller
+// may read them; only the references unread accepts are read. A source is
+// decoded only as far as the parameter's members, and the references are
+// read together (readAll).
 func (s *Service) references(ctx context.Context, r store.View, p *auth.Principal, inc include, sources []store.Version, unread func(ref string) bool, add func(store.Version) error) error {
+	members := search.Members(inc.source, nil, []string{inc.param})
+	var refs []string
 	for _, src := range sources {
 		if src.Type != inc.source {
 			continue
 		}
-		res, err := search.NewStoredResource(src.Body)
+		res, err := search.NewStoredResourceOf(src.Body, members)
 		if err != nil {
 			continue
 		}
 		for _, ref := range res.WithBase(s.baseURL).References(inc.param) {
-			typ, id, _ := strings.Cut(ref, "/")
+			typ, _, _ := strings.Cut(ref, "/")
 			if inc.target != "" && typ != inc.target || !unread(ref) {
 				continue
 			}
-			if v, err := s.read(ctx, r, p, typ, id); err == nil {
-				if err := add(v); err != nil {
-					return err
-				}
+			refs = append(refs, ref)
+		}
+	}
+	found, err := s.readAll(ctx, r, p, refs)
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if v, ok := found[ref]; ok {
+			if err := add(v); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// readAll reads the resources refs ("Type/id") name as read would, each
+// one that read would return, keyed by its reference: with one search per
+// type (the caller's grant bound in it, as a search by _id), not a read per
+// reference. A type served from memory (the topic library) is read one by
+// one; what the caller may not read, or is gone, is left out.
+func (s *Service) readAll(ctx context.Context, r store.View, p *auth.Principal, refs []string) (map[string]store.Version, error) {
+	found := make(map[string]store.Version, len(refs))
+	byType := map[string][]string{}
+	var types []string
+	for _, ref := range refs {
+		typ, id, _ := strings.Cut(ref, "/")
+		if checkTypeID(typ, id) != nil {
+			continue
+		}
+		if s.virtual[typ] != nil || len(refs) == 1 {
+			if v, err := s.read(ctx, r, p, typ, id); err == nil {
+				found[ref] = v
+			}
+			continue
+		}
+		if byType[typ] == nil {
+			types = append(types, typ)
+		}
+		byType[typ] = append(byType[typ], id)
+	}
+	for _, typ := range types {
+		grant, err := s.authorize(p, auth.Read, typ)
+		if err != nil {
+			continue // not readable: nothing to add
+		}
+		// The store stops reading at the budget left, as a search page
+		// does: past it, what is missing may exist, so the response fails
+		// with 413 as reading each one would have (errBudget).
+		left := budgetLeft(ctx)
+		q := store.SearchQuery{Type: typ, IDs: byType[typ], MaxBytes: left}
+		grant.Bound(&q)
+		vs, err := r.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if left > 0 && len(vs) < len(q.IDs) {
+			var read int64
+			for _, v := range vs {
+				read += int64(len(v.Body))
+			}
+			if read >= left {
+				return nil, errBudget()
+			}
+		}
+		for _, v := range vs {
+			if v.Deleted || !grant.Permits(v) || s.allowedBy(ctx, r, p, auth.Read, typ, &v) != nil {
+				continue
+			}
+			found[typ+"/"+v.ID] = v
+		}
+	}
+	return found, nil
 }
 
 // referrers hands add the current resources of inc.source whose parameter

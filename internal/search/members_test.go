@@ -8,16 +8,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestMembersReadWhatMatchingAndSortingRead: over the R4 examples, a
+// TestMembersReadWhatMatchingSortingAndIncludesRead: over the R4 examples, a
 // resource decoded with only the members a criteria and sort keys need
 // (Members) matches (:missing true and false) and sorts (both ways)
 // exactly as the whole one, for every supported parameter of its type.
 // The api package's property test compares REST search, which decodes
 // this way, with the Subscription matcher, which decodes everything.
-func TestMembersReadWhatMatchingAndSortingRead(t *testing.T) {
+func TestMembersReadWhatMatchingSortingAndIncludesRead(t *testing.T) {
 	paths, _ := filepath.Glob("../r4/testdata/examples/*.json")
 	require.NotEmpty(t, paths)
-	checked := 0
+	checked, refs := 0, 0
 	for _, p := range paths {
 		raw, err := os.ReadFile(p)
 		require.NoError(t, err)
@@ -50,9 +50,18 @@ func TestMembersReadWhatMatchingAndSortingRead(t *testing.T) {
 				}
 				checked++
 			}
+			if prm.Type == TypeReference {
+				// _include reads a source's references from its members
+				// too (resources.Service.references).
+				part, err := NewStoredResourceOf(raw, Members(typ, nil, []string{prm.Code}))
+				require.NoError(t, err)
+				require.Equal(t, full.References(prm.Code), part.References(prm.Code), "%s _include=%s:%s", filepath.Base(p), typ, prm.Code)
+				refs += len(full.References(prm.Code))
+			}
 		}
 	}
 	require.Greater(t, checked, 1000)
+	require.Greater(t, refs, 500, "references compared")
 }
 
 // TestMembersAreFew: a patient's Observations by category and date, sorted

@@ -27,3 +27,17 @@ func TestSearchSection(t *testing.T) {
 	require.Contains(t, md, "160 bytes per resource")
 	require.NotContains(t, md, "search: seeded", "the load line is not a note")
 }
+
+// TestSearchSectionBulkSeed: the load line of herald-load -bulk-seed ends
+// with "by COPY", and the report says so rather than losing the load.
+func TestSearchSectionBulkSeed(t *testing.T) {
+	out := strings.Replace(searchOutput, "resources/s)\n", "resources/s) by COPY\n", 1)
+	r, err := parse(strings.NewReader(out))
+	require.NoError(t, err)
+	var b strings.Builder
+	writeReport(&b, r, "")
+	md := b.String()
+	require.Contains(t, md, "written by COPY")
+	require.Contains(t, md, "10000 resources of 400 Patients in 20.0 s (500 resources/s)")
+	require.NotContains(t, md, "search: seeded")
+}
