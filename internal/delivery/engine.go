@@ -232,18 +232,7 @@ func (e *Engine) Run(ctx context.Context) {
 	for {
 		full := false
 		claimed := e.cfg.Now()
-		free := e.take(e.cfg.Workers)
-		if free > 1 && 2*free >= e.cfg.Workers {
-			// Most workers idle: one stays out of the claim, which holds
-			// the others while it runs, so that a write committing
-			// meanwhile can still hand its Subscription off (Reserve)
-			// rather than leave it to the next claim (at 300 writes/s a
-			// fifth of them did, each costing a claim that held the
-			// workers from the next writes in turn).
-			e.give(1)
-			free--
-		}
-		if free > 0 {
+		if free := e.take(e.cfg.Workers); free > 0 {
 			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents, max(e.cfg.MaxPerOwner, 0))
 			if err != nil && ctx.Err() == nil {
 				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
