@@ -136,8 +136,14 @@ type Engine struct {
 	// a claim and a hand-off (Reserve) take theirs before leasing, so that
 	// every lease taken starts at once.
 	slots chan struct{}
-	runMu sync.Mutex
-	run   *running // nil unless Run is running and not stopping
+	// reserved counts the slots hand-offs hold before their write commits,
+	// at most reserveCap: a write may wait inside its COMMIT (behind
+	// another write's row lock on a busy Subscription), and however many
+	// do, claims keep the other workers.
+	reserved   atomic.Int64
+	reserveCap int64
+	runMu      sync.Mutex
+	run        *running // nil unless Run is running and not stopping
 }
 
 // running is what Run starts sends with.
@@ -189,7 +195,8 @@ func New(cfg Config) *Engine {
 		log = slog.Default()
 	}
 	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), owners: map[string]int{}, view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes),
-		decoding: semaphore.NewWeighted(cfg.DecodeBytes), slots: make(chan struct{}, cfg.Workers)}
+		decoding: semaphore.NewWeighted(cfg.DecodeBytes), slots: make(chan struct{}, cfg.Workers),
+		reserveCap: int64(max(1, cfg.Workers/4))}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight
@@ -342,7 +349,19 @@ func (e *Engine) Reserve(n int) store.Reservation {
 	if !up || n <= 0 {
 		return store.Reservation{}
 	}
-	held := e.take(n)
+	want := int64(n)
+	for {
+		had := e.reserved.Load()
+		want = min(want, e.reserveCap-had)
+		if want <= 0 {
+			return store.Reservation{}
+		}
+		if e.reserved.CompareAndSwap(had, had+want) {
+			break
+		}
+	}
+	held := e.take(int(want))
+	e.reserved.Add(int64(held) - want)
 	if held == 0 {
 		return store.Reservation{}
 	}
@@ -356,6 +375,7 @@ func (e *Engine) Reserve(n int) store.Reservation {
 // startHandedOff sends the tasks a write leased on the held slots, and
 // frees the others.
 func (e *Engine) startHandedOff(held int, tasks []store.DeliveryTask, leased time.Time) {
+	e.reserved.Add(-int64(held))
 	e.runMu.Lock()
 	r := e.run
 	if r != nil {

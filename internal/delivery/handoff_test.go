@@ -200,35 +200,37 @@ func withPatientFilter(p string) func(map[string]any) {
 	}
 }
 
+// reserve waits, with a deadline, for eng to reserve at least one worker
+// (a claim may hold the free ones for a moment) and returns the reservation.
+func reserve(t *testing.T, eng *delivery.Engine, n int, why string) store.Reservation {
+	t.Helper()
+	var r store.Reservation
+	require.Eventually(t, func() bool { r = eng.Reserve(n); return r.Slots > 0 }, 10*time.Second, time.Millisecond, why)
+	return r
+}
+
 // TestReserveHoldsFreeWorkers: the engine reserves only free workers for a
-// hand-off, none while it is not running, and a reservation's Start frees
-// the workers it does not use.
+// hand-off, none while it is not running, at most a quarter of them (at
+// least one) at once, since a write may wait inside its COMMIT, and a
+// reservation's Start frees the workers it does not use.
 func TestReserveHoldsFreeWorkers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, storeMemory())
-	eng := delivery.New(e.engineConfig(func(c *delivery.Config) { c.Workers, c.Poll = 2, time.Hour }))
+	eng := delivery.New(e.engineConfig(func(c *delivery.Config) { c.Workers, c.Poll = 8, time.Hour }))
 	require.Zero(t, eng.Reserve(1).Slots, "reserved before Run")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); eng.Run(ctx) }()
-	var r store.Reservation
-	deadline := time.Now().Add(10 * time.Second)
-	for r = eng.Reserve(5); r.Slots == 0; r = eng.Reserve(5) { // Run's first claim holds the workers for a moment
-		require.True(t, time.Now().Before(deadline), "no worker free")
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	r := reserve(t, eng, 5, "no worker free")
+	if r.Slots == 1 { // a claim held the others for a moment
+		reserve(t, eng, 1, "no second worker free").Start(nil)
+		r.Start(nil)
+		r = reserve(t, eng, 5, "no worker free")
 	}
-	if r.Slots == 1 { // the first claim still held the other
-		for r2 := eng.Reserve(1); r2.Slots == 0; r2 = eng.Reserve(1) {
-			require.True(t, time.Now().Before(deadline), "no worker free")
-			time.Sleep(time.Millisecond)
-		}
-	}
-	require.Zero(t, eng.Reserve(1).Slots, "reserved a busy worker")
+	require.Equal(t, 2, r.Slots, "a quarter of 8 workers")
+	require.Zero(t, eng.Reserve(1).Slots, "reserved past a quarter of the workers")
 	r.Start(nil)
-	for r = eng.Reserve(1); r.Slots == 0; r = eng.Reserve(1) { // a claim the release woke may hold them a moment
-		require.True(t, time.Now().Before(deadline), "the unused reservation was not freed")
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
-	}
+	reserve(t, eng, 1, "the unused reservation was not freed").Start(nil)
 	cancel()
 	<-done
 	require.Zero(t, eng.Reserve(1).Slots, "reserved after Run ended")
@@ -249,12 +251,7 @@ func TestHandoffAfterStopReleasesTheLease(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); eng.Run(ctx) }()
-	var r store.Reservation
-	deadline := time.Now().Add(10 * time.Second)
-	for r = eng.Reserve(1); r.Slots == 0; r = eng.Reserve(1) {
-		require.True(t, time.Now().Before(deadline), "no worker free")
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
-	}
+	r := reserve(t, eng, 1, "no worker free")
 	cancel()
 	<-done
 	// A write whose commit leased the Subscription for this engine, as the
