@@ -66,7 +66,7 @@ func TestAttackHandoffToStoppingEngineWakesNobody(t *testing.T) {
 	for {
 		var n int
 		require.NoError(t, mon.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%last_event_number = last_event_number + 1%'`).Scan(&n))
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0`).Scan(&n))
 		if n > 0 {
 			break
 		}
