@@ -392,9 +392,10 @@ func (e *Engine) startHandedOff(held int, tasks []store.DeliveryTask, leased tim
 		return
 	}
 	e.give(held - len(tasks))
-	if held > len(tasks) && e.full.Load() {
-		// The dispatcher found no free worker while these were held, and
-		// waits for a send to end, which may never come: claim again.
+	if held > len(tasks) {
+		// The dispatcher may have found no free worker while these were
+		// held (whether it has yet said so in full or not), and then waits
+		// for a send to end, which may never come: claim again.
 		e.poke()
 	}
 }

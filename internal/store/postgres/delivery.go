@@ -363,8 +363,13 @@ func claimArgs(now time.Time, limit int, leaseFor time.Duration, eventsPerTask, 
 	return []any{uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner, int64(store.ClaimEventBytes)}
 }
 
-const releaseLeaseSQL = `UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
-	WHERE id = $1 AND lease_token = $2`
+// releaseLeaseSQL frees a lease and wakes the workers of every instance,
+// since the Subscription may still be due: a lease handed off to an engine
+// that stopped before its write committed was taken without a wake-up.
+const releaseLeaseSQL = `WITH released AS (
+		UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
+		WHERE id = $1 AND lease_token = $2 RETURNING id)
+	SELECT pg_notify('` + wakeChannel + `', '') FROM released`
 
 func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) error {
 	_, err := s.deliveryPool().Exec(ctx, releaseLeaseSQL, subscriptionID, lease)

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -122,7 +124,7 @@ func (s *Store) newTxHandoff() *txHandoff {
 	if s.receiver == nil {
 		return nil
 	}
-	return &txHandoff{receiver: *s.receiver, probe: s.probe}
+	return &txHandoff{receiver: *s.receiver, probe: s.probe, store: s}
 }
 
 // txHandoff is what a transaction may hand off.
@@ -133,6 +135,8 @@ type txHandoff struct {
 	res      store.Reservation
 	tasks    *taskCollector
 	probe    *handoffProbe
+	store    *Store
+	lease    string // the hand-off's lease token, once its statements are sent
 }
 
 func (t *tx) handingOff() bool { return t.handoff != nil }
@@ -157,6 +161,7 @@ func (h *txHandoff) prepare(q *lazyTx) {
 	lease := ""
 	if h.res = h.receiver.Reserve(len(h.ids)); h.res.Slots > 0 {
 		lease = uuid.NewString()
+		h.lease = lease
 		h.tasks = newTaskCollector(h.res.Now)
 		q.Defer(handoffLockSQL)
 		q.DeferQuery(func(rows pgx.Rows) error {
@@ -193,7 +198,32 @@ func (h *txHandoff) done(committed bool) {
 	h.res.Start = nil
 	if !committed || h.tasks == nil {
 		start(nil)
+		if !committed && h.lease != "" {
+			h.releaseUnknown()
+		}
 		return
 	}
 	start(h.tasks.tasks)
 }
+
+// releaseLostSQL frees the leases a hand-off may have committed, by their
+// token, and wakes the workers of every instance when it freed any.
+const releaseLostSQL = `WITH released AS (
+		UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
+		WHERE id = ANY($1::text[]) AND lease_token = $2 RETURNING id)
+	SELECT pg_notify('` + wakeChannel + `', '') FROM (SELECT FROM released LIMIT 1) r`
+
+// releaseUnknown undoes a hand-off whose COMMIT failed: when the answer was
+// lost rather than the transaction rolled back, the event and the lease
+// committed, and without this no instance would send it before the lease
+// expired (the hand-off sent no wake-up). The token is this hand-off's
+// alone, so the release is right whether or not the commit happened; when
+// it cannot be done, the lease expires as a dead worker's does.
+func (h *txHandoff) releaseUnknown() {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseLostTimeout)
+	defer cancel()
+	_, _ = h.store.deliveryPool().Exec(ctx, releaseLostSQL, h.ids, h.lease)
+}
+
+// releaseLostTimeout bounds releaseUnknown, which the failed write waits for.
+const releaseLostTimeout = 5 * time.Second
