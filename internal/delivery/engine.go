@@ -109,6 +109,8 @@ type Config struct {
 	Now     func() time.Time
 }
 
+var _ store.HandoffReceiver = (*Engine)(nil)
+
 // Engine runs delivery workers.
 type Engine struct {
 	cfg Config
@@ -129,6 +131,25 @@ type Engine struct {
 
 	ownersMu sync.Mutex
 	owners   map[string]int // leased Subscriptions per owner on this instance
+
+	// slots holds one token per worker busy or reserved (Workers in all):
+	// a claim and a hand-off (Reserve) take theirs before leasing, so that
+	// every lease taken starts at once.
+	slots chan struct{}
+	// reserved counts the slots hand-offs hold before their write commits,
+	// at most reserveCap: a write may wait inside its COMMIT (behind
+	// another write's row lock on a busy Subscription), and however many
+	// do, claims keep the other workers.
+	reserved   atomic.Int64
+	reserveCap int64
+	runMu      sync.Mutex
+	run        *running // nil unless Run is running and not stopping
+}
+
+// running is what Run starts sends with.
+type running struct {
+	work context.Context // ends after the drain
+	wg   *sync.WaitGroup // the sends
 }
 
 // New returns an Engine with cfg's zero values defaulted.
@@ -174,12 +195,17 @@ func New(cfg Config) *Engine {
 		log = slog.Default()
 	}
 	return &Engine{cfg: cfg, log: log, hint: make(chan struct{}, 1), owners: map[string]int{}, view: newCachedView(cfg.Store, cfg.Now, cfg.CacheBytes),
-		decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
+		decoding: semaphore.NewWeighted(cfg.DecodeBytes), slots: make(chan struct{}, cfg.Workers),
+		reserveCap: int64(max(1, cfg.Workers/4))}
 }
 
 // Run delivers until ctx ends. Then it stops claiming, lets sends in flight
 // finish for up to Drain, and cancels the rest, whose leases it releases so
 // another instance can take over at once.
+//
+// While it runs, a store that can (store.HandoffQueue) hands it the idle
+// Subscriptions its writes lease at commit (Reserve), which it sends as if
+// it had claimed them.
 func (e *Engine) Run(ctx context.Context) {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -194,15 +220,26 @@ func (e *Engine) Run(ctx context.Context) {
 			<-done
 		}
 	}()
+	e.runMu.Lock()
+	e.run = &running{work: work, wg: &wg}
+	e.runMu.Unlock()
+	if q, ok := e.cfg.Store.(store.HandoffQueue); ok {
+		defer q.HandOffTo(e)()
+	}
+	defer func() {
+		// Before the drain waits: no hand-off starts a send after this.
+		e.runMu.Lock()
+		e.run = nil
+		e.runMu.Unlock()
+	}()
 
 	wake := e.cfg.Store.DeliveryWake()
-	slots := make(chan struct{}, e.cfg.Workers)
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
 		full := false
 		claimed := e.cfg.Now()
-		if free := cap(slots) - len(slots); free > 0 {
+		if free := e.take(e.cfg.Workers); free > 0 {
 			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents, max(e.cfg.MaxPerOwner, 0))
 			if err != nil && ctx.Err() == nil {
 				e.log.Warn("delivery: claiming due Subscriptions failed; retrying", "err", err)
@@ -226,27 +263,9 @@ func (e *Engine) Run(ctx context.Context) {
 			full = len(tasks) == free || e.ownerAtShare(tasks)
 			e.full.Store(full)
 			for _, tk := range tasks {
-				slots <- struct{}{}
-				e.leased(tk.State.Owner, 1)
-				wg.Go(func() {
-					defer func() {
-						e.leased(tk.State.Owner, -1)
-						<-slots
-						if e.mayHaveMore(claimed) {
-							e.poke()
-						}
-					}()
-					defer func() {
-						// A bug in one send must not take down the instance
-						// (and, through the lease, every instance after it).
-						if p := recover(); p != nil {
-							e.log.Error("delivery: panic while sending; the lease will expire and the send repeat",
-								"subscription", tk.State.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-						}
-					}()
-					e.handle(work, tk, admin)
-				})
+				e.start(work, &wg, tk, admin, claimed)
 			}
+			e.give(free - len(tasks))
 		} else {
 			full = true
 		}
@@ -262,6 +281,122 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-e.hint: // a slot freed, or a worker scheduled a retry or heartbeat
 		case <-poll.C:
 		}
+	}
+}
+
+// take holds up to n free worker slots, without waiting, and says how many.
+func (e *Engine) take(n int) int {
+	for i := range n {
+		select {
+		case e.slots <- struct{}{}:
+		default:
+			return i
+		}
+	}
+	return n
+}
+
+// give frees n slots that take held and no send uses.
+func (e *Engine) give(n int) {
+	for range n {
+		<-e.slots
+	}
+}
+
+// start sends tk on a slot already held, and frees the slot when done.
+// admin nil: read it for tk first (a handed-off task).
+func (e *Engine) start(work context.Context, wg *sync.WaitGroup, tk store.DeliveryTask, admin *subscription.Admin, claimed time.Time) {
+	e.leased(tk.State.Owner, 1)
+	wg.Go(func() {
+		defer func() {
+			e.leased(tk.State.Owner, -1)
+			<-e.slots
+			if e.mayHaveMore(claimed) {
+				e.poke()
+			}
+		}()
+		defer func() {
+			// A bug in one send must not take down the instance
+			// (and, through the lease, every instance after it).
+			if p := recover(); p != nil {
+				e.log.Error("delivery: panic while sending; the lease will expire and the send repeat",
+					"subscription", tk.State.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+		}()
+		if admin == nil {
+			var err error
+			if admin, err = e.admin(work, []store.DeliveryTask{tk}); err != nil {
+				e.log.Warn("delivery: cannot read the allow-list and client registry; releasing the handed-off Subscription", "err", err)
+				e.release(work, tk.State.ID, tk.Lease, "cannot check before sending")
+				return
+			}
+		}
+		e.handle(work, tk, admin)
+	})
+}
+
+// Reserve is the engine as a store.HandoffReceiver: it holds up to n free
+// slots for a committing write's hand-off, none while Run is not running.
+// The write leases at most that many of its idle Subscriptions, as a claim
+// now would, and Start sends them like claimed ones. When Run has stopped
+// meanwhile, Start releases their leases (a lease it cannot release, or
+// whose Start never comes, because the process died, expires, and a claim
+// takes the Subscription again).
+func (e *Engine) Reserve(n int) store.Reservation {
+	e.runMu.Lock()
+	up := e.run != nil
+	e.runMu.Unlock()
+	if !up || n <= 0 {
+		return store.Reservation{}
+	}
+	want := int64(n)
+	for {
+		had := e.reserved.Load()
+		want = min(want, e.reserveCap-had)
+		if want <= 0 {
+			return store.Reservation{}
+		}
+		if e.reserved.CompareAndSwap(had, had+want) {
+			break
+		}
+	}
+	held := e.take(int(want))
+	e.reserved.Add(int64(held) - want)
+	if held == 0 {
+		return store.Reservation{}
+	}
+	now := e.cfg.Now()
+	return store.Reservation{
+		Slots: held, Now: now, LeaseFor: e.cfg.Lease, EventsPerTask: e.cfg.MaxEvents, PerOwner: max(e.cfg.MaxPerOwner, 0),
+		Start: func(tasks []store.DeliveryTask) { e.startHandedOff(held, tasks, now) },
+	}
+}
+
+// startHandedOff sends the tasks a write leased on the held slots, and
+// frees the others.
+func (e *Engine) startHandedOff(held int, tasks []store.DeliveryTask, leased time.Time) {
+	e.reserved.Add(-int64(held))
+	e.runMu.Lock()
+	r := e.run
+	if r != nil {
+		for _, tk := range tasks {
+			e.start(r.work, r.wg, tk, nil, leased)
+		}
+	}
+	e.runMu.Unlock()
+	if r == nil {
+		for _, tk := range tasks {
+			e.release(context.Background(), tk.State.ID, tk.Lease, "handed off while stopping")
+		}
+		e.give(held)
+		return
+	}
+	e.give(held - len(tasks))
+	if held > len(tasks) {
+		// The dispatcher may have found no free worker while these were
+		// held (whether it has yet said so in full or not), and then waits
+		// for a send to end, which may never come: claim again.
+		e.poke()
 	}
 }
 

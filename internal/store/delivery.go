@@ -172,3 +172,47 @@ type DeliveryStats struct {
 	// acknowledged by a Subscription that is not off; zero when none.
 	OldestUndelivered time.Time
 }
+
+// HandoffQueue is a DeliveryQueue that can lease a Subscription to a
+// delivery engine in the very transaction that appends its event, and hand
+// the engine the task after COMMIT, so that an idle Subscription's event
+// goes out without a claim (ClaimDue) to find it. Only a shared store
+// (PostgreSQL) offers it; the embedded store keeps to claims.
+//
+// The append takes such a lease only when ClaimDue could have claimed the
+// Subscription at that moment and it was idle: no event waited before the
+// appended one, no lease, no failure to back off from, no handshake owed,
+// an endpoint, status active, due, and its owner below perOwner leases (the
+// claim's rule); and only while no claim runs on any instance (it never
+// waits for one). Otherwise the event waits for a claim, as always. A lease
+// taken so is an ordinary lease: FinishDelivery ends it, and if its engine
+// stops or dies before it does, it expires and any claim takes the
+// Subscription again.
+type HandoffQueue interface {
+	DeliveryQueue
+	// HandOffTo makes r the receiver of the tasks that appends in this
+	// store's transactions lease (AppendEventsAtCommit), until stop is
+	// called; a later HandOffTo replaces an earlier one.
+	HandOffTo(r HandoffReceiver) (stop func())
+}
+
+// HandoffReceiver runs handed-off tasks: a delivery engine.
+type HandoffReceiver interface {
+	// Reserve holds up to n free workers for the tasks a committing write
+	// may lease, and says how to lease them. A Reservation with no Slots
+	// means none: the write leases nothing.
+	Reserve(n int) Reservation
+}
+
+// Reservation is workers held for a write's hand-off.
+type Reservation struct {
+	Slots int       // workers held; at most this many tasks are leased
+	Now   time.Time // the receiver's clock, as ClaimDue's now
+	// LeaseFor, EventsPerTask and PerOwner are ClaimDue's arguments.
+	LeaseFor                time.Duration
+	EventsPerTask, PerOwner int
+	// Start runs the tasks the committed write leased (at most Slots) on
+	// the held workers and frees the rest; nil when nothing was leased or
+	// the transaction did not commit. The store calls it exactly once.
+	Start func(tasks []DeliveryTask)
+}

@@ -118,3 +118,48 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // crypto/rand.Read never returns an error
 	return hex.EncodeToString(b)
 }
+
+// DatabaseURL is URL on a fresh migrated database of its own rather than a
+// schema, for tests that must not hear other tests' notifications
+// (LISTEN/NOTIFY channels are database-wide): heavier, use it only then.
+// The database is dropped when t ends.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	base := UnmigratedURL(t) // skips or fails without DATABASE_URL, as URL does
+	if !strings.Contains(base, "://") {
+		t.Skip("pgtest: DatabaseURL needs a postgres:// DATABASE_URL")
+	}
+	admin := os.Getenv("DATABASE_URL")
+	name := "herald_test_" + randomHex(8)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("pgtest: connect to DATABASE_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u.Path = "/" + name
+	if err := postgres.Migrate(ctx, u.String()); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return u.String()
+}

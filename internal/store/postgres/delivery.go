@@ -79,13 +79,10 @@ var claimSQL = `WITH RECURSIVE owners AS (
 		FROM owners o WHERE o.owner IS NOT NULL
 	), heads AS (
 		SELECT o.owner, l.leased FROM owners o
-		CROSS JOIN LATERAL (
-			SELECT count(*) AS leased FROM subscription_leases
-			WHERE owner = o.owner AND lease_until > statement_timestamp()
-		) l
-		WHERE o.owner IS NOT NULL AND ($6 <= 0 OR l.leased < $6) AND EXISTS (
+		CROSS JOIN LATERAL (` + ownerLeasesSQL("o.owner") + `) l
+		WHERE o.owner IS NOT NULL AND ` + belowCapSQL("l.leased") + ` AND EXISTS (
 			SELECT FROM subscriptions
-			WHERE owner = o.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp()))
+			WHERE owner = o.owner AND ` + claimableSQL("") + `)
 	), bound AS (
 		SELECT (SELECT leased + 1 FROM heads ORDER BY leased LIMIT 1 OFFSET $3 - 1) AS turn
 	), ranked AS (
@@ -93,25 +90,55 @@ var claimSQL = `WITH RECURSIVE owners AS (
 		FROM heads h CROSS JOIN bound b
 		CROSS JOIN LATERAL (
 			SELECT id, due_at FROM subscriptions
-			WHERE owner = h.owner AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= statement_timestamp())
+			WHERE owner = h.owner AND ` + claimableSQL("") + `
 			ORDER BY due_at, id
 			LIMIT greatest(least(CASE WHEN $6 > 0 THEN $6 - h.leased ELSE $3 END, $3, b.turn - h.leased), 0)
 		) d
 	), claimed AS (
-		UPDATE subscriptions s SET lease_token = $1, lease_until = statement_timestamp() + $4::interval
+		UPDATE subscriptions s SET ` + leaseSetSQL + `
 		FROM (
 			SELECT x.id FROM (SELECT id, turn, due_at FROM ranked ORDER BY turn, due_at, id) r
 			CROSS JOIN LATERAL (
 				SELECT u.id FROM subscriptions u
-				WHERE u.id = r.id AND u.due_at <= $2 AND (u.lease_until IS NULL OR u.lease_until <= statement_timestamp())
+				WHERE u.id = r.id AND ` + claimableSQL("u.") + `
 				FOR UPDATE SKIP LOCKED
 			) x
 			LIMIT $3
 		) due
 		WHERE s.id = due.id
-		RETURNING ` + subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `, statement_timestamp() AS db_now
+		RETURNING ` + claimedColumns + `
 	)
-	SELECT * FROM (
+	` + claimTasksSQL
+
+// The claim's rule, in pieces that the hand-off (handoffSQL) shares:
+//
+// claimableSQL: the row (alias, "" or "x.") is due at $2 and its lease is
+// free (none, or ended by the database's clock).
+func claimableSQL(alias string) string {
+	return alias + `due_at <= $2 AND (` + alias + `lease_until IS NULL OR ` + alias + `lease_until <= statement_timestamp())`
+}
+
+// ownerLeasesSQL counts owner's live leases (as leased).
+func ownerLeasesSQL(owner string) string {
+	return `SELECT count(*) AS leased FROM subscription_leases
+			WHERE owner = ` + owner + ` AND lease_until > statement_timestamp()`
+}
+
+// belowCapSQL: an owner holding leased leases may take one more under the
+// cap $6 (none when $6 <= 0).
+func belowCapSQL(leased string) string { return `($6 <= 0 OR ` + leased + ` < $6)` }
+
+// leaseSetSQL leases a row to lease $1 for $4, by the database's clock.
+// The trigger of migration 00019 records it in subscription_leases.
+const leaseSetSQL = `lease_token = $1, lease_until = statement_timestamp() + $4::interval`
+
+// claimedColumns is what the UPDATE of claimed returns: a task's state.
+var claimedColumns = subscriptionColumnsOf("s") + `, ` + deliveryColumnsOf("s") + `, statement_timestamp() AS db_now`
+
+// claimTasksSQL follows a CTE claimed (the leased rows, claimedColumns):
+// each task with its next events, as claimSQL's comment describes ($5 the
+// events per task, $7 the bytes).
+var claimTasksSQL = `SELECT * FROM (
 	SELECT r.*, row_number() OVER w AS task_event, sum(coalesce(octet_length(r.fv_body), 0)) OVER w AS task_bytes
 	FROM (
 	SELECT c.*, (SELECT value FROM config_generation) AS config_gen, e.number AS ev_number, e.timestamp AS ev_timestamp, e.topic AS ev_topic,
@@ -205,8 +232,12 @@ func (r claimEventRow) focus() *store.Version {
 // owner: every claim ranks every owner with due work, so it would take every
 // owner's lock anyway, and finding the owners first would cost a round trip.
 // Claims are short and few (one loop per instance), so they queue briefly;
-// finishes, releases and writes never take the lock.
-const claimLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('herald.claim/' || current_schema(), 0))`
+// finishes and releases never take the lock, and a write that hands its
+// Subscriptions off (handoff.go) only tries it, at its COMMIT, never waiting.
+const claimLockSQL = `SELECT pg_advisory_xact_lock(` + claimLockKey + `)`
+
+// claimLockKey is the claim lock's key: one per schema.
+const claimLockKey = `hashtextextended('herald.claim/' || current_schema(), 0)`
 
 // claim runs claimSQL with args and hands each row to each, as it is read
 // (the rows of large bodies are never all held): when capped, as BEGIN,
@@ -258,58 +289,73 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, leaseFor
 	if limit <= 0 {
 		return nil, nil
 	}
-	var out []store.DeliveryTask
-	type versionKey struct {
-		typ, id string
-		version int64
+	s.claims.Add(1)
+	c := newTaskCollector(now)
+	if err := s.claim(ctx, perOwner > 0, c.add, claimArgs(now, limit, leaseFor, eventsPerTask, perOwner)...); err != nil {
+		return nil, wrap("claim due subscriptions", err)
 	}
-	bodies := map[versionKey][]byte{} // claimSQL sends each body once
+	return c.tasks, nil
+}
+
+// taskCollector turns the rows of claimTasksSQL (a claim's or a hand-off's)
+// into tasks, as they are read.
+type taskCollector struct {
+	now   time.Time // the caller's clock, which LeaseUntil is given in
+	tasks []store.DeliveryTask
+	// bodies: claimTasksSQL sends each focus body once.
+	bodies map[versionKey][]byte
 	// Rows come task by task; each task keeps events while their bodies
 	// fit store.ClaimEventBytes (its first always), and the rows past that
 	// are read and dropped one at a time, never held.
-	var taskBytes int
-	var taskFull bool
-	err := s.claim(ctx, perOwner > 0, func(r claimEventRow) error {
-		if len(out) == 0 || out[len(out)-1].State.ID != r.ID {
-			out = append(out, store.DeliveryTask{
-				State: r.state(), Lease: r.LeaseToken, LeaseUntil: now.Add(r.LeaseUntil.Sub(r.DBNow)).UTC(),
-				LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
-				HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
-				DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
-				ConfigGeneration: r.ConfigGen,
-			})
-			taskBytes, taskFull = 0, false
-		}
-		if r.EvNumber == nil || taskFull {
-			return nil
-		}
-		tk := &out[len(out)-1]
-		if len(tk.Events) > 0 && taskBytes+len(r.FvBody) > store.ClaimEventBytes {
-			taskFull = true // this and later events wait for the next claim
-			return nil
-		}
-		taskBytes += len(r.FvBody)
-		ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
-			Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
-			Method: *r.EvMethod, Includes: r.EvIncludes}.event()
-		if r.FvVersionID != nil {
-			k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
-			if r.FvBody == nil && !*r.FvDeleted {
-				r.FvBody = bodies[k] // nil when its first row was dropped: Focus is left nil, read later
-			} else {
-				bodies[k] = r.FvBody
-			}
-			if r.FvBody != nil || *r.FvDeleted {
-				ev.Focus = r.focus()
-			}
-		}
-		tk.Events = append(tk.Events, ev)
-		return nil
-	}, claimArgs(now, limit, leaseFor, eventsPerTask, perOwner)...)
-	if err != nil {
-		return nil, wrap("claim due subscriptions", err)
+	taskBytes int
+	taskFull  bool
+}
+
+type versionKey struct {
+	typ, id string
+	version int64
+}
+
+func newTaskCollector(now time.Time) *taskCollector {
+	return &taskCollector{now: now, bodies: map[versionKey][]byte{}}
+}
+
+func (c *taskCollector) add(r claimEventRow) error {
+	if len(c.tasks) == 0 || c.tasks[len(c.tasks)-1].State.ID != r.ID {
+		c.tasks = append(c.tasks, store.DeliveryTask{
+			State: r.state(), Lease: r.LeaseToken, LeaseUntil: c.now.Add(r.LeaseUntil.Sub(r.DBNow)).UTC(),
+			LastEventNumber: r.LastEventNumber, DeliveredThrough: r.DeliveredThrough,
+			HandshakePending: r.HandshakePending, FailureCount: r.FailureCount,
+			DueAt: fromNullTime(r.DueAt), LastSentAt: fromNullTime(r.LastSentAt), ErrorSince: fromNullTime(r.ErrorSince),
+			ConfigGeneration: r.ConfigGen,
+		})
+		c.taskBytes, c.taskFull = 0, false
 	}
-	return out, nil
+	if r.EvNumber == nil || c.taskFull {
+		return nil
+	}
+	tk := &c.tasks[len(c.tasks)-1]
+	if len(tk.Events) > 0 && c.taskBytes+len(r.FvBody) > store.ClaimEventBytes {
+		c.taskFull = true // this and later events wait for the next claim
+		return nil
+	}
+	c.taskBytes += len(r.FvBody)
+	ev := eventRow{SubscriptionID: r.ID, Number: *r.EvNumber, Timestamp: *r.EvTimestamp,
+		Topic: *r.EvTopic, FocusType: *r.EvFocusType, FocusID: *r.EvFocusID, FocusVersion: *r.EvFocusVersion,
+		Method: *r.EvMethod, Includes: r.EvIncludes}.event()
+	if r.FvVersionID != nil {
+		k := versionKey{*r.EvFocusType, *r.EvFocusID, *r.FvVersionID}
+		if r.FvBody == nil && !*r.FvDeleted {
+			r.FvBody = c.bodies[k] // nil when its first row was dropped: Focus is left nil, read later
+		} else {
+			c.bodies[k] = r.FvBody
+		}
+		if r.FvBody != nil || *r.FvDeleted {
+			ev.Focus = r.focus()
+		}
+	}
+	tk.Events = append(tk.Events, ev)
+	return nil
 }
 
 // claimArgs are claimSQL's arguments for ClaimDue's.
@@ -317,8 +363,13 @@ func claimArgs(now time.Time, limit int, leaseFor time.Duration, eventsPerTask, 
 	return []any{uuid.NewString(), now, limit, leaseFor, max(eventsPerTask, 0), perOwner, int64(store.ClaimEventBytes)}
 }
 
-const releaseLeaseSQL = `UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
-	WHERE id = $1 AND lease_token = $2`
+// releaseLeaseSQL frees a lease and wakes the workers of every instance,
+// since the Subscription may still be due: a lease handed off to an engine
+// that stopped before its write committed was taken without a wake-up.
+const releaseLeaseSQL = `WITH released AS (
+		UPDATE subscriptions SET lease_token = NULL, lease_until = NULL
+		WHERE id = $1 AND lease_token = $2 RETURNING id)
+	SELECT pg_notify('` + wakeChannel + `', '') FROM released`
 
 func (s *Store) ReleaseLease(ctx context.Context, subscriptionID, lease string) error {
 	_, err := s.deliveryPool().Exec(ctx, releaseLeaseSQL, subscriptionID, lease)

@@ -138,3 +138,50 @@ func (s *Store) HoldFinishesForTest() (release func(), queued, statements func()
 // FinisherStoppingForTest reports whether Close has told the Store's
 // finisher to stop.
 func (s *Store) FinisherStoppingForTest() bool { return s.finishes.ctx.Err() != nil }
+
+// ClaimsForTest is how many claims (ClaimDue) the Store ran.
+func (s *Store) ClaimsForTest() int64 { return s.claims.Load() }
+
+// ProbeHandoffForTest makes every handing-off transaction of the Store run
+// sql (one bigint) after its hand-off statement, before COMMIT, and hand
+// the value to got.
+func (s *Store) ProbeHandoffForTest(sql string, got func(int64)) {
+	s.handoffMu.Lock()
+	s.probe = &handoffProbe{sql: sql, got: got}
+	s.handoffMu.Unlock()
+}
+
+// ClaimLockHeldSQL counts the sessions holding the claim lock of the
+// current schema (claimLockSQL) whose pid satisfies pidCond (e.g.
+// "= pg_backend_pid()").
+func ClaimLockHeldSQL(pidCond string) string {
+	return `SELECT count(*) FROM pg_locks, (SELECT ` + claimLockKey + ` AS k) key
+		WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid ` + pidCond + `
+			AND classid::bigint = (key.k >> 32) & 4294967295 AND objid::bigint = key.k & 4294967295`
+}
+
+// HoldClaimLockForTest takes the claim lock in a transaction of its own
+// and holds it until release; pid is that session's.
+func (s *Store) HoldClaimLockForTest(ctx context.Context) (release func(), pid int32, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		conn.Release()
+		return nil, 0, err
+	}
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		conn.Release()
+		return nil, 0, err
+	}
+	if _, err := conn.Exec(ctx, claimLockSQL); err != nil {
+		_, _ = conn.Exec(ctx, "ROLLBACK")
+		conn.Release()
+		return nil, 0, err
+	}
+	return func() {
+		_, _ = conn.Exec(context.Background(), "ROLLBACK")
+		conn.Release()
+	}, pid, nil
+}

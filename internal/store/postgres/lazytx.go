@@ -23,7 +23,9 @@ type lazyTx struct {
 	conn    *pgxpool.Conn
 	begun   bool
 	pending []*pgx.QueuedQuery // deferred, not yet sent
-	failed  error              // a deferred statement failed: nothing more is sent but ROLLBACK
+	// readers read the results of deferred queries that have one (DeferQuery).
+	readers map[*pgx.QueuedQuery]func(pgx.Rows) error
+	failed  error // a deferred statement failed: nothing more is sent but ROLLBACK
 }
 
 // Defer queues a statement to be sent before the next one, in the same
@@ -31,6 +33,18 @@ type lazyTx struct {
 // transaction.
 func (t *lazyTx) Defer(sql string, args ...any) {
 	t.pending = append(t.pending, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+}
+
+// DeferQuery is Defer for a query whose rows read reads when they arrive
+// (read need not close them). An error of the query's or of read's fails
+// the transaction.
+func (t *lazyTx) DeferQuery(read func(pgx.Rows) error, sql string, args ...any) {
+	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
+	if t.readers == nil {
+		t.readers = map[*pgx.QueuedQuery]func(pgx.Rows) error{}
+	}
+	t.readers[q] = read
+	t.pending = append(t.pending, q)
 }
 
 // Exec runs a statement, beginning the transaction and sending deferred
@@ -95,8 +109,8 @@ func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	b.QueuedQueries = append(head, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, b)
 	t.begun = true // from here on the session may be in a transaction
-	for range head {
-		if _, err := br.Exec(); err != nil {
+	for _, q := range head {
+		if err := t.result(br, q); err != nil {
 			t.failed = err
 			return &failedBatch{BatchResults: br, err: err}
 		}
@@ -104,12 +118,33 @@ func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return br
 }
 
+// result reads the result of q, a statement sent before the caller's, with
+// its reader if it has one.
+func (t *lazyTx) result(br pgx.BatchResults, q *pgx.QueuedQuery) error {
+	read := t.readers[q]
+	if read == nil {
+		_, err := br.Exec()
+		return err
+	}
+	delete(t.readers, q)
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if err := read(rows); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
 // finish commits (or rolls back) what was begun; a commit sends the deferred
 // statements with COMMIT. A COMMIT that PostgreSQL answers with ROLLBACK (the
 // transaction had failed) is an error.
 func (t *lazyTx) finish(ctx context.Context, commit bool) error {
 	if !commit || t.failed != nil {
-		t.pending = nil
+		t.pending, t.readers = nil, nil
 		if !t.begun {
 			return t.failed
 		}

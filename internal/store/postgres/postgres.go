@@ -37,6 +37,7 @@ const maxTxAttempts = 4
 type Store struct {
 	pools
 	listener
+	handoffs
 }
 
 var _ store.Store = (*Store)(nil)
@@ -181,6 +182,9 @@ type tx struct {
 	// locked are the resources whose Lock the transaction holds, with
 	// the head version it last read or wrote (0: none).
 	locked map[resourceKey]int64
+	// handoff is what the transaction may hand to a delivery engine at
+	// commit; nil when no engine takes hand-offs (HandOffTo).
+	handoff *txHandoff
 }
 
 // runTx runs fn in one transaction on one pooled connection.
@@ -191,23 +195,28 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) (err error) 
 	}
 	defer conn.Release()
 	lt := &lazyTx{conn: conn}
+	t := &tx{q: lt, handoff: s.newTxHandoff()}
+	committed := false
 	defer func() {
+		t.handoff.done(committed) // after a panic too: the reserved workers are freed
 		if p := recover(); p != nil {
 			_ = lt.finish(context.Background(), false)
 			panic(p)
 		}
 	}()
-	if err := fn(&tx{q: lt}); err != nil {
+	if err := fn(t); err != nil {
 		if rbErr := lt.finish(context.WithoutCancel(ctx), false); rbErr != nil {
 			return errors.Join(err, rbErr)
 		}
 		return err
 	}
+	t.handoff.prepare(lt)
 	// Deferred statements travel with COMMIT: their errors are interpreted
 	// here (a concurrent creator's unique_violation is ErrConflict).
 	if err := lt.finish(ctx, true); err != nil {
 		return fmt.Errorf("postgres: commit: %w", interpretError(err))
 	}
+	committed = true
 	return nil
 }
 
