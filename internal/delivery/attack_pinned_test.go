@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/delivery"
@@ -47,24 +48,20 @@ func TestAttackReservationsPinnedByWaitingWrites(t *testing.T) {
 	for i := range writers {
 		go func() { wrote <- writeEncounter(e, "enc-hot-"+strconv.Itoa(i), "p1") }()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	queued := func() bool { // each write queued at its append (in its COMMIT round trip), holding the worker it reserved
 		var n int
 		require.NoError(t, db.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0`).Scan(&n))
-		if n >= writers { // each write queued at its append (in its COMMIT round trip), holding the worker it reserved
-			break
+		return n >= writers
+	}
+	if !assert.Eventually(t, queued, 20*time.Second, 5*time.Millisecond, "the writes never queued on the hot row") {
+		rows, _ := db.Query(t.Context(), `SELECT coalesce(wait_event_type, ''), coalesce(wait_event, ''), state || ' pid ' || pid || ' blocked by ' || pg_blocking_pids(pid)::text || ' app ' || application_name || ' xact ' || coalesce(backend_xid::text, '-'), left(query, 120) FROM pg_stat_activity WHERE datname = current_database()`)
+		for rows.Next() {
+			var a, b, c, d string
+			_ = rows.Scan(&a, &b, &c, &d)
+			t.Logf("session: %s %s %s %q", a, b, c, d)
 		}
-		if time.Now().After(deadline) {
-			rows, _ := db.Query(t.Context(), `SELECT coalesce(wait_event_type, ''), coalesce(wait_event, ''), state || ' pid ' || pid || ' blocked by ' || pg_blocking_pids(pid)::text || ' app ' || application_name || ' xact ' || coalesce(backend_xid::text, '-'), left(query, 120) FROM pg_stat_activity WHERE datname = current_database()`)
-			for rows.Next() {
-				var a, b, c, d string
-				_ = rows.Scan(&a, &b, &c, &d)
-				t.Logf("session: %s %s %s %q", a, b, c, d)
-			}
-			rows.Close()
-			t.Fatalf("the writes never queued on the hot row (%d of %d)", n, writers)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+		rows.Close()
+		t.FailNow()
 	}
 	t.Cleanup(func() {
 		_ = lockTx.Rollback(context.Background())

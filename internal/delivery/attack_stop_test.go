@@ -62,17 +62,12 @@ func TestAttackHandoffToStoppingEngineWakesNobody(t *testing.T) {
 	mon, err := pgx.Connect(t.Context(), direct)
 	require.NoError(t, err)
 	defer mon.Close(context.Background())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, mon.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0`).Scan(&n))
-		if n > 0 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the write never reached its COMMIT round trip")
-		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-	}
+		return n > 0
+	}, 10*time.Second, 5*time.Millisecond, "the write never reached its COMMIT round trip")
 	a.halt() // A stops: its reservation is still held by the write
 	require.NoError(t, lockTx.Rollback(t.Context()))
 	require.NoError(t, <-wrote)

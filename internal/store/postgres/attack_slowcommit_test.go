@@ -59,16 +59,11 @@ func TestAttackSlowCommitStallsEveryClaim(t *testing.T) {
 	defer stop()
 	wrote := make(chan error, 1)
 	go func() { wrote <- f.writeErr("a") }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, hold.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1`, key).Scan(&n))
-		if n > 0 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the write never reached its COMMIT")
-		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-	}
+		return n > 0
+	}, 10*time.Second, 5*time.Millisecond, "the write never reached its COMMIT")
 
 	other, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(2))
 	require.NoError(t, err)
