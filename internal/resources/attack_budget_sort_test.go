@@ -31,7 +31,7 @@ func TestAttackBudgetedSortedPages(t *testing.T) {
 		for i := range 30 {
 			id := fmt.Sprintf("o%02d", i)
 			s := statuses[rng.IntN(3)]
-			body := fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":%q,"code":{"text":%q},"effectiveDateTime":"2024-01-%02d"}`, id, s, strings.Repeat("t", rng.IntN(2500)), 1+rng.IntN(28))
+			body := fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":%q,"code":{"text":%q},"effectiveDateTime":"2024-01-%02d"}`, id, s, strings.Repeat("t", 1+rng.IntN(2500)), 1+rng.IntN(28))
 			_, err := svc.Update(context.Background(), admin, "Observation", id, []byte(body), "")
 			require.NoError(t, err)
 			want[s] = append(want[s], id)
