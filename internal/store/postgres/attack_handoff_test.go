@@ -129,19 +129,7 @@ func TestAttackHandoffCommitAnswerLost(t *testing.T) {
 
 	// Was any instance woken? Notifications arrive in commit order: a
 	// sentinel committed after the write comes after the write's wake-up.
-	_, err = db.Exec(t.Context(), "NOTIFY attack_sentinel")
-	require.NoError(t, err)
-	woken := false
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		n, err := listen.WaitForNotification(ctx)
-		cancel()
-		require.NoError(t, err)
-		if n.Channel == "attack_sentinel" {
-			break
-		}
-		woken = true
-	}
+	woken := woken(t, listen, db)
 
 	claimer, err := postgres.Open(t.Context(), direct, postgres.WithMaxConns(2))
 	require.NoError(t, err)
