@@ -44,10 +44,12 @@ func TestFinishInFlightAtCloseIsRecordedOnce(t *testing.T) {
 	r.KeepFor = time.Minute // the lease stays: a second application would apply
 	finished := make(chan error, 1)
 	go func() { finished <- s.FinishDelivery(context.WithoutCancel(ctx), r) }()
+	// Only sessions the holder blocks: other tests' statements, in other
+	// schemas, may be waiting on locks of their own meanwhile.
 	require.Eventually(t, func() bool {
 		var n int
 		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE 'WITH input AS%'`).Scan(&n)
+			WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)) AND query LIKE 'WITH input AS%'`).Scan(&n)
 		return err == nil && n == 1
 	}, 10*time.Second, 5*time.Millisecond, "the outcome's statement waits for the lease row")
 
