@@ -30,9 +30,7 @@ func TestAttackOwnerCapTwoInstancesHandoff(t *testing.T) {
 	url := pgtest.URL(t)
 	var stores []*postgres.Store
 	for range 2 {
-		s, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(8))
-		require.NoError(t, err)
-		t.Cleanup(s.Close)
+		s := pgtest.Open(t, url, postgres.WithMaxConns(8))
 		stores = append(stores, s)
 	}
 	var inFlight, most, events atomic.Int64

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/herald-fhir/herald/internal/delivery"
 	"github.com/herald-fhir/herald/internal/store/pgtest"
 	"github.com/herald-fhir/herald/internal/store/postgres"
@@ -22,9 +20,7 @@ import (
 // Subscription waits, next to an idle worker, for the first send's timeout.
 func TestAttackTwoDueTwoIdleWorkers(t *testing.T) {
 	t.Parallel()
-	pg, err := postgres.Open(t.Context(), pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(pg.Close)
+	pg := pgtest.Open(t, pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
 	var mu sync.Mutex
 	seen := map[string]int{}
 	opts := func(c *delivery.Config) {

@@ -26,9 +26,7 @@ import (
 func TestAttackReservationsPinnedByWaitingWrites(t *testing.T) {
 	t.Parallel()
 	url := pgtest.DatabaseURL(t)
-	pg, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(8))
-	require.NoError(t, err)
-	t.Cleanup(pg.Close)
+	pg := pgtest.Open(t, url, postgres.WithMaxConns(8))
 	e := newEnv(t, pg, func(c *delivery.Config) { c.Workers, c.Poll = 2, time.Hour })
 	hot := e.subscribe()                          // Patient/p1
 	other := e.subscribe(withPatientFilter("p2")) // Patient/p2

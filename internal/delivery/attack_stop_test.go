@@ -24,9 +24,7 @@ func TestAttackHandoffToStoppingEngineWakesNobody(t *testing.T) {
 	t.Parallel()
 	direct := pgtest.DatabaseURL(t)
 	open := func() *postgres.Store {
-		s, err := postgres.Open(t.Context(), direct, postgres.WithMaxConns(6))
-		require.NoError(t, err)
-		t.Cleanup(s.Close)
+		s := pgtest.Open(t, direct, postgres.WithMaxConns(6))
 		return s
 	}
 	stA, stB := open(), open()

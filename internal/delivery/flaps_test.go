@@ -66,9 +66,7 @@ func TestStatusFlapsStoreBoundedVersions(t *testing.T) {
 			storedBytes := func(string) int64 { return -1 }
 			if name == "postgres" {
 				url := pgtest.URL(t)
-				pg, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(4))
-				require.NoError(t, err)
-				t.Cleanup(pg.Close)
+				pg := pgtest.Open(t, url, postgres.WithMaxConns(4))
 				st = pg
 				storedBytes = func(id string) int64 {
 					conn, err := pgx.Connect(context.Background(), url)

@@ -69,9 +69,7 @@ func (c *claimSpy) claimedEvents(id string) int {
 // this test looks at.
 func TestHandoffDeliversWithoutClaim(t *testing.T) {
 	t.Parallel()
-	pg, err := postgres.Open(t.Context(), pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(pg.Close)
+	pg := pgtest.Open(t, pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
 	spy := newClaimSpy(pg)
 	e := newEnv(t, spy, func(c *delivery.Config) { c.Poll = time.Hour })
 	id := e.subscribe()
@@ -113,9 +111,7 @@ func TestHandoffConcurrentWritersTwoInstances(t *testing.T) {
 	url := pgtest.URL(t)
 	var stores []*claimSpy
 	for range 2 {
-		s, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(8))
-		require.NoError(t, err)
-		t.Cleanup(s.Close)
+		s := pgtest.Open(t, url, postgres.WithMaxConns(8))
 		stores = append(stores, newClaimSpy(s))
 	}
 	a := newEnv(t, stores[0], func(c *delivery.Config) { c.Workers, c.MaxPerOwner = 4, 3 })
@@ -274,9 +270,7 @@ func TestHandoffAfterStopReleasesTheLease(t *testing.T) {
 // another engine sends the event at once, long before the lease would end.
 func TestHandedOffSendStoppedByShutdown(t *testing.T) {
 	t.Parallel()
-	pg, err := postgres.Open(t.Context(), pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(pg.Close)
+	pg := pgtest.Open(t, pgtest.DatabaseURL(t), postgres.WithMaxConns(4))
 	spy := newClaimSpy(pg)
 	e := newEnv(t, spy, func(c *delivery.Config) { c.Poll, c.Drain, c.Lease = time.Hour, 100*time.Millisecond, time.Minute })
 	var hang atomic.Bool

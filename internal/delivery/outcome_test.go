@@ -21,9 +21,7 @@ import (
 func TestUnrecordedOutcomeReleasesTheLease(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
-	st, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
 	e := newEnv(t, st, func(c *delivery.Config) { c.Lease = time.Minute })
 	id := e.subscribe()
 	e.waitStatus(id, "active")

@@ -72,9 +72,7 @@ func pgtestURL(t testing.TB) string { return pgtest.URL(t) }
 // openPG opens a store of its own (its pool, its LISTEN connection) on the
 // schema at url, as another herald serve process would.
 func openPG(t testing.TB, url string) store.Store {
-	st, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
 	return st
 }
 

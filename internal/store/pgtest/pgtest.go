@@ -29,7 +29,14 @@ const cleanupTimeout = 30 * time.Second
 // opts say otherwise, since many tests run at once.
 func New(t testing.TB, opts ...postgres.Option) *postgres.Store {
 	t.Helper()
-	databaseURL := URL(t)
+	return Open(t, URL(t), opts...)
+}
+
+// Open returns a Store on databaseURL (from URL or DatabaseURL), closed when
+// t ends; several Stores on one URL stand for several instances. Its pool
+// is 4 connections unless opts say otherwise.
+func Open(t testing.TB, databaseURL string, opts ...postgres.Option) *postgres.Store {
+	t.Helper()
 	opts = append([]postgres.Option{postgres.WithMaxConns(4)}, opts...)
 	s, err := postgres.Open(t.Context(), databaseURL, opts...)
 	if err != nil {

@@ -40,9 +40,7 @@ func woken(t *testing.T, listen, db *pgx.Conn) bool {
 func TestAttackHandoffMixedWrite(t *testing.T) {
 	t.Parallel()
 	url := pgtest.DatabaseURL(t)
-	st, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
 	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("a", "client", "active")
 	f.put("b", "client", "active")

@@ -93,9 +93,7 @@ func TestAttackHandoffCommitAnswerLost(t *testing.T) {
 	require.NoError(t, err)
 	proxy := newCutProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
-	st, err := postgres.Open(t.Context(), u.String(), postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st := pgtest.Open(t, u.String(), postgres.WithMaxConns(4))
 	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("a", "client", "active")
 
@@ -131,9 +129,7 @@ func TestAttackHandoffCommitAnswerLost(t *testing.T) {
 	// sentinel committed after the write comes after the write's wake-up.
 	woken := woken(t, listen, db)
 
-	claimer, err := postgres.Open(t.Context(), direct, postgres.WithMaxConns(2))
-	require.NoError(t, err)
-	t.Cleanup(claimer.Close)
+	claimer := pgtest.Open(t, direct, postgres.WithMaxConns(2))
 	tasks, err := claimer.ClaimDue(t.Context(), time.Now(), 10, time.Minute, 100, 3)
 	require.NoError(t, err)
 	t.Logf("after the lost COMMIT answer: event 1 committed, delivered_through %d, leased %v, wake-up sent %v, claim found %d",

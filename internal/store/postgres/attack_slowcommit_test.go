@@ -34,9 +34,7 @@ func TestAttackSlowCommitStallsEveryClaim(t *testing.T) {
 	}
 	t.Parallel()
 	url := pgtest.URL(t)
-	st, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(4))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
 	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("old", "other-client", "active")
 	f.write("old") // committed long before, nothing to do with the slow write
@@ -65,9 +63,7 @@ func TestAttackSlowCommitStallsEveryClaim(t *testing.T) {
 		return n > 0
 	}, 10*time.Second, 5*time.Millisecond, "the write never reached its COMMIT")
 
-	other, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(2))
-	require.NoError(t, err)
-	t.Cleanup(other.Close)
+	other := pgtest.Open(t, url, postgres.WithMaxConns(2))
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	tasks, err := other.ClaimDue(ctx, time.Now(), 10, time.Minute, 100, 3)

@@ -29,9 +29,7 @@ func TestOwnerCapAcrossInstances(t *testing.T) {
 	url := pgtest.URL(t)
 	var stores []*postgres.Store
 	for range 2 {
-		s, err := postgres.Open(t.Context(), url, postgres.WithMaxConns(6))
-		require.NoError(t, err)
-		t.Cleanup(s.Close)
+		s := pgtest.Open(t, url, postgres.WithMaxConns(6))
 		stores = append(stores, s)
 	}
 	const (
