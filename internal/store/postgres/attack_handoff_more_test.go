@@ -15,8 +15,9 @@ import (
 
 // woken reports whether a wake-up was sent by what committed before it
 // is called (a sentinel notification, committed after, closes the list).
-func woken(t *testing.T, listen, db *pgx.Conn) bool {
+func woken(t *testing.T, st *postgres.Store, listen, db *pgx.Conn) bool {
 	t.Helper()
+	st.FlushWakesForTest() // writes wake the other instances once they committed
 	_, err := db.Exec(t.Context(), "NOTIFY attack_sentinel")
 	require.NoError(t, err)
 	got := false
@@ -52,14 +53,14 @@ func TestAttackHandoffMixedWrite(t *testing.T) {
 	db, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err)
 	defer db.Close(context.Background())
-	woken(t, listen, db) // drop the puts' wake-ups
+	woken(t, st, listen, db) // drop the puts' wake-ups
 
 	defer f.handOff()()
 	f.write("a", "b", "a")
 	tasks := f.eng.take()
 	require.Len(t, tasks, 1)
 	require.Equal(t, "b", tasks[0].State.ID)
-	require.True(t, woken(t, listen, db), "a's events were not handed off and woke nobody")
+	require.True(t, woken(t, st, listen, db), "a's events were not handed off and woke nobody")
 	claimed := f.claim(3)
 	require.Len(t, claimed, 1)
 	require.Equal(t, "a", claimed[0].State.ID)
@@ -68,7 +69,7 @@ func TestAttackHandoffMixedWrite(t *testing.T) {
 	f.finish(storeResult("b", tasks[0].Lease, 1))
 	f.write("b")
 	require.Len(t, f.eng.take(), 1)
-	require.False(t, woken(t, listen, db), "a handed-off write woke the workers")
+	require.False(t, woken(t, st, listen, db), "a handed-off write woke the workers")
 }
 
 func storeResult(id, lease string, through int64) store.DeliveryResult {

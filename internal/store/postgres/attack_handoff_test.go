@@ -127,7 +127,7 @@ func TestAttackHandoffCommitAnswerLost(t *testing.T) {
 
 	// Was any instance woken? Notifications arrive in commit order: a
 	// sentinel committed after the write comes after the write's wake-up.
-	woken := woken(t, listen, db)
+	woken := woken(t, st, listen, db)
 
 	claimer := pgtest.Open(t, direct, postgres.WithMaxConns(2))
 	tasks, err := claimer.ClaimDue(t.Context(), time.Now(), 10, time.Minute, 100, 3)

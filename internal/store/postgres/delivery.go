@@ -634,9 +634,12 @@ func (s *Store) listenOnce(ctx context.Context) error {
 			}
 			return err
 		}
-		if n.Channel == configChannel {
+		switch {
+		case n.Channel == configChannel:
 			signal(s.config)
-		} else {
+		case s.notifier.ownSession(n.PID):
+			// wakeDelivery woke this process's workers before asking for it
+		default:
 			s.signalWake()
 		}
 	}

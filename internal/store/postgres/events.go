@@ -100,52 +100,26 @@ func scanEventRow(row pgx.CollectableRow) (eventRow, error) {
 // COMMITTED re-reads the updated row) continues from the committed counter,
 // or from the old one if this transaction rolled back: numbers neither
 // repeat nor skip. The same UPDATE makes the Subscription due (unless it is
-// due earlier or backing off), and pg_notify wakes the delivery workers when
-// the transaction commits (PostgreSQL folds repeats within a transaction).
-// No row to update means no state: zero rows, ErrNotFound, and the
-// transaction is still usable. The parameters are cast because their types
-// cannot be inferred through INSERT … SELECT.
-var appendEventSQL = appendEventWith(true)
-
-// appendEventQuietSQL is appendEventSQL without the wake-up: a transaction
-// that may hand its Subscriptions off wakes the workers for the others
-// itself (handoffWakeSQL).
-var appendEventQuietSQL = appendEventWith(false)
-
-func appendEventWith(wake bool) string {
-	return `WITH sub AS (
+// due earlier or backing off). The delivery workers are woken once the
+// transaction committed (Store.wakeDelivery), not by a NOTIFY in it: a
+// transaction that notifies takes a database-wide lock at commit that it
+// holds through its WAL flush, so every notifying write would commit one
+// after the other. No row to update means no state: zero rows,
+// ErrNotFound, and the transaction is still usable. The parameters are cast
+// because their types cannot be inferred through INSERT … SELECT.
+var appendEventSQL = `WITH sub AS (
 		UPDATE subscriptions SET last_event_number = last_event_number + 1,
 			due_at = CASE WHEN endpoint = '' THEN NULL
 				WHEN due_at IS NULL OR failure_count = 0 AND due_at > $2::timestamptz
 				THEN $2::timestamptz ELSE due_at END
 		WHERE id = $1
 		RETURNING id, last_event_number
-	)` + wakeCTE(wake, `FROM sub`) + `
+	)
 	INSERT INTO events (` + eventColumns + `)
 	SELECT id, last_event_number, $2::timestamptz, $3::text, $4::text, $5::text, $6::bigint, $7::text,
 		` + includesSQL("$8::text") + `
-	FROM sub` + wakeJoin(wake) + `
+	FROM sub
 	RETURNING number`
-}
-
-// wakeCTE is the CTE wake, which notifies wakeChannel once for each row of
-// from (PostgreSQL folds repeats within a transaction), or nothing.
-func wakeCTE(wake bool, from string) string {
-	if !wake {
-		return ``
-	}
-	return `, wake AS (
-		SELECT pg_notify('` + wakeChannel + `', '') AS woken ` + from + `
-	)`
-}
-
-// wakeJoin joins wake, so that it runs.
-func wakeJoin(wake bool) string {
-	if !wake {
-		return ``
-	}
-	return `, wake`
-}
 
 // appendEventArgs are appendEventSQL's parameters for e.
 func appendEventArgs(e store.Event) []any {
@@ -153,6 +127,7 @@ func appendEventArgs(e store.Event) []any {
 }
 
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
+	t.appended = true
 	op := "append event to subscription " + e.SubscriptionID
 	rows, err := t.q.Query(ctx, appendEventSQL, appendEventArgs(e)...)
 	if err != nil {
@@ -171,14 +146,7 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 // overlapping sets of Subscriptions wait for each other instead of
 // deadlocking; sub then advances each counter (READ COMMITTED sees the
 // committed value once the lock is granted).
-var appendEventsSQL = appendEventsWith(true)
-
-// appendEventsQuietSQL is appendEventsSQL without the wake-up
-// (appendEventQuietSQL).
-var appendEventsQuietSQL = appendEventsWith(false)
-
-func appendEventsWith(wake bool) string {
-	return `WITH input AS (
+var appendEventsSQL = `WITH input AS (
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
 			AS i(subscription_id, ts, topic, focus_type, focus_id, focus_version, method, includes)
 	), locked AS (
@@ -191,13 +159,12 @@ func appendEventsWith(wake bool) string {
 		FROM input i
 		WHERE s.id = i.subscription_id AND s.id IN (SELECT id FROM locked)
 		RETURNING s.id, s.last_event_number
-	)` + wakeCTE(wake, `FROM (SELECT 1 FROM sub LIMIT 1) any_sub`) + `
+	)
 	INSERT INTO events (` + eventColumns + `)
 	SELECT sub.id, sub.last_event_number, i.ts, i.topic, i.focus_type, i.focus_id, i.focus_version, i.method,
 		` + includesSQL("i.includes") + `
-	FROM sub JOIN input i ON i.subscription_id = sub.id` + wakeJoin(wake) + `
+	FROM sub JOIN input i ON i.subscription_id = sub.id
 	RETURNING subscription_id, number`
-}
 
 func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, error) {
 	switch len(evs) {
@@ -215,6 +182,7 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
 	}
 	op := "append " + strconv.Itoa(len(evs)) + " events"
+	t.appended = true
 	rows, err := t.q.Query(ctx, appendEventsSQL, args...)
 	if err != nil {
 		return nil, wrap(op, err)
@@ -270,16 +238,16 @@ func appendEventsArgs(evs []store.Event) (map[string]int, []any, bool) {
 // round trip a write saves. Both statements append nothing for a
 // Subscription without state.
 //
-// When a delivery engine takes hand-offs (HandOffTo), the statements do
-// not wake the workers: the transaction's commit may lease these
-// Subscriptions to that engine (handoff), and wakes them for the others.
+// When a delivery engine takes hand-offs (HandOffTo), the transaction's
+// commit may lease these Subscriptions to that engine (handoff); the
+// workers are woken for the others.
 func (t *tx) AppendEventsAtCommit(ctx context.Context, evs []store.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	t.appended = true
 	one, many := appendEventSQL, appendEventsSQL
 	if t.handingOff() {
-		one, many = appendEventQuietSQL, appendEventsQuietSQL
 		for _, e := range evs {
 			t.handoff.add(e.SubscriptionID)
 		}

@@ -185,3 +185,7 @@ func (s *Store) HoldClaimLockForTest(ctx context.Context) (release func(), pid i
 		conn.Release()
 	}, pid, nil
 }
+
+// FlushWakesForTest waits until the NOTIFY of every wake-up asked for so far
+// was sent (or failed): writes wake the other instances after they commit.
+func (s *Store) FlushWakesForTest() { s.notifier.flushed() }

@@ -18,15 +18,15 @@ var _ store.HandoffQueue = (*Store)(nil)
 // (AppendEventsAtCommit) while an engine takes hand-offs ends with, in the
 // COMMIT's round trip:
 //
-//	the appends, without their wake-up (appendEventQuietSQL)
+//	the appends
 //	handoffLockSQL   try the claim lock, and say in the transaction whether it was taken
 //	handoffSQL       lease the idle appended Subscriptions, as a claim would, and read their tasks
-//	handoffWakeSQL   wake the workers if an appended Subscription was not handed off
 //	COMMIT
 //
 // and, once COMMIT succeeded, the engine starts the tasks on the workers it
-// reserved before the round trip (Reservation). The last two statements
-// only when it reserved any; otherwise the wake-up alone.
+// reserved before the round trip (Reservation), and the workers are woken
+// (Store.wakeDelivery) if an appended Subscription was not handed off. The
+// hand-off's statements only when it reserved any.
 //
 // Why this never gives one Subscription two senders, nor sends out of
 // order: the transaction holds the row lock of every Subscription it
@@ -81,11 +81,6 @@ var handoffSQL = `WITH idle AS (
 		RETURNING ` + claimedColumns + `
 	)
 	` + claimTasksSQL
-
-// handoffWakeSQL wakes the delivery workers (as the appends would have)
-// when a Subscription of $1 is not leased to $2, the hand-off's lease.
-const handoffWakeSQL = `SELECT pg_notify('` + wakeChannel + `', '') FROM (
-		SELECT FROM subscriptions WHERE id = ANY($1::text[]) AND lease_token IS DISTINCT FROM $2 LIMIT 1) w`
 
 // handoffs is the part of Store that holds the hand-off's receiver.
 type handoffs struct {
@@ -158,9 +153,8 @@ func (h *txHandoff) prepare(q *lazyTx) {
 	if h == nil || len(h.ids) == 0 {
 		return
 	}
-	lease := ""
 	if h.res = h.receiver.Reserve(len(h.ids)); h.res.Slots > 0 {
-		lease = uuid.NewString()
+		lease := uuid.NewString()
 		h.lease = lease
 		h.tasks = newTaskCollector(h.res.Now)
 		q.Defer(handoffLockSQL)
@@ -185,7 +179,12 @@ func (h *txHandoff) prepare(q *lazyTx) {
 			}, p.sql)
 		}
 	}
-	q.Defer(handoffWakeSQL, h.ids, lease)
+}
+
+// tookAll reports whether the committed hand-off leased every Subscription
+// the transaction appended to, so that no worker needs waking for them.
+func (h *txHandoff) tookAll() bool {
+	return h != nil && h.tasks != nil && len(h.tasks.tasks) == len(h.ids)
 }
 
 // done gives the receiver the leased tasks if the transaction committed,

@@ -38,6 +38,7 @@ type Store struct {
 	pools
 	listener
 	handoffs
+	notifier wakeNotifier // wakeDelivery's NOTIFYs to the other instances
 }
 
 var _ store.Store = (*Store)(nil)
@@ -118,6 +119,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 
 // Close closes every connection. It is safe to call more than once.
 func (s *Store) Close() {
+	s.notifier.stop()
 	s.listener.stop()
 	s.closePools()
 }
@@ -185,6 +187,9 @@ type tx struct {
 	// handoff is what the transaction may hand to a delivery engine at
 	// commit; nil when no engine takes hand-offs (HandOffTo).
 	handoff *txHandoff
+	// appended: the transaction numbered events, so its commit wakes the
+	// delivery workers (unless it handed every one off).
+	appended bool
 }
 
 // runTx runs fn in one transaction on one pooled connection.
@@ -214,9 +219,16 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) (err error) 
 	// Deferred statements travel with COMMIT: their errors are interpreted
 	// here (a concurrent creator's unique_violation is ErrConflict).
 	if err := lt.finish(ctx, true); err != nil {
+		if t.appended {
+			// The COMMIT's answer may have been lost after it committed.
+			s.wakeDelivery()
+		}
 		return fmt.Errorf("postgres: commit: %w", interpretError(err))
 	}
 	committed = true
+	if t.appended && !t.handoff.tookAll() {
+		s.wakeDelivery()
+	}
 	return nil
 }
 
