@@ -219,6 +219,7 @@ func serve(ctx context.Context, getenv func(string) string, args []string, stdou
 		},
 
 		BodyBytesInFlight: cfg.BodyBytesInFlight, // parsed bodies cost many times their size
+		SearchesInFlight:  cfg.SearchesInFlight,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -1,5 +1,7 @@
 package api
 
+import "context"
+
 // RouteInfo is one registered route, for tests in package api_test.
 type RouteInfo struct {
 	Method, Path string // Path in gin syntax: :param and *catchall
@@ -12,4 +14,13 @@ func (s *Server) Routes() []RouteInfo {
 		out[i] = RouteInfo{Method: r.method, Path: r.path}
 	}
 	return out
+}
+
+// HoldSearchSlotsForTest takes n of the search slots (Options.SearchesInFlight)
+// until release is called, as n searches in progress would.
+func (s *Server) HoldSearchSlotsForTest(n int64) (release func()) {
+	if err := s.searches.Acquire(context.Background(), n); err != nil {
+		panic(err)
+	}
+	return func() { s.searches.Release(n) }
 }

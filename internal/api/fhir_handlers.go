@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/herald-fhir/herald/internal/fhir"
 	"github.com/herald-fhir/herald/internal/resources"
@@ -130,16 +131,25 @@ func (s *Server) history(c *gin.Context) {
 }
 
 func (s *Server) typeHistory(c *gin.Context) {
+	if !s.admitSearch(c) {
+		return
+	}
 	b, err := s.opts.Resources.TypeHistory(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query())
 	s.respondBundle(c, b, err)
 }
 
 func (s *Server) systemHistory(c *gin.Context) {
+	if !s.admitSearch(c) {
+		return
+	}
 	b, err := s.opts.Resources.SystemHistory(c.Request.Context(), principal(c), c.Request.URL.Query())
 	s.respondBundle(c, b, err)
 }
 
 func (s *Server) search(c *gin.Context) {
+	if !s.admitSearch(c) {
+		return
+	}
 	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), c.Request.URL.Query(), strictHandling(c))
 	s.respondBundle(c, b, err)
 }
@@ -147,6 +157,9 @@ func (s *Server) search(c *gin.Context) {
 // compartmentSearch is GET /Patient/{id}/{type}; it shares the route of
 // instance operations (GET /{type}/{id}/{op}).
 func (s *Server) compartmentSearch(c *gin.Context) {
+	if !s.admitSearch(c) {
+		return
+	}
 	b, err := s.opts.Resources.CompartmentSearch(c.Request.Context(), principal(c), c.Param("id"), c.Param("op"), c.Request.URL.Query(), strictHandling(c))
 	s.respondBundle(c, b, err)
 }
@@ -169,6 +182,9 @@ func (s *Server) searchPost(c *gin.Context) {
 		params[k] = append(params[k], vs...)
 	}
 	if !s.checkParams(c, params) {
+		return
+	}
+	if !s.admitSearch(c) {
 		return
 	}
 	b, err := s.opts.Resources.Search(c.Request.Context(), principal(c), c.Param("type"), params, strictHandling(c))
@@ -208,41 +224,59 @@ func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 	return body, true
 }
 
-// bodyWeightKey holds the bytes a request took from Server.bodies.
-const bodyWeightKey = "herald.bodyWeight"
+// Keys of what a request took from the Server's admission semaphores.
+const (
+	bodyWeightKey = "herald.bodyWeight" // bytes of Server.bodies
+	searchSlotKey = "herald.searchSlot" // one of Server.searches
+)
 
 // admitBody waits until the body's bytes fit Options.BodyBytesInFlight
-// (released when the request ends: releaseBody); a request whose deadline
-// passes first gets 503 with Retry-After.
+// (released when the request ends: releaseAdmissions); a request whose
+// deadline passes first gets 503 with Retry-After.
 func (s *Server) admitBody(c *gin.Context, n int64) bool {
 	if n == 0 {
 		return true
 	}
-	n = min(n, s.bodyCap)
-	if err := s.bodies.Acquire(c.Request.Context(), n); err != nil {
-		writeError(c, &fhir.Error{Kind: fhir.KindUnavailable, Err: err,
-			Message: "the server is busy with other large requests; retry later"})
+	return s.admit(c, s.bodies, min(n, s.bodyCap), bodyWeightKey, "the server is busy with other large requests; retry later")
+}
+
+// admitSearch waits for one of Options.SearchesInFlight, in arrival order:
+// beyond what the cores can work on at once, more concurrent searches only
+// share them ever more thinly, and every answer comes later; waiting in line
+// instead keeps the slowest answers close to the typical one.
+func (s *Server) admitSearch(c *gin.Context) bool {
+	return s.admit(c, s.searches, 1, searchSlotKey, "the server is busy with other searches; retry later")
+}
+
+// admit takes n of sem for the request until its answer starts (or the
+// request ends: releaseAdmissions), under key; a request whose deadline
+// passes first gets 503 with Retry-After and busy as the reason.
+func (s *Server) admit(c *gin.Context, sem *semaphore.Weighted, n int64, key, busy string) bool {
+	if err := sem.Acquire(c.Request.Context(), n); err != nil {
+		writeError(c, &fhir.Error{Kind: fhir.KindUnavailable, Err: err, Message: busy})
 		return false
 	}
 	var once sync.Once
-	release := func() { once.Do(func() { s.bodies.Release(n) }) }
-	c.Set(bodyWeightKey, release)
+	release := func() { once.Do(func() { sem.Release(n) }) }
+	c.Set(key, release)
 	// The answer starts once the work is done: a client that reads it
-	// slowly must not hold the budget (up to the write timeout).
+	// slowly must not hold the semaphore (up to the write timeout).
 	c.Writer = &releasingWriter{ResponseWriter: c.Writer, release: release}
 	return true
 }
 
-// releaseBody gives back what admitBody took, once the request is done
+// releaseAdmissions gives back what admit took, once the request is done
 // (if the answer has not already).
-func (s *Server) releaseBody(c *gin.Context) {
+func (s *Server) releaseAdmissions(c *gin.Context) {
 	c.Next()
-	if release, ok := c.Get(bodyWeightKey); ok {
-		release.(func())()
+	for _, key := range []string{bodyWeightKey, searchSlotKey} {
+		if release, ok := c.Get(key); ok {
+			release.(func())()
+		}
 	}
 }
 
-// releasingWriter releases a request's body budget when its answer starts.
+// releasingWriter releases what a request was admitted with when its answer starts.
 type releasingWriter struct {
 	gin.ResponseWriter
 	release func()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -78,7 +79,14 @@ type Options struct {
 	// requests beyond it wait for others to finish (until their deadline,
 	// then 503). Zero: 4 x MaxBodyBytes.
 	BodyBytesInFlight int64
+	// SearchesInFlight bounds the searches and history reads worked on at
+	// once (the rest wait in line, until their deadline, then 503). Zero:
+	// DefaultSearchesPerCPU per CPU.
+	SearchesInFlight int
 }
+
+// DefaultSearchesPerCPU is Options.SearchesInFlight per CPU by default.
+const DefaultSearchesPerCPU = 2
 
 // Server is the HTTP handler of Herald.
 type Server struct {
@@ -89,6 +97,7 @@ type Server struct {
 	draining atomic.Bool
 	bodies   *semaphore.Weighted // BodyBytesInFlight
 	bodyCap  int64               // its size
+	searches *semaphore.Weighted // SearchesInFlight
 }
 
 // Drain makes /readyz fail from now on, so load balancers stop sending
@@ -104,11 +113,12 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, engine: gin.New(), admin: &admin.Service{Store: opts.Admin}}
 	s.bodyCap = cmp.Or(opts.BodyBytesInFlight, 4*opts.MaxBodyBytes, 1)
 	s.bodies = semaphore.NewWeighted(s.bodyCap)
+	s.searches = semaphore.NewWeighted(int64(cmp.Or(opts.SearchesInFlight, DefaultSearchesPerCPU*runtime.GOMAXPROCS(0))))
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
 	s.engine.ContextWithFallback = true
-	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.requestDeadline, s.releaseBody, s.checkQuery)
+	s.engine.Use(s.requestID, s.logRequests, s.recoverPanics, s.requestDeadline, s.releaseAdmissions, s.checkQuery)
 	s.engine.NoRoute(func(c *gin.Context) { writeError(c, notFoundRoute(c)) })
 	s.engine.NoMethod(func(c *gin.Context) { writeError(c, notAllowed(c)) })
 	s.routes = s.routeTable()

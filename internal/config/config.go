@@ -61,6 +61,8 @@ type Config struct {
 	// BodyBytesInFlight bounds the request bodies parsed at once (0: 4 x
 	// MaxBodyBytes).
 	BodyBytesInFlight int64
+	// SearchesInFlight bounds the searches worked on at once (0: 2 per CPU).
+	SearchesInFlight int
 }
 
 // Limits bound what one client may ask of the server.
@@ -163,6 +165,7 @@ var settings = []setting{
 	{"HERALD_MAX_HEADER_VALUE_BYTES", "max-header-value-bytes", "4096", "largest value of one Subscription channel.header in bytes; larger get 422"},
 	{"HERALD_MAX_SUBSCRIPTION_BYTES", "max-subscription-bytes", "65536", "largest Subscription resource in bytes; larger get 422"},
 	{"HERALD_MAX_BODY_BYTES", "max-body-bytes", "4194304", "larger request bodies get 413"},
+	{"HERALD_SEARCHES_IN_FLIGHT", "searches-in-flight", "0", "searches and history reads worked on at once; more wait in line (until their deadline, then 503); 0: 2 per CPU (raise it when PostgreSQL is on another host)"},
 	{"HERALD_BODY_BYTES_IN_FLIGHT", "body-bytes-in-flight", "0", "bytes of request bodies parsed and acted on at once (a parsed body costs many times its size); more wait, then 503; 0: 4 x HERALD_MAX_BODY_BYTES"},
 	{"HERALD_MAX_SEARCH_CLAUSES", "max-search-clauses", "100", "most parameters (search clauses) in one request; more get 400"},
 	{"HERALD_MAX_SEARCH_VALUES", "max-search-values", "100", "most comma-separated values in one parameter; more get 400"},
@@ -407,6 +410,11 @@ func Load(getenv func(string) string, args []string, stderr io.Writer) (Config, 
 		fail("HERALD_BODY_BYTES_IN_FLIGHT", "must be 0 or an integer of at least HERALD_MAX_BODY_BYTES")
 	} else {
 		c.BodyBytesInFlight = n
+	}
+	if n, err := strconv.Atoi(get("HERALD_SEARCHES_IN_FLIGHT")); err != nil || n < 0 || n > 100_000 {
+		fail("HERALD_SEARCHES_IN_FLIGHT", "must be an integer from 0 to 100000")
+	} else {
+		c.SearchesInFlight = n
 	}
 	count("HERALD_MAX_SEARCH_CLAUSES", 10000, &c.MaxSearchClauses)
 	count("HERALD_MAX_SEARCH_VALUES", 10000, &c.MaxSearchValues)
