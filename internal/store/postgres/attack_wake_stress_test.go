@@ -1,0 +1,111 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/herald-fhir/herald/internal/store"
+	"github.com/herald-fhir/herald/internal/store/pgtest"
+	"github.com/herald-fhir/herald/internal/store/postgres"
+)
+
+// TestAttackWakeCoalescingAcrossInstances (holds, expected): instance A
+// only writes (no engine, no listener); instance B only delivers, woken by
+// notifications alone (it never polls). Concurrent writes on A share the
+// notifier's NOTIFYs; whichever write commits last, a NOTIFY sent after its
+// commit wakes B, so B delivers every event, in order, each once.
+func TestAttackWakeCoalescingAcrossInstances(t *testing.T) {
+	t.Parallel()
+	url := pgtest.DatabaseURL(t)
+	a := pgtest.Open(t, url, postgres.WithMaxConns(8))
+	b := pgtest.Open(t, url, postgres.WithMaxConns(4))
+	fa := &handoffFixture{t: t, st: a}
+	const subs, writers, writes = 8, 8, 25
+	for i := range subs {
+		fa.put(fmt.Sprint("s", i), fmt.Sprint("c", i), "active")
+	}
+	_, db := attackListen(t, url)
+	wakeB := b.DeliveryWake()
+	settleListener(t, b, db)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var mu sync.Mutex
+	delivered := map[string][]int64{}
+	var claimErr error
+	bDone := make(chan struct{})
+	go func() { // B: claim until nothing is due, on every wake-up
+		defer close(bDone)
+		for {
+			select {
+			case <-wakeB:
+			case <-ctx.Done():
+				return
+			}
+			for {
+				tasks, err := b.ClaimDue(ctx, time.Now(), 10, time.Minute, 100, 100)
+				if err != nil {
+					if ctx.Err() == nil {
+						claimErr = err
+					}
+					return
+				}
+				if len(tasks) == 0 {
+					break
+				}
+				for _, tk := range tasks {
+					mu.Lock()
+					delivered[tk.State.ID] = append(delivered[tk.State.ID], eventNumbers(tk)...)
+					mu.Unlock()
+					through := tk.DeliveredThrough
+					if n := len(tk.Events); n > 0 {
+						through = tk.Events[n-1].Number
+					}
+					if err := b.FinishDelivery(ctx, store.DeliveryResult{SubscriptionID: tk.State.ID, Lease: tk.Lease, Now: time.Now(),
+						Sent: len(tk.Events) > 0, DeliveredThrough: through}); err != nil {
+						if ctx.Err() == nil {
+							claimErr = err
+						}
+						return
+					}
+				}
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range writes {
+				id := fmt.Sprint("s", (w+i)%subs)
+				require.NoError(t, a.InTx(t.Context(), func(tx store.Tx) error {
+					return tx.AppendEventsAtCommit(t.Context(), []store.Event{{SubscriptionID: id, Timestamp: time.Now(),
+						Topic: "https://example.org/topic", FocusType: "Encounter", FocusID: fmt.Sprint("e", w, "-", i), FocusVersion: 1,
+						Method: store.MethodUpdate}})
+				}))
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		var behind int
+		require.NoError(t, db.QueryRow(t.Context(), `SELECT count(*) FROM subscriptions WHERE delivered_through < last_event_number`).Scan(&behind))
+		return behind == 0
+	}, 10*time.Second, 10*time.Millisecond, "B, woken only by A's notifier, left events undelivered")
+	cancel()
+	<-bDone
+	require.NoError(t, claimErr)
+	total := 0
+	for id, nums := range delivered {
+		for i, n := range nums {
+			require.Equal(t, int64(i+1), n, "%s: events out of order or repeated: %v", id, nums)
+		}
+		total += len(nums)
+	}
+	require.Equal(t, writers*writes, total)
+}
