@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,4 +109,62 @@ func TestAttackWakeCoalescingAcrossInstances(t *testing.T) {
 		total += len(nums)
 	}
 	require.Equal(t, writers*writes, total)
+}
+
+// TestAttackWakeCloseRacesWrites (holds, expected): writes racing with
+// Close neither hang nor leave the notifier's session (or goroutine)
+// behind, whichever wins: a request after stop is dropped, one before it
+// starts a notifier that stop then ends.
+func TestAttackWakeCloseRacesWrites(t *testing.T) {
+	t.Parallel()
+	url := pgtest.DatabaseURL(t)
+	_, db := attackListen(t, url)
+	setup := pgtest.Open(t, url, postgres.WithMaxConns(2))
+	(&handoffFixture{t: t, st: setup}).put("a", "client", "active")
+	setup.Close()
+	var ok atomic.Int64
+	for round := range 10 {
+		st := pgtest.Open(t, url, postgres.WithMaxConns(4))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range 4 {
+			wg.Go(func() {
+				<-start
+				for i := 0; ; i++ {
+					ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+					err := st.InTx(ctx, func(tx store.Tx) error {
+						return tx.AppendEventsAtCommit(ctx, []store.Event{{SubscriptionID: "a", Timestamp: time.Now(),
+							Topic: "https://example.org/topic", FocusType: "Encounter", FocusID: fmt.Sprint("e", round, w, i), FocusVersion: 1,
+							Method: store.MethodUpdate}})
+					})
+					timedOut := ctx.Err() != nil
+					cancel()
+					if timedOut {
+						t.Errorf("a write racing with Close hung")
+						return
+					}
+					if err != nil {
+						return // closed
+					}
+					ok.Add(1)
+				}
+			})
+		}
+		base := ok.Load()
+		close(start)
+		require.Eventually(t, func() bool { return ok.Load() >= base+8 }, 10*time.Second, time.Millisecond,
+			"the writes did not get going") // the notifier runs; Close races the next writes
+		closed := make(chan struct{})
+		go func() { st.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close hung while writes ran")
+		}
+		wg.Wait()
+		st.FlushWakesForTest() // must not hang after Close
+	}
+	t.Logf("%d writes committed while Close raced them", ok.Load())
+	require.Eventually(t, func() bool { return wakeSessions(t, db) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"a notifier session outlived its Store's Close")
 }
