@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/store"
@@ -167,4 +168,45 @@ func TestAttackWakeCloseRacesWrites(t *testing.T) {
 	t.Logf("%d writes committed while Close raced them", ok.Load())
 	require.Eventually(t, func() bool { return wakeSessions(t, db) == 0 }, 10*time.Second, 10*time.Millisecond,
 		"a notifier session outlived its Store's Close")
+}
+
+// TestAttackWakeNotifierNameStaysItsOwn (holds, expected): the notifier
+// builds its session's parameters from a copy of the pool's configuration;
+// connections the pools open after it still carry the Store's own
+// application_name (so "… wake" names the notifier alone).
+func TestAttackWakeNotifierNameStaysItsOwn(t *testing.T) {
+	t.Parallel()
+	url := pgtest.DatabaseURL(t)
+	_, db := attackListen(t, url)
+	st := pgtest.Open(t, url, postgres.WithMaxConns(8))
+	f := &handoffFixture{t: t, st: st}
+	for i := range 8 {
+		f.put(fmt.Sprint("s", i), "client", "active")
+	}
+	f.write("s0") // the notifier connects
+	st.FlushWakesForTest()
+	var wg sync.WaitGroup
+	for i := range 8 { // the pool opens connections after it
+		wg.Go(func() {
+			for range 5 {
+				f.write(fmt.Sprint("s", i))
+			}
+		})
+	}
+	wg.Wait()
+	_ = st.DeliveryWake() // and the listener, from the pool
+	settleListener(t, st, db)
+	st.FlushWakesForTest()
+	rows, err := db.Query(t.Context(), `SELECT application_name, count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' GROUP BY 1 ORDER BY 1`)
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var app string
+		var n int
+		err := r.Scan(&app, &n)
+		return fmt.Sprintf("%s=%d", app, n), err
+	})
+	require.NoError(t, err)
+	t.Logf("sessions: %v", names)
+	require.Equal(t, 1, wakeSessions(t, db), "sessions: %v", names)
 }
