@@ -127,7 +127,7 @@ func appendEventArgs(e store.Event) []any {
 }
 
 func (t *tx) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
-	t.appended = true
+	t.appended, t.appendedNow = true, true
 	op := "append event to subscription " + e.SubscriptionID
 	rows, err := t.q.Query(ctx, appendEventSQL, appendEventArgs(e)...)
 	if err != nil {
@@ -182,7 +182,7 @@ func (t *tx) AppendEvents(ctx context.Context, evs []store.Event) ([]int64, erro
 		return t.appendOneByOne(ctx, evs) // rare: the batch form numbers each id once
 	}
 	op := "append " + strconv.Itoa(len(evs)) + " events"
-	t.appended = true
+	t.appended, t.appendedNow = true, true
 	rows, err := t.q.Query(ctx, appendEventsSQL, args...)
 	if err != nil {
 		return nil, wrap(op, err)

@@ -188,8 +188,9 @@ type tx struct {
 	// commit; nil when no engine takes hand-offs (HandOffTo).
 	handoff *txHandoff
 	// appended: the transaction numbered events, so its commit wakes the
-	// delivery workers (unless it handed every one off).
-	appended bool
+	// delivery workers, unless it handed every one off; appendedNow: some
+	// by AppendEvent or AppendEvents, which the hand-off does not see.
+	appended, appendedNow bool
 }
 
 // runTx runs fn in one transaction on one pooled connection.
@@ -226,7 +227,7 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) (err error) 
 		return fmt.Errorf("postgres: commit: %w", interpretError(err))
 	}
 	committed = true
-	if t.appended && !t.handoff.tookAll() {
+	if t.appended && (t.appendedNow || !t.handoff.tookAll()) {
 		s.wakeDelivery()
 	}
 	return nil

@@ -30,8 +30,13 @@ import (
 // from the notifier's session (it woke the workers already), so that one
 // write does not cost two claims.
 //
-// If the process dies between a commit and its NOTIFY, the other instances
-// find the events at their next poll: late, never lost.
+// A NOTIFY that fails is sent again (at once, on a new session, then every
+// notifyPause) until it goes out, and Close first sends the one still owed.
+// The other instances find the events at their next poll, late but never
+// lost, only when the process dies between a commit and its NOTIFY, or when
+// a COMMIT whose answer Herald never got lands after the wake-up its error
+// sent (a network partition that also kept the cancel request from the
+// server).
 
 // wakeDelivery wakes the delivery workers of this process and, through the
 // notifier, of every other instance.
@@ -43,11 +48,13 @@ func (s *Store) wakeDelivery() {
 // notifyWakeSQL is the notifier's statement, one transaction of its own.
 const notifyWakeSQL = `SELECT pg_notify('` + wakeChannel + `', '')`
 
-// notifyTimeout bounds one NOTIFY; notifyPause is the wait after a failed
-// one before the next attempt.
+// notifyTimeout bounds one NOTIFY; notifyPause is the wait between failed
+// attempts after the first retry; notifyDrain is how long Close waits for the
+// NOTIFY still owed before giving up on it.
 const (
 	notifyTimeout = 5 * time.Second
 	notifyPause   = 100 * time.Millisecond
+	notifyDrain   = 2 * time.Second
 )
 
 // wakeNotifier sends the NOTIFYs of wakeDelivery. The zero value is ready;
@@ -56,13 +63,14 @@ type wakeNotifier struct {
 	mu      sync.Mutex
 	pending chan struct{} // at most one request waits; nil until started
 	stopped bool
+	drain   chan struct{} // closed by stop: send what is owed, then return
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when run returned
 	// pid is the backend process id of the notifier's session (0: none),
 	// whose notifications the listener skips.
 	pid atomic.Uint32
 	// requested counts requests, answered the requests whose NOTIFY was
-	// attempted; flushed (tests) waits on answeredCond for them to meet.
+	// sent; flushed (tests) waits on answeredCond for them to meet.
 	requested, answered int64
 	answeredCond        sync.Cond
 }
@@ -77,6 +85,7 @@ func (n *wakeNotifier) request(s *Store) {
 		var ctx context.Context
 		ctx, n.cancel = context.WithCancel(context.Background())
 		n.pending = make(chan struct{}, 1)
+		n.drain = make(chan struct{})
 		n.done = make(chan struct{})
 		go n.run(ctx, s)
 	}
@@ -94,22 +103,32 @@ func (n *wakeNotifier) ownSession(pid uint32) bool {
 	return pid != 0 && n.pid.Load() == pid
 }
 
-// stop ends the notifier; later requests are dropped. Safe to call more
-// than once, and before any request.
+// stop sends the NOTIFY still owed (for at most notifyDrain), then ends the
+// notifier; later requests are dropped. Safe to call more than once, and
+// before any request.
 func (n *wakeNotifier) stop() {
 	n.mu.Lock()
+	first := !n.stopped
 	n.stopped = true
-	cancel, done := n.cancel, n.done
+	cancel, done, drain := n.cancel, n.done, n.drain
 	n.mu.Unlock()
 	if cancel != nil {
+		if first {
+			close(drain)
+		}
+		select {
+		case <-done:
+		case <-time.After(notifyDrain):
+			slog.Warn("stopping without waking the other instances' delivery workers; they find the last writes' events at their next poll")
+		}
 		cancel()
 		<-done
 	}
 	n.answer(-1)
 }
 
-// answer records that the NOTIFY for the first upTo requests was attempted
-// (-1: all, the notifier stopped).
+// answer records that the NOTIFY for the first upTo requests was sent (-1:
+// all, the notifier stopped).
 func (n *wakeNotifier) answer(upTo int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -120,8 +139,8 @@ func (n *wakeNotifier) answer(upTo int64) {
 	n.cond().Broadcast()
 }
 
-// flushed waits until the NOTIFY of every request made so far was
-// attempted (tests).
+// flushed waits until the NOTIFY of every request made so far was sent, or
+// the notifier stopped (tests).
 func (n *wakeNotifier) flushed() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -152,23 +171,42 @@ func (n *wakeNotifier) run(ctx context.Context, s *Store) {
 	for {
 		select {
 		case <-n.pending:
+		case <-n.drain:
+			select {
+			case <-n.pending: // owed: send it first
+			default:
+				return
+			}
 		case <-ctx.Done():
 			return
 		}
 		n.mu.Lock()
 		upTo := n.requested
 		n.mu.Unlock()
-		err := n.send(ctx, s, &conn)
-		n.answer(upTo)
-		if err == nil || ctx.Err() != nil {
-			continue
-		}
-		slog.Warn("could not wake the other instances' delivery workers; they find the work at their next poll", "err", err)
-		closeConn()
-		select {
-		case <-time.After(notifyPause):
-		case <-ctx.Done():
-			return
+		// Until it is sent: a session that died while idle (a database
+		// restart, a proxy's idle timeout) fails the first attempt, and
+		// the commits that asked must still wake the others.
+		for failures := 0; ; failures++ {
+			err := n.send(ctx, s, &conn)
+			if err == nil {
+				n.answer(upTo)
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			closeConn()
+			if failures == 0 {
+				continue // reconnect at once
+			}
+			if failures == 1 {
+				slog.Warn("cannot wake the other instances' delivery workers; retrying (they also find the work at their next poll)", "err", err)
+			}
+			select {
+			case <-time.After(notifyPause):
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
