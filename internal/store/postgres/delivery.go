@@ -43,8 +43,8 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // streaming them (TestClaimTransfersOnlyWhatItKeeps).
 //
 // Which rows: every owner with scheduled rows is found by a skip scan of
-// subscriptions_owner_due (owners: one index probe per owner, however many
-// rows each has). Its unleased due rows are ranked (turn) after its live
+// subscription_due's (owner, due_at, id) index (migration 00022; owners: one
+// index probe per owner, however many rows each has). Its unleased due rows are ranked (turn) after its live
 // leases (leased: counted in subscription_leases, which migration 00019's
 // trigger keeps), earliest due first, and the claim takes the lowest turns,
 // so owners take turns round-robin and one owner's thousands of early due
@@ -73,25 +73,25 @@ const deliveryColumns = `lease_token, lease_until, last_event_number, delivered_
 // while the worker sends. Leases are set and judged by the database's clock,
 // so instances with skewed clocks never hold one Subscription at once.
 var claimSQL = `WITH RECURSIVE owners AS (
-		(SELECT owner FROM subscriptions WHERE due_at IS NOT NULL ORDER BY owner, due_at LIMIT 1)
+		(SELECT owner FROM subscription_due ORDER BY owner, due_at LIMIT 1)
 		UNION ALL
-		SELECT (SELECT n.owner FROM subscriptions n WHERE n.due_at IS NOT NULL AND n.owner > o.owner ORDER BY n.owner, n.due_at LIMIT 1)
+		SELECT (SELECT n.owner FROM subscription_due n WHERE n.owner > o.owner ORDER BY n.owner, n.due_at LIMIT 1)
 		FROM owners o WHERE o.owner IS NOT NULL
 	), heads AS (
 		SELECT o.owner, l.leased FROM owners o
 		CROSS JOIN LATERAL (` + ownerLeasesSQL("o.owner") + `) l
 		WHERE o.owner IS NOT NULL AND ` + belowCapSQL("l.leased") + ` AND EXISTS (
-			SELECT FROM subscriptions
-			WHERE owner = o.owner AND ` + claimableSQL("") + `)
+			SELECT FROM subscription_due q JOIN subscriptions s ON s.id = q.id
+			WHERE q.owner = o.owner AND ` + dueClaimableSQL("q.", "s.") + `)
 	), bound AS (
 		SELECT (SELECT leased + 1 FROM heads ORDER BY leased LIMIT 1 OFFSET $3 - 1) AS turn
 	), ranked AS (
 		SELECT d.id, d.due_at, h.leased + row_number() OVER (PARTITION BY h.owner ORDER BY d.due_at, d.id) AS turn
 		FROM heads h CROSS JOIN bound b
 		CROSS JOIN LATERAL (
-			SELECT id, due_at FROM subscriptions
-			WHERE owner = h.owner AND ` + claimableSQL("") + `
-			ORDER BY due_at, id
+			SELECT q.id, q.due_at FROM subscription_due q JOIN subscriptions s ON s.id = q.id
+			WHERE q.owner = h.owner AND ` + dueClaimableSQL("q.", "s.") + `
+			ORDER BY q.due_at, q.id
 			LIMIT greatest(least(CASE WHEN $6 > 0 THEN $6 - h.leased ELSE $3 END, $3, b.turn - h.leased), 0)
 		) d
 	), claimed AS (
@@ -114,8 +114,12 @@ var claimSQL = `WITH RECURSIVE owners AS (
 //
 // claimableSQL: the row (alias, "" or "x.") is due at $2 and its lease is
 // free (none, or ended by the database's clock).
-func claimableSQL(alias string) string {
-	return alias + `due_at <= $2 AND (` + alias + `lease_until IS NULL OR ` + alias + `lease_until <= statement_timestamp())`
+func claimableSQL(alias string) string { return dueClaimableSQL(alias, alias) }
+
+// dueClaimableSQL is claimableSQL with due_at read from the row due (of
+// subscription_due, migration 00022) and the lease from sub.
+func dueClaimableSQL(due, sub string) string {
+	return due + `due_at <= $2 AND (` + sub + `lease_until IS NULL OR ` + sub + `lease_until <= statement_timestamp())`
 }
 
 // ownerLeasesSQL counts owner's live leases (as leased).
