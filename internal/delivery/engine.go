@@ -237,7 +237,7 @@ func (e *Engine) Run(ctx context.Context) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
-		full := false
+		full, idleLeft := false, false
 		claimed := e.cfg.Now()
 		if free := e.take(e.cfg.Workers); free > 0 {
 			tasks, err := e.cfg.Store.ClaimDue(ctx, claimed, free, e.cfg.Lease, e.cfg.MaxEvents, max(e.cfg.MaxPerOwner, 0))
@@ -266,11 +266,17 @@ func (e *Engine) Run(ctx context.Context) {
 				e.start(work, &wg, tk, admin, claimed)
 			}
 			e.give(free - len(tasks))
+			idleLeft = len(tasks) < free
 		} else {
 			full = true
 		}
 		e.full.Store(full)
-		if !full {
+		if !full || idleLeft {
+			// Also when an owner seems at its share (ownerAtShare) while
+			// workers are idle: the share is judged loosely (half of it
+			// counts), and another of its Subscriptions due later (a retry)
+			// must not wait for one of these sends to end, which may take
+			// its whole timeout (TestAttackTwoDueTwoIdleWorkers).
 			e.resetPoll(poll, claimed)
 		}
 		select {
