@@ -48,6 +48,9 @@ CREATE TRIGGER subscriptions_due_changed AFTER UPDATE OF due_at, owner ON subscr
     FOR EACH ROW WHEN (NEW.due_at IS DISTINCT FROM OLD.due_at OR NEW.owner IS DISTINCT FROM OLD.owner)
     EXECUTE FUNCTION herald_due_changed();
 DROP INDEX subscriptions_owner_due;
+-- Statistics now: without them the planner reads the whole queue in every
+-- claim (a hash join of both tables) until autovacuum first analyzes it.
+ANALYZE subscription_due;
 
 -- +goose Down
 CREATE INDEX subscriptions_owner_due ON subscriptions (owner, due_at, id) WHERE due_at IS NOT NULL;
