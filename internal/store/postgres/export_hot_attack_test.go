@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pressly/goose/v3"
 )
 
 // ExplainClaimForTest is EXPLAIN (ANALYZE, BUFFERS) of claimSQL with
@@ -31,4 +32,12 @@ func (s *Store) ExplainClaimForTest(ctx context.Context, planMode string, now ti
 	}
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(lines, "\n"), err
+}
+
+// MigrateDownToForTest rolls back the migrations newer than version.
+func MigrateDownToForTest(ctx context.Context, databaseURL string, version int64) error {
+	return withProvider(databaseURL, func(p *goose.Provider) error {
+		_, err := p.DownTo(ctx, version)
+		return err
+	})
 }
