@@ -80,17 +80,19 @@ var claimSQL = `WITH RECURSIVE owners AS (
 	), heads AS (
 		SELECT o.owner, l.leased FROM owners o
 		CROSS JOIN LATERAL (` + ownerLeasesSQL("o.owner") + `) l
-		WHERE o.owner IS NOT NULL AND ` + belowCapSQL("l.leased") + ` AND EXISTS (
-			SELECT FROM subscription_due q JOIN subscriptions s ON s.id = q.id
-			WHERE q.owner = o.owner AND ` + dueClaimableSQL("q.", "s.") + `)
+		CROSS JOIN LATERAL (
+			SELECT FROM subscription_due q
+			WHERE q.owner = o.owner AND ` + dueLeaseFreeSQL("q") + `
+			LIMIT 1) claimable
+		WHERE o.owner IS NOT NULL AND ` + belowCapSQL("l.leased") + `
 	), bound AS (
 		SELECT (SELECT leased + 1 FROM heads ORDER BY leased LIMIT 1 OFFSET $3 - 1) AS turn
 	), ranked AS (
 		SELECT d.id, d.due_at, h.leased + row_number() OVER (PARTITION BY h.owner ORDER BY d.due_at, d.id) AS turn
 		FROM heads h CROSS JOIN bound b
 		CROSS JOIN LATERAL (
-			SELECT q.id, q.due_at FROM subscription_due q JOIN subscriptions s ON s.id = q.id
-			WHERE q.owner = h.owner AND ` + dueClaimableSQL("q.", "s.") + `
+			SELECT q.id, q.due_at FROM subscription_due q
+			WHERE q.owner = h.owner AND ` + dueLeaseFreeSQL("q") + `
 			ORDER BY q.due_at, q.id
 			LIMIT greatest(least(CASE WHEN $6 > 0 THEN $6 - h.leased ELSE $3 END, $3, b.turn - h.leased), 0)
 		) d
@@ -114,12 +116,18 @@ var claimSQL = `WITH RECURSIVE owners AS (
 //
 // claimableSQL: the row (alias, "" or "x.") is due at $2 and its lease is
 // free (none, or ended by the database's clock).
-func claimableSQL(alias string) string { return dueClaimableSQL(alias, alias) }
+func claimableSQL(alias string) string {
+	return alias + `due_at <= $2 AND (` + alias + `lease_until IS NULL OR ` + alias + `lease_until <= statement_timestamp())`
+}
 
-// dueClaimableSQL is claimableSQL with due_at read from the row due (of
-// subscription_due, migration 00022) and the lease from sub.
-func dueClaimableSQL(due, sub string) string {
-	return due + `due_at <= $2 AND (` + sub + `lease_until IS NULL OR ` + sub + `lease_until <= statement_timestamp())`
+// dueLeaseFreeSQL is claimableSQL for the row q of subscription_due
+// (migration 00022), whose lease is its Subscription's. The lease is read by
+// a subquery, which PostgreSQL runs for each row of q that is due, by the
+// primary key: a join would let the planner, with statistics taken while
+// the queue was empty, hash the whole of both tables in every claim.
+func dueLeaseFreeSQL(q string) string {
+	return q + `.due_at <= $2 AND (SELECT s.lease_until IS NULL OR s.lease_until <= statement_timestamp()
+				FROM subscriptions s WHERE s.id = ` + q + `.id)`
 }
 
 // ownerLeasesSQL counts owner's live leases (as leased).
