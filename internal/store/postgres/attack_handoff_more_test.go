@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/store"
@@ -18,9 +19,17 @@ import (
 func woken(t *testing.T, st *postgres.Store, listen, db *pgx.Conn) bool {
 	t.Helper()
 	st.FlushWakesForTest() // writes wake the other instances once they committed
+	return len(notificationsBefore(t, listen, db)) > 0
+}
+
+// notificationsBefore returns the herald_delivery notifications committed
+// before it is called: notifications arrive in commit order, so a sentinel
+// on attack_sentinel (which listen must hear) committed now closes the list.
+func notificationsBefore(t *testing.T, listen, db *pgx.Conn) []*pgconn.Notification {
+	t.Helper()
 	_, err := db.Exec(t.Context(), "NOTIFY attack_sentinel")
 	require.NoError(t, err)
-	got := false
+	var got []*pgconn.Notification
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		n, err := listen.WaitForNotification(ctx)
@@ -29,7 +38,7 @@ func woken(t *testing.T, st *postgres.Store, listen, db *pgx.Conn) bool {
 		if n.Channel == "attack_sentinel" {
 			return got
 		}
-		got = true
+		got = append(got, n)
 	}
 }
 

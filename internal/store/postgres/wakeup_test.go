@@ -14,27 +14,18 @@ import (
 )
 
 // wakeNotifications returns the sessions (application_name) that sent the
-// herald_delivery notifications committed before it is called; a sentinel
-// committed after them closes the list.
+// herald_delivery notifications committed before it is called.
 func wakeNotifications(t *testing.T, st *postgres.Store, listen, db *pgx.Conn) []string {
 	t.Helper()
 	st.FlushWakesForTest()
-	_, err := db.Exec(t.Context(), "NOTIFY wake_sentinel")
-	require.NoError(t, err)
 	var senders []string
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		n, err := listen.WaitForNotification(ctx)
-		cancel()
-		require.NoError(t, err)
-		if n.Channel == "wake_sentinel" {
-			return senders
-		}
+	for _, n := range notificationsBefore(t, listen, db) {
 		var app string
 		require.NoError(t, db.QueryRow(t.Context(), `SELECT coalesce((SELECT application_name FROM pg_stat_activity WHERE pid = $1), 'gone')`,
 			n.PID).Scan(&app))
 		senders = append(senders, app)
 	}
+	return senders
 }
 
 // TestWritesDoNotNotifyInTheirTransaction: a write that numbers events
@@ -54,7 +45,7 @@ func TestWritesDoNotNotifyInTheirTransaction(t *testing.T) {
 	listen, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err)
 	defer listen.Close(context.Background())
-	_, err = listen.Exec(t.Context(), "LISTEN herald_delivery; LISTEN wake_sentinel")
+	_, err = listen.Exec(t.Context(), "LISTEN herald_delivery; LISTEN attack_sentinel")
 	require.NoError(t, err)
 	db, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err)
