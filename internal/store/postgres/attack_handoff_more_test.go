@@ -54,14 +54,7 @@ func TestAttackHandoffMixedWrite(t *testing.T) {
 	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("a", "client", "active")
 	f.put("b", "client", "active")
-	listen, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer listen.Close(context.Background())
-	_, err = listen.Exec(t.Context(), "LISTEN herald_delivery; LISTEN attack_sentinel")
-	require.NoError(t, err)
-	db, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer db.Close(context.Background())
+	listen, db := listenForWakes(t, url)
 	woken(t, st, listen, db) // drop the puts' wake-ups
 
 	defer f.handOff()()

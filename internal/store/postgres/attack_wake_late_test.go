@@ -104,7 +104,7 @@ func TestAttackWakeBeforeLateCommit(t *testing.T) {
 	f := &handoffFixture{t: t, st: st}
 	f.put("a", "client", "active")
 	f.put("z", "client", "active")
-	listen, db := attackListen(t, direct)
+	listen, db := listenForWakes(t, direct)
 	f.write("z") // the notifier is connected (through the proxy) and works
 	require.True(t, woken(t, st, listen, db), "premise: a write wakes the other instances")
 

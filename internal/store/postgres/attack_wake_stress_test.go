@@ -31,7 +31,7 @@ func TestAttackWakeCoalescingAcrossInstances(t *testing.T) {
 	for i := range subs {
 		fa.put(fmt.Sprint("s", i), fmt.Sprint("c", i), "active")
 	}
-	_, db := attackListen(t, url)
+	_, db := listenForWakes(t, url)
 	wakeB := b.DeliveryWake()
 	settleListener(t, b, db)
 
@@ -119,7 +119,7 @@ func TestAttackWakeCoalescingAcrossInstances(t *testing.T) {
 func TestAttackWakeCloseRacesWrites(t *testing.T) {
 	t.Parallel()
 	url := pgtest.DatabaseURL(t)
-	_, db := attackListen(t, url)
+	_, db := listenForWakes(t, url)
 	setup := pgtest.Open(t, url, postgres.WithMaxConns(2))
 	(&handoffFixture{t: t, st: setup}).put("a", "client", "active")
 	setup.Close()
@@ -177,7 +177,7 @@ func TestAttackWakeCloseRacesWrites(t *testing.T) {
 func TestAttackWakeNotifierNameStaysItsOwn(t *testing.T) {
 	t.Parallel()
 	url := pgtest.DatabaseURL(t)
-	_, db := attackListen(t, url)
+	_, db := listenForWakes(t, url)
 	st := pgtest.Open(t, url, postgres.WithMaxConns(8))
 	f := &handoffFixture{t: t, st: st}
 	for i := range 8 {

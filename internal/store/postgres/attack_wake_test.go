@@ -20,9 +20,9 @@ import (
 // instance gets, and the event waits for their poll (an hour in tests, 1 s
 // by default).
 
-// attackListen opens a connection listening on herald_delivery and
+// listenForWakes opens a connection listening on herald_delivery and
 // attack_sentinel, and one to send the sentinel with.
-func attackListen(t *testing.T, url string) (listen, db *pgx.Conn) {
+func listenForWakes(t *testing.T, url string) (listen, db *pgx.Conn) {
 	t.Helper()
 	listen, err := pgx.Connect(t.Context(), url)
 	require.NoError(t, err)
@@ -69,7 +69,7 @@ func TestAttackWakeNotifierSessionKilled(t *testing.T) {
 	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
 	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("a", "client", "active")
-	listen, db := attackListen(t, url)
+	listen, db := listenForWakes(t, url)
 	woken(t, st, listen, db) // the puts'
 
 	f.write("a")
@@ -102,7 +102,7 @@ func TestAttackWakeNotifierSessionKilled(t *testing.T) {
 func TestAttackWakeCloseRightAfterWrite(t *testing.T) {
 	t.Parallel()
 	url := pgtest.DatabaseURL(t)
-	listen, db := attackListen(t, url)
+	listen, db := listenForWakes(t, url)
 	setup := pgtest.Open(t, url, postgres.WithMaxConns(2))
 	(&handoffFixture{t: t, st: setup}).put("a", "client", "active")
 	setup.Close()
@@ -146,7 +146,7 @@ func TestAttackWakeAppendEventBesideHandoff(t *testing.T) {
 	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("a", "client", "active")
 	f.put("b", "client", "active")
-	listen, db := attackListen(t, url)
+	listen, db := listenForWakes(t, url)
 	woken(t, st, listen, db) // the puts'
 	wake := st.DeliveryWake()
 	settleListener(t, st, db)
@@ -189,7 +189,7 @@ func TestAttackWakeAppendEventBesideHandoff(t *testing.T) {
 func TestAttackWakeNotifierLifecycle(t *testing.T) {
 	t.Parallel()
 	url := pgtest.DatabaseURL(t)
-	_, db := attackListen(t, url)
+	_, db := listenForWakes(t, url)
 	st := pgtest.Open(t, url, postgres.WithMaxConns(2))
 	f := &handoffFixture{t: t, st: st}
 	f.put("a", "client", "active")

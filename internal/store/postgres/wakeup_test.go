@@ -42,14 +42,7 @@ func TestWritesDoNotNotifyInTheirTransaction(t *testing.T) {
 	f.put("a", "client", "active")
 	f.put("b", "client", "active")
 
-	listen, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer listen.Close(context.Background())
-	_, err = listen.Exec(t.Context(), "LISTEN herald_delivery; LISTEN attack_sentinel")
-	require.NoError(t, err)
-	db, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer db.Close(context.Background())
+	listen, db := listenForWakes(t, url)
 	wakeNotifications(t, st, listen, db) // the puts'
 
 	onlyNotifier := func(what string, senders []string) {
