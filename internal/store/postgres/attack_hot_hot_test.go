@@ -1,16 +1,12 @@
 package postgres_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/store"
-	"github.com/herald-fhir/herald/internal/store/pgtest"
-	"github.com/herald-fhir/herald/internal/store/postgres"
 )
 
 // TestAttackHotUpdatesAreHot: the goal of migration 00022, measured: of the
@@ -18,12 +14,7 @@ import (
 // outcome make, nearly all are HOT.
 func TestAttackHotUpdatesAreHot(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
-	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
-	db, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer db.Close(context.Background())
-	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
+	f, db := dueFixture(t)
 	f.put("a", "client-1", "active")
 	f.put("b", "client-2", "active")
 	stats := func() (upd, hot int64) {

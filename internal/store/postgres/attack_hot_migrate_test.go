@@ -16,25 +16,6 @@ import (
 	"github.com/herald-fhir/herald/internal/store/postgres"
 )
 
-type dueRow struct {
-	ID, Owner string
-	DueAt     time.Time
-}
-
-func readDue(t *testing.T, db *pgx.Conn, sql string) []dueRow {
-	t.Helper()
-	rows, err := db.Query(t.Context(), sql)
-	require.NoError(t, err)
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dueRow])
-	require.NoError(t, err)
-	return out
-}
-
-const (
-	dueTruthSQL = `SELECT id, owner, due_at FROM subscriptions WHERE due_at IS NOT NULL ORDER BY id`
-	dueQueueSQL = `SELECT id, owner, due_at FROM subscription_due ORDER BY id`
-)
-
 // TestAttackHotMigrationRoundTripWithDueRowsAndLeases: on a database with
 // due rows, leased ones among them, migration 00022's Down brings back
 // subscriptions_owner_due (valid) and drops the queue; Up again fills the

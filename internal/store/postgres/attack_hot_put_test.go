@@ -1,16 +1,12 @@
 package postgres_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/herald-fhir/herald/internal/store"
-	"github.com/herald-fhir/herald/internal/store/pgtest"
-	"github.com/herald-fhir/herald/internal/store/postgres"
 )
 
 // TestAttackHotPutPathsKeepTheQueue: PutSubscription's ON CONFLICT DO
@@ -19,12 +15,7 @@ import (
 // to the rows with due_at, and the claim counts the new owner under its cap.
 func TestAttackHotPutPathsKeepTheQueue(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
-	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
-	db, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer db.Close(context.Background())
-	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
+	f, db := dueFixture(t)
 	same := func(step string) {
 		t.Helper()
 		require.Equal(t, readDue(t, db, dueTruthSQL), readDue(t, db, dueQueueSQL), step)
@@ -32,7 +23,7 @@ func TestAttackHotPutPathsKeepTheQueue(t *testing.T) {
 	put := func(id, owner, status, endpoint string) {
 		t.Helper()
 		now := time.Now().Add(-time.Minute)
-		require.NoError(t, st.InTx(t.Context(), func(tx store.Tx) error {
+		require.NoError(t, f.st.InTx(t.Context(), func(tx store.Tx) error {
 			return tx.PutSubscription(t.Context(), store.SubscriptionState{ID: id, Owner: owner, Context: "system",
 				Status: status, Topic: "https://example.org/topic", Endpoint: endpoint,
 				Content: "id-only", CreatedAt: now, UpdatedAt: now})
@@ -48,11 +39,11 @@ func TestAttackHotPutPathsKeepTheQueue(t *testing.T) {
 	var owner string
 	require.NoError(t, db.QueryRow(t.Context(), `SELECT owner FROM subscription_due WHERE id = 'a'`).Scan(&owner))
 	require.Equal(t, "client-2", owner)
-	tasks, err := st.ClaimDue(t.Context(), time.Now(), 10, time.Minute, 100, 1)
+	tasks, err := f.st.ClaimDue(t.Context(), time.Now(), 10, time.Minute, 100, 1)
 	require.NoError(t, err)
 	require.Len(t, tasks, 2, "one per owner under a cap of 1: a is client-2's now")
 	for _, tk := range tasks {
-		require.NoError(t, st.ReleaseLease(t.Context(), tk.State.ID, tk.Lease))
+		require.NoError(t, f.st.ReleaseLease(t.Context(), tk.State.ID, tk.Lease))
 	}
 	put("a", "client-2", "off", hook)
 	same("off")
@@ -60,7 +51,7 @@ func TestAttackHotPutPathsKeepTheQueue(t *testing.T) {
 	same("endpoint removed")
 	put("a", "client-3", "requested", hook)
 	same("requested again")
-	require.NoError(t, st.InTx(t.Context(), func(tx store.Tx) error { return tx.DeleteSubscription(t.Context(), "a") }))
+	require.NoError(t, f.st.InTx(t.Context(), func(tx store.Tx) error { return tx.DeleteSubscription(t.Context(), "a") }))
 	put("a", "client-4", "requested", hook) // re-created after a delete
 	same("re-created")
 }

@@ -13,6 +13,38 @@ import (
 	"github.com/herald-fhir/herald/internal/store/postgres"
 )
 
+// dueFixture is a Store on a schema of the test's own, its hand-off fixture
+// (four free workers, a share of three) and a connection to read the schema.
+func dueFixture(t *testing.T) (*handoffFixture, *pgx.Conn) {
+	t.Helper()
+	url := pgtest.URL(t)
+	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
+	db, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close(context.Background()) })
+	return &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}, db
+}
+
+// dueRow is a row of subscription_due, or of subscriptions with due_at.
+type dueRow struct {
+	ID, Owner string
+	DueAt     time.Time
+}
+
+func readDue(t *testing.T, db *pgx.Conn, sql string) []dueRow {
+	t.Helper()
+	rows, err := db.Query(t.Context(), sql)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dueRow])
+	require.NoError(t, err)
+	return out
+}
+
+const (
+	dueTruthSQL = `SELECT id, owner, due_at FROM subscriptions WHERE due_at IS NOT NULL ORDER BY id`
+	dueQueueSQL = `SELECT id, owner, due_at FROM subscription_due ORDER BY id`
+)
+
 // TestPerEventColumnsAreInNoIndex: the columns of subscriptions that every
 // event or send changes are in none of its indexes, so that PostgreSQL
 // updates the row in place (HOT) and the publisher's look-up, run in every
@@ -48,30 +80,15 @@ func TestPerEventColumnsAreInNoIndex(t *testing.T) {
 // deletion (the trigger of migration 00022). The claim reads it.
 func TestDueQueueMirrorsDueAt(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
-	st := pgtest.Open(t, url, postgres.WithMaxConns(4))
-	db, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer db.Close(context.Background())
-	type due struct {
-		ID, Owner string
-		DueAt     time.Time
-	}
+	f, db := dueFixture(t)
+	st := f.st
 	mirrors := func(step string) int {
 		t.Helper()
-		read := func(sql string) []due {
-			rows, err := db.Query(t.Context(), sql)
-			require.NoError(t, err)
-			out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
-			require.NoError(t, err)
-			return out
-		}
-		want := read(`SELECT id, owner, due_at FROM subscriptions WHERE due_at IS NOT NULL ORDER BY id`)
-		require.Equal(t, want, read(`SELECT id, owner, due_at FROM subscription_due ORDER BY id`), step)
+		want := readDue(t, db, dueTruthSQL)
+		require.Equal(t, want, readDue(t, db, dueQueueSQL), step)
 		return len(want)
 	}
 
-	f := &handoffFixture{t: t, st: st, eng: &fakeEngine{free: 4, perOwner: 3, leaseFor: time.Minute}}
 	f.put("a", "client-1", "requested") // owes its handshake: due
 	f.put("b", "client-2", "active")
 	f.put("c", "client-2", "off")
